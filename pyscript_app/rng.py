@@ -1,0 +1,77 @@
+"""Counter-based random numbers that pure Python, numpy and WGSL compute bit for bit alike.
+
+Why counter-based: a browser tab and a native worker that share a seed must start from
+bit-identical weights and draw identical batches, without shipping a random stream around.
+Every draw is a pure function of (seed, stream, index), built only from 32-bit integer
+multiply / xor / shift (which wrap identically everywhere) and float operations that IEEE-754
+rounds exactly (see `normal_from_bits`).
+
+The hash is PCG's output permutation ("pcg_hash", Jarzynski & Olano 2020):
+    state = x * 747796405 + 2891336453
+    word  = ((state >> ((state >> 28) + 4)) ^ state) * 277803737
+    out   = (word >> 22) ^ word                      all mod 2**32
+
+Parameter init (shaders/init.wgsl computes the same):
+    key      = pcg(pcg(seed) ^ tensor_index)          tensor_index = position in param_shapes()
+    bits_j   = pcg(key ^ pcg(4 * i + j))  for j in 0..3, i = flat element index
+    s        = sum_j (bits_j >> 10)                   four 22-bit integers, s < 2**24: exact in f32
+    z        = f32(s) * 2**-22 - 2.0                  exact: Irwin-Hall(4) - 2, mean 0, var 1/3
+    w        = z * scale                              scale = f32(std * sqrt(3)); one rounding
+So z is approximately normal with unit variance after scaling by sqrt(3), bounded by |z| < 2.
+"""
+
+from __future__ import annotations
+
+MASK32 = 0xFFFFFFFF
+_INV_2_22 = 1.0 / (1 << 22)
+
+
+def pcg(x: int) -> int:
+    """PCG hash of a uint32 -> uint32 (pure Python)."""
+    state = (x * 747796405 + 2891336453) & MASK32
+    word = (((state >> ((state >> 28) + 4)) ^ state) * 277803737) & MASK32
+    return ((word >> 22) ^ word) & MASK32
+
+
+def tensor_key(seed: int, tensor_index: int) -> int:
+    return pcg(pcg(seed & MASK32) ^ (tensor_index & MASK32))
+
+
+def irwin_hall_sum(key: int, i: int) -> int:
+    """s = sum of four 22-bit draws for element i; s < 2**24 so f32(s) is exact."""
+    base = (4 * i) & MASK32
+    return sum(pcg(key ^ pcg((base + j) & MASK32)) >> 10 for j in range(4))
+
+
+def f32(x: float) -> float:
+    """Round a Python float (f64) to the nearest float32 value."""
+    import struct
+
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def init_scale(std: float) -> float:
+    """The f32 multiplier applied to z; passed to the GPU kernel as this exact f32."""
+    return f32(std * 3.0**0.5)
+
+
+def init_values(seed: int, tensor_index: int, n: int, std: float) -> list[float]:
+    """Pure-Python init of one tensor (slow; for small tensors and for Pyodide without a GPU).
+
+    Each value is computed in float64 from exact operands and then rounded once to f32, which is
+    what the f32 multiply in numpy / WGSL does (z and scale are exact f32 values)."""
+    key = tensor_key(seed, tensor_index)
+    scale = init_scale(std)
+    return [f32((irwin_hall_sum(key, i) * _INV_2_22 - 2.0) * scale) for i in range(n)]
+
+
+def batch_starts(seed: int, step: int, batch: int, n_tokens: int, block: int) -> list[int]:
+    """Window starts for one training step: each in [0, n_tokens - block - 1], all reachable.
+
+    A window needs block + 1 tokens (inputs and the shifted targets)."""
+    span = n_tokens - block
+    if span <= 0:
+        raise ValueError(f"need more than {block} tokens, have {n_tokens}")
+    key = pcg(pcg(seed & MASK32) ^ 0x9E3779B9)
+    base = (step * batch) & MASK32
+    return [pcg(key ^ pcg((base + b) & MASK32)) % span for b in range(batch)]
