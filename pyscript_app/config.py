@@ -124,7 +124,7 @@ class TrainConfig:
     model: str = "tiny"
     steps: int = 1000
     batch: int = 8
-    block_size: int = 0  # 0 = the preset's context
+    block_size: int = 0  # training window T; 0 = the model's full context
     lr: float = 3e-3
     min_lr_frac: float = 0.1  # final LR as a fraction of lr (linear decay)
     warmup_steps: int = 50
@@ -144,17 +144,20 @@ class TrainConfig:
     model_config: dict = field(default_factory=dict)
 
     def model_cfg(self) -> ModelConfig:
+        """The model's shape: the preset (or explicit config). --blocksize does not change it."""
         if self.model_config:
             return ModelConfig.from_dict(self.model_config)
-        m = preset(self.model, self.vocab_size)
-        if self.block_size:
-            if self.block_size > m.block_size:
-                raise ConfigError(
-                    f"blocksize {self.block_size} exceeds the {self.model} preset's context "
-                    f"limit {m.block_size}"
-                )
-            m = replace(m, block_size=self.block_size)
-        return m
+        return preset(self.model, self.vocab_size)
+
+    @property
+    def seq_len(self) -> int:
+        """T of the training windows: --blocksize, at most the model's context (wpe rows)."""
+        limit = self.model_cfg().block_size
+        if self.block_size > limit:
+            raise ConfigError(
+                f"blocksize {self.block_size} exceeds the {self.model} model's context limit {limit}"
+            )
+        return self.block_size or limit
 
     def validate(self) -> "TrainConfig":
         for f in ("steps", "batch", "eval_every", "eval_batches", "log_every"):
@@ -169,7 +172,7 @@ class TrainConfig:
             raise ConfigError(f"unknown backend {self.backend!r} (numpy, gpu)")
         if self.gpu not in ("auto", "dawn", "wgpu-native"):
             raise ConfigError(f"unknown gpu engine {self.gpu!r} (auto, dawn, wgpu-native)")
-        self.model_cfg()
+        self.seq_len  # raises when over the context limit
         return self
 
     def to_json(self) -> str:

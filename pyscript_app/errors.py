@@ -1,0 +1,31 @@
+"""Errors that mean "the user asked for something impossible": the CLI prints them as one line, exit 2."""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Generic bad input (one line, for the user)."""
+
+
+class GpuUnavailable(RuntimeError):
+    """No WebGPU adapter (or no wgpu/wgpudawn package) for --backend gpu."""
+
+
+def _collect() -> tuple[type[BaseException], ...]:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+
+    errs: list[type[BaseException]] = [UserError, GpuUnavailable, ConfigError, CheckpointError,
+                                       FileNotFoundError, IsADirectoryError, PermissionError]
+    try:
+        from .bpe import TokenizerError
+        from .datasets import DatasetError
+        from .tokenfile import TokenFileError
+
+        errs += [DatasetError, TokenFileError, TokenizerError]
+    except ImportError:  # pragma: no cover - during bootstrap only
+        pass
+    return tuple(errs)
+
+
+USER_ERRORS = _collect()

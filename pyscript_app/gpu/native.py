@@ -1,0 +1,128 @@
+"""The native executor: the Executor interface over wgpu-py's API, on Dawn or wgpu-native.
+
+Both `wgpudawn` (Dawn, the engine inside Chrome) and `wgpu` (wgpu-native; on CI machines it runs
+on Mesa's lavapipe software Vulkan) expose the same wgpu-py API, so one class serves both.
+
+    ex = open_device("auto")        # Dawn if it finds an adapter, else wgpu-native
+    ex.engine, ex.adapter_info      # "dawn" | "wgpu-native", {vendor, device, backend_type, ...}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .executor import STORAGE, Executor, GpuUnavailable
+from .registry import READ, READ_WRITE, UNIFORM
+
+ENGINES = {"dawn": "wgpudawn", "wgpu-native": "wgpu"}  # engine name -> Python module
+ADAPTER_INFO_KEYS = ("vendor", "architecture", "device", "description", "adapter_type", "backend_type")
+
+
+class NativeExecutor(Executor):
+    def __init__(self, wgpu: Any, adapter: Any, device: Any, engine: str, shader_dir=None) -> None:
+        super().__init__(shader_dir)
+        self.wgpu, self.adapter, self.device, self.engine = wgpu, adapter, device, engine
+        info = adapter.info
+        self.adapter_info = {k: info.get(k) for k in ADAPTER_INFO_KEYS}
+        self.adapter_info["engine"] = engine
+        self.adapter_info["version"] = getattr(wgpu, "__version__", "?")
+        U = wgpu.BufferUsage
+        self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
+        T = wgpu.BufferBindingType
+        self._binding_type = {READ: T.read_only_storage, READ_WRITE: T.storage, UNIFORM: T.uniform}
+
+    def _create_buffer(self, nbytes, usage, label):
+        return self.device.create_buffer(size=nbytes, usage=self._usage[usage], label=label)
+
+    def _write_buffer(self, handle, offset, data):
+        self.device.queue.write_buffer(handle, offset, data)
+
+    async def _read_buffer(self, handle, offset, nbytes):
+        return bytes(self.device.queue.read_buffer(handle, offset, nbytes))
+
+    def _create_shader_module(self, code, label):
+        return self.device.create_shader_module(code=code, label=label)
+
+    def _create_bind_group_layout(self, accesses, label):
+        stage = self.wgpu.ShaderStage.COMPUTE
+        entries = [{"binding": i, "visibility": stage, "buffer": {"type": self._binding_type[a]}}
+                   for i, a in enumerate(accesses)]
+        return self.device.create_bind_group_layout(entries=entries, label=label)
+
+    def _create_pipeline_layout(self, bind_group_layout, label):
+        return self.device.create_pipeline_layout(bind_group_layouts=[bind_group_layout], label=label)
+
+    def _create_pipeline(self, module, entry, layout, constants, label):
+        stage = {"module": module, "entry_point": entry}
+        if constants:
+            stage["constants"] = dict(constants)
+        return self.device.create_compute_pipeline(layout=layout, compute=stage, label=label)
+
+    def _create_bind_group(self, layout, entries, label):
+        return self.device.create_bind_group(layout=layout, label=label, entries=[
+            {"binding": i, "resource": {"buffer": h, "offset": off, "size": size}}
+            for i, (h, off, size) in enumerate(entries)])
+
+    def _begin_encoder(self):
+        return self.device.create_command_encoder()
+
+    def _begin_pass(self, encoder):
+        return encoder.begin_compute_pass()
+
+    def _set_pipeline(self, compute_pass, pipeline):
+        compute_pass.set_pipeline(pipeline)
+
+    def _dispatch(self, compute_pass, bind_group, x, y, z):
+        compute_pass.set_bind_group(0, bind_group)
+        compute_pass.dispatch_workgroups(x, y, z)
+
+    def _end_compute_pass(self, compute_pass):
+        compute_pass.end()
+
+    def _copy(self, encoder, src, src_offset, dst, dst_offset, nbytes):
+        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, nbytes)
+
+    def _clear(self, encoder, handle, offset, nbytes):
+        encoder.clear_buffer(handle, offset, nbytes)
+
+    def _submit(self, encoder):
+        self.device.queue.submit([encoder.finish()])
+
+
+def _request(engine: str, power_preference: str) -> tuple[Any, Any, Any]:
+    try:
+        wgpu = importlib.import_module(ENGINES[engine])
+    except ImportError as e:
+        raise GpuUnavailable(f"{engine}: python package {ENGINES[engine]!r} is not installed ({e})") from None
+    try:
+        adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
+    except Exception as e:  # Dawn raises when it only has its Null backend
+        raise GpuUnavailable(f"{engine}: no adapter ({str(e).strip().splitlines()[0]})") from None
+    if adapter is None:
+        raise GpuUnavailable(f"{engine}: no adapter")
+    # Large presets need big storage bindings: ask for what the adapter offers.
+    lim = adapter.limits
+    wanted = {k: lim[k] for k in ("max-storage-buffer-binding-size", "max-buffer-size",
+                                  "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage")
+              if k in lim}
+    device = adapter.request_device_sync(required_limits=wanted)
+    return wgpu, adapter, device
+
+
+def open_device(engine: str = "auto", power_preference: str = "high-performance", shader_dir=None) -> NativeExecutor:
+    """An executor on the first engine that finds an adapter: auto tries Dawn, then wgpu-native.
+
+    Raises GpuUnavailable (with every engine's reason) when none does."""
+    if engine not in ("auto", *ENGINES):
+        raise ValueError(f"unknown gpu engine {engine!r} (auto, dawn, wgpu-native)")
+    order = ["dawn", "wgpu-native"] if engine == "auto" else [engine]
+    reasons = []
+    for name in order:
+        try:
+            wgpu, adapter, device = _request(name, power_preference)
+        except GpuUnavailable as e:
+            reasons.append(str(e))
+            continue
+        return NativeExecutor(wgpu, adapter, device, name, shader_dir)
+    raise GpuUnavailable("; ".join(reasons))

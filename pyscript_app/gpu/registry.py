@@ -1,0 +1,142 @@
+"""The kernel registry: everything a host needs to run a WGSL entry point, for both hosts.
+
+Pure Python (runs in Pyodide). One `Kernel` per entry point:
+    file       the .wgsl file in shaders/ (the text on disk is exactly what runs)
+    entry      the entry point's name (equal to the kernel's name)
+    bindings   (name, access) in binding order, group 0; access is "read", "read_write" or
+               "uniform"; the uniform struct is always the LAST binding
+    uniform    the uniform struct's fields (name, WGSL type) in declaration order; pack it with
+               gpu.uniforms.pack(kernel.uniform, values)
+    overrides  override constants and their defaults (compile-time knobs; pipelines are cached
+               per (kernel, overrides))
+    grid       values -> (x, y, z) workgroup counts; `values` holds the uniform fields plus the
+               resolved override constants (see Kernel.workgroups)
+
+tests/test_gpu_registry.py checks every entry against the .wgsl text (binding numbers, access
+modes, uniform fields, override names), so the registry and the shaders cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+READ, READ_WRITE, UNIFORM = "read", "read_write", "uniform"
+MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
+
+Grid = tuple[int, int, int]
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
+def grid_1d(n: int, wg: int) -> Grid:
+    """Workgroups for n invocations of a 1-D kernel, folded into (x, y) past 65535 groups.
+
+    Kernels recover the flat index as (wid.y * num_workgroups.x + wid.x) * WG + lid."""
+    groups = ceil_div(n, wg)
+    x = min(groups, MAX_WORKGROUPS_PER_DIM)
+    return (x, ceil_div(groups, x) if x else 1, 1)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    file: str
+    bindings: tuple[tuple[str, str], ...]
+    uniform: tuple[tuple[str, str], ...]
+    overrides: tuple[tuple[str, int | float], ...]
+    grid: Callable[[Mapping[str, float]], Grid]
+
+    @property
+    def entry(self) -> str:
+        return self.name
+
+    @property
+    def storage_bindings(self) -> tuple[tuple[str, str], ...]:
+        """The bindings a caller passes buffers for (all but the trailing uniform)."""
+        return self.bindings[:-1]
+
+    def resolve_overrides(self, overrides: Mapping[str, int | float] | None = None) -> dict[str, int | float]:
+        """Defaults updated with `overrides`; unknown names are an error."""
+        out = dict(self.overrides)
+        for k, v in (overrides or {}).items():
+            if k not in out:
+                raise KeyError(f"kernel {self.name!r} has no override {k!r} (has {sorted(out)})")
+            out[k] = v
+        return out
+
+    def workgroups(self, values: Mapping[str, float], overrides: Mapping[str, int | float] | None = None) -> Grid:
+        merged = dict(values)
+        merged.update(self.resolve_overrides(overrides))
+        return tuple(int(g) for g in self.grid(merged))  # type: ignore[return-value]
+
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def _register(file: str, name: str, bindings, uniform, overrides, grid) -> None:
+    KERNELS[name] = Kernel(name, file, tuple(bindings), tuple(uniform), tuple(overrides), grid)
+
+
+def get(name: str) -> Kernel:
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise KeyError(f"unknown kernel {name!r}") from None
+
+
+# --- init.wgsl -------------------------------------------------------------------------------
+INIT_UNIFORM = (("n", "u32"), ("offset", "u32"), ("key", "u32"), ("scale", "f32"))
+for _name in ("init_normal", "fill"):
+    _register("init.wgsl", _name, [("out", READ_WRITE), ("params", UNIFORM)], INIT_UNIFORM,
+              [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
+
+# --- matmul.wgsl -----------------------------------------------------------------------------
+# Field names are the FORWARD's shapes for all three entries: x (N,K), w (K,M), y (N,M).
+MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
+MATMUL_TILE = 64  # output tile edge (const TM = TN in matmul.wgsl)
+_register("matmul.wgsl", "matmul_forward", [("x", READ), ("w", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["M"], MATMUL_TILE), ceil_div(v["N"], MATMUL_TILE), 1))
+_register("matmul.wgsl", "matmul_backward_dx", [("dy", READ), ("w", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["K"], MATMUL_TILE), ceil_div(v["N"], MATMUL_TILE), 1))
+_register("matmul.wgsl", "matmul_backward_dw", [("x", READ), ("dy", READ), ("dw", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["M"], MATMUL_TILE), ceil_div(v["K"], MATMUL_TILE), 1))
+
+# --- elementwise.wgsl ------------------------------------------------------------------------
+ELT_UNIFORM = (("n", "u32"),)
+_elt_grid = lambda v: grid_1d(v["n"], v["WG"])  # noqa: E731
+_register("elementwise.wgsl", "relu_forward", [("x", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("elementwise.wgsl", "relu_backward", [("dy", READ), ("x", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("elementwise.wgsl", "add", [("a", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("elementwise.wgsl", "add_inplace", [("a", READ_WRITE), ("b", READ), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+
+# --- embedding.wgsl --------------------------------------------------------------------------
+EMB_UNIFORM = (("B", "u32"), ("T", "u32"), ("C", "u32"), ("V", "u32"), ("Tmax", "u32"))
+_register("embedding.wgsl", "embedding_forward",
+          [("idx", READ), ("wte", READ), ("wpe", READ), ("x", READ_WRITE), ("params", UNIFORM)],
+          EMB_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["B"] * v["T"] * v["C"], v["WG"]))
+_register("embedding.wgsl", "embedding_backward_dwte",
+          [("idx", READ), ("dx", READ), ("dwte", READ_WRITE), ("params", UNIFORM)],
+          EMB_UNIFORM, [("WG", 64)], lambda v: (ceil_div(v["C"], v["WG"]), v["V"], 1))
+_register("embedding.wgsl", "embedding_backward_dwpe",
+          [("dx", READ), ("dwpe", READ_WRITE), ("params", UNIFORM)],
+          EMB_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["Tmax"] * v["C"], v["WG"]))
+
+
+# --- shader text -----------------------------------------------------------------------------
+def shader_dir() -> Path:
+    """$TABGPT_SHADERS, else the repository's shaders/ folder (two levels above this package)."""
+    env = os.environ.get("TABGPT_SHADERS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shaders"
+
+
+def shader_source(file: str, directory: str | Path | None = None) -> str:
+    return (Path(directory) if directory else shader_dir()).joinpath(file).read_text(encoding="utf-8")

@@ -1,0 +1,135 @@
+"""The Starlette app: REST routes for sessions, the `/ws` endpoint, the round timer in the lifespan.
+
+`create_app(settings, clock=None, run_ticker=True)`; the live state is `app.state.relay` (a Relay).
+Tests pass a fake clock and run_ticker=False, then call `relay.tick()` on the app's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Callable
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from .hub import Relay, TooManySessions
+from .protocol import InvalidRequest
+from .settings import RelaySettings
+from .ws import relay_socket
+
+MAX_BODY_BYTES = 16 * 1024
+LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
+
+
+def _relay(request: Request) -> Relay:
+    return request.app.state.relay
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "sessions": len(_relay(request).sessions)})
+
+
+async def create_session(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": [f"body over {MAX_BODY_BYTES} bytes"]}, status_code=413)
+    try:
+        parsed = json.loads(body or b"null", parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return JSONResponse({"detail": ["body is not valid JSON"]}, status_code=400)
+    try:
+        config = relay.new_config(parsed)
+        weights = await anyio.to_thread.run_sync(relay.initial_weights, config)
+        session, owner_token = relay.add_session(config, weights)
+    except InvalidRequest as e:
+        return JSONResponse({"detail": e.reasons}, status_code=422)
+    except TooManySessions as e:
+        return JSONResponse({"detail": [str(e)]}, status_code=429)
+    return JSONResponse({"session_id": session.session_id, "owner_token": owner_token,
+                         "config": config.to_dict(), "param_count": config.param_count}, status_code=201)
+
+
+async def list_sessions(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    out = [{"session_id": s.session_id, "model": s.config.model, "dataset": s.config.dataset, "round": s.round,
+            "clients": len(s.roster.connected_ids()), "quorum": s.config.quorum} for s in relay.sessions.values()]
+    return JSONResponse({"sessions": out})
+
+
+async def session_status(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    session = relay.sessions.get(request.path_params["session_id"])
+    if session is None:
+        return JSONResponse({"detail": ["no such session"]}, status_code=404)
+    return JSONResponse(session.status(relay.clock()))
+
+
+async def session_weights(request: Request) -> Response:
+    session = _relay(request).sessions.get(request.path_params["session_id"])
+    if session is None:
+        return JSONResponse({"detail": ["no such session"]}, status_code=404)
+    return Response(session.weights_frame(), media_type="application/octet-stream",
+                    headers={"X-Weights-Sha256": session.weights_sha256, "X-Round": str(session.round)})
+
+
+async def delete_session(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    session = relay.sessions.get(request.path_params["session_id"])
+    if session is None:
+        return JSONResponse({"detail": ["no such session"]}, status_code=404)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return JSONResponse({"detail": ["owner token required"]}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not session.owner_matches(token.strip()):
+        return JSONResponse({"detail": ["not the owner"]}, status_code=403)
+    relay.delete_session(session.session_id)
+    return JSONResponse({"deleted": session.session_id})
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def create_app(settings: RelaySettings | None = None, clock: Callable[[], float] | None = None,
+               run_ticker: bool = True) -> Starlette:
+    settings = settings or RelaySettings.from_env()
+    relay = Relay(settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        relay.load()
+        ticker = asyncio.create_task(relay.run_ticker()) if run_ticker else None
+        try:
+            yield
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            relay.shutdown()
+            await asyncio.sleep(0)  # let the senders start on their close frames
+
+    routes = [
+        Route("/api/health", health),
+        Route("/api/sessions", create_session, methods=["POST"]),
+        Route("/api/sessions", list_sessions, methods=["GET"]),
+        Route("/api/sessions/{session_id}", session_status, methods=["GET"]),
+        Route("/api/sessions/{session_id}", delete_session, methods=["DELETE"]),
+        Route("/api/sessions/{session_id}/weights", session_weights, methods=["GET"]),
+        WebSocketRoute("/ws", relay_socket),
+    ]
+    cors = Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
+                      allow_origin_regex=LOCALHOST_ORIGIN_REGEX if settings.allow_localhost_origins else None,
+                      allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    app = Starlette(routes=routes, middleware=[cors], lifespan=lifespan)
+    app.state.relay = relay
+    return app

@@ -1,0 +1,252 @@
+"""One federated session: the round state machine. Pure: no sockets, no tasks, no sleeping.
+
+Every method takes `now` (seconds on the relay's clock) and returns the effects to carry out
+(Send / Close to client ids), so tests drive time by hand. A rejected input returns a typed reply
+and changes nothing.
+
+Round r of a session:
+    idle      no timer; the first join (or resume) starts round r's timer: deadline = now + round_seconds
+    training  clients train on W_r with their own data seed
+    grace     from deadline - grace_seconds: submit_request {round, deadline_ms} goes to everyone
+    closing   at `quorum` distinct submissions, or at the deadline with >= 1 submission:
+              W_{r+1} = W_r + decode(u); checkpoint (by the hub, while `dirty`); round_closed + UPDATE;
+              round r+1 starts at once (round_started to each client, with its own data_seed)
+    restart   at the deadline with no valid submission: weights and round number unchanged, the timer
+              restarts (fresh data seeds); with nobody connected the session goes idle instead
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyscript_app.frames import DTYPE_BY_NAME, DTYPE_F32, KIND_UPDATE, KIND_WEIGHTS, FrameHeader, encode_header
+
+from . import aggregate
+from .aggregate import Rejected, WeightedSum
+from .protocol import SessionConfig, encode, reject
+from .roster import Roster, data_seed, token_hash
+
+
+@dataclass(frozen=True)
+class Send:
+    to: tuple[str, ...]
+    data: str | bytes
+
+
+@dataclass(frozen=True)
+class Close:
+    to: tuple[str, ...]
+    code: int
+    reason: str
+
+
+Effect = Send | Close
+
+
+class Session:
+    def __init__(self, session_id: str, owner_hash: str, config: SessionConfig, weights: np.ndarray,
+                 secret: bytes, max_clients: int, *, round: int = 0, history: list | None = None,
+                 roster: Roster | None = None, momentum: np.ndarray | None = None, created_at: float = 0.0):
+        assert weights.dtype == np.float32 and weights.shape == (config.param_count,)
+        self.session_id, self.owner_hash, self.config = session_id, owner_hash, config
+        self.weights, self.momentum, self.secret = weights, momentum, secret
+        self.round, self.history, self.created_at = round, list(history or []), created_at
+        self.roster = roster or Roster(max_clients)
+        self.phase, self.attempt = "idle", 0
+        self.started_at = self.deadline = 0.0
+        self.dirty = False  # a committed round (or creation) not yet checkpointed
+        self._weights_frame: bytes | None = None
+        self._sha: str | None = None
+        self._reset_round()
+
+    # --- creation and persistence --------------------------------------------------------------
+
+    @classmethod
+    def create(cls, config: SessionConfig, weights: np.ndarray, max_clients: int, now: float) -> tuple["Session", str]:
+        owner_token = secrets.token_urlsafe(24)
+        session = cls(secrets.token_urlsafe(16), token_hash(owner_token), config, weights,
+                      secrets.token_bytes(32), max_clients, created_at=now)
+        session.dirty = True
+        return session, owner_token
+
+    def checkpoint(self) -> tuple[dict, dict[str, np.ndarray]]:
+        header = {"session_id": self.session_id, "owner_hash": self.owner_hash, "config": self.config.to_dict(),
+                  "secret": self.secret.hex(), "round": self.round, "history": self.history,
+                  "roster": self.roster.to_list(), "created_at": self.created_at,
+                  "weights_sha256": aggregate.weights_sha256(self.weights)}
+        arrays = {"weights": self.weights}
+        if self.momentum is not None:
+            arrays["momentum"] = self.momentum
+        return header, arrays
+
+    @classmethod
+    def from_checkpoint(cls, header: dict, arrays: dict[str, np.ndarray], max_clients: int) -> "Session":
+        config = SessionConfig.from_dict(header["config"])
+        weights = arrays["weights"]
+        if weights.shape != (config.param_count,) or aggregate.weights_sha256(weights) != header["weights_sha256"]:
+            raise ValueError("checkpoint weights do not match their config or sha256")
+        return cls(header["session_id"], header["owner_hash"], config, weights, bytes.fromhex(header["secret"]),
+                   max_clients, round=header["round"], history=header["history"],
+                   roster=Roster.from_list(max_clients, header["roster"]), momentum=arrays.get("momentum"),
+                   created_at=header["created_at"])
+
+    def owner_matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.owner_hash, token_hash(token))
+
+    # --- clients -------------------------------------------------------------------------------
+
+    def join(self, name: str, client_token: str | None, now: float) -> tuple[str, bool, list[Effect]]:
+        """(client_id, superseded a live connection, effects). Raises roster.JoinRefused."""
+        client, token, was_connected = self.roster.admit(name, client_token, now, protected=set(self.submitted))
+        cid = client.client_id
+        if self.phase == "idle":
+            self._start_timer(now)
+        ack = encode("join_ack", client_id=cid, client_token=token, round=self.round, config=self.config.to_dict(),
+                     data_seed=self._seed(cid), weights_sha256=self.weights_sha256, **self._timing(now))
+        effects: list[Effect] = [Send((cid,), ack), Send((cid,), self.weights_frame())]
+        if self.phase == "grace":
+            effects.append(Send((cid,), self._submit_request(now)))
+        effects.append(self._clients_changed())
+        return cid, was_connected, effects
+
+    def leave(self, client_id: str, now: float) -> list[Effect]:
+        self.live.pop(client_id, None)
+        return [self._clients_changed()] if self.roster.disconnect(client_id) else []
+
+    def loss_ping(self, client_id: str, loss: float, tokens: int, now: float) -> list[Effect]:
+        self.live[client_id] = (loss, max(tokens, 1))
+        total = sum(t for _, t in self.live.values())
+        mean = sum(l * t for l, t in self.live.values()) / total
+        return [Send(self.roster.connected_ids(), encode("live_loss", loss=mean, clients=len(self.live)))]
+
+    # --- submissions ---------------------------------------------------------------------------
+
+    def submit(self, client_id: str, frame: bytes | memoryview, now: float) -> list[Effect]:
+        try:
+            header = aggregate.parse_delta_header(frame)
+            if self.phase == "idle" or header.round != self.round:
+                raise Rejected("stale_round", f"round {header.round} is not the open round {self.round}")
+            if client_id in self.submitted:
+                raise Rejected("duplicate", f"already submitted for round {self.round}")
+            delta = aggregate.validate_delta(frame, self.config)
+            if delta.digest in self.digests:
+                raise Rejected("duplicate", "this exact delta was already submitted this round")
+        except Rejected as e:
+            return [Send((client_id,), reject(e.reason, e.message, round=self.round))]
+        self.sum.add(delta.values, delta.header.tokens, delta.header.loss)
+        self.submitted[client_id] = delta.header.tokens
+        self.digests.add(delta.digest)
+        ack = encode("submit_ack", round=self.round, submissions=len(self.submitted), quorum=self.config.quorum)
+        effects: list[Effect] = [Send((client_id,), ack)]
+        if len(self.submitted) >= self.config.quorum:
+            effects += self._close_round(now)
+        return effects
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        if self.phase == "training" and now >= self.deadline - self.config.grace_seconds:
+            self.phase = "grace"
+            effects.append(Send(self.roster.connected_ids(), self._submit_request(now)))
+        if self.phase == "grace" and now >= self.deadline:
+            effects += self._close_round(now) if self.submitted else self._restart_round(now)
+        return effects
+
+    def next_event_at(self) -> float | None:
+        if self.phase == "training":
+            return self.deadline - self.config.grace_seconds
+        return self.deadline if self.phase == "grace" else None
+
+    def _start_timer(self, now: float) -> None:
+        self.phase, self.started_at, self.deadline = "training", now, now + self.config.round_seconds
+        if self.config.grace_seconds <= 0:
+            self.phase = "grace"
+
+    def _restart_round(self, now: float) -> list[Effect]:
+        self.attempt += 1
+        return self._begin_round(now)
+
+    def _begin_round(self, now: float) -> list[Effect]:
+        """Round `self.round` starts afresh: a new timer and seeds, or idle when nobody is here."""
+        self._reset_round()
+        if not self.roster.connected_ids():
+            self.phase = "idle"
+            return []
+        self._start_timer(now)
+        return self._round_started(now)
+
+    def _close_round(self, now: float) -> list[Effect]:
+        mean = self.sum.mean()
+        u, self.momentum = aggregate.outer_update(mean, self.config, self.momentum)
+        payload, decoded = aggregate.encode_update(u, DTYPE_BY_NAME[self.config.broadcast_dtype])
+        self.weights = aggregate.apply_update(self.weights, decoded)
+        self._weights_frame = self._sha = None
+        closed, loss, tokens = self.round, self.sum.mean_loss, self.sum.tokens
+        entry = {"round": closed, "loss": loss, "contributors": len(self.submitted), "tokens": tokens}
+        self.history.append(entry)
+        self.round += 1
+        self.dirty = True
+        update = encode_header(FrameHeader(KIND_UPDATE, DTYPE_BY_NAME[self.config.broadcast_dtype], closed,
+                                           self.config.param_count, tokens=min(tokens, 0xFFFFFFFF), loss=loss))
+        everyone = self.roster.connected_ids()
+        effects: list[Effect] = [
+            Send(everyone, encode("round_closed", **entry, next_round=self.round, weights_sha256=self.weights_sha256)),
+            Send(everyone, update + payload),
+        ]
+        self.attempt = 0
+        return effects + self._begin_round(now)
+
+    def _reset_round(self) -> None:
+        self.sum = WeightedSum(self.config.param_count)
+        self.submitted: dict[str, int] = {}
+        self.digests: set[str] = set()
+        self.live: dict[str, tuple[float, int]] = {}
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def _seed(self, client_id: str) -> int:
+        return data_seed(self.secret, client_id, self.round, self.attempt)
+
+    def _timing(self, now: float) -> dict:
+        return {"phase": self.phase, "deadline_ms": int(self.deadline * 1000),
+                "remaining_ms": max(0, int((self.deadline - now) * 1000)) if self.phase != "idle" else 0}
+
+    def _submit_request(self, now: float) -> str:
+        return encode("submit_request", round=self.round, **self._timing(now))
+
+    def _round_started(self, now: float) -> list[Effect]:
+        timing = self._timing(now)
+        return [Send((cid,), encode("round_started", round=self.round, data_seed=self._seed(cid), **timing))
+                for cid in self.roster.connected_ids()]
+
+    def _clients_changed(self) -> Send:
+        return Send(self.roster.connected_ids(), encode("clients_changed", clients=self.roster.public()))
+
+    def close(self, reason: str = "deleted") -> list[Effect]:
+        everyone = self.roster.connected_ids()
+        return [Send(everyone, encode("session_closed", reason=reason)), Close(everyone, 1000, "session closed")]
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha is None:
+            self._sha = aggregate.weights_sha256(self.weights)
+        return self._sha
+
+    def weights_frame(self) -> bytes:
+        """The WEIGHTS frame (f32) of W_round, built once per round."""
+        if self._weights_frame is None:
+            head = encode_header(FrameHeader(KIND_WEIGHTS, DTYPE_F32, self.round, self.config.param_count))
+            self._weights_frame = head + self.weights.astype("<f4").tobytes()
+        return self._weights_frame
+
+    def status(self, now: float) -> dict:
+        return {"session_id": self.session_id, "round": self.round, "clients": self.roster.public(),
+                "submissions": len(self.submitted), "quorum": self.config.quorum, "history": self.history,
+                "config": self.config.to_dict(), "param_count": self.config.param_count,
+                "weights_sha256": self.weights_sha256, **self._timing(now)}

@@ -1,0 +1,91 @@
+"""The relay's limits and defaults: one frozen dataclass, each field overridable by environment.
+
+`RelaySettings.from_env()` reads TABGPT_RELAY_<FIELD NAME IN CAPITALS>, e.g.
+TABGPT_RELAY_MAX_SESSIONS=8 or TABGPT_RELAY_ALLOWED_ORIGINS=https://example.org,https://b.example.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Mapping
+
+ENV_PREFIX = "TABGPT_RELAY_"
+
+
+class SettingsError(ValueError):
+    """An environment override that does not parse; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    # where checkpoints live; None keeps everything in memory (tests, throwaway relays)
+    state_dir: str | None = None
+    # capacity
+    max_sessions: int = 32
+    max_clients_per_session: int = 32
+    max_param_count: int = 30_000_000  # `large` is ~26.4M parameters
+    # control frames (JSON text) and the first-message (auth) deadline
+    max_control_bytes: int = 4096
+    auth_timeout_s: float = 10.0
+    # per connection: a token bucket of `rate_burst` messages refilled at `rate_per_s`
+    rate_per_s: float = 20.0
+    rate_burst: int = 40
+    # outgoing frames queued per connection before the relay drops that (slow) reader
+    send_queue_frames: int = 16
+    # WebSocket ping/pong dead-peer detection (done by uvicorn's protocol layer)
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    # extra allowed Origins besides the relay's own and http://localhost / 127.0.0.1 (any port)
+    allowed_origins: tuple[str, ...] = ()
+    allow_localhost_origins: bool = True
+    # session defaults (a POST may override within the bounds below)
+    default_quorum: int = 2
+    default_round_seconds: float = 60.0
+    default_grace_seconds: float = 10.0
+    default_max_local_steps: int = 50
+    default_batch: int = 8
+    min_round_seconds: float = 1.0
+    max_round_seconds: float = 86400.0
+    max_local_steps_limit: int = 10_000
+    max_batch: int = 512
+    # a delta is rejected when its L2 norm exceeds max_delta_rms * sqrt(param_count): a bound on
+    # the root-mean-square change per parameter (Adam moves each one by about lr per step)
+    max_delta_rms: float = 1.0
+    # how often the relay's timer looks at round deadlines
+    tick_interval_s: float = 0.05
+    # uvicorn's WebSocket implementation
+    ws_impl: str = "websockets"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "RelaySettings":
+        env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        return replace(cls(), **{**values, **overrides})
+
+
+def _parse(name: str, type_name, raw: str):
+    kind = str(type_name)
+    var = ENV_PREFIX + name.upper()
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind.startswith("str | None"):
+            return raw or None
+        return raw
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r} is not a valid {kind}") from None

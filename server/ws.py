@@ -1,0 +1,127 @@
+"""The WebSocket endpoint `/ws`: origin check, auth-first-message, rate limit, size limits.
+
+Text frames are JSON control messages of at most `max_control_bytes`; binary frames are DELTA
+frames of at most header + 4 * param_count bytes. Anything larger closes the socket with 1009.
+Everything else that is wrong gets a typed reply (`error` or `submit_reject`) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from starlette.websockets import WebSocket
+
+from .connection import CLOSE_POLICY, CLOSE_TOO_BIG, Connection, TokenBucket
+from .hub import Relay
+from .protocol import Join, LossPing, ProtocolError, error, parse_client_message, reject
+from .settings import RelaySettings
+
+LOCALHOST_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
+RATE_STRIKES = 3  # rate-limit replies before the relay closes the connection
+
+
+def origin_allowed(origin: str | None, host: str | None, secure: bool, settings: RelaySettings) -> bool:
+    """Browsers always send Origin; native clients usually send none and are allowed."""
+    if origin is None:
+        return True
+    if host and origin == f"{'https' if secure else 'http'}://{host}":
+        return True
+    if settings.allow_localhost_origins and LOCALHOST_ORIGIN.match(origin):
+        return True
+    return origin in settings.allowed_origins
+
+
+async def relay_socket(websocket: WebSocket) -> None:
+    relay: Relay = websocket.app.state.relay
+    settings = relay.settings
+    secure = websocket.url.scheme == "wss"
+    if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), secure, settings):
+        await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is refused (403)
+        return
+    await websocket.accept()
+    conn = Connection(websocket, settings.send_queue_frames,
+                      TokenBucket(settings.rate_per_s, settings.rate_burst, relay.clock))
+    conn.start()
+    try:
+        await conn.serve(_receive_loop(websocket, conn, relay))
+    finally:
+        relay.disconnect(conn)
+        await conn.finish()
+
+
+async def _receive_loop(websocket: WebSocket, conn: Connection, relay: Relay) -> None:
+    settings = relay.settings
+    try:
+        first = await asyncio.wait_for(websocket.receive(), settings.auth_timeout_s)
+    except asyncio.TimeoutError:
+        conn.send(error("auth_timeout", "the first message must be a join"))
+        conn.close(CLOSE_POLICY, "auth timeout")
+        return
+    if not _handle(first, conn, relay, first_message=True):
+        return
+    strikes = 0
+    while not conn.closing:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if not conn.bucket.take():
+            strikes += 1
+            if strikes > RATE_STRIKES:
+                conn.close(CLOSE_POLICY, "rate limit")
+                return
+            conn.send(error("rate_limited", "too many messages; slow down"))
+            continue
+        if not _handle(message, conn, relay, first_message=False):
+            return
+
+
+def _handle(message: dict, conn: Connection, relay: Relay, first_message: bool) -> bool:
+    """Dispatch one ASGI message; False when the connection is to end."""
+    if message["type"] == "websocket.disconnect":
+        return False
+    text, data = message.get("text"), message.get("bytes")
+    if text is not None:
+        return _handle_text(text, conn, relay, first_message)
+    if data is not None:
+        if conn.session_id is None:
+            conn.send(reject("not_joined", "send a join message first"))
+            conn.close(CLOSE_POLICY, "not joined")
+            return False
+        if len(data) > relay.max_binary_bytes(conn):
+            conn.close(CLOSE_TOO_BIG, "binary frame too large")
+            return False
+        relay.submit(conn, data)
+        return True
+    return True
+
+
+def _handle_text(text: str, conn: Connection, relay: Relay, first_message: bool) -> bool:
+    settings = relay.settings
+    if len(text) > settings.max_control_bytes:
+        conn.close(CLOSE_TOO_BIG, "control message too large")
+        return False
+    try:
+        msg = parse_client_message(text, settings.max_control_bytes)
+    except ProtocolError as e:
+        if e.reason == "too_large":
+            conn.close(CLOSE_TOO_BIG, "control message too large")
+            return False
+        conn.send(error(e.reason, e.message))
+        if first_message:
+            conn.close(CLOSE_POLICY, "the first message must be a join")
+            return False
+        return True
+    if isinstance(msg, Join):
+        if conn.session_id is not None:
+            conn.send(error("already_joined", "this connection has already joined"))
+            return True
+        relay.join(conn, msg)
+        return not conn.closing
+    if first_message or conn.session_id is None:
+        conn.send(error("not_joined", "the first message must be a join"))
+        conn.close(CLOSE_POLICY, "not joined")
+        return False
+    if isinstance(msg, LossPing):
+        relay.loss_ping(conn, msg)
+    return True

@@ -1,0 +1,106 @@
+// rmsnorm.wgsl — RMSNorm forward and backward (reference/ops.py rmsnorm_forward / rmsnorm_backward).
+//
+// Math (numpy):
+//   rmsnorm_forward:     rstd = 1 / sqrt(mean(x**2, axis=1) + eps);  y = x * rstd[:, None] * g
+//   rmsnorm_backward_dx: xhat = x * rstd[:, None]; dxhat = dy * g
+//                        dx = (dxhat - xhat * mean(dxhat * xhat, axis=1)[:, None]) * rstd[:, None]
+//   rmsnorm_backward_dg: dg = sum(dy * xhat, axis=0)
+// Shapes: x, y, dy, dx (N,C); g, dg (C,); rstd (N,) kept from the forward for the backward. f32.
+// accumulate = 1 makes the backward entries ADD into dx / dg (dx of a pre-norm block is summed into
+// the residual stream's gradient); accumulate = 0 overwrites. The forward always overwrites.
+//
+// Bindings (group 0, uniform last):
+//   rmsnorm_forward:     0 x (read), 1 g (read), 2 y (read_write), 3 rstd (read_write), 4 params
+//   rmsnorm_backward_dx: 0 dy (read), 1 x (read), 2 g (read), 3 rstd (read), 4 dx (read_write), 5 params
+//   rmsnorm_backward_dg: 0 dy (read), 1 x (read), 2 rstd (read), 3 dg (read_write), 4 params
+// Overrides: WG = 64 (invocations per row; a power of two for the tree reduction)
+// Grid: forward and backward_dx: one workgroup per row, grid_1d(N * WG, WG);
+//       backward_dg: one invocation per column, grid_1d(C, WG)
+// Entry points: rmsnorm_forward, rmsnorm_backward_dx, rmsnorm_backward_dg
+
+override WG: u32 = 64u;
+
+struct RmsnormParams {
+  N: u32,
+  C: u32,
+  eps: f32,
+  accumulate: u32,
+};
+
+@group(0) @binding(0) var<storage, read> in0: array<f32>;           // x | dy
+@group(0) @binding(1) var<storage, read> in1: array<f32>;           // g | x
+@group(0) @binding(2) var<storage, read> in2: array<f32>;           // g (dx) | rstd (dg)
+@group(0) @binding(3) var<storage, read> rstd_in: array<f32>;       // rstd (dx)
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(4) var<uniform> p4: RmsnormParams;               // forward, backward_dg
+@group(0) @binding(5) var<uniform> p5: RmsnormParams;               // backward_dx
+
+var<workgroup> red: array<f32, WG>;
+
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wid.y * nwg.x + wid.x;
+}
+
+// Sum of `v` over the workgroup (every invocation gets the total). Called in uniform control flow.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();  // red is reused by the next call
+  return total;
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let n = row_of(wid, nwg);
+  let C = p4.C;
+  let valid = n < p4.N;  // no early return: the barriers below need the whole workgroup
+  let base = n * C;
+  var ss = 0.0;
+  if (valid) {
+    for (var c = lid; c < C; c += WG) { let v = in0[base + c]; ss += v * v; }
+  }
+  let rstd = 1.0 / sqrt(workgroup_sum(lid, ss) / f32(C) + p4.eps);
+  if (!valid) { return; }
+  for (var c = lid; c < C; c += WG) { y[base + c] = in0[base + c] * rstd * in1[c]; }
+  if (lid == 0u) { rstd_out[n] = rstd; }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let n = row_of(wid, nwg);
+  let C = p5.C;
+  let valid = n < p5.N;
+  let base = n * C;
+  var r = 0.0;
+  var dot = 0.0;  // sum over c of dxhat * xhat
+  if (valid) {
+    r = rstd_in[n];
+    for (var c = lid; c < C; c += WG) { dot += in0[base + c] * in2[c] * (in1[base + c] * r); }
+  }
+  let row_dot = workgroup_sum(lid, dot) / f32(C);
+  if (!valid) { return; }
+  for (var c = lid; c < C; c += WG) {
+    let v = (in0[base + c] * in2[c] - in1[base + c] * r * row_dot) * r;
+    if (p5.accumulate != 0u) { dx[base + c] = dx[base + c] + v; } else { dx[base + c] = v; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward_dg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let c = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (c >= p4.C) { return; }
+  var acc = 0.0;
+  for (var n = 0u; n < p4.N; n++) { acc += in0[n * p4.C + c] * (in1[n * p4.C + c] * in2[n]); }
+  if (p4.accumulate != 0u) { dg[c] = dg[c] + acc; } else { dg[c] = acc; }
+}

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from pyscript_app.config import PRESETS, ConfigError, ModelConfig, TrainConfig, preset
+
+
+def test_presets_match_contract():
+    # CONTRACTS §1: 1/2/4/6/8 layers; width 16/64/128/256/512; heads 4/4/4/8/8; context 16/32/64/128/256
+    got = [(p.n_layer, p.n_embd, p.n_head, p.block_size, p.vocab_size) for p in map(preset, PRESETS)]
+    assert got == [(1, 16, 4, 16, 1024), (2, 64, 4, 32, 1024), (4, 128, 4, 64, 1024),
+                   (6, 256, 8, 128, 1024), (8, 512, 8, 256, 1024)]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_param_count_is_the_sum_of_the_layout(name):
+    cfg = preset(name)
+    L, C, V, T = cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.block_size
+    per_layer = C + 3 * C * C + C * C + C + 4 * C * C + 4 * C * C
+    assert cfg.param_count == V * C + T * C + L * per_layer + C + C * V
+
+
+def test_offsets_are_contiguous_and_ordered():
+    cfg = preset("tiny")
+    offs = cfg.param_offsets()
+    end = 0
+    for name, shape in cfg.param_shapes():
+        off, shp = offs[name]
+        assert off == end and shp == shape
+        end += 1 if not shape else __import__("math").prod(shape)
+    assert end == cfg.param_count
+
+
+def test_unknown_preset_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
+        preset("huge")
+
+
+def test_bad_model_shapes_rejected():
+    with pytest.raises(ConfigError):
+        ModelConfig(n_layer=1, n_embd=10, n_head=4, block_size=8)
+    with pytest.raises(ConfigError):
+        ModelConfig(n_layer=0, n_embd=8, n_head=2, block_size=8)
+
+
+def test_blocksize_over_limit_rejected_and_within_limit_kept():
+    with pytest.raises(ConfigError, match="exceeds"):
+        TrainConfig(model="nano", block_size=17).validate()
+    cfg = TrainConfig(model="nano", block_size=8).validate()
+    assert cfg.seq_len == 8 and cfg.model_cfg().block_size == 16
+
+
+def test_train_config_json_round_trip():
+    cfg = TrainConfig(model="small", steps=7, lr=1e-3)
+    d = json.loads(cfg.to_json())
+    assert d["resolved_model"]["n_embd"] == 128
+    assert TrainConfig.from_dict(d) == cfg

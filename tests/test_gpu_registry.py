@@ -1,0 +1,113 @@
+"""The kernel registry against the .wgsl text on disk, uniform packing and grid formulas (no GPU).
+
+For every registered kernel the entry point's statically used resource variables (followed through
+the helper functions it calls) must be exactly the registry's bindings, with the same access modes;
+its uniform struct must have the registry's fields; the file's override constants must be the
+registry's, with the same defaults."""
+
+import re
+import struct
+
+import pytest
+
+from pyscript_app.gpu import registry, uniforms
+from pyscript_app.gpu.registry import KERNELS, grid_1d
+
+VAR_RE = re.compile(r"@group\(0\)\s*@binding\((\d+)\)\s*var<(storage,\s*(read_write|read)|uniform)>\s*(\w+)\s*:\s*([\w<>]+)")
+STRUCT_RE = re.compile(r"struct\s+(\w+)\s*\{([^}]*)\}")
+OVERRIDE_RE = re.compile(r"override\s+(\w+)\s*:\s*\w+\s*=\s*([\d.]+)u?\s*;")
+FN_RE = re.compile(r"\bfn\s+(\w+)\s*\(")
+
+
+def _functions(src: str) -> dict[str, str]:
+    """function name -> its text (signature and body, braces matched)."""
+    out = {}
+    for m in FN_RE.finditer(src):
+        i = src.index("{", m.end())
+        depth, j = 0, i
+        while True:
+            depth += {"{": 1, "}": -1}.get(src[j], 0)
+            if depth == 0:
+                break
+            j += 1
+        out[m.group(1)] = src[m.start() : j + 1]
+    return out
+
+
+def _used_identifiers(fns: dict[str, str], entry: str) -> set[str]:
+    seen, todo, idents = set(), [entry], set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        words = set(re.findall(r"(?<![.\w])\w+", fns[f]))  # not member accesses like v.x
+        idents |= words
+        todo += [w for w in words if w in fns and w != f]
+    return idents
+
+
+def _strip_comments(src: str) -> str:
+    return re.sub(r"//[^\n]*", "", src)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_registry_matches_shader_text(name):
+    k = KERNELS[name]
+    src = _strip_comments(registry.shader_source(k.file))
+    fns = _functions(src)
+    assert k.entry in fns, f"{k.file} has no entry point {k.entry}"
+    assert re.search(r"@compute\s*@workgroup_size\([^)]*\)\s*fn\s+" + k.entry + r"\b", src)
+    used = _used_identifiers(fns, k.entry)
+    bound = {}
+    for m in VAR_RE.finditer(src):
+        binding, kind, mode, var, typ = int(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5)
+        if var in used:
+            assert binding not in bound, f"{name}: two variables at binding {binding}"
+            bound[binding] = ("uniform" if kind == "uniform" else mode, typ)
+    assert sorted(bound) == list(range(len(k.bindings))), f"{name}: used bindings {sorted(bound)}"
+    for i, (bname, access) in enumerate(k.bindings):
+        assert bound[i][0] == access, f"{name}: binding {i} ({bname}) is {bound[i][0]} in the shader"
+    assert k.bindings[-1][1] == "uniform" and all(a != "uniform" for _, a in k.bindings[:-1])
+    structs = {s: body for s, body in STRUCT_RE.findall(src)}
+    fields = tuple(re.findall(r"(\w+)\s*:\s*([\w<>]+)", structs[bound[len(k.bindings) - 1][1]]))
+    assert fields == k.uniform, f"{name}: shader struct fields {fields}"
+    overrides = {o: float(v) for o, v in OVERRIDE_RE.findall(src)}
+    assert overrides == {o: float(v) for o, v in k.overrides}, f"{name}: shader overrides {overrides}"
+
+
+def test_every_shader_file_is_registered():
+    files = {p.name for p in registry.shader_dir().glob("*.wgsl")}
+    assert files == {k.file for k in KERNELS.values()}
+
+
+def test_uniform_layout_follows_wgsl_alignment():
+    fields = (("n", "u32"), ("x", "f32"), ("v", "vec4<f32>"), ("i", "i32"), ("w", "vec2<u32>"))
+    items, size = uniforms.layout(fields)
+    assert [off for _, _, off in items] == [0, 4, 16, 32, 40]
+    assert size == 48
+    data = uniforms.pack(fields, {"n": 3, "x": 0.5, "v": (1, 2, 3, 4), "i": -2, "w": (7, 8)})
+    assert len(data) == 48
+    assert struct.unpack_from("<If", data, 0) == (3, 0.5)
+    assert struct.unpack_from("<4f", data, 16) == (1, 2, 3, 4)
+    assert struct.unpack_from("<i", data, 32) == (-2,)
+    assert struct.unpack_from("<2I", data, 40) == (7, 8)  # vec2 aligned to 8: 36..40 is padding
+
+
+def test_uniform_pack_rejects_missing_or_unknown_fields():
+    with pytest.raises(KeyError):
+        uniforms.pack((("a", "u32"), ("b", "u32")), {"a": 1})
+    with pytest.raises(KeyError):
+        uniforms.pack((("a", "u32"),), {"a": 1, "c": 2})
+    assert len(uniforms.pack((("a", "u32"),), {"a": True})) == 16  # padded to 16 bytes
+
+
+def test_grids_cover_the_work():
+    assert grid_1d(0, 256)[0] == 0
+    assert grid_1d(1, 256) == (1, 1, 1)
+    assert grid_1d(256 * 65535 + 1, 256) == (65535, 2, 1)
+    k = KERNELS["matmul_backward_dw"]
+    assert k.workgroups({"N": 1000, "K": 65, "M": 3, "accumulate": 0}) == (1, 2, 1)
+    assert KERNELS["relu_forward"].workgroups({"n": 1000}, {"WG": 64}) == (16, 1, 1)
+    with pytest.raises(KeyError):
+        KERNELS["relu_forward"].resolve_overrides({"NOPE": 1})
