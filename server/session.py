@@ -102,13 +102,14 @@ class Session:
 
     def join(self, name: str, client_token: str | None, now: float) -> tuple[str, bool, list[Effect]]:
         """(client_id, superseded a live connection, effects). Raises roster.JoinRefused."""
+        effects = self.tick(now)  # timers first: every event sees the state its time implies
         client, token, was_connected = self.roster.admit(name, client_token, now, protected=set(self.submitted))
         cid = client.client_id
         if self.phase == "idle":
             self._start_timer(now)
         ack = encode("join_ack", client_id=cid, client_token=token, round=self.round, config=self.config.to_dict(),
                      data_seed=self._seed(cid), weights_sha256=self.weights_sha256, **self._timing(now))
-        effects: list[Effect] = [Send((cid,), ack), Send((cid,), self.weights_frame())]
+        effects += [Send((cid,), ack), Send((cid,), self.weights_frame())]
         if self.phase == "grace":
             effects.append(Send((cid,), self._submit_request(now)))
         effects.append(self._clients_changed())
@@ -116,7 +117,9 @@ class Session:
 
     def leave(self, client_id: str, now: float) -> list[Effect]:
         self.live.pop(client_id, None)
-        return [self._clients_changed()] if self.roster.disconnect(client_id) else []
+        if not self.roster.disconnect(client_id) or not self.roster.connected_ids():
+            return []
+        return [self._clients_changed()]
 
     def loss_ping(self, client_id: str, loss: float, tokens: int, now: float) -> list[Effect]:
         self.live[client_id] = (loss, max(tokens, 1))
@@ -127,6 +130,7 @@ class Session:
     # --- submissions ---------------------------------------------------------------------------
 
     def submit(self, client_id: str, frame: bytes | memoryview, now: float) -> list[Effect]:
+        effects = self.tick(now)
         try:
             header = aggregate.parse_delta_header(frame)
             if self.phase == "idle" or header.round != self.round:
@@ -137,12 +141,12 @@ class Session:
             if delta.digest in self.digests:
                 raise Rejected("duplicate", "this exact delta was already submitted this round")
         except Rejected as e:
-            return [Send((client_id,), reject(e.reason, e.message, round=self.round))]
+            return effects + [Send((client_id,), reject(e.reason, e.message, round=self.round))]
         self.sum.add(delta.values, delta.header.tokens, delta.header.loss)
         self.submitted[client_id] = delta.header.tokens
         self.digests.add(delta.digest)
         ack = encode("submit_ack", round=self.round, submissions=len(self.submitted), quorum=self.config.quorum)
-        effects: list[Effect] = [Send((client_id,), ack)]
+        effects.append(Send((client_id,), ack))
         if len(self.submitted) >= self.config.quorum:
             effects += self._close_round(now)
         return effects
@@ -156,7 +160,7 @@ class Session:
             effects.append(Send(self.roster.connected_ids(), self._submit_request(now)))
         if self.phase == "grace" and now >= self.deadline:
             effects += self._close_round(now) if self.submitted else self._restart_round(now)
-        return effects
+        return [e for e in effects if e.to]
 
     def next_event_at(self) -> float | None:
         if self.phase == "training":

@@ -58,7 +58,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
 
 // Row statistics (max, sum of exp(l - max)); every invocation of the workgroup gets both.
 fn row_stats(lid: u32, base: u32, V: u32, valid: bool) -> vec2<f32> {
-  var m = -3.4028235e38;
+  var m = bitcast<f32>(0xff7fffffu);  // -FLT_MAX, exact (a decimal literal may round past it)
   if (valid) { for (var v = lid; v < V; v += WG) { m = max(m, logits[base + v]); } }
   let row_max = workgroup_max(lid, m);
   var s = 0.0;

@@ -20,8 +20,7 @@ def test_open_device_reports_engine_and_adapter(gpu):
 
 
 def test_auto_falls_back_when_dawn_is_missing(gpu, monkeypatch):
-    if gpu.engine != "wgpu-native":
-        pytest.skip("this machine has a Dawn adapter; the fallback path is exercised where it has none")
+    """With Dawn unimportable (simulated, so this runs on every machine) auto picks wgpu-native."""
     monkeypatch.setitem(native.ENGINES, "dawn", "no_such_module_for_tabgpt_tests")
     assert native.open_device("auto").engine == "wgpu-native"
     with pytest.raises(GpuUnavailable, match="dawn"):

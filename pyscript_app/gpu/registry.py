@@ -140,3 +140,52 @@ def shader_dir() -> Path:
 
 def shader_source(file: str, directory: str | Path | None = None) -> str:
     return (Path(directory) if directory else shader_dir()).joinpath(file).read_text(encoding="utf-8")
+
+
+# --- rmsnorm.wgsl ----------------------------------------------------------------------------
+RMSNORM_UNIFORM = (("N", "u32"), ("C", "u32"), ("eps", "f32"), ("accumulate", "u32"))
+_row_grid = lambda v: grid_1d(v["N"] * v["WG"], v["WG"])  # noqa: E731  one workgroup per row
+_register("rmsnorm.wgsl", "rmsnorm_forward",
+          [("x", READ), ("g", READ), ("y", READ_WRITE), ("rstd", READ_WRITE), ("params", UNIFORM)],
+          RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
+_register("rmsnorm.wgsl", "rmsnorm_backward_dx",
+          [("dy", READ), ("x", READ), ("g", READ), ("rstd", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
+          RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
+_register("rmsnorm.wgsl", "rmsnorm_backward_dg",
+          [("dy", READ), ("x", READ), ("rstd", READ), ("dg", READ_WRITE), ("params", UNIFORM)],
+          RMSNORM_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["C"], v["WG"]))
+
+# --- crossentropy.wgsl -----------------------------------------------------------------------
+CE_UNIFORM = (("N", "u32"), ("V", "u32"))
+_register("crossentropy.wgsl", "crossentropy_forward_backward",
+          [("logits", READ), ("targets", READ), ("losses", READ_WRITE), ("dlogits", READ_WRITE), ("params", UNIFORM)],
+          CE_UNIFORM, [("WG", 256)], _row_grid)
+_register("crossentropy.wgsl", "crossentropy_forward",
+          [("logits", READ), ("targets", READ), ("losses", READ_WRITE), ("params", UNIFORM)],
+          CE_UNIFORM, [("WG", 256)], _row_grid)
+
+# --- adamw.wgsl ------------------------------------------------------------------------------
+GRADNORM_UNIFORM = (("n", "u32"), ("span", "u32"), ("parts", "u32"), ("max_norm", "f32"))
+ADAMW_UNIFORM = (("n", "u32"), ("lr", "f32"), ("beta1", "f32"), ("beta2", "f32"), ("one_minus_beta1", "f32"),
+                 ("one_minus_beta2", "f32"), ("eps", "f32"), ("weight_decay", "f32"), ("bc1", "f32"), ("bc2", "f32"))
+_register("adamw.wgsl", "grad_norm_partial", [("grads", READ), ("partials", READ_WRITE), ("params", UNIFORM)],
+          GRADNORM_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["parts"] * v["WG"], v["WG"]))
+_register("adamw.wgsl", "grad_norm_finalize", [("partials", READ), ("norm_clip", READ_WRITE), ("params", UNIFORM)],
+          GRADNORM_UNIFORM, [("WG", 256)], lambda v: (1, 1, 1))
+_register("adamw.wgsl", "adamw_step",
+          [("weights", READ_WRITE), ("grads", READ), ("m", READ_WRITE), ("v", READ_WRITE), ("decay", READ),
+           ("norm_clip", READ), ("params", UNIFORM)],
+          ADAMW_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
+
+
+def grad_norm_values(n: int, max_norm: float | None, span: int = 256 * 16) -> dict[str, float]:
+    """Uniform values for grad_norm_partial / grad_norm_finalize over n gradient elements
+    (max_norm None = no clipping). `partials` needs parts = ceil(n / span) floats."""
+    return {"n": n, "span": span, "parts": ceil_div(n, span), "max_norm": max_norm or 0.0}
+
+
+def adamw_values(n: int, t: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> dict[str, float]:
+    """Uniform values of adamw_step for step t (1 on the first step), as reference/adamw.py rounds them."""
+    return {"n": n, "lr": lr, "beta1": beta1, "beta2": beta2, "one_minus_beta1": 1.0 - beta1,
+            "one_minus_beta2": 1.0 - beta2, "eps": eps, "weight_decay": weight_decay,
+            "bc1": 1.0 - beta1**t, "bc2": 1.0 - beta2**t}

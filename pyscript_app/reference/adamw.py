@@ -49,6 +49,7 @@ class AdamW:
         self.decay = decay_mask(cfg)  # (P,)
         self._scratch_a = np.empty(cfg.param_count, dtype=np.float32)  # (P,) reused every step
         self._scratch_b = np.empty(cfg.param_count, dtype=np.float32)
+        self._wd_cache: tuple[float | None, np.ndarray | None] = (None, None)
 
     def step(
         self,
@@ -89,12 +90,17 @@ class AdamW:
         a += eps  # sqrt(vhat) + eps
         np.divide(m, bc1, out=b)  # mhat
         b /= a  # mhat / (sqrt(vhat) + eps)
-        np.multiply(flat, self.decay, out=a)  # decay * p (old p)
-        a *= weight_decay
-        b += a  # + wd * decay * p
+        np.multiply(flat, self._decay_times(weight_decay), out=a)  # wd * decay * p (old p)
+        b += a
         b *= lr
         flat -= b
         return {"grad_norm": norm, "clip": clip}
+
+    def _decay_times(self, weight_decay: float) -> np.ndarray:
+        """(P,) weight_decay * decay, cached (exactly wd or 0, so the product order is irrelevant)."""
+        if self._wd_cache[0] != weight_decay:
+            self._wd_cache = (weight_decay, self.decay * weight_decay)
+        return self._wd_cache[1]
 
     def state_dict(self) -> dict:
         """Plain arrays and ints (a checkpoint can store them without pickle)."""

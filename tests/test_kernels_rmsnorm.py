@@ -1,0 +1,40 @@
+"""shaders/rmsnorm.wgsl against reference rmsnorm_forward / rmsnorm_backward (float64 reference).
+
+Tolerances: y atol 1e-5 + rtol 1e-5, rstd rtol 1e-5; dx atol 1e-5 + rtol 1e-4, dg atol 1e-5 +
+rtol 1e-4 (dg sums N rows; dx subtracts two nearly equal terms)."""
+
+import numpy as np
+import pytest
+
+from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
+from pyscript_app.reference.ops import rmsnorm_backward, rmsnorm_forward
+
+pytestmark = pytest.mark.gpu
+EPS = 1e-5
+
+
+@pytest.mark.parametrize("N,C", [(1, 1), (7, 16), (33, 65), (256, 64), (5, 512)])
+@pytest.mark.parametrize("accumulate", [0, 1])
+def test_rmsnorm_forward_backward(gpu, N, C, accumulate):
+    rng = np.random.default_rng(N * 7 + C + accumulate)
+    x = (rng.standard_normal((N, C)) * 3).astype(np.float32)
+    g = rng.standard_normal(C).astype(np.float32)
+    dy = rng.standard_normal((N, C)).astype(np.float32)
+    prior_dx = rng.standard_normal((N, C)).astype(np.float32)
+    prior_dg = rng.standard_normal(C).astype(np.float32)
+    dims = {"N": N, "C": C, "eps": EPS, "accumulate": accumulate}
+    bx, bg, bdy = upload(gpu, x), upload(gpu, g), upload(gpu, dy)
+    y, rstd = empty(gpu, (N, C)), empty(gpu, (N,))
+    dx, dg = upload(gpu, prior_dx), upload(gpu, prior_dg)
+    gpu.dispatch("rmsnorm_forward", [bx, bg, y, rstd], dims)
+    gpu.dispatch("rmsnorm_backward_dx", [bdy, bx, bg, rstd, dx], dims)
+    gpu.dispatch("rmsnorm_backward_dg", [bdy, bx, rstd, dg], dims)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    ref_y, ref_rstd = rmsnorm_forward(x64, g64, EPS)
+    ref_dx, ref_dg = rmsnorm_backward(dy.astype(np.float64), x64, g64, ref_rstd)
+    if accumulate:
+        ref_dx, ref_dg = ref_dx + prior_dx, ref_dg + prior_dg
+    assert_close(download(gpu, y, (N, C)), ref_y, 1e-5, 1e-5, "y")
+    assert_close(download(gpu, rstd, (N,)), ref_rstd, 0, 1e-5, "rstd")
+    assert_close(download(gpu, dx, (N, C)), ref_dx, 1e-5, 1e-4, "dx")
+    assert_close(download(gpu, dg, (C,)), ref_dg, 1e-5, 1e-4, "dg")
