@@ -12,6 +12,8 @@ NPM_STAMP := node_modules/.tabgpt-npm-ci
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# pip extras to install; CI adds `bench` (PyTorch CPU) so the numpy-vs-PyTorch checks run there too.
+EXTRAS ?= test
 # mkdocs-material prints a multi-line banner about its successor on every build otherwise.
 export NO_MKDOCS_2_WARNING := 1
 
@@ -29,7 +31,7 @@ $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALL_STAMP): pyproject.toml | $(VENV_PY)
-	$(VENV_PY) -m pip install --quiet -e '.[test]'
+	$(VENV_PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 $(NPM_STAMP): package-lock.json package.json

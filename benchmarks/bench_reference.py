@@ -6,12 +6,15 @@ Each preset runs at full context with B=8. When torch imports, the same model wr
 ops (pyscript_app/reference/torch_model.py: eager, CPU, float32, same initial weights) is timed in
 the same process, alternating with numpy step by step so that load from other processes hits both
 alike; the figure is the median step time. Thread counts are whatever the environment gives
-(numpy: its BLAS's default; torch: torch.get_num_threads()); both are printed.
+(numpy: its BLAS's default, all cores; torch: torch.get_num_threads()). On a busy machine a
+multi-threaded BLAS can be many times slower for these small matrices; compare single-threaded with
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python3 benchmarks/bench_reference.py
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -58,8 +61,10 @@ def bench_preset(name: str, batch: int, steps: int, use_torch: bool) -> dict:
         tm = TorchGPT(cfg, init_params(cfg, seed=1))
         topt = tm.make_optimizer(tc.lr, **hyper)
 
-        def torch_step() -> float:
+        def torch_step_fn() -> float:
             return tm.train_step(topt, idx, targets, tc.lr, tc.grad_clip)
+
+        torch_step = torch_step_fn
 
     first = {"numpy": numpy_step()}
     if torch_step:
@@ -93,14 +98,16 @@ def main() -> None:
     args = ap.parse_args()
 
     use_torch = torch_available() and not args.no_torch
-    print(f"numpy {np.__version__} (BLAS: {blas_name()})")
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"numpy {np.__version__} (BLAS: {blas_name()}, OPENBLAS_NUM_THREADS={blas_threads})")
     if use_torch:
         import torch
 
         print(f"torch {torch.__version__} (threads: {torch.get_num_threads()})")
     else:
         print("torch not available: numpy only")
-    print(f"{'preset':8} {'params':>9} {'numpy ms':>9} {'torch ms':>9} {'np/torch':>9}  first loss np / torch")
+    header = f"{'preset':8} {'params':>9} {'numpy ms':>9} {'torch ms':>9} {'np/torch':>9}"
+    print(header + "  first loss np / torch")
     for name in args.presets:
         r = bench_preset(name, args.batch, args.steps, use_torch)
         torch_ms = f"{r['torch_ms']:9.2f}" if "torch_ms" in r else f"{'-':>9}"

@@ -69,8 +69,11 @@ def validate_delta(frame: bytes | memoryview, config: SessionConfig) -> Delta:
     if not 0.0 <= header.loss <= MAX_LOSS:
         raise Rejected("loss_out_of_range", f"loss must be in [0, {MAX_LOSS}]")
     payload = memoryview(frame)[len(frame) - header.payload_size :]
+    if header.dtype == DTYPE_F16:  # all-ones exponent = Inf/NaN; integer test is faster than isfinite
+        if (np.frombuffer(payload, dtype="<u2") & 0x7C00 == 0x7C00).any():
+            raise Rejected("non_finite", "delta has NaN or Inf values")
     values = np.frombuffer(payload, dtype=NP_DTYPES[header.dtype]).astype(np.float32)
-    if not np.isfinite(values).all():
+    if header.dtype == DTYPE_F32 and not np.isfinite(values).all():
         raise Rejected("non_finite", "delta has NaN or Inf values")
     norm = float(np.sqrt(np.dot(values, values)))  # f32 BLAS dot; an overflow to inf is rejected too
     if norm > config.max_delta_norm:
@@ -84,13 +87,18 @@ class WeightedSum:
     def __init__(self, param_count: int):
         self.param_count = param_count
         self.total: np.ndarray | None = None  # allocated on the first submission
+        self._scratch: np.ndarray | None = None
         self.tokens = 0
         self.loss_tokens = 0.0
 
     def add(self, delta: np.ndarray, tokens: int, loss: float) -> None:
         if self.total is None:
             self.total = np.zeros(self.param_count, dtype=np.float64)
-        self.total += np.float64(tokens) * delta  # delta is upcast to float64 before the multiply
+            self._scratch = np.empty(self.param_count, dtype=np.float64)
+        # n * d in float64 (exact for f16-valued d and n < 2**32), then the running sum; one reused
+        # scratch buffer instead of a fresh (P,) float64 temporary per submission
+        np.multiply(delta, np.float64(tokens), out=self._scratch)
+        np.add(self.total, self._scratch, out=self.total)
         self.tokens += tokens
         self.loss_tokens += tokens * loss
 
@@ -112,6 +120,31 @@ def outer_update(mean_delta: np.ndarray, config: SessionConfig, momentum: np.nda
     mu = config.outer_momentum
     m = mean_delta if momentum is None else mu * momentum.astype(np.float64) + mean_delta
     return config.outer_lr * (mean_delta + mu * m), m.astype(np.float32)
+
+
+CHUNK = 1 << 20  # elements per slice of the outer step: 8 MiB of float64 stays in cache
+
+
+def outer_step(total: WeightedSum, weights: np.ndarray, config: SessionConfig, momentum: np.ndarray | None,
+               broadcast_dtype: int) -> tuple[bytes, np.ndarray, np.ndarray | None]:
+    """(update payload, W_{r+1} float32 (P,), new momentum) for one closed round.
+
+    The same elementwise math as mean -> outer_update -> encode_update -> apply_update, done one
+    cache-sized slice at a time (bit-identical to the whole-vector version)."""
+    P = weights.shape[0]
+    payload = np.empty(P, dtype="<f2" if broadcast_dtype == DTYPE_F16 else "<f4")
+    new_weights = np.empty(P, dtype=np.float32)
+    new_momentum = None if config.aggregator == "fedavg" else np.empty(P, dtype=np.float32)
+    for lo in range(0, P, CHUNK):
+        sl = slice(lo, min(P, lo + CHUNK))
+        mean = total.total[sl] / total.tokens
+        u, m = outer_update(mean, config, None if momentum is None else momentum[sl])
+        encoded, decoded = encode_update(u, broadcast_dtype)
+        payload[sl] = np.frombuffer(encoded, dtype=payload.dtype)
+        new_weights[sl] = apply_update(weights[sl], decoded)
+        if new_momentum is not None:
+            new_momentum[sl] = m
+    return payload.tobytes(), new_weights, new_momentum
 
 
 def encode_update(u: np.ndarray, broadcast_dtype: int) -> tuple[bytes, np.ndarray]:

@@ -162,11 +162,6 @@ class Session:
             effects += self._close_round(now) if self.submitted else self._restart_round(now)
         return [e for e in effects if e.to]
 
-    def next_event_at(self) -> float | None:
-        if self.phase == "training":
-            return self.deadline - self.config.grace_seconds
-        return self.deadline if self.phase == "grace" else None
-
     def _start_timer(self, now: float) -> None:
         self.phase, self.started_at, self.deadline = "training", now, now + self.config.round_seconds
         if self.config.grace_seconds <= 0:
@@ -186,10 +181,8 @@ class Session:
         return self._round_started(now)
 
     def _close_round(self, now: float) -> list[Effect]:
-        mean = self.sum.mean()
-        u, self.momentum = aggregate.outer_update(mean, self.config, self.momentum)
-        payload, decoded = aggregate.encode_update(u, DTYPE_BY_NAME[self.config.broadcast_dtype])
-        self.weights = aggregate.apply_update(self.weights, decoded)
+        payload, self.weights, self.momentum = aggregate.outer_step(
+            self.sum, self.weights, self.config, self.momentum, DTYPE_BY_NAME[self.config.broadcast_dtype])
         self._weights_frame = self._sha = None
         closed, loss, tokens = self.round, self.sum.mean_loss, self.sum.tokens
         entry = {"round": closed, "loss": loss, "contributors": len(self.submitted), "tokens": tokens}

@@ -54,8 +54,9 @@ class RelaySettings:
     max_delta_rms: float = 1.0
     # how often the relay's timer looks at round deadlines
     tick_interval_s: float = 0.05
-    # uvicorn's WebSocket implementation
-    ws_impl: str = "websockets"
+    # uvicorn's WebSocket implementation; "websockets-sansio" drops a dead peer at once on ping
+    # timeout, where the legacy "websockets" one (deprecated by uvicorn) waits a 10 s close timeout
+    ws_impl: str = "websockets-sansio"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "RelaySettings":

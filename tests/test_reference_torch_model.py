@@ -1,11 +1,13 @@
-"""The PyTorch copy of the GPT agrees with the numpy reference (needs torch installed)."""
+"""The PyTorch copy of the GPT agrees with the numpy reference (needs torch: the `bench` extra)."""
 
 import numpy as np
+import pytest
 
 from pyscript_app.config import ModelConfig
 from pyscript_app.reference import model
 from pyscript_app.reference.adamw import AdamW
 from pyscript_app.reference.torch_model import TorchGPT, torch_available
+from _require import require
 
 CFG = ModelConfig(n_layer=2, n_embd=16, n_head=4, block_size=8, vocab_size=37)
 HYPER = dict(beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
@@ -18,8 +20,9 @@ def setup_world(seed):
     return flat, tokens[:, :-1], tokens[:, 1:]
 
 
-def test_torch_is_installed():
-    assert torch_available()
+@pytest.fixture(autouse=True)
+def _needs_torch():
+    require(torch_available(), "torch is not installed (pip install -e .[bench])")
 
 
 def test_same_loss_and_gradient():

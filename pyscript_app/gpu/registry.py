@@ -189,3 +189,29 @@ def adamw_values(n: int, t: int, lr: float, beta1: float, beta2: float, eps: flo
     return {"n": n, "lr": lr, "beta1": beta1, "beta2": beta2, "one_minus_beta1": 1.0 - beta1,
             "one_minus_beta2": 1.0 - beta2, "eps": eps, "weight_decay": weight_decay,
             "bc1": 1.0 - beta1**t, "bc2": 1.0 - beta2**t}
+
+# --- reduce.wgsl -----------------------------------------------------------------------------
+REDUCE_UNIFORM = (("n", "u32"), ("slot", "u32"))
+_register("reduce.wgsl", "mean_into_slot", [("x", READ), ("out", READ_WRITE), ("params", UNIFORM)],
+          REDUCE_UNIFORM, [("WG", 256)], lambda v: (1, 1, 1))
+
+# --- attention.wgsl --------------------------------------------------------------------------
+# D (head width) and BQ (query rows per tile) are overrides: gpu/attention_ops.py picks them.
+ATTENTION_UNIFORM = (("B", "u32"), ("T", "u32"), ("C", "u32"), ("H", "u32"))
+ATTENTION_DECODE_UNIFORM = (("C", "u32"), ("H", "u32"), ("Tmax", "u32"), ("pos", "u32"))
+ATTENTION_OVERRIDES = [("D", 64), ("BQ", 8)]
+_attn_grid = lambda v: (ceil_div(v["T"], v["BQ"]), v["H"], v["B"])  # noqa: E731  one (b, h, row tile) each
+_register("attention.wgsl", "attention_forward",
+          [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
+_register("attention.wgsl", "attention_backward_dq",
+          [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("delta", READ_WRITE), ("dqkv", READ_WRITE),
+           ("params", UNIFORM)],
+          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
+_register("attention.wgsl", "attention_backward_dkv",
+          [("dy", READ), ("qkv", READ), ("lse", READ), ("delta", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
+_register("attention.wgsl", "attention_decode",
+          [("qkv_row", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("y_row", READ_WRITE),
+           ("params", UNIFORM)],
+          ATTENTION_DECODE_UNIFORM, ATTENTION_OVERRIDES, lambda v: (v["H"], 1, 1))

@@ -1,11 +1,7 @@
 """Parameter init in numpy, bit-identical to pyscript_app.rng (pure Python) and shaders/init.wgsl.
 
-Per-tensor standard deviations (documented in the training lesson):
-    wte, wpe        0.02 * sqrt(3)-scaled Irwin-Hall draws (approximately normal, std 0.02)
-    qkv, fc         1 / sqrt(fan_in)       (fan_in = C)
-    lm_head         0.1 / sqrt(C)          initial logits have std ~0.1, so loss ~ ln(V)
-    proj, fc_proj   0                      residual branches start as the identity
-    ln*, lnf        1                      RMSNorm gains
+The per-tensor standard deviations (init_std, init_constant) live in pyscript_app/init_rule.py,
+pure Python, so the GPU backend shares them; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,24 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ModelConfig
+from ..init_rule import init_constant, init_std  # noqa: F401  (the rule's home; re-exported)
 from ..rng import init_scale
-
-
-def init_std(name: str, shape: tuple[int, ...]) -> float | None:
-    """Standard deviation for a tensor, or None for the constant-initialised ones."""
-    base = name.split(".")[-1]
-    if base in ("wte", "wpe"):
-        return 0.02
-    if base in ("qkv", "fc"):
-        return shape[0] ** -0.5
-    if base == "lm_head":
-        return 0.1 * shape[0] ** -0.5
-    return None
-
-
-def init_constant(name: str) -> float:
-    base = name.split(".")[-1]
-    return 1.0 if base.startswith("ln") else 0.0
 
 
 def _pcg(x: np.ndarray) -> np.ndarray:

@@ -77,7 +77,9 @@ class TorchGPT:
             eps=eps,
         )
 
-    def train_step(self, optimizer, idx: np.ndarray, targets: np.ndarray, lr: float, max_norm: float) -> float:
+    def train_step(
+        self, optimizer, idx: np.ndarray, targets: np.ndarray, lr: float, max_norm: float
+    ) -> float:
         """Forward, backward, clip, AdamW: one training step; returns the loss before the update."""
         for group in optimizer.param_groups:
             group["lr"] = lr

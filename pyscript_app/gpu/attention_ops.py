@@ -1,0 +1,80 @@
+"""Records shaders/attention.wgsl dispatches for one attention shape: forward, backward, KV decode.
+
+Pure Python (runs natively and in Pyodide). Letters as in config.py; D = C // H.
+
+    attn = AttentionOps(ex, B, T, C, H, Tmax)        # once per run: allocates its scratch
+    attn.forward(qkv, y, lse)                        # qkv (B,T,3C) -> y (B,T,C), lse (B,H,T)
+    attn.backward(dy, qkv, y, lse, dqkv)             # dqkv (B,T,3C) OVERWRITTEN
+    attn.decode(qkv_row, k_cache, v_cache, y_row, pos)   # batch 1, one token at position pos
+
+Buffers are GpuBuffer or 256-aligned BufferView, f32. Methods only record (nothing is submitted or
+read), except that decode() submits what is recorded before it changes `pos` (see decode).
+Replaying forward/backward/decode with the same buffers creates no GPU object: the shape uniforms
+are dict values (cached by content), and `pos` goes through one uniform buffer owned here.
+"""
+
+from __future__ import annotations
+
+from .executor import Executor, Target
+
+F32 = 4
+MAX_HEAD_DIM = 64
+TILE_VEC4 = 128  # vec4 slots of one row tile in attention.wgsl: BQ * D/4 <= 128
+MAX_TILE_ROWS = 16  # MAX_BQ in attention.wgsl
+
+
+def tile_rows(D: int) -> int:
+    """Query rows per workgroup tile (the BQ override) for head width D: the largest that fits the
+    shader's workgroup arrays, so a workgroup has BQ * D/4 <= 128 invocations."""
+    return min(MAX_TILE_ROWS, TILE_VEC4 // (D // 4))
+
+
+class AttentionOps:
+    """Causal multi-head attention of width C with H heads, for batches (B, T) and caches of Tmax."""
+
+    def __init__(self, ex: Executor, B: int, T: int, C: int, H: int, Tmax: int) -> None:
+        if H <= 0 or C % H:
+            raise ValueError(f"C={C} is not divisible by H={H}")
+        D = C // H
+        if D % 4 or not 4 <= D <= MAX_HEAD_DIM:
+            raise ValueError(f"head width D={D} must be a multiple of 4 in 4..{MAX_HEAD_DIM}")
+        if not 1 <= T <= Tmax:
+            raise ValueError(f"need 1 <= T <= Tmax, got T={T}, Tmax={Tmax}")
+        self.ex = ex
+        self.B, self.T, self.C, self.H, self.D, self.Tmax = B, T, C, H, D, Tmax
+        self.overrides = {"D": D, "BQ": tile_rows(D)}
+        self.dims = {"B": B, "T": T, "C": C, "H": H}
+        self.delta = ex.alloc(B * H * T * F32, label="attention.delta")  # (B,H,T) rowsum(dy * y)
+        self.decode_params = ex.uniform_buffer("attention_decode", "attention.decode params")
+        self._decode_pos: int | None = None  # the pos held by decode_params
+
+    def forward(self, qkv: Target, y: Target, lse: Target) -> None:
+        """Record y (B,T,C) and lse (B,H,T) from qkv (B,T,3C)."""
+        self.ex.dispatch("attention_forward", [qkv, y, lse], self.dims, overrides=self.overrides)
+
+    def backward(self, dy: Target, qkv: Target, y: Target, lse: Target, dqkv: Target) -> None:
+        """Record dqkv (B,T,3C) from dy (B,T,C) and the forward's qkv, y, lse (two dispatches:
+        dq and delta first, then dk and dv, which read delta)."""
+        ex = self.ex
+        ex.dispatch("attention_backward_dq", [dy, qkv, y, lse, self.delta, dqkv], self.dims,
+                    overrides=self.overrides)
+        ex.dispatch("attention_backward_dkv", [dy, qkv, lse, self.delta, dqkv], self.dims,
+                    overrides=self.overrides)
+
+    def decode(self, qkv_row: Target, k_cache: Target, v_cache: Target, y_row: Target, pos: int) -> None:
+        """Record one decode step for batch 1: qkv_row (3C,) is the token at position pos; its k and
+        v go into k_cache, v_cache (H,Tmax,D) at pos, and y_row (C,) gets its attention over cache
+        positions 0..pos (which must already hold the earlier tokens' k and v).
+
+        pos lives in a uniform buffer written through the queue, and a queue write lands before the
+        NEXT submit; so when pos changes, the work recorded so far (with the old pos) is submitted
+        first. Record all layers of one token, then read: one submit per token, as sampling needs."""
+        if not 0 <= pos < self.Tmax:
+            raise ValueError(f"position {pos} outside the cache 0..{self.Tmax - 1}")
+        if pos != self._decode_pos:
+            self.ex.submit()
+            values = {"C": self.C, "H": self.H, "Tmax": self.Tmax, "pos": pos}
+            self.ex.write_uniform(self.decode_params, "attention_decode", values)
+            self._decode_pos = pos
+        self.ex.dispatch("attention_decode", [qkv_row, k_cache, v_cache, y_row], self.decode_params,
+                         overrides=self.overrides, shape={"H": self.H})

@@ -1,0 +1,158 @@
+"""The whole GPT's forward and backward as recorded dispatches over persistent buffers.
+
+Pure Python (runs natively and in Pyodide). This mirrors reference/model.py op by op: the same
+sequence, the same buffers kept for backward, the same accumulate/overwrite decisions. Nothing here
+submits or reads: the caller (gpu/trainer_backend.py) records forward -> loss -> backward -> AdamW
+and submits once.
+
+Letters as in config.py; N = B*T rows. Buffers (allocated once, f32 unless noted):
+    tokens, targets     (N,) u32
+    x[l]                (N,C)   residual stream entering layer l; x[L] enters the final norm
+    per layer l:        xn1, x_mid, xn2 (N,C); rstd1, rstd2 (N,); qkv (N,3C); att (N,C);
+                        lse (B,H,T); fc_pre, fc_act (N,4C)
+    branch              (N,C)   a branch's output before it is added to the residual stream
+    xnf (N,C), rstdf (N,), logits (N,V), losses (N,), dlogits (N,V)
+    backward scratch:   dx (N,C) gradient of the residual stream; dxn (N,C) gradient of a norm's
+                        output; datt (N,C); dqkv (N,3C); dh_act, dh_pre (N,4C)
+The parameter and gradient buffers are the padded flat vectors of gpu/layout.py; each tensor is
+bound as a 256-aligned view of them. Every gradient tensor is OVERWRITTEN each step (accumulate 0),
+and the padding between tensors is never written, so the gradient buffer needs no clearing.
+The residual-stream gradient dx is the one accumulator: the two rmsnorm_backward_dx per layer add
+their branch into it (accumulate 1), exactly as `dx += dx_branch` in the reference.
+"""
+
+from __future__ import annotations
+
+from .executor import Executor, GpuBuffer
+from .layout import F32, PaddedLayout
+
+
+class ModelOps:
+    """Records the model's forward, loss and backward for a fixed batch shape (B, T)."""
+
+    def __init__(self, ex: Executor, layout: PaddedLayout, B: int, T: int, attention) -> None:
+        cfg = layout.cfg
+        if T > cfg.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+        self.ex, self.layout, self.cfg, self.attn = ex, layout, cfg, attention
+        self.B, self.T = B, T
+        L, C, V, H = cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.n_head
+        N = self.N = B * T
+
+        def buf(n: int, label: str) -> GpuBuffer:
+            return ex.alloc(n * F32, label=label)
+
+        self.tokens, self.targets = buf(N, "tokens"), buf(N, "targets")
+        self.x = [buf(N * C, f"x{l}") for l in range(L + 1)]
+        self.xn1 = [buf(N * C, f"h{l}.xn1") for l in range(L)]
+        self.rstd1 = [buf(N, f"h{l}.rstd1") for l in range(L)]
+        self.qkv = [buf(N * 3 * C, f"h{l}.qkv") for l in range(L)]
+        self.att = [buf(N * C, f"h{l}.att") for l in range(L)]
+        self.lse = [buf(B * H * T, f"h{l}.lse") for l in range(L)]
+        self.x_mid = [buf(N * C, f"h{l}.x_mid") for l in range(L)]
+        self.xn2 = [buf(N * C, f"h{l}.xn2") for l in range(L)]
+        self.rstd2 = [buf(N, f"h{l}.rstd2") for l in range(L)]
+        self.fc_pre = [buf(N * 4 * C, f"h{l}.fc_pre") for l in range(L)]
+        self.fc_act = [buf(N * 4 * C, f"h{l}.fc_act") for l in range(L)]
+        self.branch = buf(N * C, "branch")
+        self.xnf, self.rstdf = buf(N * C, "xnf"), buf(N, "rstdf")
+        self.logits, self.dlogits = buf(N * V, "logits"), buf(N * V, "dlogits")
+        self.losses = buf(N, "losses")
+        self.dx, self.dxn, self.datt = buf(N * C, "dx"), buf(N * C, "dxn"), buf(N * C, "datt")
+        self.dqkv = buf(N * 3 * C, "dqkv")
+        self.dh_act, self.dh_pre = buf(N * 4 * C, "dh_act"), buf(N * 4 * C, "dh_pre")
+
+        # Uniform values, built once (the executor caches their buffers by content).
+        eps = cfg.rms_eps
+        self.u_emb = {"B": B, "T": T, "C": C, "V": V, "Tmax": cfg.block_size}
+        self.u_norm = {"N": N, "C": C, "eps": eps, "accumulate": 0}
+        self.u_norm_acc = {"N": N, "C": C, "eps": eps, "accumulate": 1}
+        self.u_qkv = _mm(N, C, 3 * C)
+        self.u_proj = _mm(N, C, C)
+        self.u_fc = _mm(N, C, 4 * C)
+        self.u_fc_proj = _mm(N, 4 * C, C)
+        self.u_head = _mm(N, C, V)
+        self.u_res = {"n": N * C}
+        self.u_hidden = {"n": N * 4 * C}
+        self.u_ce = {"N": N, "V": V}
+
+    # -- parameter views ---------------------------------------------------------------------
+    def view(self, flat_buf: GpuBuffer, name: str):
+        """Tensor `name` of a padded param/grad buffer as a bindable view."""
+        off, n = self.layout.byte_range(name)
+        return flat_buf.view(off, n)
+
+    def write_tokens(self, x_u32: bytes, y_u32: bytes | None) -> None:
+        """Queue this batch's inputs (and targets) as (N,) u32 little-endian bytes."""
+        self.ex.write(self.tokens, x_u32)
+        if y_u32 is not None:
+            self.ex.write(self.targets, y_u32)
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, params: GpuBuffer) -> None:
+        """Record tokens -> logits (N,V), keeping every activation backward needs."""
+        ex, p = self.ex, lambda name: self.view(params, name)
+        ex.dispatch("embedding_forward", [self.tokens, p("wte"), p("wpe"), self.x[0]], self.u_emb)
+        for l in range(self.cfg.n_layer):
+            h = f"h{l}."
+            # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj
+            ex.dispatch("rmsnorm_forward", [self.x[l], p(h + "ln1"), self.xn1[l], self.rstd1[l]], self.u_norm)
+            ex.dispatch("matmul_forward", [self.xn1[l], p(h + "qkv"), self.qkv[l]], self.u_qkv)
+            self.attn.forward(self.qkv[l], self.att[l], self.lse[l])
+            ex.dispatch("matmul_forward", [self.att[l], p(h + "proj"), self.branch], self.u_proj)
+            ex.dispatch("add", [self.x[l], self.branch, self.x_mid[l]], self.u_res)
+            # MLP branch: x_out = x_mid + relu(rmsnorm(x_mid) * ln2 @ fc) @ fc_proj
+            ex.dispatch("rmsnorm_forward", [self.x_mid[l], p(h + "ln2"), self.xn2[l], self.rstd2[l]], self.u_norm)
+            ex.dispatch("matmul_forward", [self.xn2[l], p(h + "fc"), self.fc_pre[l]], self.u_fc)
+            ex.dispatch("relu_forward", [self.fc_pre[l], self.fc_act[l]], self.u_hidden)
+            ex.dispatch("matmul_forward", [self.fc_act[l], p(h + "fc_proj"), self.branch], self.u_fc_proj)
+            ex.dispatch("add", [self.x_mid[l], self.branch, self.x[l + 1]], self.u_res)
+        xf = self.x[self.cfg.n_layer]
+        ex.dispatch("rmsnorm_forward", [xf, p("lnf"), self.xnf, self.rstdf], self.u_norm)
+        ex.dispatch("matmul_forward", [self.xnf, p("lm_head"), self.logits], self.u_head)
+
+    def loss_and_dlogits(self) -> None:
+        """Record per-token losses (N,) and dlogits (N,V) = d(mean loss)/dlogits."""
+        self.ex.dispatch("crossentropy_forward_backward",
+                         [self.logits, self.targets, self.losses, self.dlogits], self.u_ce)
+
+    def loss_only(self) -> None:
+        """Record per-token losses (N,) (evaluation: no gradient)."""
+        self.ex.dispatch("crossentropy_forward", [self.logits, self.targets, self.losses], self.u_ce)
+
+    # -- backward ----------------------------------------------------------------------------
+    def backward(self, params: GpuBuffer, grads: GpuBuffer) -> None:
+        """Record the gradient of the mean loss into grads (padded layout), from dlogits."""
+        ex, p, g = self.ex, (lambda n: self.view(params, n)), (lambda n: self.view(grads, n))
+        xf = self.x[self.cfg.n_layer]
+        ex.dispatch("matmul_backward_dx", [self.dlogits, p("lm_head"), self.dxn], self.u_head)
+        ex.dispatch("matmul_backward_dw", [self.xnf, self.dlogits, g("lm_head")], self.u_head)
+        ex.dispatch("rmsnorm_backward_dx", [self.dxn, xf, p("lnf"), self.rstdf, self.dx], self.u_norm)
+        ex.dispatch("rmsnorm_backward_dg", [self.dxn, xf, self.rstdf, g("lnf")], self.u_norm)
+        for l in reversed(range(self.cfg.n_layer)):
+            h = f"h{l}."
+            # MLP branch; dx holds d(x_out) (N,C)
+            ex.dispatch("matmul_backward_dx", [self.dx, p(h + "fc_proj"), self.dh_act], self.u_fc_proj)
+            ex.dispatch("matmul_backward_dw", [self.fc_act[l], self.dx, g(h + "fc_proj")], self.u_fc_proj)
+            ex.dispatch("relu_backward", [self.dh_act, self.fc_pre[l], self.dh_pre], self.u_hidden)
+            ex.dispatch("matmul_backward_dx", [self.dh_pre, p(h + "fc"), self.dxn], self.u_fc)
+            ex.dispatch("matmul_backward_dw", [self.xn2[l], self.dh_pre, g(h + "fc")], self.u_fc)
+            ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx],
+                        self.u_norm_acc)  # dx += branch: now d(x_mid)
+            ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x_mid[l], self.rstd2[l], g(h + "ln2")], self.u_norm)
+            # attention branch
+            ex.dispatch("matmul_backward_dx", [self.dx, p(h + "proj"), self.datt], self.u_proj)
+            ex.dispatch("matmul_backward_dw", [self.att[l], self.dx, g(h + "proj")], self.u_proj)
+            self.attn.backward(self.datt, self.qkv[l], self.att[l], self.lse[l], self.dqkv)
+            ex.dispatch("matmul_backward_dx", [self.dqkv, p(h + "qkv"), self.dxn], self.u_qkv)
+            ex.dispatch("matmul_backward_dw", [self.xn1[l], self.dqkv, g(h + "qkv")], self.u_qkv)
+            ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx],
+                        self.u_norm_acc)  # dx += branch: now d(x_in)
+            ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x[l], self.rstd1[l], g(h + "ln1")], self.u_norm)
+        ex.dispatch("embedding_backward_dwte", [self.tokens, self.dx, g("wte")], self.u_emb)
+        ex.dispatch("embedding_backward_dwpe", [self.dx, g("wpe")], self.u_emb)
+
+
+def _mm(N: int, K: int, M: int) -> dict[str, int]:
+    """Uniform values of the matmul entries for the forward shapes x (N,K) @ w (K,M)."""
+    return {"N": N, "K": K, "M": M, "accumulate": 0}

@@ -1,0 +1,416 @@
+"""The parity cases: every WGSL entry point against the numpy reference, written down as DATA.
+
+numpy-only (imported at site build time by site_src/hooks/refvectors.py and by the native tests;
+never in the browser). Each case records a dispatch recipe on named buffers plus the inputs and the
+reference outputs; `build_bundle` turns the table into an index (JSON-able) and one binary blob per
+case. gpu/parity_runner.py (pure Python) executes a case on ANY Executor from that data, so the
+browser and the native host run byte-for-byte the same checks.
+
+A blob is the concatenation of 4-byte-aligned arrays; the index points into it with
+{"offset", "nbytes"} pairs. Buffer inits and writes are float32 / uint32 little-endian; expected
+values are float64 (compared with |got - ref| <= atol + rtol * |ref|, the tolerances of the
+native kernel tests) or uint32 bit patterns (compared exactly).
+
+Adding a kernel: add a case below that dispatches it (tests/test_gpu_parity_cases.py fails while a
+registered kernel has none). A case whose kernels are missing from the registry is left out of the
+bundle (listed under "skipped"), so the bundle always matches the registry it ships with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import preset
+from ..reference.adamw import AdamW, decay_mask
+from ..reference.init import init_tensor
+from ..reference.ops import (clip_coefficient, crossentropy_forward_backward, embedding_backward,
+                             embedding_forward, grad_global_norm, matmul_backward, matmul_forward,
+                             relu_backward, relu_forward, rmsnorm_backward, rmsnorm_forward)
+from .. import rng
+from . import registry
+
+FORMAT = "tabgpt-parity/1"
+INDEX_NAME = "index.json"
+
+
+def _span(offset: int, nbytes: int) -> dict[str, int]:
+    return {"offset": offset, "nbytes": nbytes}
+
+
+def _plain(values: Mapping[str, Any] | None) -> dict[str, int | float]:
+    """JSON-exact uniform/override values: Python ints for integers, Python floats otherwise."""
+    out: dict[str, int | float] = {}
+    for k, v in (values or {}).items():
+        out[k] = int(v) if isinstance(v, (bool, int, np.integer)) else float(v)
+    return out
+
+
+@dataclass
+class CaseBuilder:
+    """Records one case: buffers, steps (dispatch / write / write_uniform / submit), expected outputs."""
+
+    name: str
+    blob: bytearray = field(default_factory=bytearray)
+    buffers: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    _sizes: dict[str, int] = field(default_factory=dict)
+
+    def _put(self, array: np.ndarray, dtype) -> dict[str, int]:
+        data = np.ascontiguousarray(array, dtype=dtype).reshape(-1).astype(np.dtype(dtype).newbyteorder("<")).tobytes()
+        offset = len(self.blob)
+        self.blob += data
+        return _span(offset, len(data))
+
+    def _new_buffer(self, name: str, nbytes: int, entry: dict) -> str:
+        if name in self._sizes:
+            raise ValueError(f"{self.name}: buffer {name!r} defined twice")
+        self._sizes[name] = max(4, nbytes)
+        self.buffers.append({"name": name, "nbytes": max(4, nbytes), **entry})
+        return name
+
+    def input(self, name: str, array: np.ndarray, dtype=np.float32) -> str:
+        """A storage buffer holding `array` as float32 (or uint32 for indices)."""
+        data = np.asarray(array, dtype=dtype).reshape(-1)
+        if data.size == 0:
+            data = np.zeros(1, dtype)
+        return self._new_buffer(name, data.nbytes, {"init": self._put(data, dtype)})
+
+    def output(self, name: str, count: int, fill: float = float("nan")) -> str:
+        """A storage buffer of `count` float32 pre-filled with `fill` (NaN: unwritten elements fail)."""
+        return self._new_buffer(name, 4 * count, {"fill": "nan" if fill != fill else float(fill)})
+
+    def uniform(self, name: str, kernel: str) -> str:
+        """A caller-owned uniform buffer of `kernel` (for values that change between submits)."""
+        self.buffers.append({"name": name, "uniform_of": kernel})
+        self._sizes[name] = 0
+        return name
+
+    def dispatch(self, kernel: str, buffers: Sequence[str], params: Mapping[str, Any] | None = None, *,
+                 uniform: str | None = None, shape: Mapping[str, Any] | None = None,
+                 overrides: Mapping[str, Any] | None = None, flops: int = 0) -> None:
+        """One dispatch; `bytes` (for GB/s) is estimated as the bound storage buffers' sizes."""
+        unknown = [b for b in buffers if b not in self._sizes]
+        if unknown:
+            raise ValueError(f"{self.name}: unknown buffers {unknown}")
+        step: dict[str, Any] = {"op": "dispatch", "kernel": kernel, "buffers": list(buffers),
+                                "flops": int(flops), "bytes": sum(self._sizes[b] for b in buffers)}
+        if uniform is None:
+            step["params"] = _plain(params)
+        else:
+            step["uniform"], step["shape"] = uniform, _plain(shape)
+        if overrides:
+            step["overrides"] = _plain(overrides)
+        self.steps.append(step)
+
+    def write(self, buffer: str, array: np.ndarray, dtype=np.float32) -> None:
+        self.steps.append({"op": "write", "buffer": buffer, "data": self._put(np.asarray(array).reshape(-1), dtype)})
+
+    def write_uniform(self, buffer: str, kernel: str, values: Mapping[str, Any]) -> None:
+        self.steps.append({"op": "write_uniform", "buffer": buffer, "kernel": kernel, "values": _plain(values)})
+
+    def submit(self) -> None:
+        self.steps.append({"op": "submit"})
+
+    def expect_close(self, buffer: str, ref: np.ndarray, atol: float, rtol: float, what: str, offset: int = 0) -> None:
+        """float32 elements [offset, offset + ref.size) of buffer ≈ ref (kept in float64)."""
+        ref = np.asarray(ref, np.float64).reshape(-1)
+        self.outputs.append({"what": what, "buffer": buffer, "offset": 4 * offset, "count": int(ref.size),
+                             "compare": "close", "atol": float(atol), "rtol": float(rtol),
+                             "expected": self._put(ref, np.float64)})
+
+    def expect_bits(self, buffer: str, ref: np.ndarray, what: str, offset: int = 0) -> None:
+        """The 32-bit patterns of the elements equal ref's exactly (ref float32 or uint32; NaN too)."""
+        ref = np.ascontiguousarray(ref).reshape(-1)
+        bits = ref.view(np.uint32) if ref.dtype == np.float32 else ref.astype(np.uint32)
+        self.outputs.append({"what": what, "buffer": buffer, "offset": 4 * offset, "count": int(bits.size),
+                             "compare": "bits", "expected": self._put(bits, np.uint32)})
+
+    def kernels(self) -> list[str]:
+        return sorted({s["kernel"] for s in self.steps if s["op"] == "dispatch"})
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    name: str
+    kernels: tuple[str, ...]  # declared up front so a case can be skipped without building it
+    make: Callable[[CaseBuilder], None]
+
+    def build(self) -> tuple[dict, bytes]:
+        b = CaseBuilder(self.name)
+        self.make(b)
+        if b.kernels() != sorted(self.kernels):
+            raise ValueError(f"case {self.name}: declares {sorted(self.kernels)} but dispatches {b.kernels()}")
+        if not b.outputs:
+            raise ValueError(f"case {self.name} checks nothing")
+        meta = {"name": self.name, "kernels": sorted(self.kernels), "file": f"{self.name}.bin",
+                "nbytes": len(b.blob), "buffers": b.buffers, "steps": b.steps, "outputs": b.outputs}
+        return meta, bytes(b.blob)
+
+
+def _rng(*seed: int) -> np.random.Generator:
+    return np.random.default_rng(list(seed))
+
+
+def _f64(*arrays: np.ndarray) -> list[np.ndarray]:
+    return [a.astype(np.float64) for a in arrays]
+
+
+# --- init.wgsl: bit-exact against reference/init.py ------------------------------------------------
+def _init_normal(seed: int, index: int, n: int, std: float, offset: int = 5):
+    def make(b: CaseBuilder) -> None:
+        b.output("out", offset + n)
+        b.dispatch("init_normal", ["out"], {"n": n, "offset": offset, "key": rng.tensor_key(seed, index),
+                                            "scale": rng.init_scale(std)})
+        # The NaN prefix checks that elements before `offset` stay untouched.
+        b.expect_bits("out", np.concatenate([np.full(offset, np.nan, np.float32), init_tensor(seed, index, n, std)]),
+                      "out (NaN prefix, then the init)")
+    return ParityCase(f"init_normal_{n}", ("init_normal",), make)
+
+
+def _fill(n: int, offset: int, value: float):
+    def make(b: CaseBuilder) -> None:
+        b.output("out", offset + n + 3)
+        b.dispatch("fill", ["out"], {"n": n, "offset": offset, "key": 0, "scale": value})
+        ref = np.full(offset + n + 3, np.nan, np.float32)
+        ref[offset:offset + n] = value
+        b.expect_bits("out", ref, "out (NaN outside [offset, offset+n))")
+    return ParityCase(f"fill_{n}", ("fill",), make)
+
+
+# --- matmul.wgsl: atol 1e-5 + rtol 1e-4 (f32 sums in another order; float64 reference) -----------
+def _matmul(N: int, K: int, M: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M)
+        x, w, dy = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
+        dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+        b.input("x", x), b.input("w", w), b.input("dy", dy)
+        b.output("y", N * M), b.output("dx", N * K), b.output("dw", K * M)
+        flops = 2 * N * K * M
+        b.dispatch("matmul_forward", ["x", "w", "y"], dims, flops=flops)
+        b.dispatch("matmul_backward_dx", ["dy", "w", "dx"], dims, flops=flops)
+        b.dispatch("matmul_backward_dw", ["x", "dy", "dw"], dims, flops=flops)
+        x64, w64, dy64 = _f64(x, w, dy)
+        ref_dx, ref_dw = matmul_backward(dy64, x64, w64)
+        b.expect_close("y", matmul_forward(x64, w64), 1e-5, 1e-4, "y")
+        b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
+        b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
+    kernels = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
+    return ParityCase(f"matmul_{N}x{K}x{M}", kernels, make)
+
+
+def _matmul_accumulate(N: int, K: int, M: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 1)
+        x, dy, prior = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (N, M), (K, M)))
+        b.input("x", x), b.input("dy", dy), b.input("dw", prior)
+        b.dispatch("matmul_backward_dw", ["x", "dy", "dw"], {"N": N, "K": K, "M": M, "accumulate": 1}, flops=2 * N * K * M)
+        x64, dy64, prior64 = _f64(x, dy, prior)
+        b.expect_close("dw", prior64 + x64.T @ dy64, 1e-5, 1e-4, "dw += x^T dy")
+    return ParityCase(f"matmul_accumulate_{N}x{K}x{M}", ("matmul_backward_dw",), make)
+
+
+# --- elementwise.wgsl: exact --------------------------------------------------------------------
+def _relu(n: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(n, 2)
+        x, dy = r.standard_normal(n).astype(np.float32), r.standard_normal(n).astype(np.float32)
+        x[::7] = 0.0  # the derivative at exactly 0 is taken as 0
+        b.input("x", x), b.input("dy", dy), b.output("y", n), b.output("dx", n)
+        b.dispatch("relu_forward", ["x", "y"], {"n": n})
+        b.dispatch("relu_backward", ["dy", "x", "dx"], {"n": n})
+        b.expect_close("y", relu_forward(x), 0, 0, "relu y")
+        b.expect_close("dx", relu_backward(dy, x), 0, 0, "relu dx")
+    return ParityCase(f"relu_{n}", ("relu_forward", "relu_backward"), make)
+
+
+def _add(n: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(n, 3)
+        a, c = r.standard_normal(n).astype(np.float32), r.standard_normal(n).astype(np.float32)
+        b.input("a", a), b.input("b", c), b.output("y", n)
+        b.dispatch("add", ["a", "b", "y"], {"n": n})
+        b.dispatch("add_inplace", ["a", "b"], {"n": n})  # recorded after add: add still saw the old a
+        b.dispatch("add_inplace", ["a", "b"], {"n": n})
+        b.expect_close("y", a + c, 0, 0, "a + b")
+        b.expect_close("a", (a + c) + c, 0, 0, "a += b twice")
+    return ParityCase(f"add_{n}", ("add", "add_inplace"), make)
+
+
+# --- embedding.wgsl: forward exact; backward atol 1e-6 + rtol 1e-5 -------------------------------
+def _embedding(B: int, T: int, Tmax: int, C: int, V: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(B, T, C, V)
+        idx = r.integers(0, min(V, 9), size=(B, T))  # few distinct tokens: many repeats to sum
+        idx[0, 0] = V - 1
+        wte, wpe = r.standard_normal((V, C)).astype(np.float32), r.standard_normal((Tmax, C)).astype(np.float32)
+        dx = r.standard_normal((B, T, C)).astype(np.float32)
+        dims = {"B": B, "T": T, "C": C, "V": V, "Tmax": Tmax}
+        b.input("idx", idx, np.uint32), b.input("wte", wte), b.input("wpe", wpe), b.input("dx", dx)
+        b.output("x", B * T * C), b.output("dwte", V * C), b.output("dwpe", Tmax * C)
+        b.dispatch("embedding_forward", ["idx", "wte", "wpe", "x"], dims)
+        b.dispatch("embedding_backward_dwte", ["idx", "dx", "dwte"], dims)
+        b.dispatch("embedding_backward_dwpe", ["dx", "dwpe"], dims)
+        ref_dwte, ref_dwpe = embedding_backward(idx, dx.astype(np.float64), V, Tmax)
+        b.expect_close("x", embedding_forward(idx, wte, wpe), 0, 0, "x")
+        b.expect_close("dwte", ref_dwte, 1e-6, 1e-5, "dwte")
+        b.expect_close("dwpe", ref_dwpe, 1e-6, 1e-5, "dwpe")
+    kernels = ("embedding_forward", "embedding_backward_dwte", "embedding_backward_dwpe")
+    return ParityCase(f"embedding_B{B}_T{T}_C{C}_V{V}", kernels, make)
+
+
+# --- rmsnorm.wgsl: y, rstd rtol 1e-5; dx, dg atol 1e-5 + rtol 1e-4 ---------------------------------
+def _rmsnorm(N: int, C: int, accumulate: int, eps: float = 1e-5):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, C, accumulate)
+        x = (r.standard_normal((N, C)) * 3).astype(np.float32)
+        g, dy = r.standard_normal(C).astype(np.float32), r.standard_normal((N, C)).astype(np.float32)
+        prior_dx, prior_dg = r.standard_normal((N, C)).astype(np.float32), r.standard_normal(C).astype(np.float32)
+        dims = {"N": N, "C": C, "eps": eps, "accumulate": accumulate}
+        b.input("x", x), b.input("g", g), b.input("dy", dy), b.input("dx", prior_dx), b.input("dg", prior_dg)
+        b.output("y", N * C), b.output("rstd", N)
+        b.dispatch("rmsnorm_forward", ["x", "g", "y", "rstd"], dims)
+        b.dispatch("rmsnorm_backward_dx", ["dy", "x", "g", "rstd", "dx"], dims)
+        b.dispatch("rmsnorm_backward_dg", ["dy", "x", "rstd", "dg"], dims)
+        x64, g64, dy64 = _f64(x, g, dy)
+        ref_y, ref_rstd = rmsnorm_forward(x64, g64, eps)
+        ref_dx, ref_dg = rmsnorm_backward(dy64, x64, g64, ref_rstd)
+        if accumulate:
+            ref_dx, ref_dg = ref_dx + prior_dx, ref_dg + prior_dg
+        b.expect_close("y", ref_y, 1e-5, 1e-5, "y")
+        b.expect_close("rstd", ref_rstd, 0, 1e-5, "rstd")
+        b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
+        b.expect_close("dg", ref_dg, 1e-5, 1e-4, "dg")
+    kernels = ("rmsnorm_forward", "rmsnorm_backward_dx", "rmsnorm_backward_dg")
+    return ParityCase(f"rmsnorm_{N}x{C}{'_accumulate' if accumulate else ''}", kernels, make)
+
+
+# --- crossentropy.wgsl: losses atol 1e-5 + rtol 1e-5; dlogits atol 1e-7 + rtol 1e-4 --------------
+def _crossentropy(N: int, V: int, scale: float):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, V, int(scale))
+        logits = (r.standard_normal((N, V)) * scale).astype(np.float32)  # large scales: overflow guard
+        targets = r.integers(0, V, size=N)
+        dims = {"N": N, "V": V}
+        b.input("logits", logits), b.input("targets", targets, np.uint32)
+        b.output("losses", N), b.output("dlogits", N * V), b.output("eval_losses", N)
+        b.dispatch("crossentropy_forward_backward", ["logits", "targets", "losses", "dlogits"], dims)
+        b.dispatch("crossentropy_forward", ["logits", "targets", "eval_losses"], dims)
+        ref_losses, ref_dlogits = crossentropy_forward_backward(logits.astype(np.float64), targets)
+        b.expect_close("losses", ref_losses, 1e-5, 1e-5, "losses")
+        b.expect_close("eval_losses", ref_losses, 1e-5, 1e-5, "losses (forward only)")
+        b.expect_close("dlogits", ref_dlogits, 1e-7, 1e-4, "dlogits")
+    return ParityCase(f"crossentropy_{N}x{V}_scale{scale:g}", ("crossentropy_forward_backward", "crossentropy_forward"), make)
+
+
+# --- adamw.wgsl: norm rtol 1e-5; params atol 1e-6 + rtol 1e-5; m, v atol 1e-9 + rtol 1e-5 --------
+ADAMW_HYPER = {"beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1}
+
+
+def _norm_clip_steps(b: CaseBuilder, grads: str, n: int, max_norm: float | None, span: int, tag: str = "") -> str:
+    vals = registry.grad_norm_values(n, max_norm, span)
+    b.output("partials" + tag, vals["parts"]), b.output("norm_clip" + tag, 2)
+    b.dispatch("grad_norm_partial", [grads, "partials" + tag], vals, flops=2 * n)
+    b.dispatch("grad_norm_finalize", ["partials" + tag, "norm_clip" + tag], vals)
+    return "norm_clip" + tag
+
+
+def _grad_norm(n: int, span: int, max_norm: float | None):
+    def make(b: CaseBuilder) -> None:
+        g = _rng(n, span).standard_normal(n).astype(np.float32) * 0.01
+        b.input("grads", g)
+        _norm_clip_steps(b, "grads", n, max_norm, span)
+        ref_norm = grad_global_norm(g.astype(np.float64))
+        ref_clip = 1.0 if max_norm is None else clip_coefficient(ref_norm, max_norm)
+        b.expect_close("norm_clip", np.array([ref_norm, ref_clip]), 0, 1e-5, "[norm, clip]")
+    return ParityCase(f"grad_norm_{n}{'_clip' if max_norm else ''}", ("grad_norm_partial", "grad_norm_finalize"), make)
+
+
+def _adamw_three_steps(model: str = "nano"):
+    def make(b: CaseBuilder) -> None:
+        cfg = preset(model)
+        P = cfg.param_count
+        r = _rng(P, 0)
+        flat = r.standard_normal(P).astype(np.float32) * 0.1
+        ref, ref_flat = AdamW(cfg), flat.copy()
+        b.input("weights", flat), b.input("m", np.zeros(P, np.float32)), b.input("v", np.zeros(P, np.float32))
+        b.input("decay", decay_mask(cfg)), b.output("grads", P)
+        b.uniform("adamw_params", "adamw_step")  # lr and t change every step: a caller-owned buffer
+        for t, (lr, gscale) in enumerate([(3e-3, 1.0), (1e-3, 0.001), (2e-3, 0.05)], start=1):
+            grads = r.standard_normal(P).astype(np.float32) * gscale  # step 1 is clipped, step 2 not
+            b.write("grads", grads)
+            norm_clip = _norm_clip_steps(b, "grads", P, 1.0, 256 * 16, tag=str(t))
+            b.write_uniform("adamw_params", "adamw_step", registry.adamw_values(P, t, lr, **ADAMW_HYPER))
+            b.dispatch("adamw_step", ["weights", "grads", "m", "v", "decay", norm_clip], uniform="adamw_params",
+                       shape={"n": P}, flops=15 * P)
+            b.submit()  # the next step rewrites grads and the uniform buffer
+            info = ref.step(ref_flat, grads, lr, max_norm=1.0, **ADAMW_HYPER)
+            b.expect_close(norm_clip, np.array([info["grad_norm"], info["clip"]]), 0, 1e-5, f"step {t} [norm, clip]")
+        b.expect_close("weights", ref_flat, 1e-6, 1e-5, "params")
+        b.expect_close("m", ref.m, 1e-9, 1e-5, "m")
+        b.expect_close("v", ref.v, 1e-9, 1e-5, "v")
+    return ParityCase(f"adamw_3_steps_{model}", ("grad_norm_partial", "grad_norm_finalize", "adamw_step"), make)
+
+
+# Small shapes (SwiftShader runs WebGPU on the CPU in CI), awkward ones included: sizes that are not
+# multiples of the tiles / workgroups, single elements, accumulate variants.
+CASES: tuple[ParityCase, ...] = (
+    _init_normal(1337, 3, 1000, 0.125),
+    _fill(300, 7, 1.0),
+    _matmul(1, 1, 1),
+    _matmul(7, 5, 3),
+    _matmul(33, 17, 65),
+    _matmul(65, 64, 129),
+    _matmul_accumulate(9, 20, 33),
+    _relu(257),
+    _add(1000),
+    _embedding(3, 5, 8, 65, 11),
+    _embedding(1, 7, 16, 16, 1024),
+    _rmsnorm(7, 16, 0),
+    _rmsnorm(33, 65, 1),
+    _crossentropy(7, 3, 1.0),
+    _crossentropy(5, 1000, 40.0),
+    _crossentropy(3, 257, 1e3),
+    _grad_norm(1000, 256, 1.0),
+    _grad_norm(5000, 256, None),
+    _adamw_three_steps("nano"),
+)
+
+
+def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
+    return {k for c in cases for k in c.kernels}
+
+
+@dataclass
+class Bundle:
+    index: dict
+    blobs: dict[str, bytes]  # file name -> bytes
+
+    def write(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, data in self.blobs.items():
+            (d / name).write_bytes(data)
+        (d / INDEX_NAME).write_text(json.dumps(self.index, indent=1) + "\n", encoding="utf-8")
+
+
+def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None) -> Bundle:
+    """Index + blobs for the cases whose kernels are all registered (others go under "skipped")."""
+    known = registry.KERNELS if kernels is None else kernels
+    index: dict[str, Any] = {"format": FORMAT, "cases": [], "skipped": []}
+    blobs: dict[str, bytes] = {}
+    for case in cases:
+        missing = [k for k in case.kernels if k not in known]
+        if missing:
+            index["skipped"].append({"name": case.name, "missing_kernels": missing})
+            continue
+        meta, blob = case.build()
+        index["cases"].append(meta)
+        blobs[meta["file"]] = blob
+    return Bundle(index, blobs)

@@ -1,0 +1,74 @@
+"""Every parity case (pyscript_app/gpu/parity_cases.py) through the SAME pure runner the browser uses,
+on the native executor; plus the table's coverage of the registry and the bundle's round trip."""
+
+import json
+import struct
+
+import pytest
+
+from _gpu import gpu  # noqa: F401
+from pyscript_app.gpu import parity_runner, registry
+from pyscript_app.gpu.executor import run_sync
+from pyscript_app.gpu.parity_cases import CASES, INDEX_NAME, build_bundle, covered_kernels
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """Written to disk and read back, exactly as the site build ships it."""
+    folder = tmp_path_factory.mktemp("refvectors")
+    build_bundle().write(folder)
+    index = parity_runner.load_index(json.loads((folder / INDEX_NAME).read_text(encoding="utf-8")))
+    return index, {meta["name"]: (folder / meta["file"]).read_bytes() for meta in index["cases"]}
+
+
+def test_every_registered_kernel_has_a_parity_case():
+    missing = sorted(set(registry.KERNELS) - covered_kernels())
+    assert not missing, f"kernels without a parity case (add one to gpu/parity_cases.py): {missing}"
+
+
+def test_bundle_holds_every_case_whose_kernels_are_registered(bundle):
+    index, _ = bundle
+    assert [m["name"] for m in index["cases"]] == [c.name for c in CASES if set(c.kernels) <= set(registry.KERNELS)]
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+def test_cases_with_unregistered_kernels_are_skipped_not_built():
+    known = {k: None for k in registry.KERNELS if not k.startswith("matmul")}
+    b = build_bundle(kernels=known)
+    skipped = {s["name"] for s in b.index["skipped"]}
+    assert skipped and all(name.startswith("matmul") for name in skipped)
+    assert not any(m["name"].startswith("matmul") for m in b.index["cases"])
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES])
+def test_case_passes_on_the_native_executor(gpu, bundle, name):
+    index, blobs = bundle
+    meta = next(m for m in index["cases"] if m["name"] == name)
+    result = run_sync(parity_runner.run_case(gpu, meta, blobs[name]))
+    assert result.passed, result.describe()
+    assert len(result.checks) == len(meta["outputs"])
+
+
+def test_a_wrong_expectation_fails_with_its_worst_element(gpu, bundle):
+    index, blobs = bundle
+    meta = next(m for m in index["cases"] if m["name"] == "matmul_7x5x3")
+    out = meta["outputs"][0]
+    blob = bytearray(blobs[meta["name"]])
+    start = out["expected"]["offset"] + 8 * 4  # float64 element 4 of y
+    blob[start:start + 8] = struct.pack("<d", 1e3)  # far from any product of N(0,1) inputs
+    result = run_sync(parity_runner.run_case(gpu, meta, bytes(blob)))
+    assert not result.passed
+    assert result.checks[0].bad == 1 and result.checks[0].worst_index == 4
+    assert result.describe().startswith("FAIL matmul_7x5x3")
+
+
+def test_timing_reports_each_kernel_of_a_passing_case(gpu, bundle):
+    index, blobs = bundle
+    meta = next(m for m in index["cases"] if m["name"] == "matmul_33x17x65")
+    timings = run_sync(parity_runner.time_case(gpu, meta, blobs[meta["name"]], runs=2, target_ms=2))
+    assert [t.kernel for t in timings] == ["matmul_forward", "matmul_backward_dx", "matmul_backward_dw"]
+    for t in timings:
+        assert t.median_ms > 0 and len(t.runs) == 2
+        assert t.gflops and t.gflops > 0 and t.flops == 2 * 33 * 17 * 65
