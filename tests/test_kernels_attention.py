@@ -71,8 +71,8 @@ def test_attention_any_head_width_and_tile(gpu, D, BQ):
 
 
 def test_attention_decode_matches_forward_rows(gpu):
-    """attention_decode at pos = 0..T-1 (caches filled by the kernel itself) gives forward's rows."""
-    T, C, H, Tmax = 7, 48, 4, 9  # D = 12; pos reaches Tmax - 1 below
+    """attention_decode at pos = 0..Tmax-1 (caches filled by the kernel itself) gives forward's rows."""
+    C, H, Tmax = 48, 4, 9  # D = 12; pos runs 0 .. Tmax - 1
     D = C // H
     qkv, _ = _world(1, Tmax, C, seed=11)
     ref_y, _ = attention_forward(qkv.astype(np.float64), H)

@@ -46,6 +46,7 @@ class BenchPage:
         self._tasks: set[asyncio.Task] = set()
 
     async def boot(self) -> None:
+        by_testid("bench-status").setAttribute("data-python-ms", str(round(window.performance.now())))
         set_text("bench-status", "Opening WebGPU…")
         try:
             self.ex = await open_browser_device()
@@ -79,6 +80,7 @@ class BenchPage:
             await self._run()
         except Exception as e:
             set_text("bench-status", f"The bench stopped: {type(e).__name__}: {e}")
+            by_testid("bench-status").setAttribute("data-state", "error")
             raise
         finally:
             self.running = False
@@ -131,6 +133,7 @@ async def main() -> None:
         await BenchPage().boot()
     except Exception as e:
         set_text("bench-status", f"The bench could not start: {type(e).__name__}: {e}")
+        by_testid("bench-status").setAttribute("data-state", "error")
         raise
 
 

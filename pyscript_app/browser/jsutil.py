@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import js
+import pyodide.ffi
 from pyodide.ffi import JsProxy, to_js
+
+_JS_NULL = getattr(pyodide.ffi, "jsnull", None)  # JS null when Pyodide does not map it to None
+
+
+def is_nullish(value: Any) -> bool:
+    """True for JS null / undefined as Pyodide hands them to Python (None, or pyodide.ffi.jsnull)."""
+    return value is None or (_JS_NULL is not None and value is _JS_NULL)
 
 
 def js_object(value: Any) -> Any:
@@ -43,5 +51,5 @@ async def fetch_text(url: str) -> str:
 
 def js_get(obj: Any, name: str, default: Any = None) -> Any:
     """obj[name] or default when obj is missing, the member is absent, null or undefined."""
-    value = getattr(obj, name, None) if obj is not None else None
-    return default if value is None else value
+    value = None if is_nullish(obj) else getattr(obj, name, None)
+    return default if is_nullish(value) else value

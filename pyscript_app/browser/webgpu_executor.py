@@ -21,7 +21,7 @@ from pyodide.ffi import create_proxy, to_js
 
 from ..gpu.executor import STORAGE, UNIFORM_USAGE, Executor, GpuUnavailable
 from ..gpu.registry import READ, READ_WRITE, UNIFORM
-from .jsutil import js_bytes, js_get, js_object, py_bytes
+from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
 
 # The storage limits large presets need: ask for whatever the adapter offers (as gpu/native.py does).
 WANTED_LIMITS = ("maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
@@ -166,7 +166,7 @@ async def open_browser_device(power_preference: str = "high-performance", shader
     if gpu is None:
         raise GpuUnavailable(NO_WEBGPU)
     adapter = await gpu.requestAdapter(js_object({"powerPreference": power_preference}))
-    if adapter is None:
+    if is_nullish(adapter):
         raise GpuUnavailable(NO_ADAPTER)
     limits = adapter.limits
     wanted = {name: getattr(limits, name) for name in WANTED_LIMITS if js_get(limits, name) is not None}

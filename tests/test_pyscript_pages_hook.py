@@ -1,0 +1,68 @@
+"""site_src/hooks/pyscript_pages.py: the worker config and the tags a PyScript page gets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+from _require import REPO_ROOT, module_available, require
+
+PAGE = "<html>\n<head>\n<meta charset=\"utf-8\">\n<title>t</title>\n</head>\n<body>\n<p>x</p>\n</body>\n</html>"
+
+
+@pytest.fixture(scope="module")
+def hook() -> ModuleType:
+    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
+    spec = importlib.util.spec_from_file_location("tabgpt_pyscript_pages", REPO_ROOT / "site_src/hooks/pyscript_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _page(url: str, meta: dict) -> SimpleNamespace:
+    return SimpleNamespace(url=url, meta=meta, file=SimpleNamespace(src_uri="x.md"))
+
+
+def _config(tmp_path=None) -> SimpleNamespace:
+    return SimpleNamespace(config_file_path=str(REPO_ROOT / "mkdocs.yml"), site_dir=str(tmp_path or ""))
+
+
+def test_config_points_at_vendored_pyodide_and_mirrors_the_manifest(hook):
+    cfg = hook.pyscript_config({"files": ["pyscript_app/config.py", "shaders/matmul.wgsl"]})
+    assert cfg["interpreter"] == "../assets/vendor/pyodide/pyodide.mjs"  # relative to py/pyscript.json
+    assert cfg["files"] == {"./pyscript_app/config.py": "./pyscript_app/config.py",
+                            "./shaders/matmul.wgsl": "./shaders/matmul.wgsl"}
+
+
+@pytest.mark.parametrize("url,up", [("bench/", "../"), ("lessons/tokens/", "../../"), ("", "")])
+def test_tags_use_urls_relative_to_the_page(hook, url, up):
+    head, body = hook.head_and_body_tags(url, "pyscript_app/browser/bench_page.py")
+    assert head.startswith(f'<script src="{up}mini-coi.js" scope="./"></script>')
+    assert f'<meta name="tabgpt-root" content="{up or "./"}">' in head
+    assert f'src="{up}assets/vendor/pyscript/core.js"' in head
+    assert body == (f'<script type="py" worker src="{up}py/pyscript_app/browser/bench_page.py" '
+                    f'config="{up}py/pyscript.json"></script>\n')
+
+
+def test_opted_in_page_gets_mini_coi_first_in_head_and_the_worker_last_in_body(hook):
+    out = hook.on_post_page(PAGE, _page("bench/", {"pyscript_worker": "pyscript_app/browser/bench_page.py"}), _config())
+    head = out.split("<head>", 1)[1]
+    assert head.lstrip().startswith('<script src="../mini-coi.js"')
+    assert out.index('type="py" worker') < out.index("</body>") and out.index("<p>x</p>") < out.index('type="py"')
+
+
+def test_other_pages_are_untouched_and_a_missing_script_is_an_error(hook):
+    assert hook.on_post_page(PAGE, _page("", {}), _config()) == PAGE
+    with pytest.raises(hook.PluginError):
+        hook.on_post_page(PAGE, _page("x/", {"pyscript_worker": "pyscript_app/nope.py"}), _config())
+
+
+def test_post_build_writes_the_config_from_the_manifest(hook, tmp_path):
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py/manifest.json").write_text(json.dumps({"files": ["pyscript_app/rng.py"]}), encoding="utf-8")
+    hook.on_post_build(_config(tmp_path))
+    written = json.loads((tmp_path / "py/pyscript.json").read_text(encoding="utf-8"))
+    assert written["files"] == {"./pyscript_app/rng.py": "./pyscript_app/rng.py"}
