@@ -32,8 +32,10 @@ from ..reference.init import init_tensor
 from ..reference.ops import (clip_coefficient, crossentropy_forward_backward, embedding_backward,
                              embedding_forward, grad_global_norm, matmul_backward, matmul_forward,
                              relu_backward, relu_forward, rmsnorm_backward, rmsnorm_forward)
+from ..reference.ops_attention import attention_backward, attention_forward
 from .. import rng
 from . import registry
+from .attention_ops import tile_rows
 
 FORMAT = "tabgpt-parity/1"
 INDEX_NAME = "index.json"
@@ -358,6 +360,64 @@ def _adamw_three_steps(model: str = "nano"):
     return ParityCase(f"adamw_3_steps_{model}", ("grad_norm_partial", "grad_norm_finalize", "adamw_step"), make)
 
 
+# --- attention.wgsl: y atol 1e-5 + rtol 1e-4; lse atol 1e-5 + rtol 1e-5; delta, dqkv atol 2e-5 + rtol 2e-4
+def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(B, T, C, H, BQ or 0)
+        qkv = (r.standard_normal((B, T, 3 * C)) * 1.5).astype(np.float32)  # softmax far from uniform
+        dy = r.standard_normal((B, T, C)).astype(np.float32)
+        D = C // H
+        dims, over = {"B": B, "T": T, "C": C, "H": H}, {"D": D, "BQ": BQ or tile_rows(D)}
+        b.input("qkv", qkv), b.input("dy", dy)
+        b.output("y", B * T * C), b.output("lse", B * H * T), b.output("delta", B * H * T), b.output("dqkv", qkv.size)
+        flops = 4 * B * H * T * T * D // 2  # QK^T and PV over the causal half
+        b.dispatch("attention_forward", ["qkv", "y", "lse"], dims, overrides=over, flops=flops)
+        b.dispatch("attention_backward_dq", ["dy", "qkv", "y", "lse", "delta", "dqkv"], dims, overrides=over, flops=flops)
+        b.dispatch("attention_backward_dkv", ["dy", "qkv", "lse", "delta", "dqkv"], dims, overrides=over, flops=flops)
+        qkv64, dy64 = _f64(qkv, dy)
+        ref_y, ref_lse = attention_forward(qkv64, H)
+        ref_dqkv = attention_backward(dy64, qkv64, ref_y, ref_lse, H)
+        ref_delta = np.einsum("bthd,bthd->bht", dy64.reshape(B, T, H, -1), ref_y.reshape(B, T, H, -1))
+        b.expect_close("y", ref_y, 1e-5, 1e-4, "y")
+        b.expect_close("lse", ref_lse, 1e-5, 1e-5, "lse")
+        b.expect_close("delta", ref_delta, 2e-5, 2e-4, "delta")
+        b.expect_close("dqkv", ref_dqkv, 2e-5, 2e-4, "dqkv")
+    kernels = ("attention_forward", "attention_backward_dq", "attention_backward_dkv")
+    return ParityCase(f"attention_B{B}_T{T}_C{C}_H{H}" + (f"_BQ{BQ}" if BQ else ""), kernels, make)
+
+
+def _attention_decode(C: int, H: int, Tmax: int):
+    """Decode at pos = 0 .. Tmax-1 (the kernel fills the caches itself) gives the forward's rows."""
+    def make(b: CaseBuilder) -> None:
+        qkv = (_rng(C, H, Tmax).standard_normal((Tmax, 3 * C)) * 1.5).astype(np.float32)
+        D = C // H
+        over = {"D": D, "BQ": tile_rows(D)}
+        b.output("k_cache", H * Tmax * D), b.output("v_cache", H * Tmax * D)
+        ref_y, _ = attention_forward(qkv[None].astype(np.float64), H)
+        for pos in range(Tmax):
+            b.input(f"row{pos}", qkv[pos]), b.output(f"y{pos}", C)
+            b.dispatch("attention_decode", [f"row{pos}", "k_cache", "v_cache", f"y{pos}"],
+                       {"C": C, "H": H, "Tmax": Tmax, "pos": pos}, overrides=over, flops=4 * H * (pos + 1) * D)
+        for pos in range(Tmax):
+            b.expect_close(f"y{pos}", ref_y[0, pos], 1e-5, 1e-4, f"y_row at pos {pos}")
+        b.expect_bits("k_cache", qkv[:, C:2 * C].reshape(Tmax, H, D).transpose(1, 0, 2), "k_cache (H, Tmax, D)")
+        b.expect_bits("v_cache", qkv[:, 2 * C:].reshape(Tmax, H, D).transpose(1, 0, 2), "v_cache (H, Tmax, D)")
+    return ParityCase(f"attention_decode_C{C}_H{H}_T{Tmax}", ("attention_decode",), make)
+
+
+# --- reduce.wgsl: atol 1e-7 + rtol 1e-6 ---------------------------------------------------------
+def _mean_into_slot(n: int, slots: int = 5):
+    def make(b: CaseBuilder) -> None:
+        x = (_rng(n).standard_normal(n) + 7.0).astype(np.float32)  # losses are positive
+        slot = n % slots
+        b.input("x", x), b.output("out", slots, fill=-1.0)
+        b.dispatch("mean_into_slot", ["x", "out"], {"n": n, "slot": slot})
+        expect = np.full(slots, -1.0)
+        expect[slot] = x.astype(np.float64).mean()
+        b.expect_close("out", expect, 1e-7, 1e-6, f"mean of {n} into slot {slot}, others untouched")
+    return ParityCase(f"mean_into_slot_{n}", ("mean_into_slot",), make)
+
+
 # Small shapes (SwiftShader runs WebGPU on the CPU in CI), awkward ones included: sizes that are not
 # multiples of the tiles / workgroups, single elements, accumulate variants.
 CASES: tuple[ParityCase, ...] = (
@@ -380,6 +440,13 @@ CASES: tuple[ParityCase, ...] = (
     _grad_norm(1000, 256, 1.0),
     _grad_norm(5000, 256, None),
     _adamw_three_steps("nano"),
+    _attention(1, 1, 16, 4),
+    _attention(2, 5, 16, 4),
+    _attention(3, 33, 64, 2),
+    _attention(2, 11, 24, 2, BQ=3),
+    _attention_decode(48, 4, 9),
+    _mean_into_slot(257),
+    _mean_into_slot(8 * 32 * 3 + 5),
 )
 
 
