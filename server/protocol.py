@@ -58,6 +58,7 @@ class SessionConfig:
     broadcast_dtype: str
     init_seed: int
     max_delta_norm: float
+    lr: float | None = None  # the clients' local learning rate; None: each client's default
 
     @property
     def max_tokens(self) -> int:
@@ -82,7 +83,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     allowed = {
         "model", "dataset", "quorum", "round_seconds", "grace_seconds", "aggregator", "max_local_steps",
         "batch", "blocksize", "tokenizer_sha256", "vocab_size", "broadcast_dtype", "outer_lr",
-        "outer_momentum", "init_seed",
+        "outer_momentum", "init_seed", "lr",
     }
     reasons = [f"unknown field {k!r}" for k in sorted(set(body) - allowed)]
     get = _Getter(body, reasons)
@@ -102,6 +103,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     outer_lr = get.number("outer_lr", 0.7 if aggregator == "diloco" else 1.0, 1e-6, 10.0)
     momentum = get.number("outer_momentum", 0.9 if aggregator == "diloco" else 0.0, 0.0, 0.999)
     seed = get.integer("init_seed", init_seed, 0, 0xFFFFFFFF)
+    lr = get.number("lr", 0.0, 1e-6, 1.0) if "lr" in body else None
     cfg = None
     if model is not None and vocab is not None:
         try:
@@ -120,7 +122,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
         tokenizer_sha256=sha, batch=batch, blocksize=blocksize, max_local_steps=steps,
         aggregator=aggregator, outer_lr=outer_lr, outer_momentum=momentum, quorum=quorum,
         round_seconds=round_s, grace_seconds=grace_s, broadcast_dtype=dtype, init_seed=seed,
-        max_delta_norm=settings.max_delta_rms * math.sqrt(cfg.param_count),
+        max_delta_norm=settings.max_delta_rms * math.sqrt(cfg.param_count), lr=lr,
     )
 
 

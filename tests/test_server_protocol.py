@@ -37,6 +37,14 @@ def test_defaults_fill_a_minimal_request():
     assert SessionConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
+def test_the_local_lr_is_optional_and_bounded():
+    s = RelaySettings()
+    assert build_session_config({"model": "nano", "dataset": "names"}, s, init_seed=1).lr is None
+    assert build_session_config({"model": "nano", "dataset": "names", "lr": 1e-3}, s, init_seed=1).lr == 1e-3
+    with pytest.raises(InvalidRequest, match="lr must be"):
+        build_session_config({"model": "nano", "dataset": "names", "lr": 5}, s, init_seed=1)
+
+
 def test_diloco_defaults_to_lr_0_7_momentum_0_9():
     cfg = build_session_config({"model": "nano", "dataset": "d", "aggregator": "diloco"}, RelaySettings(), 1)
     assert (cfg.outer_lr, cfg.outer_momentum) == (0.7, 0.9)

@@ -4,6 +4,7 @@ the f16 delta, the local learning rate, and the session's data checks. Tiny seed
 from __future__ import annotations
 
 import asyncio
+from array import array
 
 import numpy as np
 import pytest
@@ -28,8 +29,6 @@ def _session(**over) -> dict:
 def _trainer(session: dict | None = None) -> LocalTrainer:
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, MC.vocab_size, 400).astype(np.uint16)
-    from array import array
-
     return LocalTrainer(session_train_config(session or _session(), "numpy", "auto"), array("H", tokens.tobytes()))
 
 
