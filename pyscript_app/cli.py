@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto")
     b.add_argument("--models", default="nano,tiny,small", help="comma-separated presets to time")
     b.add_argument("--repeats", type=_positive_int, default=10)
+    b.add_argument("--gemm", type=_nonneg_int, default=0, help="also time an N x N x N matmul (gpu; e.g. 4096)")
     b.add_argument("--json", default=None, help="write all results to this file")
 
     r = sub.add_parser("relay", help="run the federated relay (Starlette + uvicorn)")

@@ -13,19 +13,18 @@ from .backends import make_backend
 from .bpe import Tokenizer
 from .config import ConfigError, ModelConfig, TrainConfig
 from .errors import UserError
+from .run_state import checkpoint_header, make_train_config, read_checkpoint
 from .sampler import sample_texts
 from .tokenfile import load_prepared
 from .trainer import Trainer
 
 
 def _train_config(args) -> TrainConfig:
-    cfg = TrainConfig(
+    return make_train_config(
         dataset=args.dataset, model=args.model, steps=args.steps, batch=args.batch,
         block_size=args.blocksize or 0, lr=args.lr, seed=args.seed, backend=args.backend, gpu=args.gpu,
-        eval_every=min(args.eval_every, args.steps),
-        warmup_steps=min(50, max(1, args.steps // 10)),
+        eval_every=args.eval_every,
     )
-    return cfg.validate()
 
 
 def _dataset_name(dataset: str) -> str:
@@ -41,10 +40,10 @@ async def _train(args) -> int:
     mc = cfg.model_cfg()
     resume_from = None
     if args.resume:
-        header, arrays = checkpoint.load(out)
-        if ModelConfig.from_dict(header["model_config"]) != mc:
-            raise UserError(f"checkpoint in {out} is for another model ({header['model_config']})")
-        resume_from = (header, arrays)
+        run = read_checkpoint(checkpoint.resolve(out).read_bytes())
+        if run.model_cfg != mc:
+            raise UserError(f"checkpoint in {out} is for another model ({run.header['model_config']})")
+        resume_from = (run.header, run.arrays)
     backend = make_backend(mc, cfg)
 
     async def samples(be):
@@ -90,13 +89,7 @@ async def _train(args) -> int:
 
 async def _save(out: Path, cfg: TrainConfig, mc: ModelConfig, tok: Tokenizer, backend, step: int) -> None:
     state = await backend.export()
-    header = {
-        "train_config": json.loads(cfg.to_json()),
-        "model_config": mc.to_dict(),
-        "step": step,
-        "tokenizer": json.loads(tok.to_json()),
-        "meta": {"backend": backend.describe()},
-    }
+    header = checkpoint_header(cfg, tok, step, {"backend": backend.describe()})
     arrays = {"params": state["params"], "adam_m": state["adam_m"], "adam_v": state["adam_v"]}
     checkpoint.save(out, header, arrays)
 
@@ -109,12 +102,8 @@ def _progress(total: int, start: int, quiet: bool):
 
 def load_for_sampling(path, backend_name: str, gpu: str):
     """(tokenizer, backend with the checkpoint's weights loaded) from a checkpoint path."""
-    header, arrays = checkpoint.load(path)
-    try:
-        mc = ModelConfig.from_dict(header["model_config"])
-        tok = Tokenizer.from_json(json.dumps(header["tokenizer"]))
-    except (KeyError, TypeError) as e:
-        raise checkpoint.CheckpointError(f"checkpoint header lacks {e}") from None
+    run = read_checkpoint(checkpoint.resolve(path).read_bytes())
+    header, arrays, mc, tok = run.header, run.arrays, run.model_cfg, run.tokenizer
     cfg = replace(TrainConfig(), model_config=mc.to_dict(), vocab_size=mc.vocab_size, backend=backend_name, gpu=gpu)
     return tok, mc, cfg, arrays, header
 

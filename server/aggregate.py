@@ -8,6 +8,12 @@ Round r, clients k = 1..K with deltas d_k (P,) and token counts n_k:
     DiLoCo       m'  = mu * m + d ;  u = outer_lr * (d + mu * m')  (Nesterov; lr 0.7, mu 0.9)
 The update u is encoded once in the broadcast dtype (f16 by default) and the canonical weights
 become W_{r+1} = W_r + decode(u) in float32, exactly what every client computes.
+
+Speed (a `large` delta is 26.4M elements): every pass over a (P,) vector goes CHUNK elements at a
+time through buffers that stay in cache and are reused, so no (P,) temporary is allocated (and
+page-faulted) per submission. numpy's own float16 casts are scalar loops (~200M elements/s here),
+so f16 -> f32 is a gather from a 65536-entry table and f64 -> f16 is done with exact bit
+arithmetic (`_encode_f16_chunk`); both are bit-identical to numpy's casts.
 DiLoCo in delta form: the outer gradient is g = -d, and this is PyTorch's SGD(nesterov=True)
 with its momentum buffer negated.
 """
@@ -20,13 +26,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32, KIND_DELTA, FrameError, FrameHeader, decode_header
+from pyscript_app.frames import DTYPE_F16, DTYPE_F32, HEADER_SIZE, KIND_DELTA, FrameError, FrameHeader, decode_header
 
 from .protocol import SessionConfig
 
 F16_MAX = float(np.finfo(np.float16).max)
 NP_DTYPES = {DTYPE_F32: np.dtype("<f4"), DTYPE_F16: np.dtype("<f2")}
 MAX_LOSS = 1e4
+CHUNK = 1 << 15  # elements per slice: its f16, f32 and f64 buffers (448 KiB) stay in L2
+
+# f16 bit pattern -> its exact f32 value (NaN and Inf included, so they poison the norm)
+with np.errstate(invalid="ignore"):
+    F16_TO_F32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+# a fixed pseudo-random (CHUNK,) f32 vector: per-slice dot products with it fingerprint a payload
+_FINGERPRINT_WEIGHTS = np.random.default_rng(0x7E57).standard_normal(CHUNK).astype(np.float32)
 
 
 class Rejected(ValueError):
@@ -42,7 +55,7 @@ class Rejected(ValueError):
 class Delta:
     header: FrameHeader
     values: np.ndarray  # (P,) float32, finite, norm-checked
-    digest: str  # sha256 of the payload bytes: spots a frame replayed by another connection
+    digest: str  # fingerprint of the payload: spots a frame replayed by another connection
 
 
 def parse_delta_header(frame: bytes | memoryview) -> FrameHeader:
@@ -55,8 +68,12 @@ def parse_delta_header(frame: bytes | memoryview) -> FrameHeader:
     return header
 
 
-def validate_delta(frame: bytes | memoryview, config: SessionConfig) -> Delta:
-    """Checks, in order: header, element count and exact length, tokens, loss, finiteness, norm."""
+def validate_delta(frame: bytes | memoryview, config: SessionConfig, out: np.ndarray | None = None) -> Delta:
+    """Checks, in order: header, element count and exact length, tokens, loss, finiteness, norm.
+
+    The payload is decoded into `out` ((P,) float32, reused by the relay; a new array if None) in
+    ONE chunked pass that also sums the squares (float64 across slices) and fingerprints it: a NaN
+    or Inf makes the sum non-finite, so finiteness costs no pass of its own."""
     header = parse_delta_header(frame)
     if header.count != config.param_count:
         raise Rejected("shape_mismatch", f"delta has {header.count} elements, the model has {config.param_count}")
@@ -68,37 +85,71 @@ def validate_delta(frame: bytes | memoryview, config: SessionConfig) -> Delta:
         raise Rejected("non_finite", "loss is not finite")
     if not 0.0 <= header.loss <= MAX_LOSS:
         raise Rejected("loss_out_of_range", f"loss must be in [0, {MAX_LOSS}]")
-    payload = memoryview(frame)[len(frame) - header.payload_size :]
-    if header.dtype == DTYPE_F16:  # all-ones exponent = Inf/NaN; integer test is faster than isfinite
-        if (np.frombuffer(payload, dtype="<u2") & 0x7C00 == 0x7C00).any():
+    values = np.empty(header.count, np.float32) if out is None else out
+    norm2, digest = _decode(memoryview(frame)[HEADER_SIZE:], header.dtype, values)
+    if not math.isfinite(norm2):
+        if not np.isfinite(values).all():  # else: finite f32 values whose squares overflowed
             raise Rejected("non_finite", "delta has NaN or Inf values")
-    values = np.frombuffer(payload, dtype=NP_DTYPES[header.dtype]).astype(np.float32)
-    if header.dtype == DTYPE_F32 and not np.isfinite(values).all():
-        raise Rejected("non_finite", "delta has NaN or Inf values")
-    norm = float(np.sqrt(np.dot(values, values)))  # f32 BLAS dot; an overflow to inf is rejected too
+        norm2 = math.inf
+    norm = math.sqrt(norm2)
     if norm > config.max_delta_norm:
         raise Rejected("norm_too_large", f"delta L2 norm {norm:.4g} exceeds {config.max_delta_norm:.4g}")
-    return Delta(header=header, values=values, digest=hashlib.sha256(payload).hexdigest())
+    return Delta(header=header, values=values, digest=digest)
+
+
+def _decode(payload: memoryview, dtype: int, values: np.ndarray) -> tuple[float, str]:
+    """values[:] = payload as f32; (sum of squares, fingerprint). One pass, slice by slice.
+
+    The fingerprint hashes each slice's dot products with itself and with a fixed random vector:
+    a replayed payload gives the same bytes, hence the same BLAS results; two honest deltas
+    never agree on all of them."""
+    P = values.shape[0]
+    src = np.frombuffer(payload, dtype="<u2" if dtype == DTYPE_F16 else "<f4")
+    dots = np.empty(2 * ((P + CHUNK - 1) // CHUNK), np.float32)
+    norm2 = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i, lo in enumerate(range(0, P, CHUNK)):
+            hi = min(P, lo + CHUNK)
+            v = values[lo:hi]
+            if dtype == DTYPE_F16:
+                np.take(F16_TO_F32, src[lo:hi], out=v, mode="clip")  # uint16 codes: always in range
+            else:
+                np.copyto(v, src[lo:hi])
+            dots[2 * i] = sq = np.dot(v, v)
+            dots[2 * i + 1] = np.dot(v, _FINGERPRINT_WEIGHTS[: hi - lo])
+            norm2 += float(sq)
+    return norm2, hashlib.sha256(dots.tobytes()).hexdigest()
 
 
 class WeightedSum:
-    """Running token-weighted sums of one round: sum n_k d_k (P,) float64, sum n_k, sum n_k loss_k."""
+    """Running token-weighted sums of one round: sum n_k d_k (P,) float64, sum n_k, sum n_k loss_k.
 
-    def __init__(self, param_count: int):
+    `buffer`: a (P,) float64 array to reuse (the relay keeps one per session, so a new round does
+    not page-fault 8 bytes per parameter again); it is overwritten, never read before that."""
+
+    def __init__(self, param_count: int, buffer: np.ndarray | None = None):
         self.param_count = param_count
-        self.total: np.ndarray | None = None  # allocated on the first submission
-        self._scratch: np.ndarray | None = None
+        self._buffer = buffer
+        self.total: np.ndarray | None = None  # set by the first submission
+        self._scratch = np.empty(min(CHUNK, param_count), dtype=np.float64)
         self.tokens = 0
         self.loss_tokens = 0.0
 
     def add(self, delta: np.ndarray, tokens: int, loss: float) -> None:
-        if self.total is None:
-            self.total = np.zeros(self.param_count, dtype=np.float64)
-            self._scratch = np.empty(self.param_count, dtype=np.float64)
-        # n * d in float64 (exact for f16-valued d and n < 2**32), then the running sum; one reused
-        # scratch buffer instead of a fresh (P,) float64 temporary per submission
-        np.multiply(delta, np.float64(tokens), out=self._scratch)
-        np.add(self.total, self._scratch, out=self.total)
+        # n * d in float64 is exact for f16-valued d and n < 2**32; the first submission writes the
+        # sum directly (no zeroing pass), the others add slice by slice through a cached scratch
+        n = np.float64(tokens)
+        first = self.total is None
+        if first:
+            self.total = self._buffer if self._buffer is not None else np.empty(self.param_count, np.float64)
+        for lo in range(0, self.param_count, CHUNK):
+            hi = min(self.param_count, lo + CHUNK)
+            if first:
+                np.multiply(delta[lo:hi], n, out=self.total[lo:hi])
+            else:
+                scratch = self._scratch[: hi - lo]
+                np.multiply(delta[lo:hi], n, out=scratch)
+                np.add(self.total[lo:hi], scratch, out=self.total[lo:hi])
         self.tokens += tokens
         self.loss_tokens += tokens * loss
 
@@ -122,42 +173,98 @@ def outer_update(mean_delta: np.ndarray, config: SessionConfig, momentum: np.nda
     return config.outer_lr * (mean_delta + mu * m), m.astype(np.float32)
 
 
-CHUNK = 1 << 20  # elements per slice of the outer step: 8 MiB of float64 stays in cache
+@dataclass
+class ClosedRound:
+    """What closing a round computes (off the event loop): the update and W_{r+1}."""
+
+    payload: bytes  # the update u in the broadcast dtype, little-endian
+    weights: np.ndarray  # (P,) float32: W_{r+1} = W_r + decode(u)
+    momentum: np.ndarray | None  # (P,) float32 DiLoCo momentum, None for FedAvg
+    weights_sha256: str
 
 
 def outer_step(total: WeightedSum, weights: np.ndarray, config: SessionConfig, momentum: np.ndarray | None,
                broadcast_dtype: int) -> tuple[bytes, np.ndarray, np.ndarray | None]:
     """(update payload, W_{r+1} float32 (P,), new momentum) for one closed round.
 
-    The same elementwise math as mean -> outer_update -> encode_update -> apply_update, done one
-    cache-sized slice at a time (bit-identical to the whole-vector version)."""
+    The same elementwise math as mean -> outer_update -> encode_update -> apply_update, one cached
+    slice at a time (bit-identical to the whole-vector version)."""
     P = weights.shape[0]
     payload = np.empty(P, dtype="<f2" if broadcast_dtype == DTYPE_F16 else "<f4")
     new_weights = np.empty(P, dtype=np.float32)
     new_momentum = None if config.aggregator == "fedavg" else np.empty(P, dtype=np.float32)
+    decoded = np.empty(min(CHUNK, P), np.float32)
     for lo in range(0, P, CHUNK):
         sl = slice(lo, min(P, lo + CHUNK))
         mean = total.total[sl] / total.tokens
         u, m = outer_update(mean, config, None if momentum is None else momentum[sl])
-        encoded, decoded = encode_update(u, broadcast_dtype)
-        payload[sl] = np.frombuffer(encoded, dtype=payload.dtype)
-        new_weights[sl] = apply_update(weights[sl], decoded)
+        d = decoded[: sl.stop - lo]
+        _encode_chunk(u, broadcast_dtype, payload[sl], d)
+        np.add(weights[sl], d, out=new_weights[sl])
         if new_momentum is not None:
             new_momentum[sl] = m
     return payload.tobytes(), new_weights, new_momentum
+
+
+def close_round(total: WeightedSum, weights: np.ndarray, config: SessionConfig, momentum: np.ndarray | None,
+                broadcast_dtype: int) -> ClosedRound:
+    payload, new_weights, new_momentum = outer_step(total, weights, config, momentum, broadcast_dtype)
+    return ClosedRound(payload, new_weights, new_momentum, weights_sha256(new_weights))
 
 
 def encode_update(u: np.ndarray, broadcast_dtype: int) -> tuple[bytes, np.ndarray]:
     """(payload bytes in the broadcast dtype, the decoded float32 values every client will add).
 
     f16 saturates at +-65504 so a large but finite update stays finite."""
-    if broadcast_dtype == DTYPE_F16:
-        encoded = np.clip(u, -F16_MAX, F16_MAX).astype("<f2")
-    elif broadcast_dtype == DTYPE_F32:
-        encoded = u.astype("<f4")
-    else:
+    if broadcast_dtype not in (DTYPE_F16, DTYPE_F32):
         raise ValueError(f"unknown broadcast dtype {broadcast_dtype}")
-    return encoded.tobytes(), encoded.astype(np.float32)
+    u = np.asarray(u, dtype=np.float64)
+    payload = np.empty(u.shape, "<f2" if broadcast_dtype == DTYPE_F16 else "<f4")
+    decoded = np.empty(u.shape, np.float32)
+    for lo in range(0, u.shape[0], CHUNK):
+        sl = slice(lo, min(u.shape[0], lo + CHUNK))
+        _encode_chunk(u[sl], broadcast_dtype, payload[sl], decoded[sl])
+    return payload.tobytes(), decoded
+
+
+def _encode_chunk(u: np.ndarray, broadcast_dtype: int, payload: np.ndarray, decoded: np.ndarray) -> None:
+    """payload[:] = u in the broadcast dtype (f16 saturating); decoded[:] = its f32 value."""
+    if broadcast_dtype == DTYPE_F32:
+        np.copyto(decoded, u, casting="same_kind")
+        payload[:] = decoded
+        return
+    clipped = np.clip(u, -F16_MAX, F16_MAX)
+    _encode_f16_chunk(clipped, payload.view(np.uint16), decoded)
+
+
+_F64_EXP = np.uint64(0x7FF)
+_F16_MIN_EXP = np.uint64(1023 - 14)  # f16's smallest normal exponent; below it the step stays 2**-24
+_HALF_BITS = np.uint64(42)  # 52 - 10 mantissa bits dropped when rounding f64 to f16
+_TWO_M112 = np.float32(2.0**-112)
+
+
+def _encode_f16_chunk(x: np.ndarray, out_bits: np.ndarray, decoded: np.ndarray) -> None:
+    """Round finite f64 values with |x| <= 65504 to f16 (nearest, ties to even), as numpy's
+    x.astype(float16) does, but with vectorised arithmetic instead of numpy's scalar cast.
+
+    r = (x + M) - M with M = 1.5 * 2**(e + 42), e = max(exponent of x, -14): the f64 addition
+    rounds x to a multiple of 2**(e - 10), f16's step in that binade (2**-24 for subnormals), in
+    the FPU's round-to-nearest-even. r fits in f32 exactly (decoded), and the f16 bits of r are
+    those of |r| * 2**-112 as an f32 shifted right by 13 (the inverse of the table decode), plus
+    the sign of x (so -0 and tiny negatives round to -0, as in numpy)."""
+    bits = x.view(np.uint64)
+    exp = np.maximum((bits >> np.uint64(52)) & _F64_EXP, _F16_MIN_EXP)
+    magic = ((exp + _HALF_BITS) << np.uint64(52)) | np.uint64(1 << 51)
+    m = magic.view(np.float64)
+    r = np.add(x, m)
+    np.subtract(r, m, out=r)
+    np.copyto(decoded, r, casting="same_kind")
+    scaled = np.abs(decoded) * _TWO_M112
+    h = scaled.view(np.uint32) >> np.uint32(13)
+    sign = (bits >> np.uint64(48)) & np.uint64(0x8000)
+    np.bitwise_or(h, sign.astype(np.uint32), out=h)
+    np.copyto(out_bits, h, casting="unsafe")
+    np.copysign(decoded, x, out=decoded)
 
 
 def apply_update(weights: np.ndarray, decoded: np.ndarray) -> np.ndarray:
@@ -166,4 +273,5 @@ def apply_update(weights: np.ndarray, decoded: np.ndarray) -> np.ndarray:
 
 
 def weights_sha256(weights: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(weights, dtype="<f4").tobytes()).hexdigest()
+    """Hex sha256 of the f32 little-endian weight vector, hashed in place (no copy)."""
+    return hashlib.sha256(np.ascontiguousarray(weights, dtype="<f4").data).hexdigest()

@@ -28,13 +28,15 @@ def torch_available() -> bool:
 class TorchGPT:
     """Parameters as separate torch leaf tensors named as in config.param_shapes()."""
 
-    def __init__(self, cfg: ModelConfig, flat: np.ndarray) -> None:
+    def __init__(self, cfg: ModelConfig, flat: np.ndarray, device: str = "cpu") -> None:
+        """device: "cpu" or "cuda" (the GPU bench runs the same model on the GPU being measured)."""
         import torch
 
         self.torch = torch
         self.cfg = cfg
+        self.device = device
         self.params = {
-            name: torch.tensor(view, requires_grad=True)  # copies
+            name: torch.tensor(view, device=device, requires_grad=True)  # copies
             for name, view in unflatten(cfg, flat).items()
         }
 
@@ -44,7 +46,7 @@ class TorchGPT:
         F = torch.nn.functional
         cfg, p = self.cfg, self.params
         C, H, eps = cfg.n_embd, cfg.n_head, cfg.rms_eps
-        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
         B, T = idx_t.shape
         x = p["wte"][idx_t] + p["wpe"][:T]  # (B,T,C)
         for l in range(cfg.n_layer):
@@ -60,7 +62,7 @@ class TorchGPT:
         logits = F.rms_norm(x, (C,), p["lnf"], eps) @ p["lm_head"]  # (B,T,V)
         if targets is None:
             return logits, None
-        tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+        tgt = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=self.device)
         loss = F.cross_entropy(logits.reshape(B * T, -1), tgt.reshape(B * T))
         return logits, loss
 
@@ -103,4 +105,4 @@ class TorchGPT:
         return self._flat(list(self.params.values()))
 
     def _flat(self, tensors) -> np.ndarray:
-        return np.concatenate([t.detach().reshape(-1).numpy() for t in tensors]).astype(np.float32)
+        return np.concatenate([t.detach().reshape(-1).cpu().numpy() for t in tensors]).astype(np.float32)

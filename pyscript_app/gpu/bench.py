@@ -1,0 +1,226 @@
+"""`tabgpt bench --backend gpu` (native): correctness gate first, then kernel, GEMM and training-step timings.
+
+Order and rules:
+  1. Gate: every parity case (gpu/parity_cases.py, the same cases the browser's bench page runs)
+     through gpu/parity_runner.py on this adapter. Timings are only reported for kernels that passed,
+     and nothing else is timed when any case fails.
+  2. Kernel timings of the passing cases (median per dispatch, GFLOP/s or GB/s).
+  3. GEMM y = x @ w at the model's own shapes (and at --gemm N for N x N x N), beside
+     torch.matmul on the same device (CUDA when torch sees one, else CPU) with TF32 off.
+  4. Training step (forward + backward + clip + AdamW, batch 8, full context) per preset: median
+     milliseconds per step over --repeats steps submitted back to back, dispatches per step, and
+     the same model in PyTorch fp32 eager on the same device.
+Ratios are ours / PyTorch's time (or PyTorch's rate / ours) measured in the same process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..config import TrainConfig, preset
+from . import parity_cases, parity_runner
+from .executor import run_sync
+from .native import open_device
+from .trainer_backend import GpuBackend
+
+
+def _torch_device():
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch, ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _torch_sync(torch, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def gate(ex) -> tuple[list, list, dict]:
+    bundle = parity_cases.build_bundle()
+    results = []
+    for meta in bundle.index["cases"]:
+        r = run_sync(parity_runner.run_case(ex, meta, bundle.blobs[meta["file"]]))
+        results.append(r)
+        err = max((c.max_abs_err for c in r.checks), default=float("nan"))
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name}  (max abs error {err:.2e})"
+              + (f"  {r.error}" if r.error else ""))
+    print(parity_runner.summary_text(results))
+    return results, bundle.index["cases"], bundle.blobs
+
+
+def kernel_timings(ex, results, metas, blobs) -> list:
+    passing = {r.name for r in results if r.passed}
+    timings = []
+    for meta in metas:
+        if meta["name"] in passing:
+            timings += run_sync(parity_runner.time_case(ex, meta, blobs[meta["file"]]))
+    for t in timings:
+        print("  " + parity_runner.format_timing(t))
+    return timings
+
+
+def _time_matmul(ex, N, K, M, reps) -> float:
+    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission."""
+    r = np.random.default_rng(0)
+    x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
+    w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
+    y = ex.alloc(4 * N * M)
+    params = {"N": N, "K": K, "M": M, "accumulate": 0}
+    ex.dispatch("matmul_forward", [x, w, y], params)
+    run_sync(ex.read(y, 4))
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            ex.dispatch("matmul_forward", [x, w, y], params)
+        run_sync(ex.read(y, 4))
+        runs.append((time.perf_counter() - t0) * 1e3 / reps)
+    for b in (x, w, y):
+        ex.release(b)
+    return float(np.median(runs))
+
+
+def _time_torch_matmul(torch, device, N, K, M, reps) -> float | None:
+    if torch is None:
+        return None
+    x = torch.randn(N, K, device=device)
+    w = torch.randn(K, M, device=device)
+    torch.matmul(x, w)
+    _torch_sync(torch, device)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(x, w)
+        _torch_sync(torch, device)
+        runs.append((time.perf_counter() - t0) * 1e3 / reps)
+    return float(np.median(runs))
+
+
+def gemm_shapes(models: list[str], gemm: int) -> list[tuple[str, int, int, int]]:
+    """(label, N, K, M): the model's own matmuls at B=8 x full context, plus N^3 when asked."""
+    shapes = []
+    for name in models:
+        c = preset(name)
+        N, C, V = 8 * c.block_size, c.n_embd, c.vocab_size
+        shapes += [(f"{name} qkv", N, C, 3 * C), (f"{name} fc", N, C, 4 * C),
+                   (f"{name} fc_proj", N, 4 * C, C), (f"{name} lm_head", N, C, V)]
+    if gemm:
+        shapes.append((f"{gemm}^3", gemm, gemm, gemm))
+    return shapes
+
+
+def gemm_table(ex, torch, device, models, gemm) -> list[dict]:
+    rows = []
+    print(f"\n{'GEMM':<18} {'ours ms':>9} {'GFLOP/s':>9} {'torch ms':>9} {'GFLOP/s':>9} {'ours/torch':>10}  "
+          f"(torch on {device}, TF32 off)")
+    for label, N, K, M in gemm_shapes(models, gemm):
+        flops = 2 * N * K * M
+        reps = max(1, min(50, int(2e10 // flops)))
+        ours = _time_matmul(ex, N, K, M, reps)
+        theirs = _time_torch_matmul(torch, device, N, K, M, reps)
+        row = {"shape": label, "N": N, "K": K, "M": M, "ours_ms": ours, "ours_gflops": flops / ours / 1e6,
+               "torch_ms": theirs, "torch_gflops": flops / theirs / 1e6 if theirs else None,
+               "rate_ratio_ours_over_torch": theirs / ours if theirs else None}
+        rows.append(row)
+        t = (f"{theirs:9.3f} {row['torch_gflops']:9.1f} {row['rate_ratio_ours_over_torch']:10.2f}"
+             if theirs else f"{'-':>9} {'-':>9} {'-':>10}")
+        print(f"{label:<18} {ours:9.3f} {row['ours_gflops']:9.1f} {t}")
+    return rows
+
+
+def _batch(cfg, B, seed=0):
+    r = np.random.default_rng(seed)
+    idx = r.integers(0, cfg.vocab_size, size=(B, cfg.block_size + 1))
+    return idx[:, :-1], idx[:, 1:]
+
+
+def time_gpu_step(ex, name: str, repeats: int) -> tuple[float, int]:
+    """(median ms per training step, dispatches per step) of the GPU backend at B=8, full context."""
+    cfg = preset(name)
+    tc = TrainConfig(model=name, batch=8, log_every=max(repeats, 1))
+    be = GpuBackend(cfg, tc, ex)
+    run_sync(be.init(1))
+    x, y = _batch(cfg, 8)
+    xa = x.astype(np.uint16).tobytes()
+    ya = y.astype(np.uint16).tobytes()
+    run_sync(be.step(xa, ya, 1e-3))
+    run_sync(be.pop_losses())
+    before = ex.stats["dispatches"]
+    run_sync(be.step(xa, ya, 1e-3))
+    per_step = ex.stats["dispatches"] - before
+    run_sync(be.pop_losses())
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            run_sync(be.step(xa, ya, 1e-3))
+        run_sync(be.pop_losses())  # the one readback waits for all submitted steps
+        runs.append((time.perf_counter() - t0) * 1e3 / repeats)
+    return float(np.median(runs)), per_step
+
+
+def time_torch_step(torch, device, name: str, repeats: int) -> float | None:
+    if torch is None:
+        return None
+    from ..reference.init import init_params
+    from ..reference.torch_model import TorchGPT
+
+    cfg, tc = preset(name), TrainConfig()
+    m = TorchGPT(cfg, init_params(cfg, 1), device=device)
+    opt = m.make_optimizer(1e-3, beta1=tc.beta1, beta2=tc.beta2, eps=tc.adam_eps, weight_decay=tc.weight_decay)
+    x, y = _batch(cfg, 8)
+    params = list(m.params.values())
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        _, loss = m.forward(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        opt.step()
+
+    step()
+    _torch_sync(torch, device)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        _torch_sync(torch, device)
+        runs.append((time.perf_counter() - t0) * 1e3 / repeats)
+    return float(np.median(runs))
+
+
+def bench_gpu(args) -> dict:
+    ex = open_device(args.gpu)
+    print(f"adapter: {ex.adapter_info}")
+    models = [m.strip() for m in args.models.split(",")]
+    out = {"backend": "gpu", "engine": ex.engine, "adapter": ex.adapter_info}
+    results, metas, blobs = gate(ex)
+    out["gate"] = [{"name": r.name, "passed": r.passed, "error": r.error,
+                    "max_abs_err": max((c.max_abs_err for c in r.checks), default=None)} for r in results]
+    if not all(r.passed for r in results):
+        return out
+    out["kernels"] = [t.to_json() for t in kernel_timings(ex, results, metas, blobs)]
+    torch, device = _torch_device()
+    out["torch_device"] = device
+    if torch is not None:
+        out["torch_device_name"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    out["gemm"] = gemm_table(ex, torch, device, models, getattr(args, "gemm", 0))
+    print(f"\n{'train step':<10} {'ours ms':>9} {'dispatches':>10} {'torch ms':>9} {'ours/torch':>10}  (B=8, full context)")
+    out["steps"] = []
+    for name in models:
+        ours, dispatches = time_gpu_step(ex, name, args.repeats)
+        theirs = time_torch_step(torch, device, name, args.repeats)
+        row = {"model": name, "batch": 8, "ours_ms": ours, "dispatches_per_step": dispatches,
+               "torch_ms": theirs, "ratio_ours_over_torch": ours / theirs if theirs else None}
+        out["steps"].append(row)
+        t = f"{theirs:9.3f} {ours / theirs:10.2f}" if theirs else f"{'-':>9} {'-':>10}"
+        print(f"{name:<10} {ours:9.3f} {dispatches:10d} {t}")
+    return out

@@ -1,0 +1,33 @@
+"""`tabgpt bench --backend gpu` pieces on the native adapter (llvmpipe in CI): gate, GEMM, step timing."""
+
+import pytest
+
+from _gpu import gpu  # noqa: F401  (fixture)
+from pyscript_app.config import preset
+from pyscript_app.gpu import bench, parity_cases
+
+pytestmark = pytest.mark.gpu
+
+
+def test_gemm_shapes_are_the_models_matmuls():
+    shapes = bench.gemm_shapes(["nano"], 64)
+    c = preset("nano")
+    N = 8 * c.block_size
+    assert shapes == [("nano qkv", N, 16, 48), ("nano fc", N, 16, 64), ("nano fc_proj", N, 64, 16),
+                      ("nano lm_head", N, 16, 1024), ("64^3", 64, 64, 64)]
+
+
+def test_gate_runs_every_parity_case_and_passes(gpu):  # noqa: F811
+    results, metas, _ = bench.gate(gpu)
+    assert len(results) == len(parity_cases.build_bundle().index["cases"]) == len(metas) > 20
+    assert all(r.passed for r in results), [r.name for r in results if not r.passed]
+
+
+def test_step_timing_counts_dispatches_per_layer(gpu):  # noqa: F811
+    ms, dispatches = bench.time_gpu_step(gpu, "nano", repeats=1)
+    assert ms > 0
+    assert dispatches == 14 + 25 * preset("nano").n_layer
+
+
+def test_matmul_timing_is_positive(gpu):  # noqa: F811
+    assert bench._time_matmul(gpu, 33, 17, 65, reps=2) > 0
