@@ -127,7 +127,3 @@ class LocalTrainer:
         delta = np.subtract(params, self.weights, dtype=np.float32)
         np.clip(delta, -F16_MAX, F16_MAX, out=delta)
         return delta.astype("<f2").tobytes()
-
-    async def restore_global(self) -> None:
-        """Drop the local progress of an abandoned round: back to W_r, moments kept."""
-        await self.set_global(self.weights)

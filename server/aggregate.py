@@ -237,34 +237,38 @@ def _encode_chunk(u: np.ndarray, broadcast_dtype: int, payload: np.ndarray, deco
     _encode_f16_chunk(clipped, payload.view(np.uint16), decoded)
 
 
-_F64_EXP = np.uint64(0x7FF)
-_F16_MIN_EXP = np.uint64(1023 - 14)  # f16's smallest normal exponent; below it the step stays 2**-24
-_HALF_BITS = np.uint64(42)  # 52 - 10 mantissa bits dropped when rounding f64 to f16
-_TWO_M112 = np.float32(2.0**-112)
+_F64_EXP_MASK = np.uint64(0x7FF0_0000_0000_0000)
+_F64_SIGN_HIGH = np.uint32(0x8000_0000)
+_F16_MIN_NORMAL = 2.0**-14  # below it f16's step stays 2**-24 (subnormals)
+_F16_TO_MAGIC = 1.5 * 2.0**42  # 52 - 10 mantissa bits dropped when rounding f64 to f16
+_F32_MIN_NORMAL_F16 = np.uint32(0x3880_0000)  # bits of 2**-14 as f32
 
 
 def _encode_f16_chunk(x: np.ndarray, out_bits: np.ndarray, decoded: np.ndarray) -> None:
-    """Round finite f64 values with |x| <= 65504 to f16 (nearest, ties to even), as numpy's
-    x.astype(float16) does, but with vectorised arithmetic instead of numpy's scalar cast.
+    """Round finite f64 values with |x| <= 65504 to f16 (nearest, ties to even), bit-identical to
+    numpy's x.astype(float16) but with vectorised arithmetic instead of numpy's scalar cast.
 
-    r = (x + M) - M with M = 1.5 * 2**(e + 42), e = max(exponent of x, -14): the f64 addition
-    rounds x to a multiple of 2**(e - 10), f16's step in that binade (2**-24 for subnormals), in
-    the FPU's round-to-nearest-even. r fits in f32 exactly (decoded), and the f16 bits of r are
-    those of |r| * 2**-112 as an f32 shifted right by 13 (the inverse of the table decode), plus
-    the sign of x (so -0 and tiny negatives round to -0, as in numpy)."""
-    bits = x.view(np.uint64)
-    exp = np.maximum((bits >> np.uint64(52)) & _F64_EXP, _F16_MIN_EXP)
-    magic = ((exp + _HALF_BITS) << np.uint64(52)) | np.uint64(1 << 51)
-    m = magic.view(np.float64)
+    r = (x + M) - M with M = 1.5 * 2**42 * max(2**e, 2**-14), 2**e the binade of x: the f64
+    addition rounds x to a multiple of 2**(e - 10), f16's step in that binade (2**-24 for
+    subnormals), in the FPU's round-to-nearest-even. r is exact in f32 (decoded). Its f16 bits:
+    normal: (f32 bits >> 13) - (112 << 10) (rebias 127 -> 15); subnormal: r * 2**24 as an integer.
+    The sign comes from x, so tiny negatives round to -0 as in numpy. No step makes a subnormal
+    float (those cost a microcode assist per element)."""
+    m = np.bitwise_and(x.view(np.uint64), _F64_EXP_MASK).view(np.float64)  # 2**e (0 for 0)
+    np.maximum(m, _F16_MIN_NORMAL, out=m)
+    m *= _F16_TO_MAGIC
     r = np.add(x, m)
     np.subtract(r, m, out=r)
     np.copyto(decoded, r, casting="same_kind")
-    scaled = np.abs(decoded) * _TWO_M112
-    h = scaled.view(np.uint32) >> np.uint32(13)
-    sign = (bits >> np.uint64(48)) & np.uint64(0x8000)
-    np.bitwise_or(h, sign.astype(np.uint32), out=h)
+    mag_bits = decoded.view(np.uint32) & np.uint32(0x7FFF_FFFF)
+    normal = (mag_bits >> np.uint32(13)) - np.uint32(112 << 10)
+    with np.errstate(invalid="ignore"):
+        sub = (np.abs(decoded) * np.float32(2.0**24)).astype(np.uint32)
+    h = np.where(mag_bits < _F32_MIN_NORMAL_F16, sub, normal)
+    sign = (x.view(np.uint32)[1::2] & _F64_SIGN_HIGH)  # high word of each f64 (little-endian)
+    np.bitwise_or(h, sign >> np.uint32(16), out=h)
     np.copyto(out_bits, h, casting="unsafe")
-    np.copysign(decoded, x, out=decoded)
+    np.bitwise_or(decoded.view(np.uint32), sign, out=decoded.view(np.uint32))
 
 
 def apply_update(weights: np.ndarray, decoded: np.ndarray) -> np.ndarray:

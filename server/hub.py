@@ -2,6 +2,12 @@
 
 Every session call returns effects; `_apply` first writes a checkpoint when a round committed
 (so a broadcast never announces weights that a restart could lose), then queues the frames.
+
+The heavy work never runs on the event loop (a `large` delta is 53 MB): validating a delta,
+adding it to the running sum, and closing a round (outer step, sha256, checkpoint) run in worker
+threads (numpy and hashlib release the GIL), so the loop keeps receiving frames, answering pings
+and broadcasting while they run. Per session, one lock orders sum.add and the close; at most
+HEAVY_SLOTS submissions are in flight relay-wide, which bounds the (P,) float32 buffers they hold.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pyscript_app.config import ModelConfig
 from pyscript_app.frames import HEADER_SIZE
 from pyscript_app.reference.init import init_params
 
+from . import aggregate
+from .aggregate import Rejected
 from .connection import CLOSE_POLICY, CLOSE_RESTART, CLOSE_SUPERSEDED, Connection
 from .protocol import InvalidRequest, Join, LossPing, SessionConfig, build_session_config, error, reject
 from .roster import JoinRefused
@@ -26,6 +34,7 @@ from .settings import RelaySettings
 from .storage import CheckpointStore
 
 log = logging.getLogger("tabgpt.relay")
+HEAVY_SLOTS = 2  # submissions validated / aggregated at once (the relay's machine has 2 cores)
 
 
 class TooManySessions(Exception):
@@ -39,6 +48,10 @@ class Relay:
         self.sessions: dict[str, Session] = {}
         self.conns: dict[tuple[str, str], Connection] = {}
         self.store = CheckpointStore(settings.state_dir) if settings.state_dir else None
+        self.locks: dict[str, asyncio.Lock] = {}  # per session: sum.add and closing, one at a time
+        self._heavy: asyncio.Semaphore | None = None  # created on the running loop
+        self._buffers: dict[int, list[np.ndarray]] = {}  # free (P,) float32 buffers for decoded deltas
+        self._tasks: set[asyncio.Task] = set()  # scheduled closes (referenced until done)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -52,6 +65,7 @@ class Relay:
             except (KeyError, TypeError, ValueError) as e:
                 log.error("skipping checkpoint of %s: %s", header.get("session_id"), e)
                 continue
+            session.auto_close = False
             self.sessions[session.session_id] = session
         log.info("relay loaded %d session(s)", len(self.sessions))
 
@@ -64,13 +78,16 @@ class Relay:
 
     async def run_ticker(self) -> None:
         while True:
-            self.tick()
+            await self.tick()
             await asyncio.sleep(self.settings.tick_interval_s)
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         now = self.clock()
         for session in list(self.sessions.values()):
+            if self._lock(session).locked():
+                continue  # a submission or a close is running; its holder re-checks the round
             self._apply(session, session.tick(now))
+            await self._close_if_due(session)
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -87,12 +104,14 @@ class Relay:
         if len(self.sessions) >= self.settings.max_sessions:  # re-checked: weights were made off-loop
             raise TooManySessions(f"relay has its maximum of {self.settings.max_sessions} sessions")
         session, owner_token = Session.create(config, weights, self.settings.max_clients_per_session, self.clock())
+        session.auto_close = False
         self.sessions[session.session_id] = session
         self._save(session)
         return session, owner_token
 
     def delete_session(self, session_id: str) -> None:
         session = self.sessions.pop(session_id)
+        self.locks.pop(session_id, None)
         self._apply(session, session.close("deleted"))
         for key in [k for k in self.conns if k[0] == session_id]:
             self.conns.pop(key).session_id = None
@@ -125,13 +144,42 @@ class Relay:
         conn.session_id, conn.client_id = session.session_id, client_id
         self.conns[(session.session_id, client_id)] = conn
         self._apply(session, effects)
+        self._schedule_close(session)
 
-    def submit(self, conn: Connection, frame: bytes) -> None:
+    async def submit(self, conn: Connection, frame: bytes) -> None:
+        """A DELTA frame: cheap checks here, validation and aggregation in worker threads."""
         session = self._session_of(conn)
         if session is None:
             conn.send(reject("not_joined", "send a join message first"))
             return
-        self._apply(session, session.submit(conn.client_id, frame, self.clock()))
+        client_id = conn.client_id
+        effects, header = session.check_submission(client_id, frame, self.clock())
+        self._apply(session, effects)
+        if header is None:
+            return
+        if self._heavy is None:
+            self._heavy = asyncio.Semaphore(HEAVY_SLOTS)
+        async with self._heavy:
+            values = self._take_buffer(session.config.param_count)
+            try:
+                try:
+                    delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
+                except Rejected as e:
+                    conn.send(reject(e.reason, e.message, round=session.round))
+                    return
+                async with self._lock(session):
+                    if self.sessions.get(session.session_id) is not session:
+                        return  # deleted meanwhile
+                    refused = session.accept(client_id, delta, self.clock())
+                    if refused:
+                        self._apply(session, refused)
+                        return
+                    h = delta.header
+                    await asyncio.to_thread(session.sum.add, delta.values, h.tokens, h.loss)
+                    self._apply(session, session.acknowledge(client_id))
+                    await self._close_locked(session)
+            finally:
+                self._buffers.setdefault(values.shape[0], []).append(values)
 
     def loss_ping(self, conn: Connection, msg: LossPing) -> None:
         session = self._session_of(conn)
@@ -151,6 +199,40 @@ class Relay:
         conn.session_id = None
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _lock(self, session: Session) -> asyncio.Lock:
+        return self.locks.setdefault(session.session_id, asyncio.Lock())
+
+    def _take_buffer(self, count: int) -> np.ndarray:
+        free = self._buffers.get(count)
+        return free.pop() if free else np.empty(count, np.float32)
+
+    def _schedule_close(self, session: Session) -> None:
+        """After a cheap event: a round whose deadline passed with deltas closes soon after."""
+        if session.close_due(self.clock()) and not self._lock(session).locked():
+            task = asyncio.get_running_loop().create_task(self._close_if_due(session))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_if_due(self, session: Session) -> None:
+        if session.close_due(self.clock()):
+            async with self._lock(session):
+                await self._close_locked(session)
+
+    async def _close_locked(self, session: Session) -> None:
+        """Close the round if it is (still) due: outer step and checkpoint in threads, then commit
+        and broadcast on the loop. The caller holds the session's lock."""
+        if not session.close_due(self.clock()) or self.sessions.get(session.session_id) is not session:
+            return
+        plan = await asyncio.to_thread(session.prepare_close)
+        if self.store is not None:
+            header, arrays = session.checkpoint(plan)
+            await asyncio.to_thread(self.store.save, session.session_id, header, arrays)
+        if self.sessions.get(session.session_id) is not session:
+            return
+        effects = session.commit_close(plan, self.clock())
+        session.dirty = False  # saved above, before anyone could see the new round
+        self._apply(session, effects)
 
     def _session_of(self, conn: Connection) -> Session | None:
         return self.sessions.get(conn.session_id) if conn.session_id else None

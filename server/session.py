@@ -13,6 +13,13 @@ Round r of a session:
               round r+1 starts at once (round_started to each client, with its own data_seed)
     restart   at the deadline with no valid submission: weights and round number unchanged, the timer
               restarts (fresh data seeds); with nobody connected the session goes idle instead
+
+Two ways to drive it. `submit` and `tick` do everything inline (tests, and anything single-threaded).
+The relay instead sets `auto_close = False` and runs the heavy steps off its event loop:
+check_submission (cheap) -> aggregate.validate_delta (thread) -> accept -> sum.add (thread) ->
+acknowledge; and, whenever close_due(now), prepare_close (thread) -> commit_close. Only one of
+sum.add / prepare_close runs at a time (the relay's per-session lock); the cheap methods may run
+meanwhile, and never touch the running sum or the weights while auto_close is off.
 """
 
 from __future__ import annotations
@@ -48,6 +55,13 @@ class Close:
 Effect = Send | Close
 
 
+@dataclass(frozen=True)
+class ClosePlan:
+    closed: aggregate.ClosedRound
+    entry: dict  # the history entry of the closing round
+    weights_frame: bytes  # WEIGHTS frame of W_{r+1}
+
+
 class Session:
     def __init__(self, session_id: str, owner_hash: str, config: SessionConfig, weights: np.ndarray,
                  secret: bytes, max_clients: int, *, round: int = 0, history: list | None = None,
@@ -60,6 +74,7 @@ class Session:
         self.phase, self.attempt = "idle", 0
         self.started_at = self.deadline = 0.0
         self.dirty = False  # a committed round (or creation) not yet checkpointed
+        self.auto_close = True  # close rounds inside tick/submit (False: the caller closes them)
         self._weights_frame: bytes | None = None
         self._sha: str | None = None
         self._reset_round()
@@ -74,14 +89,19 @@ class Session:
         session.dirty = True
         return session, owner_token
 
-    def checkpoint(self) -> tuple[dict, dict[str, np.ndarray]]:
+    def checkpoint(self, plan: "ClosePlan | None" = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """The session as saved; with `plan`, as it will be once commit_close(plan) has run."""
+        round, history, weights, momentum, sha = self.round, self.history, self.weights, self.momentum, None
+        if plan is not None:
+            round, history = self.round + 1, self.history + [plan.entry]
+            weights, momentum, sha = plan.closed.weights, plan.closed.momentum, plan.closed.weights_sha256
         header = {"session_id": self.session_id, "owner_hash": self.owner_hash, "config": self.config.to_dict(),
-                  "secret": self.secret.hex(), "round": self.round, "history": self.history,
+                  "secret": self.secret.hex(), "round": round, "history": history,
                   "roster": self.roster.to_list(), "created_at": self.created_at,
-                  "weights_sha256": aggregate.weights_sha256(self.weights)}
-        arrays = {"weights": self.weights}
-        if self.momentum is not None:
-            arrays["momentum"] = self.momentum
+                  "weights_sha256": sha or (self.weights_sha256 if plan is None else aggregate.weights_sha256(weights))}
+        arrays = {"weights": weights}
+        if momentum is not None:
+            arrays["momentum"] = momentum
         return header, arrays
 
     @classmethod
@@ -130,26 +150,65 @@ class Session:
     # --- submissions ---------------------------------------------------------------------------
 
     def submit(self, client_id: str, frame: bytes | memoryview, now: float) -> list[Effect]:
+        """Validate, aggregate and (at quorum, when auto_close) close, all inline."""
+        effects, header = self.check_submission(client_id, frame, now)
+        if header is None:
+            return effects
+        try:
+            delta = aggregate.validate_delta(frame, self.config)
+        except Rejected as e:
+            return effects + [self._reject(client_id, e)]
+        refused = self.accept(client_id, delta, now)
+        if refused:
+            return effects + refused
+        self.sum.add(delta.values, delta.header.tokens, delta.header.loss)
+        effects += self.acknowledge(client_id)
+        if self.auto_close and self.close_due(now):
+            effects += self._close_round(now)
+        return effects
+
+    def check_submission(self, client_id: str, frame: bytes | memoryview, now: float) -> tuple[list[Effect], object]:
+        """The cheap checks (header, round, one per client): (effects, header or None if rejected)."""
         effects = self.tick(now)
         try:
             header = aggregate.parse_delta_header(frame)
-            if self.phase == "idle" or header.round != self.round:
-                raise Rejected("stale_round", f"round {header.round} is not the open round {self.round}")
-            if client_id in self.submitted:
-                raise Rejected("duplicate", f"already submitted for round {self.round}")
-            delta = aggregate.validate_delta(frame, self.config)
+            self._check_open(client_id, header.round)
+        except Rejected as e:
+            return effects + [self._reject(client_id, e)], None
+        return effects, header
+
+    def accept(self, client_id: str, delta: aggregate.Delta, now: float) -> list[Effect]:
+        """Re-check a validated delta against the state now and reserve its place in the round;
+        [] when accepted (then sum.add it and acknowledge), else the rejection."""
+        effects = self.tick(now)
+        try:
+            self._check_open(client_id, delta.header.round)
             if delta.digest in self.digests:
                 raise Rejected("duplicate", "this exact delta was already submitted this round")
         except Rejected as e:
-            return effects + [Send((client_id,), reject(e.reason, e.message, round=self.round))]
-        self.sum.add(delta.values, delta.header.tokens, delta.header.loss)
+            return effects + [self._reject(client_id, e)]
         self.submitted[client_id] = delta.header.tokens
         self.digests.add(delta.digest)
-        ack = encode("submit_ack", round=self.round, submissions=len(self.submitted), quorum=self.config.quorum)
-        effects.append(Send((client_id,), ack))
-        if len(self.submitted) >= self.config.quorum:
-            effects += self._close_round(now)
         return effects
+
+    def acknowledge(self, client_id: str) -> list[Effect]:
+        ack = encode("submit_ack", round=self.round, submissions=len(self.submitted), quorum=self.config.quorum)
+        return [Send((client_id,), ack)]
+
+    def close_due(self, now: float) -> bool:
+        """Quorum reached, or the deadline passed with at least one valid delta."""
+        if not self.submitted:
+            return False
+        return len(self.submitted) >= self.config.quorum or (self.phase == "grace" and now >= self.deadline)
+
+    def _check_open(self, client_id: str, round: int) -> None:
+        if self.phase == "idle" or round != self.round:
+            raise Rejected("stale_round", f"round {round} is not the open round {self.round}")
+        if client_id in self.submitted:
+            raise Rejected("duplicate", f"already submitted for round {self.round}")
+
+    def _reject(self, client_id: str, e: Rejected) -> Send:
+        return Send((client_id,), reject(e.reason, e.message, round=self.round))
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -159,7 +218,10 @@ class Session:
             self.phase = "grace"
             effects.append(Send(self.roster.connected_ids(), self._submit_request(now)))
         if self.phase == "grace" and now >= self.deadline:
-            effects += self._close_round(now) if self.submitted else self._restart_round(now)
+            if not self.submitted:
+                effects += self._restart_round(now)
+            elif self.auto_close:
+                effects += self._close_round(now)
         return [e for e in effects if e.to]
 
     def _start_timer(self, now: float) -> None:
@@ -181,26 +243,40 @@ class Session:
         return self._round_started(now)
 
     def _close_round(self, now: float) -> list[Effect]:
-        payload, self.weights, self.momentum = aggregate.outer_step(
-            self.sum, self.weights, self.config, self.momentum, DTYPE_BY_NAME[self.config.broadcast_dtype])
-        self._weights_frame = self._sha = None
-        closed, loss, tokens = self.round, self.sum.mean_loss, self.sum.tokens
-        entry = {"round": closed, "loss": loss, "contributors": len(self.submitted), "tokens": tokens}
+        return self.commit_close(self.prepare_close(), now)
+
+    def prepare_close(self) -> "ClosePlan":
+        """The heavy part of closing the round (outer step, sha256, next WEIGHTS frame); reads the
+        running sum and the weights, changes nothing (the relay runs it in a thread)."""
+        dtype = DTYPE_BY_NAME[self.config.broadcast_dtype]
+        closed = aggregate.close_round(self.sum, self.weights, self.config, self.momentum, dtype)
+        entry = {"round": self.round, "loss": self.sum.mean_loss, "contributors": len(self.submitted),
+                 "tokens": self.sum.tokens}
+        head = encode_header(FrameHeader(KIND_WEIGHTS, DTYPE_F32, self.round + 1, self.config.param_count))
+        return ClosePlan(closed, entry, b"".join((head, memoryview(closed.weights).cast("B"))))
+
+    def commit_close(self, plan: "ClosePlan", now: float) -> list[Effect]:
+        """W_{r+1} becomes the session's weights; round_closed + UPDATE to all; round r+1 starts."""
+        closed, entry = plan.closed, plan.entry
+        self.weights, self.momentum = closed.weights, closed.momentum
+        self._weights_frame, self._sha = plan.weights_frame, closed.weights_sha256
         self.history.append(entry)
         self.round += 1
         self.dirty = True
-        update = encode_header(FrameHeader(KIND_UPDATE, DTYPE_BY_NAME[self.config.broadcast_dtype], closed,
+        tokens, loss = entry["tokens"], entry["loss"]
+        update = encode_header(FrameHeader(KIND_UPDATE, DTYPE_BY_NAME[self.config.broadcast_dtype], entry["round"],
                                            self.config.param_count, tokens=min(tokens, 0xFFFFFFFF), loss=loss))
         everyone = self.roster.connected_ids()
         effects: list[Effect] = [
             Send(everyone, encode("round_closed", **entry, next_round=self.round, weights_sha256=self.weights_sha256)),
-            Send(everyone, update + payload),
+            Send(everyone, update + closed.payload),
         ]
         self.attempt = 0
         return effects + self._begin_round(now)
 
     def _reset_round(self) -> None:
-        self.sum = WeightedSum(self.config.param_count)
+        previous = getattr(self, "sum", None)  # its (P,) float64 buffer is reused, not reallocated
+        self.sum = WeightedSum(self.config.param_count, previous.total if previous is not None else None)
         self.submitted: dict[str, int] = {}
         self.digests: set[str] = set()
         self.live: dict[str, tuple[float, int]] = {}

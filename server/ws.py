@@ -58,7 +58,7 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, relay: Relay) ->
         conn.send(error("auth_timeout", "the first message must be a join"))
         conn.close(CLOSE_POLICY, "auth timeout")
         return
-    if not _handle(first, conn, relay, first_message=True):
+    if not await _handle(first, conn, relay, first_message=True):
         return
     strikes = 0
     while not conn.closing:
@@ -72,11 +72,11 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, relay: Relay) ->
                 return
             conn.send(error("rate_limited", "too many messages; slow down"))
             continue
-        if not _handle(message, conn, relay, first_message=False):
+        if not await _handle(message, conn, relay, first_message=False):
             return
 
 
-def _handle(message: dict, conn: Connection, relay: Relay, first_message: bool) -> bool:
+async def _handle(message: dict, conn: Connection, relay: Relay, first_message: bool) -> bool:
     """Dispatch one ASGI message; False when the connection is to end."""
     if message["type"] == "websocket.disconnect":
         return False
@@ -91,7 +91,7 @@ def _handle(message: dict, conn: Connection, relay: Relay, first_message: bool) 
         if len(data) > relay.max_binary_bytes(conn):
             conn.close(CLOSE_TOO_BIG, "binary frame too large")
             return False
-        relay.submit(conn, data)
+        await relay.submit(conn, data)  # this connection's next frame waits; the others do not
         return True
     return True
 

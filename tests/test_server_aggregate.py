@@ -95,3 +95,26 @@ def test_apply_update_is_float32_add():
     w = np.array([1.0, 1e8, -3.0], np.float32)
     out = A.apply_update(w, np.array([1e-8, 1.0, 0.5], np.float32))
     assert out.dtype == np.float32 and np.array_equal(out, np.array([1.0, 1e8, -2.5], np.float32))
+
+
+def test_f16_encoding_is_bit_identical_to_numpys_cast_including_ties_and_subnormals():
+    codes = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    exact = np.unique(codes[np.isfinite(codes)].astype(np.float64))
+    ties = (exact[:-1] + exact[1:]) / 2  # halfway between neighbours: round to even
+    rng = np.random.default_rng(3)
+    x = np.concatenate([exact, ties, np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf),
+                        rng.standard_normal(50_000) * 1e-6, rng.standard_normal(50_000) * 1e3, [-0.0, -1e-30, 7e4, -7e4]])
+    payload, decoded = A.encode_update(x, DTYPE_F16)
+    expected = np.clip(x, -65504, 65504).astype("<f2")
+    assert np.array_equal(np.frombuffer(payload, "<u2"), expected.view("<u2"))
+    assert np.array_equal(decoded.view(np.uint32), expected.astype(np.float32).view(np.uint32))
+
+
+def test_the_replay_fingerprint_matches_only_identical_payloads():
+    cfg = _config()
+    d = _small_delta(cfg)
+    first = A.validate_delta(delta_frame(d, 0, tokens=10), cfg)
+    again = A.validate_delta(delta_frame(d, 0, tokens=20, loss=1.0), cfg, out=np.empty(cfg.param_count, np.float32))
+    d[7] += 1e-2
+    other = A.validate_delta(delta_frame(d, 0, tokens=10), cfg)
+    assert first.digest == again.digest != other.digest

@@ -67,7 +67,7 @@ def test_a_stuck_reader_is_dropped_and_the_broadcast_reaches_the_others():
         await drain()
         delta = np.full(config.param_count, 1e-3, np.float32)
         for r in range(4):  # each round queues round_closed, UPDATE and round_started for everyone
-            relay.submit(conns["fast"], delta_frame(delta, r, 8))
+            await relay.submit(conns["fast"], delta_frame(delta, r, 8))
             await drain()
         assert conns["stuck"].dropped.is_set() and conns["stuck"].close_code == CLOSE_SLOW_READER
         assert not conns["fast"].dropped.is_set()

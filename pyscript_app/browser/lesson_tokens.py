@@ -12,7 +12,7 @@ import time
 from pyscript_app.browser.lesson_dom import (by_testid, enable, int_value, on, set_html, set_text, start,
                                              status, value_of)
 from pyscript_app.lessons.tokens import MAX_MERGES, counts, train_tokenizer, with_first_merges
-from pyscript_app.lessons.tokens_view import char_spans, compression_table, counts_line, merges_table, token_spans
+from pyscript_app.lessons.tokens_view import char_spans, compression_table, counts_line, merges_list, token_spans
 
 DEFAULT_MERGES = 200
 
@@ -44,7 +44,7 @@ class TokensPage:
         set_text("train-progress", f"{tok.n_merges} merges learned in {seconds:.2f} s from "
                                    f"{len(text.encode('utf-8')):,} bytes of text; vocabulary {tok.vocab_size}.")
         by_testid("train-progress").setAttribute("data-merges", str(tok.n_merges))
-        set_html("merges", merges_table(tok))
+        set_html("merges", merges_list(tok))
         slider = by_testid("merges-used")
         slider.max = tok.n_merges
         slider.value = tok.n_merges

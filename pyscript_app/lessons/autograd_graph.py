@@ -1,7 +1,8 @@
 """Draw an autograd graph as SVG text: each Value a box (name, data, grad), each operation a circle.
 
 Layout: a Value's column is its depth (inputs at 0, each operation one column right of its
-deepest parent); rows fill top to bottom in topological order. Edges run from a parent's box to
+deepest parent, constants just left of their use); rows fill top to bottom in topological
+order. Edges run from a parent's box to
 the circle of the operation that used it, then to the result's box, like micrograd's draw_dot.
 Pure string building (no graphviz, nothing fetched); every text goes through html.escape.
 """
@@ -36,17 +37,26 @@ class Placed:
         return PAD + self.row * ROW_H
 
 
-def layout(out: Value) -> list[Placed]:
-    """Every Value of the graph with its (column, row); the order is topological."""
-    depth: dict[int, int] = {}
+def layout(out: Value, names: dict[int, str] | None = None) -> list[Placed]:
+    """Every Value of the graph with its (column, row); the order is topological.
+
+    Inputs (leaves with a label or a name in `names`) sit in column 0; a constant (the 2 in
+    `a * 2`) sits just left of the operation that uses it, so its edge stays short."""
+    names = names or {}
+    order = list(topological_order(out))
+    col: dict[int, int] = {}
+    for v in order:
+        col[id(v)] = 1 + max(col[id(p)] for p in v.parents) if v.parents else 0
+    for v in order:
+        for p in v.parents:
+            if not p.parents and not p.label and id(p) not in names:
+                col[id(p)] = max(col[id(p)], col[id(v)] - 1)
     rows: dict[int, int] = {}
     placed = []
-    for v in topological_order(out):
-        col = 1 + max(depth[id(p)] for p in v.parents) if v.parents else 0
-        depth[id(v)] = col
-        row = rows.get(col, 0)
-        rows[col] = row + 1
-        placed.append(Placed(v, col, row))
+    for v in order:
+        c = col[id(v)]
+        placed.append(Placed(v, c, rows.get(c, 0)))
+        rows[c] = rows.get(c, 0) + 1
     return placed
 
 
@@ -54,9 +64,8 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _box(p: Placed, name: str, is_output: bool) -> str:
+def _box(p: Placed, name: str, kind: str) -> str:
     v, x, y = p.value, p.x, p.y
-    kind = "tg-output" if is_output else ("tg-input" if not v.parents else "tg-inner")
     return (f'<g class="tg-node {kind}"><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6"/>'
             f'<text x="{x + 8}" y="{y + 16}" class="tg-name">{escape(name)}</text>'
             f'<text x="{x + 8}" y="{y + 31}">data {escape(_fmt(v.data))}</text>'
@@ -77,11 +86,11 @@ def _op(p: Placed, parents: list[Placed]) -> str:
 
 def graph_svg(out: Value, names: dict[int, str] | None = None) -> str:
     """The graph of `out` as an <svg> element; names maps id(Value) -> a name to show (else its label)."""
-    placed = layout(out)
+    names = names or {}
+    placed = layout(out, names)
     if len(placed) > MAX_NODES:
         return (f'<p class="tg-graph-note">This graph has {len(placed)} values, more than the '
                 f"{MAX_NODES} this page draws; the gradients and the check below still cover it.</p>")
-    names = names or {}
     where = {id(p.value): p for p in placed}
     parts = []
     for p in placed:
@@ -89,8 +98,14 @@ def graph_svg(out: Value, names: dict[int, str] | None = None) -> str:
             parts.append(_op(p, [where[id(q)] for q in p.value.parents]))
     for p in placed:
         v = p.value
-        name = names.get(id(v)) or v.label or (v.op if v.parents else "constant")
-        parts.append(_box(p, name, v is out))
+        name = names.get(id(v)) or v.label
+        if v is out:
+            kind = "tg-output"
+        elif v.parents:
+            kind, name = "tg-inner", name or v.op
+        else:
+            kind, name = ("tg-input", name) if name else ("tg-constant", "constant")
+        parts.append(_box(p, name, kind))
     width = max(p.x for p in placed) + BOX_W + PAD
     height = max(p.y for p in placed) + BOX_H + PAD
     return (f'<svg class="tg-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

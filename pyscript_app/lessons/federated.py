@@ -133,3 +133,11 @@ def what_leaves_the_device(name: str) -> Traffic:
 
 def traffic_table_rows() -> list[Traffic]:
     return [what_leaves_the_device(name) for name in PRESETS]
+
+
+# The worked example's three clients: two parameters, optima far apart, unequal amounts of data.
+DEFAULT_CLIENTS = (
+    Client("A", (1.0, 0.0), 3000),
+    Client("B", (0.0, 1.0), 1000),
+    Client("C", (-1.0, -1.0), 500),
+)

@@ -77,6 +77,8 @@ class TilingStats:
 def tiling_stats(N: int, K: int, M: int, tiles: MatmulTiles) -> TilingStats:
     """What matmul_forward does for y (N,M) = x (N,K) @ w (K,M)."""
     grid = registry.get("matmul_forward").workgroups({"N": N, "K": K, "M": M, "accumulate": 0})
+    if tuple(grid) != (_ceil_div(M, tiles.TN), _ceil_div(N, tiles.TM), 1):
+        raise ValueError(f"the registry's grid {grid} does not tile y ({N}, {M}) by {tiles.TM} x {tiles.TN}")
     workgroups = grid[0] * grid[1] * grid[2]
     steps = _ceil_div(K, tiles.TK)
     per_step = tiles.TM * tiles.TK + tiles.TK * tiles.TN  # one slice of each operand's tile

@@ -52,15 +52,14 @@ def counts_line(c: dict[str, float]) -> str:
             f'<span data-count="bytes-per-token">{c["bytes_per_token"]:.2f}</span> bytes per token')
 
 
-def merges_table(tok: Tokenizer, limit: int = 40) -> str:
-    """The first `limit` merges: rank, new id, left + right -> merged."""
-    rows = [f"<tr><td>{rank + 1}</td><td>{new_id}</td><td>{_piece(left)} + {_piece(right)}</td>"
-            f"<td>{_piece(merged)}</td></tr>" for rank, new_id, left, right, merged in merge_rows(tok, limit)]
-    more = tok.n_merges - len(rows)
+def merges_list(tok: Tokenizer, limit: int = 120) -> str:
+    """The first `limit` merges as compact chips, in learning order: "·t + h → ·th"."""
+    chips = [f'<span class="tg-merge" title="merge {rank + 1}: new id {new_id}">{_piece(left)}+{_piece(right)}'
+             f"→{_piece(merged)}</span>" for rank, new_id, left, right, merged in merge_rows(tok, limit)]
+    more = tok.n_merges - len(chips)
     if more > 0:
-        rows.append(f'<tr><td colspan="4">… and {more} more</td></tr>')
-    return ("<table><thead><tr><th>merge</th><th>new id</th><th>pair</th><th>becomes</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+        chips.append(f'<span class="tg-merge">… and {more} more</span>')
+    return f'<div class="tg-merges">{"".join(chips)}</div>'
 
 
 def _piece(b: bytes) -> str:

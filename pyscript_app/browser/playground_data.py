@@ -1,0 +1,45 @@
+"""The playground's registry data sets, fetched from the site (py/data/, same origin) in the worker.
+
+The site build wrote them (site_src/hooks/datasets.py); this reads them with tokenfile.read_tokens
+through Pyodide's in-memory file system, so the browser checks them exactly as the CLI does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..bpe import Tokenizer
+from ..playground.textdata import DatasetTokens, registry_data
+from ..tokenfile import read_tokens
+from .jsutil import fetch_bytes, fetch_text
+
+SCRATCH = Path("/tmp/tabgpt-data")
+
+
+class SiteData:
+    def __init__(self, url_of) -> None:
+        self.url_of = url_of  # site path -> absolute URL
+        self.index: dict = {}
+        self._loaded: dict[str, DatasetTokens] = {}
+
+    async def load_index(self) -> dict:
+        self.index = json.loads(await fetch_text(self.url_of("py/data/index.json")))["datasets"]
+        return self.index
+
+    def data_id(self, name: str) -> str:
+        return f"{name}:{self.index[name]['tokenizer_sha256']}"
+
+    async def dataset(self, name: str) -> DatasetTokens:
+        if name not in self._loaded:
+            files = self.index[name]["files"]
+            tok = Tokenizer.from_json(await fetch_bytes(self.url_of(f"py/data/{files['tokenizer']}")))
+            SCRATCH.mkdir(parents=True, exist_ok=True)
+            splits = {}
+            for split in ("train", "val"):
+                path = SCRATCH / files[split]
+                path.write_bytes(await fetch_bytes(self.url_of(f"py/data/{files[split]}")))
+                splits[split] = read_tokens(path, tok)
+                path.unlink()
+            self._loaded[name] = registry_data(name, tok, splits["train"], splits["val"])
+        return self._loaded[name]

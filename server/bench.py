@@ -1,0 +1,256 @@
+"""Measure the relay: `python -m server.bench [--model large] [--clients 4] [--rounds 3] [--json FILE]`.
+
+1. aggregation (in this process, one thread): validate one f16 delta of the model and add it to
+   the float64 running sum, repeated; then close a round (outer step, f16 encode, W_{r+1}, sha256).
+2. loopback (a real relay subprocess, uvicorn, 127.0.0.1): --clients clients join, then each
+   round every client sends an f16 DELTA at once and waits for round_closed + UPDATE. Measured:
+   bytes per parameter per round on the wire, both directions, per client (WebSocket frames
+   with their headers; the join's WEIGHTS frame and live_loss chatter are not per-round traffic);
+   ingest MB/s (DELTA bytes / time from the first send to the last submit_ack, validation and
+   aggregation included); the round's close time; and the event loop's responsiveness: a separate
+   process requests /api/health every 20 ms during the rounds and records the slowest answer
+   (the relay answers it on the same event loop that receives and broadcasts the frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pyscript_app.frames import DTYPE_F16, DTYPE_BY_NAME, KIND_DELTA, encode_frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ws_frame_bytes(payload: int, masked: bool) -> int:
+    """Bytes on the wire of one WebSocket frame (RFC 6455 header + payload; TCP/IP not counted)."""
+    extra = 0 if payload < 126 else 2 if payload < 65536 else 8
+    return 2 + extra + (4 if masked else 0) + payload
+
+
+# --- 1. aggregation in process -------------------------------------------------------------------
+
+
+def bench_aggregation(model: str, repeats: int) -> dict:
+    from . import aggregate
+    from .protocol import build_session_config
+    from .settings import RelaySettings
+
+    config = build_session_config({"model": model, "dataset": "bench", "max_local_steps": 1000},
+                                  RelaySettings(), init_seed=1)
+    P = config.param_count
+    rng = np.random.default_rng(0)
+    frames = [encode_frame(KIND_DELTA, DTYPE_F16, (rng.standard_normal(P) * 1e-3).astype("<f2").tobytes(),
+                           round=0, tokens=1000 + k, loss=2.0) for k in range(2)]
+    values = np.empty(P, np.float32)
+    total = aggregate.WeightedSum(P)
+    validate_s, add_s = [], []
+    for k in range(repeats + 1):  # the first pass warms buffers (page faults) and is not counted
+        t0 = time.perf_counter()
+        delta = aggregate.validate_delta(frames[k % 2], config, values)
+        t1 = time.perf_counter()
+        total.add(delta.values, delta.header.tokens, delta.header.loss)
+        t2 = time.perf_counter()
+        if k:
+            validate_s.append(t1 - t0)
+            add_s.append(t2 - t1)
+    weights = rng.standard_normal(P).astype(np.float32)
+    close_s = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        aggregate.close_round(total, weights, config, None, DTYPE_BY_NAME["f16"])
+        close_s.append(time.perf_counter() - t0)
+    per_update = float(np.median(validate_s)) + float(np.median(add_s))
+    return {"param_count": P, "validate_ms": 1e3 * float(np.median(validate_s)),
+            "add_ms": 1e3 * float(np.median(add_s)), "updates_per_s": 1.0 / per_update,
+            "close_round_ms": 1e3 * min(close_s)}
+
+
+# --- 2. loopback relay ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_relay(port: int, log) -> subprocess.Popen:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TABGPT_RELAY_TICK_INTERVAL_S": "0.02"}
+    code = f"from server import run; run('127.0.0.1', {port}, None)"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=log)
+
+
+# a separate process (its own GIL): GET url every 20 ms until a line arrives on stdin; prints the
+# slowest answer in ms
+PROBE = """
+import sys, threading, time, httpx
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+slowest = 0.0
+with httpx.Client(timeout=30) as http:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        http.get("{url}")
+        slowest = max(slowest, time.perf_counter() - t0)
+        time.sleep(0.02)
+print(slowest * 1e3)
+"""
+
+
+class BenchClient:
+    def __init__(self, ws, session_id: str, name: str):
+        self.ws, self.session_id, self.name = ws, session_id, name
+        self.sent = self.received = 0
+        self.round = 0
+
+    async def send(self, data: str | bytes) -> None:
+        size = len(data.encode()) if isinstance(data, str) else len(data)
+        self.sent += ws_frame_bytes(size, masked=True)
+        await self.ws.send(data)
+
+    async def recv_until(self, kind: str, count_bytes: bool = True) -> dict | bytes:
+        """Frames until a JSON message of type `kind` (or "tensor": a binary frame)."""
+        while True:
+            frame = await self.ws.recv()
+            size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+            msg = json.loads(frame) if isinstance(frame, str) else None
+            if count_bytes and not (msg and msg["type"] in ("live_loss", "clients_changed")):
+                self.received += ws_frame_bytes(size, masked=False)
+            if kind == "tensor" and msg is None:
+                return frame
+            if msg is not None and msg["type"] == kind:
+                return msg
+
+
+async def bench_loopback(base: str, model: str, clients: int, rounds: int) -> dict:
+    import httpx
+    from websockets.asyncio.client import connect
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        r = await http.post(base + "/api/sessions", json={
+            "model": model, "dataset": "bench", "quorum": clients, "round_seconds": 3600, "grace_seconds": 1,
+            "max_local_steps": 1000})
+        r.raise_for_status()
+        s = r.json()
+    sid, P = s["session_id"], s["param_count"]
+    url = base.replace("http", "ws", 1) + "/ws"
+    options = dict(max_size=None, compression=None, open_timeout=60, ping_interval=None)
+    sockets = [await connect(url, **options) for _ in range(clients)]
+    workers = [BenchClient(ws, sid, f"bench{i}") for i, ws in enumerate(sockets)]
+    for c in workers:
+        await c.send(json.dumps({"type": "join", "session_id": sid, "name": c.name}))
+        await c.recv_until("join_ack", count_bytes=False)
+        await c.recv_until("tensor", count_bytes=False)  # the WEIGHTS frame: a join cost, not per round
+    rng = np.random.default_rng(1)
+    payloads = [(rng.standard_normal(P) * 1e-3).astype("<f2").tobytes() for _ in range(clients)]
+    prober = subprocess.Popen([sys.executable, "-c", PROBE.format(url=base + "/api/health")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    await asyncio.sleep(0.5)
+    ingest, closes, per_round = [], [], []
+    for rnd in range(rounds):
+        for c in workers:
+            c.sent = c.received = 0
+        frames = [encode_frame(KIND_DELTA, DTYPE_F16, p, round=rnd, tokens=1000, loss=2.0) for p in payloads]
+        t0 = time.perf_counter()
+
+        async def submit(c: BenchClient, frame: bytes) -> float:
+            await c.send(frame)
+            await c.recv_until("submit_ack")
+            return time.perf_counter()
+
+        acked = await asyncio.gather(*(submit(c, f) for c, f in zip(workers, frames)))
+        t_ack = max(acked)
+
+        async def finish(c: BenchClient) -> float:
+            await c.recv_until("round_closed")
+            await c.recv_until("tensor")
+            t = time.perf_counter()
+            await c.recv_until("round_started")
+            return t
+
+        done = await asyncio.gather(*(finish(c) for c in workers))
+        ingest.append(sum(len(f) for f in frames) / (t_ack - t0) / 1e6)
+        closes.append(max(done) - t_ack)
+        per_round.append({"up": workers[0].sent / P, "down": workers[0].received / P})
+    slowest_ms = float(prober.communicate("stop\n", timeout=30)[0])
+    for ws in sockets:
+        await ws.close()
+    return {"param_count": P, "clients": clients, "rounds": rounds,
+            "bytes_per_param_up": float(np.mean([r["up"] for r in per_round])),
+            "bytes_per_param_down": float(np.mean([r["down"] for r in per_round])),
+            "ingest_mb_per_s": float(np.median(ingest)), "ingest_mb_per_s_all": ingest,
+            "round_close_s": float(np.median(closes)), "slowest_health_ms": slowest_ms}
+
+
+async def _loopback(model: str, clients: int, rounds: int) -> dict:
+    import httpx
+
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    proc = start_relay(port, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            log.seek(0)
+            raise RuntimeError("the relay did not start: " + log.read().decode()[-2000:])
+        return await bench_loopback(base, model, clients, rounds)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m server.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="large", help="preset (default large)")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10, help="deltas aggregated in process")
+    p.add_argument("--json", default=None, help="write the figures to this file")
+    args = p.parse_args(argv)
+    agg = bench_aggregation(args.model, args.repeats)
+    wire = asyncio.run(_loopback(args.model, args.clients, args.rounds))
+    machine = f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available"
+    rows = [
+        ("parameters", f"{agg['param_count']:,}", ""),
+        ("bytes / param / round, client -> relay", f"{wire['bytes_per_param_up']:.3f}", "goal <= 2 in total"),
+        ("bytes / param / round, relay -> client", f"{wire['bytes_per_param_down']:.3f}", ""),
+        ("ingest of f16 deltas (MB/s)", f"{wire['ingest_mb_per_s']:.0f}", "goal >= 150"),
+        ("aggregation updates / s (validate + add)", f"{agg['updates_per_s']:.1f}", "goal >= 10"),
+        ("  validate one delta (ms)", f"{agg['validate_ms']:.1f}", ""),
+        ("  add to the float64 sum (ms)", f"{agg['add_ms']:.1f}", ""),
+        ("close a round in process (ms)", f"{agg['close_round_ms']:.0f}", "outer step, encode, sha256"),
+        ("close a round on loopback (s)", f"{wire['round_close_s']:.2f}", "last ack -> UPDATE received"),
+        ("slowest /api/health during rounds (ms)", f"{wire['slowest_health_ms']:.0f}", "the event loop stays free"),
+    ]
+    print(f"relay benchmark: {args.model}, {args.clients} clients, {args.rounds} rounds; {machine}")
+    for name, value, note in rows:
+        print(f"  {name:<44} {value:>12}   {note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "machine": machine, "aggregation": agg,
+                                               "loopback": wire}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

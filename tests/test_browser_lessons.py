@@ -1,0 +1,141 @@
+"""Every lesson page in headless Chromium: it loads offline (every request to the local server) with no
+console errors, its Python starts in a PyScript worker, and its main interactive action runs once and
+shows its result: the tokens appear, the gradient check passes, the matmul check passes with a
+GFLOP/s figure, the federated example computes. One built site and one browser for the module."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from _browser import browser, built_site, open_page, playwright_instance, site_server  # noqa: F401
+from _require import require
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+STATUS = '[data-testid="lesson-status"]'
+LESSONS = ("tokens", "autograd", "gpu-kernels", "federated")
+
+
+def tid(testid: str) -> str:
+    return f'[data-testid="{testid}"]'
+
+
+def open_lesson(browser, site_server, name: str):
+    """The lesson page with its Python running (status "ready"; "no-webgpu" is returned to the caller)."""
+    t0 = time.perf_counter()
+    rec = open_page(browser, site_server.url(f"lessons/{name}/"))
+    rec.page.wait_for_selector(f'{STATUS}:is([data-state="ready"], [data-state="error"], [data-state="no-webgpu"])')
+    state = rec.page.get_attribute(STATUS, "data-state")
+    assert state != "error", rec.page.text_content(STATUS)
+    print(f"\n[{name}] Python ready {time.perf_counter() - t0:.1f} s after goto", end="")
+    return rec
+
+
+def wait_ready(page) -> None:
+    page.wait_for_selector(f'{STATUS}[data-state="ready"]')
+
+
+def test_home_page_lists_the_lessons_in_order(browser, site_server):
+    rec = open_page(browser, site_server.url(""))
+    try:
+        page = rec.page
+        links = page.eval_on_selector_all("article a[href*='lessons/']", "as => as.map(a => a.getAttribute('href'))")
+        order = [next(n for n in LESSONS if f"lessons/{n}/" in href) for href in links]
+        assert list(dict.fromkeys(order)) == list(LESSONS)
+        nav = page.eval_on_selector_all("nav.md-nav--primary a[href*='lessons/']", "as => as.map(a => a.textContent.trim())")
+        assert nav[:4] == ["Tokens", "Autograd", "GPU kernels", "Federated training"]
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
+
+
+def test_every_lesson_starts_with_what_the_reader_will_be_able_to_do(built_site):
+    for name in LESSONS:
+        html = (built_site / "lessons" / name / "index.html").read_text(encoding="utf-8")
+        article = html[html.index("<article"):]
+        first_paragraph = re.search(r"<p>(.*?)</p>", article, re.S).group(1)
+        assert first_paragraph.startswith("After this lesson you will be able to"), name
+
+
+def test_tokens_appear_and_training_learns_merges(browser, site_server):
+    rec = open_lesson(browser, site_server, "tokens")
+    try:
+        page = rec.page
+        tokens = int(page.get_attribute(tid("token-view"), "data-tokens"))
+        text = page.input_value(tid("user-text"))
+        assert 0 < tokens < len(text.encode("utf-8"))  # BPE compresses its own kind of text
+        assert page.locator(f"{tid('token-view')} .tg-tok").count() == tokens
+        assert page.locator(f"{tid('char-view')} .tg-tok").count() == len(text)
+
+        page.fill(tid("user-text"), "hello hello")
+        page.wait_for_function(f"document.querySelector('{tid('char-view')}').children.length === 11")
+        page.fill(tid("train-merges"), "40")
+        page.click(tid("train-button"))
+        page.wait_for_selector(f'{tid("train-progress")}[data-merges="40"]')
+        wait_ready(page)
+        assert page.locator(f"{tid('merges')} .tg-merge").count() == 40
+        assert page.get_attribute(tid("merges-used"), "max") == "40"
+        assert page.locator(f"{tid('compression')} tr[data-merges]").count() >= 2
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
+
+
+def test_autograd_runs_edited_code_and_its_gradient_check_passes(browser, site_server):
+    rec = open_lesson(browser, site_server, "autograd")
+    try:
+        page = rec.page
+        assert page.get_attribute(tid("gradcheck-verdict"), "data-passed") == "true"  # the example, run on boot
+        code = 'p = Value(0.5, label="p")\nq = Value(-1.5, label="q")\nout = (p * q).exp() + p.tanh() / q\n'
+        page.fill(tid("code"), code)
+        page.click(tid("run-button"))
+        page.wait_for_function(f"document.querySelector('{tid('out-value')}').textContent.includes('out =')"
+                               f" && document.querySelectorAll('{tid('gradcheck')} tr[data-verdict]').length === 2")
+        wait_ready(page)
+        assert page.text_content(tid("gradcheck-verdict")).startswith("gradient check: passed")
+        assert page.locator(f"{tid('graph')} svg .tg-node").count() >= 5
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
+
+
+def test_gpu_kernels_matmul_passes_and_is_timed(browser, site_server):
+    rec = open_lesson(browser, site_server, "gpu-kernels")
+    try:
+        page = rec.page
+        assert "64 × 64 outputs per workgroup" in page.text_content(tid("matmul-tiles"))
+        require(page.get_attribute(STATUS, "data-state") != "no-webgpu",
+                f"no WebGPU adapter in this Chromium: {page.text_content(STATUS)}")
+        page.select_option(tid("matmul-size"), "64")  # SwiftShader is slow: a tiny shape
+        page.wait_for_selector(f'{tid("tiling-stats")} table[data-shape="64x64x64"]')
+        page.click(tid("measure-button"))
+        page.wait_for_selector(f'{tid("matmul-timings")}[data-size="64"]', timeout=120_000)
+        summary = page.text_content(tid("matmul-summary"))
+        n_cases = page.locator(f"{tid('matmul-cases')} tr").count()
+        assert n_cases > 0 and summary == f"{n_cases} passed, 0 failed"
+        rates = page.eval_on_selector_all(f"{tid('matmul-timings')} tr", "rows => rows.map(r => r.innerText)")
+        assert len(rates) == 3 and all(re.search(r"[\d.]+(e[-+]\d+)? GFLOP/s", r) for r in rates), rates
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
+
+
+def test_federated_example_computes(browser, site_server):
+    rec = open_lesson(browser, site_server, "federated")
+    try:
+        page = rec.page
+        assert page.locator(f"{tid('traffic')} tr[data-preset]").count() == 5
+        page.select_option(tid("aggregator"), "fedavg")
+        page.wait_for_function(f"document.querySelector('{tid('outer-momentum')}').value === '0.0'")
+        page.fill(tid("round-count"), "4")
+        page.click(tid("compute-button"))
+        page.wait_for_function(f"document.querySelectorAll('{tid('rounds-table')} tr[data-round]').length === 4")
+        wait_ready(page)
+        assert page.text_content(tid("final")).startswith("After 4 rounds of fedavg")
+        assert float(page.get_attribute(tid("final"), "data-distance")) < 0.5
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
