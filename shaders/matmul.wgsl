@@ -1,34 +1,42 @@
-// matmul.wgsl — the linear layer y = x @ w and the two products its backward needs.
+// matmul.wgsl — the linear layer y = x @ w, the products its backward needs, and fused variants.
 //
 // Math (numpy, reference/ops.py matmul_forward / matmul_backward):
-//   matmul_forward:      y  = x @ w       x (N,K), w (K,M)  -> y  (N,M)
-//   matmul_backward_dx:  dx = dy @ w.T    dy (N,M), w (K,M) -> dx (N,K)
-//   matmul_backward_dw:  dw = x.T @ dy    x (N,K), dy (N,M) -> dw (K,M)
-// All arrays f32, row-major. The uniform fields are the FORWARD's N, K, M for all three entries.
-// accumulate = 0: out = product (overwrite); accumulate = 1: out += product (e.g. a gradient that
-// receives several contributions, or dx added into the residual stream's gradient).
+//   matmul_forward:          y  = x @ w                 x (N,K), w (K,M)  -> y  (N,M)
+//   matmul_forward_relu:     y  = relu(x @ w)           (the MLP's fc: only the activation is kept)
+//   matmul_forward_residual: y  = res + x @ w           res (N,M) (the residual add after proj / fc_proj)
+//   matmul_backward_dx:      dx = dy @ w.T              dy (N,M), w (K,M) -> dx (N,K)
+//   matmul_backward_dw:      dw = x.T @ dy              x (N,K), dy (N,M) -> dw (K,M)
+//   matmul_backward:         dx and dw in ONE dispatch  (workgroups [0, dx tiles) do dx, the rest dw)
+//   matmul_backward_relu:    as matmul_backward with dx *= (x > 0): x = relu(pre) was the forward input,
+//                            so dx is the gradient of `pre` (relu's derivative at 0 is taken as 0)
+// All arrays f32, row-major. The uniform fields are the FORWARD's N, K, M for every entry.
+// accumulate = 0: out = result (overwrite); accumulate = 1: out += result (every output of the entry).
 //
-// Bindings (group 0): 0 first operand (read), 1 second operand (read), 2 out (read_write),
-//                     3 params (uniform MatmulParams)
-//   forward: x, w, y      backward_dx: dy, w, dx      backward_dw: x, dy, dw
-// Overrides: none. Tile sizes are consts: TM x TN = 64 x 64 outputs per workgroup, inner slice TK = 16,
-//   16 x 16 invocations, each owning a 4 x 4 block of outputs held in four vec4 accumulators
-//   (no dynamically indexed function-scope arrays: they are very slow under naga).
-// Grid: (ceil(out_cols / 64), ceil(out_rows / 64), 1):
-//   forward (ceil(M/64), ceil(N/64)), backward_dx (ceil(K/64), ceil(N/64)), backward_dw (ceil(M/64), ceil(K/64))
-// Entry points: matmul_forward, matmul_backward_dx, matmul_backward_dw
+// Bindings (group 0), uniform last:
+//   matmul_forward, _relu, backward_dx, backward_dw: 0 a (read), 1 b (read), 2 out (read_write), 3 params
+//       forward: x, w, y        backward_dx: dy, w, dx        backward_dw: x, dy, dw
+//   matmul_forward_residual: 0 x, 1 w, 2 res (read), 3 y (read_write), 4 params
+//   matmul_backward, _relu:  0 x, 1 w, 2 dy (read), 3 dx (read_write), 4 dw (read_write), 5 params
+// Overrides: TM, TN = output rows / columns per workgroup, each 32, 64 or 128 (default 64). Every
+//   invocation owns an 8 x 8 block of outputs, so a workgroup has (TN/8) x (TM/8) invocations
+//   (16 x 16 at 128 x 128). Large products want 128 x 128 (64 FMAs per 4 vec4 reads of workgroup
+//   memory); small ones want small tiles so that enough workgroups run (registry.matmul_tiles picks).
+// Grid: (ceil(out_cols / TN), ceil(out_rows / TM), 1):
+//   forward* (ceil(M/TN), ceil(N/TM)), backward_dx (ceil(K/TN), ceil(N/TM)), backward_dw (ceil(M/TN), ceil(K/TM));
+//   matmul_backward*: the dx tiles then the dw tiles, numbered flat over (x, y) (registry.grid_1d).
 //
 // Every product is out (R, Q) = A (R, I) @ B (I, Q) over an inner dimension I; the entries differ
-// only in how A and B are read from memory (MODE_* below). Edges past R, I, Q load zeros and are
-// not stored, so any shape works (N, K, M need not be multiples of the tile).
+// in where A and B come from and how they are laid out (row-major or stored transposed). Edges past
+// R, I, Q load zeros and are not stored, so any shape works. Speed notes (naga / wgpu-native and
+// Tint / Dawn): the 64 accumulators are 16 named vec4 (no dynamically indexed function-scope
+// arrays: naga makes them slow); the tiles live in workgroup memory as vec4 along the output
+// dimension, k-major, so the inner loop reads 4 vec4 per 64 FMAs; each k row is padded by one vec4
+// so the transposing stores of the global loads do not hit one bank.
 
-const TM: u32 = 64u;  // output rows per workgroup
-const TN: u32 = 64u;  // output columns per workgroup
-const TK: u32 = 16u;  // inner-dimension slice loaded per step
-
-const MODE_NN: u32 = 0u;  // A (R,I) row-major,            B (I,Q) row-major       (forward)
-const MODE_NT: u32 = 1u;  // A (R,I) row-major,            B stored (Q,I): B = w.T (backward_dx)
-const MODE_TN: u32 = 2u;  // A stored (I,R): A = x.T,      B (I,Q) row-major       (backward_dw)
+override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
+override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
+const TK: u32 = 16u;     // inner-dimension slice held in workgroup memory per step
+const ROW4: u32 = 33u;   // vec4 slots per k row of a tile: at most 128 / 4, plus one of padding
 
 struct MatmulParams {
   N: u32,
@@ -37,92 +45,333 @@ struct MatmulParams {
   accumulate: u32,
 };
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> p: MatmulParams;
+@group(0) @binding(0) var<storage, read> in0: array<f32>;         // x | dy (backward_dx)
+@group(0) @binding(1) var<storage, read> in1: array<f32>;         // w | dy (backward_dw)
+@group(0) @binding(2) var<storage, read> in2: array<f32>;         // res (forward_residual) | dy (backward)
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;  // y | dx | dw (three-buffer entries)
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;  // y (forward_residual) | dx (backward)
+@group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward)
+@group(0) @binding(3) var<uniform> p3: MatmulParams;
+@group(0) @binding(4) var<uniform> p4: MatmulParams;
+@group(0) @binding(5) var<uniform> p5: MatmulParams;
 
-var<workgroup> a_tile: array<f32, 1024>;  // TK x TM, a_tile[k * TM + r]
-var<workgroup> b_tile: array<f32, 1024>;  // TK x TN, b_tile[k * TN + c]
+var<workgroup> a_tile: array<vec4<f32>, 528>;  // TK x ROW4: a_tile[k * ROW4 + r / 4] = A rows r..r+3 at k
+var<workgroup> b_tile: array<vec4<f32>, 528>;  // TK x ROW4: b_tile[k * ROW4 + c / 4] = B cols c..c+3 at k
 
-fn load_a(mode: u32, r: u32, k: u32, R: u32, I: u32) -> f32 {
-  if (r >= R || k >= I) { return 0.0; }
-  if (mode == MODE_TN) { return a[k * R + r]; }
-  return a[r * I + k];
+// The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
+// columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
+var<private> c0a: vec4<f32>; var<private> c0b: vec4<f32>;
+var<private> c1a: vec4<f32>; var<private> c1b: vec4<f32>;
+var<private> c2a: vec4<f32>; var<private> c2b: vec4<f32>;
+var<private> c3a: vec4<f32>; var<private> c3b: vec4<f32>;
+var<private> c4a: vec4<f32>; var<private> c4b: vec4<f32>;
+var<private> c5a: vec4<f32>; var<private> c5b: vec4<f32>;
+var<private> c6a: vec4<f32>; var<private> c6b: vec4<f32>;
+var<private> c7a: vec4<f32>; var<private> c7b: vec4<f32>;
+
+// Where an operand element lives: element (u, k), u = output row (A) or column (B), at
+// base + u * u_stride + k * k_stride. Row-major A (R,I): (I, 1); A stored (I,R): (1, R);
+// row-major B (I,Q): (1, Q); B stored (Q,I): (I, 1).
+struct Operand {
+  u_stride: u32,
+  k_stride: u32,
+  u_count: u32,  // R or Q: u past it reads 0
+  k_fast: bool,  // k_stride == 1: neighbouring invocations walk k (coalesced reads), else u
+};
+
+fn operand(u_stride: u32, k_stride: u32, u_count: u32) -> Operand {
+  return Operand(u_stride, k_stride, u_count, k_stride == 1u);
 }
 
-fn load_b(mode: u32, k: u32, c: u32, I: u32, Q: u32) -> f32 {
-  if (k >= I || c >= Q) { return 0.0; }
-  if (mode == MODE_NT) { return b[c * I + k]; }
-  return b[k * Q + c];
+// (u / 4, k) slot of the e-th of the tile's TK x (T/4) vec4 loads, in the order that makes
+// neighbouring invocations read neighbouring addresses.
+fn load_slot(op: Operand, e: u32, t: u32) -> vec2<u32> {
+  if (op.k_fast) { return vec2<u32>(e / TK, e % TK); }
+  return vec2<u32>(e % (t / 4u), e / (t / 4u));
 }
 
-fn store(r: u32, c: u32, R: u32, Q: u32, v: f32) {
-  if (r >= R || c >= Q) { return; }
-  let i = r * Q + c;
-  if (p.accumulate != 0u) { out[i] = out[i] + v; } else { out[i] = v; }
+// Element indexes of operand elements (u .. u+3, k) and how many of them are inside the operand.
+fn valid_count(op: Operand, u: u32, k: u32, I: u32) -> u32 {
+  if (k >= I || u >= op.u_count) { return 0u; }
+  return min(4u, op.u_count - u);
 }
 
-fn store_row(r: u32, c0: u32, R: u32, Q: u32, v: vec4<f32>) {
-  store(r, c0, R, Q, v.x);
-  store(r, c0 + 1u, R, Q, v.y);
-  store(r, c0 + 2u, R, Q, v.z);
-  store(r, c0 + 3u, R, Q, v.w);
+fn fetch0(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in0[i]; }
+  if (n > 1u) { v.y = in0[i + op.u_stride]; }
+  if (n > 2u) { v.z = in0[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in0[i + 3u * op.u_stride]; }
+  return v;
 }
 
-fn matmul_tile(mode: u32, wid: vec3<u32>, lid: vec3<u32>, R: u32, I: u32, Q: u32) {
-  let tid = lid.y * 16u + lid.x;
-  let row0 = wid.y * TM;
-  let col0 = wid.x * TN;
-  var acc0 = vec4<f32>(0.0);  // output row ty*4 + 0, columns tx*4 .. tx*4+3
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+fn fetch1(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in1[i]; }
+  if (n > 1u) { v.y = in1[i + op.u_stride]; }
+  if (n > 2u) { v.z = in1[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in1[i + 3u * op.u_stride]; }
+  return v;
+}
+
+fn fetch2(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in2[i]; }
+  if (n > 1u) { v.y = in2[i + op.u_stride]; }
+  if (n > 2u) { v.z = in2[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in2[i + 3u * op.u_stride]; }
+  return v;
+}
+
+// Which binding feeds A and B: 0, 1 or 2 (in0, in1, in2).
+struct Sources {
+  a: u32,
+  b: u32,
+};
+
+fn fetch(src: u32, op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (src == 0u) { return fetch0(op, u, k, I); }
+  return fetch1(op, u, k, I);
+}
+
+fn fetch_with_in2(src: u32, op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (src == 2u) { return fetch2(op, u, k, I); }
+  return fetch(src, op, u, k, I);
+}
+
+// Copy the k0-th slice of A (TM x TK) and B (TK x TN) into workgroup memory. Two copies of the
+// same code: an entry may only touch its own bindings, and in2 shares binding 2 with out2.
+fn stage_tiles(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) {
+  let threads = (TM / 8u) * (TN / 8u);
+  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
+    let s = load_slot(A, tid + l * threads, TM);
+    a_tile[s.y * ROW4 + s.x] = fetch(src.a, A, row0 + s.x * 4u, k0 + s.y, I);
+  }
+  for (var l = 0u; l < TK * TN / 4u / threads; l++) {
+    let s = load_slot(B, tid + l * threads, TN);
+    b_tile[s.y * ROW4 + s.x] = fetch(src.b, B, col0 + s.x * 4u, k0 + s.y, I);
+  }
+}
+
+fn stage_tiles_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) {
+  let threads = (TM / 8u) * (TN / 8u);
+  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
+    let s = load_slot(A, tid + l * threads, TM);
+    a_tile[s.y * ROW4 + s.x] = fetch_with_in2(src.a, A, row0 + s.x * 4u, k0 + s.y, I);
+  }
+  for (var l = 0u; l < TK * TN / 4u / threads; l++) {
+    let s = load_slot(B, tid + l * threads, TN);
+    b_tile[s.y * ROW4 + s.x] = fetch_with_in2(src.b, B, col0 + s.x * 4u, k0 + s.y, I);
+  }
+}
+
+// c += A_tile @ B_tile for this invocation's 8 x 8 outputs.
+fn multiply_tiles(tx: u32, ty: u32) {
+  let a_hi = TM / 8u;  // vec4 offset of the lower half of the rows
+  let b_hi = TN / 8u;
+  for (var k = 0u; k < TK; k++) {
+    let a0 = a_tile[k * ROW4 + ty];
+    let a1 = a_tile[k * ROW4 + a_hi + ty];
+    let b0 = b_tile[k * ROW4 + tx];
+    let b1 = b_tile[k * ROW4 + b_hi + tx];
+    c0a = fma(vec4<f32>(a0.x), b0, c0a); c0b = fma(vec4<f32>(a0.x), b1, c0b);
+    c1a = fma(vec4<f32>(a0.y), b0, c1a); c1b = fma(vec4<f32>(a0.y), b1, c1b);
+    c2a = fma(vec4<f32>(a0.z), b0, c2a); c2b = fma(vec4<f32>(a0.z), b1, c2b);
+    c3a = fma(vec4<f32>(a0.w), b0, c3a); c3b = fma(vec4<f32>(a0.w), b1, c3b);
+    c4a = fma(vec4<f32>(a1.x), b0, c4a); c4b = fma(vec4<f32>(a1.x), b1, c4b);
+    c5a = fma(vec4<f32>(a1.y), b0, c5a); c5b = fma(vec4<f32>(a1.y), b1, c5b);
+    c6a = fma(vec4<f32>(a1.z), b0, c6a); c6b = fma(vec4<f32>(a1.z), b1, c6b);
+    c7a = fma(vec4<f32>(a1.w), b0, c7a); c7b = fma(vec4<f32>(a1.w), b1, c7b);
+  }
+}
+
+// The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
+fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+  let tid = lid.y * (TN / 8u) + lid.x;
   for (var k0 = 0u; k0 < I; k0 += TK) {
-    // Each invocation loads 4 of the 1024 elements of each tile; the index order follows the
-    // operand's memory layout so neighbouring invocations read neighbouring addresses.
-    for (var l = 0u; l < 4u; l++) {
-      let e = tid + l * 256u;
-      var ar = e / TK;
-      var ak = e % TK;
-      if (mode == MODE_TN) { ar = e % TM; ak = e / TM; }
-      a_tile[ak * TM + ar] = load_a(mode, row0 + ar, k0 + ak, R, I);
-      var bc = e % TN;
-      var bk = e / TN;
-      if (mode == MODE_NT) { bc = e / TK; bk = e % TK; }
-      b_tile[bk * TN + bc] = load_b(mode, k0 + bk, col0 + bc, I, Q);
-    }
+    stage_tiles(src, A, B, row0, col0, k0, I, tid);
     workgroupBarrier();
-    for (var k = 0u; k < TK; k++) {
-      let ao = k * TM + lid.y * 4u;
-      let bo = k * TN + lid.x * 4u;
-      let bv = vec4<f32>(b_tile[bo], b_tile[bo + 1u], b_tile[bo + 2u], b_tile[bo + 3u]);
-      acc0 = fma(vec4<f32>(a_tile[ao]), bv, acc0);
-      acc1 = fma(vec4<f32>(a_tile[ao + 1u]), bv, acc1);
-      acc2 = fma(vec4<f32>(a_tile[ao + 2u]), bv, acc2);
-      acc3 = fma(vec4<f32>(a_tile[ao + 3u]), bv, acc3);
-    }
+    multiply_tiles(lid.x, lid.y);
     workgroupBarrier();
   }
-  let r = row0 + lid.y * 4u;
-  let c = col0 + lid.x * 4u;
-  store_row(r, c, R, Q, acc0);
-  store_row(r + 1u, c, R, Q, acc1);
-  store_row(r + 2u, c, R, Q, acc2);
-  store_row(r + 3u, c, R, Q, acc3);
 }
 
-@compute @workgroup_size(16, 16)
+// The same for entries that bind in2.
+fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+  let tid = lid.y * (TN / 8u) + lid.x;
+  for (var k0 = 0u; k0 < I; k0 += TK) {
+    stage_tiles_in2(src, A, B, row0, col0, k0, I, tid);
+    workgroupBarrier();
+    multiply_tiles(lid.x, lid.y);
+    workgroupBarrier();
+  }
+}
+
+// Output element (r, c) of the tile's accumulators: row block i (0..7), column half h (0 = a, 1 = b).
+fn result(i: u32, h: u32) -> vec4<f32> {
+  switch (i * 2u + h) {
+    case 0u: { return c0a; } case 1u: { return c0b; } case 2u: { return c1a; } case 3u: { return c1b; }
+    case 4u: { return c2a; } case 5u: { return c2b; } case 6u: { return c3a; } case 7u: { return c3b; }
+    case 8u: { return c4a; } case 9u: { return c4b; } case 10u: { return c5a; } case 11u: { return c5b; }
+    case 12u: { return c6a; } case 13u: { return c6b; } case 14u: { return c7a; } default: { return c7b; }
+  }
+}
+
+// Output row and first column of accumulator (i, h).
+fn result_origin(i: u32, h: u32, row0: u32, col0: u32, lid: vec3<u32>) -> vec2<u32> {
+  let r = row0 + lid.y * 4u + (i % 4u) + (i / 4u) * (TM / 2u);
+  let c = col0 + lid.x * 4u + h * (TN / 2u);
+  return vec2<u32>(r, c);
+}
+
+const EPI_PLAIN: u32 = 0u;
+const EPI_RELU: u32 = 1u;       // max(v, 0)
+const EPI_RESIDUAL: u32 = 2u;   // v + in2[i]
+const EPI_RELU_MASK: u32 = 3u;  // v where in0[i] > 0, else 0
+
+fn epilogue(kind: u32, i: u32, v: f32) -> f32 {
+  if (kind == EPI_RELU) { return max(v, 0.0); }
+  return v;
+}
+
+fn epilogue_in2(kind: u32, i: u32, v: f32) -> f32 {
+  if (kind == EPI_RESIDUAL) { return v + in2[i]; }
+  if (kind == EPI_RELU_MASK) { return select(0.0, v, in0[i] > 0.0); }
+  return epilogue(kind, i, v);
+}
+
+// Store the tile into out2 / out3 / out4 (one function each: an entry may only touch its bindings).
+fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        let y = epilogue(kind, i, v[e]);
+        if (acc) { out2[i] = out2[i] + y; } else { out2[i] = y; }
+      }
+    }
+  }
+}
+
+fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        let y = epilogue_in2(kind, i, v[e]);
+        if (acc) { out3[i] = out3[i] + y; } else { out3[i] = y; }
+      }
+    }
+  }
+}
+
+fn store_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        if (acc) { out4[i] = out4[i] + v[e]; } else { out4[i] = v[e]; }
+      }
+    }
+  }
+}
+
+// --- three-buffer entries: out2 (R,Q) = A @ B ------------------------------------------------------
+fn three_buffer(src: Sources, kind: u32, A: Operand, B: Operand, R: u32, I: u32, Q: u32,
+                wid: vec3<u32>, lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product(src, A, B, row0, col0, I, lid);
+  store_out2(kind, row0, col0, R, Q, p3.accumulate != 0u, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
 fn matmul_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  matmul_tile(MODE_NN, wid, lid, p.N, p.K, p.M);  // y (N,M) = x (N,K) @ w (K,M)
+  // y (N,M) = x (N,K) @ w (K,M)
+  three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(p3.K, 1u, p3.N), operand(1u, p3.M, p3.M),
+               p3.N, p3.K, p3.M, wid, lid);
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_forward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // y (N,M) = relu(x (N,K) @ w (K,M))
+  three_buffer(Sources(0u, 1u), EPI_RELU, operand(p3.K, 1u, p3.N), operand(1u, p3.M, p3.M),
+               p3.N, p3.K, p3.M, wid, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
 fn matmul_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  matmul_tile(MODE_NT, wid, lid, p.N, p.M, p.K);  // dx (N,K) = dy (N,M) @ w.T (M,K)
+  // dx (N,K) = dy (N,M) @ w.T: B element (m, k) = w[k * M + m]
+  three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(p3.M, 1u, p3.N), operand(p3.M, 1u, p3.K),
+               p3.N, p3.M, p3.K, wid, lid);
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TN / 8u, TM / 8u)
 fn matmul_backward_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  matmul_tile(MODE_TN, wid, lid, p.K, p.N, p.M);  // dw (K,M) = x.T (K,N) @ dy (N,M)
+  // dw (K,M) = x.T @ dy (N,M): A element (k, n) = x[n * K + k]
+  three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(1u, p3.K, p3.K), operand(1u, p3.M, p3.M),
+               p3.K, p3.N, p3.M, wid, lid);
+}
+
+// --- y = res + x @ w ---------------------------------------------------------------------------
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_forward_residual(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product_in2(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  store_out3(EPI_RESIDUAL, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
+}
+
+// --- dx and dw in one dispatch -------------------------------------------------------------------
+fn backward_both(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) {
+  let N = p5.N;
+  let K = p5.K;
+  let M = p5.M;
+  let flat = wid.y * nwg.x + wid.x;
+  let dx_cols = (K + TN - 1u) / TN;
+  let dx_tiles = dx_cols * ((N + TM - 1u) / TM);
+  let dw_cols = (M + TN - 1u) / TN;
+  let dw_tiles = dw_cols * ((K + TM - 1u) / TM);
+  let acc = p5.accumulate != 0u;
+  if (flat < dx_tiles) {
+    // dx (N,K) = dy (in2, (N,M)) @ w.T (in1 stored (K,M))
+    let row0 = (flat / dx_cols) * TM;
+    let col0 = (flat % dx_cols) * TN;
+    product_in2(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), row0, col0, M, lid);
+    store_out3(dx_kind, row0, col0, N, K, acc, lid);
+  } else if (flat < dx_tiles + dw_tiles) {
+    // dw (K,M) = x.T (in0 stored (N,K)) @ dy (in2, (N,M))
+    let t = flat - dx_tiles;
+    let row0 = (t / dw_cols) * TM;
+    let col0 = (t % dw_cols) * TN;
+    product_in2(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), row0, col0, N, lid);
+    store_out4(row0, col0, K, M, acc, lid);
+  }
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_both(EPI_PLAIN, wid, nwg, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_both(EPI_RELU_MASK, wid, nwg, lid);
 }

@@ -138,9 +138,12 @@ class RecordedPage:
         self.context.close()
 
 
-def open_page(browser, url: str, timeout_ms: int = 60_000) -> RecordedPage:
+def open_page(browser, url: str, timeout_ms: int = 60_000, init_script: str | None = None) -> RecordedPage:
+    """init_script: JavaScript run in every document of the context before its own scripts."""
     context = browser.new_context()  # fresh: mini-coi registers its service worker and reloads
     context.set_default_timeout(timeout_ms)
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     rec = RecordedPage(context, page)
     context.on("request", lambda r: rec.requests.append(r.url))  # pages, workers and service workers

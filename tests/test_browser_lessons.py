@@ -12,8 +12,9 @@ import pytest
 
 from _browser import browser, built_site, open_page, playwright_instance, site_server  # noqa: F401
 from _require import require
+from pyscript_app.lessons.gpu_kernels import timing_case
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 STATUS = '[data-testid="lesson-status"]'
 LESSONS = ("tokens", "autograd", "gpu-kernels", "federated")
@@ -26,16 +27,12 @@ def tid(testid: str) -> str:
 def open_lesson(browser, site_server, name: str):
     """The lesson page with its Python running (status "ready"; "no-webgpu" is returned to the caller)."""
     t0 = time.perf_counter()
-    rec = open_page(browser, site_server.url(f"lessons/{name}/"))
+    rec = open_page(browser, site_server.url(f"lessons/{name}/"), timeout_ms=120_000)  # a busy 2-core CI box
     rec.page.wait_for_selector(f'{STATUS}:is([data-state="ready"], [data-state="error"], [data-state="no-webgpu"])')
     state = rec.page.get_attribute(STATUS, "data-state")
     assert state != "error", rec.page.text_content(STATUS)
     print(f"\n[{name}] Python ready {time.perf_counter() - t0:.1f} s after goto", end="")
     return rec
-
-
-def wait_ready(page) -> None:
-    page.wait_for_selector(f'{STATUS}[data-state="ready"]')
 
 
 def test_home_page_lists_the_lessons_in_order(browser, site_server):
@@ -45,7 +42,8 @@ def test_home_page_lists_the_lessons_in_order(browser, site_server):
         links = page.eval_on_selector_all("article a[href*='lessons/']", "as => as.map(a => a.getAttribute('href'))")
         order = [next(n for n in LESSONS if f"lessons/{n}/" in href) for href in links]
         assert list(dict.fromkeys(order)) == list(LESSONS)
-        nav = page.eval_on_selector_all("nav.md-nav--primary a[href*='lessons/']", "as => as.map(a => a.textContent.trim())")
+        nav = page.eval_on_selector_all("nav.md-nav--primary a[href*='lessons/']",
+                                        "as => as.map(a => a.textContent.trim())")
         assert nav[:4] == ["Tokens", "Autograd", "GPU kernels", "Federated training"]
         rec.assert_clean(site_server.origin)
     finally:
@@ -75,7 +73,6 @@ def test_tokens_appear_and_training_learns_merges(browser, site_server):
         page.fill(tid("train-merges"), "40")
         page.click(tid("train-button"))
         page.wait_for_selector(f'{tid("train-progress")}[data-merges="40"]')
-        wait_ready(page)
         assert page.locator(f"{tid('merges')} .tg-merge").count() == 40
         assert page.get_attribute(tid("merges-used"), "max") == "40"
         assert page.locator(f"{tid('compression')} tr[data-merges]").count() >= 2
@@ -92,9 +89,8 @@ def test_autograd_runs_edited_code_and_its_gradient_check_passes(browser, site_s
         code = 'p = Value(0.5, label="p")\nq = Value(-1.5, label="q")\nout = (p * q).exp() + p.tanh() / q\n'
         page.fill(tid("code"), code)
         page.click(tid("run-button"))
-        page.wait_for_function(f"document.querySelector('{tid('out-value')}').textContent.includes('out =')"
-                               f" && document.querySelectorAll('{tid('gradcheck')} tr[data-verdict]').length === 2")
-        wait_ready(page)
+        verdict = f"document.querySelector('{tid('gradcheck-verdict')}').textContent"
+        page.wait_for_function(f"{verdict}.includes('(2 inputs')")
         assert page.text_content(tid("gradcheck-verdict")).startswith("gradient check: passed")
         assert page.locator(f"{tid('graph')} svg .tg-node").count() >= 5
         rec.assert_clean(site_server.origin)
@@ -106,7 +102,7 @@ def test_gpu_kernels_matmul_passes_and_is_timed(browser, site_server):
     rec = open_lesson(browser, site_server, "gpu-kernels")
     try:
         page = rec.page
-        assert "64 × 64 outputs per workgroup" in page.text_content(tid("matmul-tiles"))
+        assert re.match(r"\d+ × \d+ outputs per workgroup", page.text_content(tid("matmul-tiles")))
         require(page.get_attribute(STATUS, "data-state") != "no-webgpu",
                 f"no WebGPU adapter in this Chromium: {page.text_content(STATUS)}")
         page.select_option(tid("matmul-size"), "64")  # SwiftShader is slow: a tiny shape
@@ -117,7 +113,8 @@ def test_gpu_kernels_matmul_passes_and_is_timed(browser, site_server):
         n_cases = page.locator(f"{tid('matmul-cases')} tr").count()
         assert n_cases > 0 and summary == f"{n_cases} passed, 0 failed"
         rates = page.eval_on_selector_all(f"{tid('matmul-timings')} tr", "rows => rows.map(r => r.innerText)")
-        assert len(rates) == 3 and all(re.search(r"[\d.]+(e[-+]\d+)? GFLOP/s", r) for r in rates), rates
+        kernels = [s["kernel"] for s in timing_case(64, 64, 64)["steps"]]  # forward, then backward
+        assert len(rates) == len(kernels) and all(re.search(r"[\d.]+(e[-+]\d+)? GFLOP/s", r) for r in rates), rates
         rec.assert_clean(site_server.origin)
     finally:
         rec.close()
@@ -132,9 +129,9 @@ def test_federated_example_computes(browser, site_server):
         page.wait_for_function(f"document.querySelector('{tid('outer-momentum')}').value === '0.0'")
         page.fill(tid("round-count"), "4")
         page.click(tid("compute-button"))
-        page.wait_for_function(f"document.querySelectorAll('{tid('rounds-table')} tr[data-round]').length === 4")
-        wait_ready(page)
-        assert page.text_content(tid("final")).startswith("After 4 rounds of fedavg")
+        final = f"document.querySelector('{tid('final')}').textContent"
+        page.wait_for_function(f"{final}.startsWith('After 4 rounds of fedavg')")
+        assert page.locator(f"{tid('rounds-table')} tr[data-round]").count() == 4
         assert float(page.get_attribute(tid("final"), "data-distance")) < 0.5
         rec.assert_clean(site_server.origin)
     finally:

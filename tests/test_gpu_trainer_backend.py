@@ -80,9 +80,10 @@ def test_one_submission_per_step_no_new_objects_and_loss_read_only_in_pop(gpu):
     assert {k: gpu.stats[k] - before[k] for k in OBJECTS} == dict.fromkeys(OBJECTS, 0)
     assert gpu.stats["reads"] == before["reads"], "no readback during training steps"
     dispatches_per_step = (gpu.stats["dispatches"] - before["dispatches"]) / 9
-    # per layer: 10 forward (1 attention) + 15 backward (2 attention); plus embedding, final norm,
-    # head, loss, mean, their backward (8) and the optimizer (3)
-    assert dispatches_per_step == 14 + 25 * mc.n_layer
+    # per layer: 7 forward (1 attention) + 10 backward (2 attention; each linear layer's dx and dw in
+    # one fused dispatch); plus embedding, final norm, head, loss, mean, their backward (7) and the
+    # optimizer (3)
+    assert dispatches_per_step == 13 + 17 * mc.n_layer
     losses = run(be.pop_losses())
     assert gpu.stats["reads"] == before["reads"] + 1, "one read for all pending losses"
     np.testing.assert_allclose(losses, run(ref.pop_losses()), rtol=1e-5)

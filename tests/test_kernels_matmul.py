@@ -1,4 +1,5 @@
-"""shaders/matmul.wgsl against reference matmul_forward / matmul_backward, awkward shapes included.
+"""shaders/matmul.wgsl against reference matmul_forward / matmul_backward, awkward shapes included,
+at every tile size (overrides TM, TN) and for the fused entries (relu, residual, dx + dw in one).
 
 Tolerance: atol 1e-5 + rtol 1e-4 · |ref| (inputs ~N(0,1), sums of up to K=1024 f32 products in a
 different order than numpy's float32 BLAS; the reference is evaluated in float64)."""
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
+from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, matmul_tiles
 from pyscript_app.reference.ops import matmul_backward, matmul_forward
 
 pytestmark = pytest.mark.gpu
@@ -23,15 +25,33 @@ def _inputs(N, K, M, seed):
     return x, w, dy
 
 
+TILES = [{"TM": 32, "TN": 32}, {"TM": 128, "TN": 128}, {"TM": 128, "TN": 32}, {"TM": 32, "TN": 64}]
+FUSED_SHAPES = [(1, 1, 1), (7, 5, 3), (33, 17, 65), (65, 64, 129), (130, 40, 20)]
+
+
+def _f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
 @pytest.mark.parametrize("N,K,M", SHAPES)
 def test_matmul_forward_and_backward(gpu, N, K, M):
+    _check_three_entries(gpu, N, K, M, None)
+
+
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("N,K,M", [(33, 17, 65), (130, 40, 259)])
+def test_matmul_every_tile_size(gpu, N, K, M, tiles):
+    _check_three_entries(gpu, N, K, M, tiles)
+
+
+def _check_three_entries(gpu, N, K, M, tiles):
     x, w, dy = _inputs(N, K, M, seed=N * 1000 + K * 10 + M)
     dims = {"N": N, "K": K, "M": M, "accumulate": 0}
     bx, bw, bdy = upload(gpu, x), upload(gpu, w), upload(gpu, dy)
     y, dx, dw = empty(gpu, (N, M)), empty(gpu, (N, K)), empty(gpu, (K, M))
-    gpu.dispatch("matmul_forward", [bx, bw, y], dims)
-    gpu.dispatch("matmul_backward_dx", [bdy, bw, dx], dims)
-    gpu.dispatch("matmul_backward_dw", [bx, bdy, dw], dims)
+    gpu.dispatch("matmul_forward", [bx, bw, y], dims, overrides=tiles)
+    gpu.dispatch("matmul_backward_dx", [bdy, bw, dx], dims, overrides=tiles)
+    gpu.dispatch("matmul_backward_dw", [bx, bdy, dw], dims, overrides=tiles)
     ref_dx, ref_dw = matmul_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64))
     assert_close(download(gpu, y, (N, M)), matmul_forward(x.astype(np.float64), w.astype(np.float64)), ATOL, RTOL, "y")
     assert_close(download(gpu, dx, (N, K)), ref_dx, ATOL, RTOL, "dx")
@@ -55,3 +75,59 @@ def test_matmul_does_not_write_past_the_output(gpu):
     y = empty(gpu, (N * M + 64,), fill=-7.0)
     gpu.dispatch("matmul_forward", [upload(gpu, x), upload(gpu, w), y], {"N": N, "K": K, "M": M, "accumulate": 0})
     assert (download(gpu, y, (N * M + 64,))[N * M:] == -7.0).all()
+
+
+@pytest.mark.parametrize("tiles", TILES[:2], ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("N,K,M", FUSED_SHAPES)
+def test_matmul_forward_relu_and_residual(gpu, N, K, M, tiles):
+    x, w, res = _inputs(N, K, M, seed=N + 7 * K + 11 * M)
+    dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+    bx, bw = upload(gpu, x), upload(gpu, w)
+    y_relu, y_res = empty(gpu, (N, M)), empty(gpu, (N, M))
+    gpu.dispatch("matmul_forward_relu", [bx, bw, y_relu], dims, overrides=tiles)
+    gpu.dispatch("matmul_forward_residual", [bx, bw, upload(gpu, res), y_res], dims, overrides=tiles)
+    x64, w64, res64 = _f64(x, w, res)
+    product = matmul_forward(x64, w64)
+    assert_close(download(gpu, y_relu, (N, M)), np.maximum(product, 0.0), ATOL, RTOL, "relu(x @ w)")
+    assert_close(download(gpu, y_res, (N, M)), res64 + product, ATOL, RTOL, "res + x @ w")
+
+
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("N,K,M", FUSED_SHAPES)
+def test_matmul_backward_fused_dx_dw(gpu, N, K, M, tiles):
+    x, w, dy = _inputs(N, K, M, seed=3 * N + K + 5 * M)
+    x[:, ::3] = np.maximum(x[:, ::3], 0.0)  # the relu variant's x is a relu output: many exact zeros
+    x[0, 0] = 0.0
+    dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+    bx, bw, bdy = upload(gpu, x), upload(gpu, w), upload(gpu, dy)
+    dx, dw, dx_r, dw_r = empty(gpu, (N, K)), empty(gpu, (K, M)), empty(gpu, (N, K)), empty(gpu, (K, M))
+    gpu.dispatch("matmul_backward", [bx, bw, bdy, dx, dw], dims, overrides=tiles)
+    gpu.dispatch("matmul_backward_relu", [bx, bw, bdy, dx_r, dw_r], dims, overrides=tiles)
+    ref_dx, ref_dw = matmul_backward(*_f64(dy, x, w))
+    assert_close(download(gpu, dx, (N, K)), ref_dx, ATOL, RTOL, "dx")
+    assert_close(download(gpu, dw, (K, M)), ref_dw, ATOL, RTOL, "dw")
+    assert_close(download(gpu, dx_r, (N, K)), np.where(x > 0, ref_dx, 0.0), ATOL, RTOL, "dx * (x > 0)")
+    assert_close(download(gpu, dw_r, (K, M)), ref_dw, ATOL, RTOL, "dw (relu variant)")
+
+
+def test_matmul_backward_fused_accumulates_both_outputs(gpu):
+    N, K, M = 9, 20, 33
+    x, w, dy = _inputs(N, K, M, seed=8)
+    r = np.random.default_rng(9)
+    prior_dx, prior_dw = r.standard_normal((N, K)).astype(np.float32), r.standard_normal((K, M)).astype(np.float32)
+    dx, dw = upload(gpu, prior_dx), upload(gpu, prior_dw)
+    gpu.dispatch("matmul_backward", [upload(gpu, x), upload(gpu, w), upload(gpu, dy), dx, dw],
+                 {"N": N, "K": K, "M": M, "accumulate": 1})
+    ref_dx, ref_dw = matmul_backward(*_f64(dy, x, w))
+    assert_close(download(gpu, dx, (N, K)), prior_dx + ref_dx, ATOL, RTOL, "dx accumulated")
+    assert_close(download(gpu, dw, (K, M)), prior_dw + ref_dw, ATOL, RTOL, "dw accumulated")
+
+
+def test_matmul_tiles_pick_big_tiles_for_big_outputs_only():
+    assert matmul_tiles((4096, 4096)) == {"TM": 128, "TN": 128}
+    assert matmul_tiles((2048, 512)) == {"TM": 128, "TN": 128}  # 64 tiles of 128
+    assert matmul_tiles((1024, 256)) == {"TM": 64, "TN": 64}  # 16 tiles of 128
+    assert matmul_tiles((16, 16)) == {"TM": 64, "TN": 64}
+    # the outputs of one dispatch count together
+    assert matmul_tiles((1024, 512), (512, 1024)) == {"TM": 128, "TN": 128}
+    assert set(matmul_tiles((1, 1)).values()) <= set(MATMUL_TILE_SIZES)

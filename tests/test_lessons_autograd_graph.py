@@ -36,7 +36,8 @@ def test_svg_is_well_formed_with_one_box_per_value_and_one_circle_per_operation(
     ns = "{http://www.w3.org/2000/svg}"
     assert len(root.findall(f".//{ns}rect")) == 6  # x, w, x*w, 0.5, +, tanh
     assert len(root.findall(f".//{ns}circle")) == 3  # *, +, tanh
-    assert f"grad {x.grad:.4g}" in svg and f"data {out.data:.4g}" in svg and 'class="tg-node tg-output"' in svg and 'class="tg-node tg-constant"' in svg
+    assert f"grad {x.grad:.4g}" in svg and f"data {out.data:.4g}" in svg
+    assert 'class="tg-node tg-output"' in svg and 'class="tg-node tg-constant"' in svg
     assert int(root.get("width")) > 0 and int(root.get("height")) > 0
 
 

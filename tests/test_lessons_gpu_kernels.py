@@ -10,79 +10,116 @@ import pytest
 from _gpu import gpu  # noqa: F401 - the native WebGPU executor fixture
 from pyscript_app.gpu import parity_runner, registry
 from pyscript_app.gpu.executor import run_sync
-from pyscript_app.lessons.gpu_kernels import (MATMUL_KERNELS, MatmulTiles, matmul_parity_cases, matmul_tiles,
+from pyscript_app.lessons.gpu_kernels import (MatmulTiles, _eval_u32, matmul_parity_cases, matmul_tiles,
                                               timing_case, tiling_stats)
 
 SOURCE = registry.shader_source("matmul.wgsl")
 
+# A small stand-in shader: fixed tiles, or override tiles with an expression as workgroup size.
+FIXED = """
+const TM: u32 = 64u;
+const TN: u32 = 32u;
+const TK: u32 = 8u;
+var<workgroup> a_tile: array<f32, 512>;
+var<workgroup> b_tile: array<f32, 256>;
+@compute @workgroup_size(8, 16)
+fn matmul_forward(@builtin(workgroup_id) wid: vec3<u32>) {}
+"""
+OVERRIDES = FIXED.replace("const TM", "override TM").replace("const TN", "override TN").replace(
+    "@workgroup_size(8, 16)", "@workgroup_size(TN / 4u, TM / 8u)").replace("array<f32, 512>", "array<vec4<f32>, 40>")
 
-def test_tiles_are_read_from_the_shader_and_agree_with_the_registry():
-    t = matmul_tiles(SOURCE)
-    assert t.TM == t.TN == registry.MATMUL_TILE
+
+@pytest.mark.parametrize("n", [1, 64, 300, 2048])
+def test_the_real_shaders_tile_is_consistent_with_the_registrys_grid(n):
+    t = matmul_tiles(SOURCE, n, n, n)
     assert t.invocations * t.outputs_per_invocation == t.TM * t.TN
-    assert t.workgroup_bytes == 4 * (t.TK * t.TM + t.TK * t.TN)  # a_tile and b_tile, f32
+    assert t.TK > 0 and t.workgroup_bytes > 0
+    s = tiling_stats(n, n, n, t)  # raises if the registry dispatches another tile
+    assert s.grid == (math.ceil(n / t.TN), math.ceil(n / t.TM), 1)
 
 
-def test_a_shader_that_changes_shape_is_reported_not_misread():
+def test_fixed_tiles_and_workgroup_memory_are_parsed():
+    t = matmul_tiles(FIXED, 10, 10, 10)
+    assert (t.TM, t.TN, t.TK, t.wg_x, t.wg_y) == (64, 32, 8, 8, 16)
+    assert t.workgroup_bytes == 4 * (512 + 256) and t.outputs_per_invocation == 16
+
+
+def test_override_tiles_evaluate_the_workgroup_size_expression():
+    t = matmul_tiles(OVERRIDES, 10, 10, 10)
+    assert (t.wg_x, t.wg_y) == (t.TN // 4, t.TM // 8)
+    assert t.workgroup_bytes == 16 * 40 + 4 * 256
+
+
+def test_a_shader_that_no_longer_declares_a_tile_is_reported_not_misread():
     with pytest.raises(ValueError):
-        matmul_tiles(SOURCE.replace("const TK: u32", "const TILE_K: u32"))
+        matmul_tiles(FIXED.replace("const TK: u32", "const TILE_K: u32"), 8, 8, 8)
     with pytest.raises(ValueError):
-        matmul_tiles(SOURCE.replace("@workgroup_size(16, 16)\nfn matmul_forward", "@workgroup_size(8, 8)\nfn matmul_forward"))
+        matmul_tiles(FIXED.replace("fn matmul_forward", "fn other"), 8, 8, 8)
 
 
-@pytest.mark.parametrize("N,K,M", [(64, 64, 64), (100, 37, 130), (1, 1, 1)])
-def test_tiling_stats_count_workgroups_and_loads(N, K, M):
-    t = MatmulTiles(TM=64, TN=64, TK=16, wg_x=16, wg_y=16, workgroup_bytes=8192)
-    s = tiling_stats(N, K, M, t)
-    groups_x, groups_y = math.ceil(M / 64), math.ceil(N / 64)
-    assert s.grid == (groups_x, groups_y, 1) and s.workgroups == groups_x * groups_y
-    assert s.invocations == 256 * s.workgroups and s.flops == 2 * N * K * M
-    assert s.steps == math.ceil(K / 16)
-    assert s.tiled_loads == s.workgroups * s.steps * 2 * 64 * 16
-    assert s.naive_loads == 2 * N * K * M
+def test_workgroup_size_expressions_allow_only_arithmetic():
+    assert _eval_u32("TN / 8u + 1", {"TN": 64}) == 9
+    with pytest.raises(ValueError):
+        _eval_u32("__import__", {"__import__": "os"})
+    with pytest.raises(KeyError):
+        _eval_u32("TQ / 2u", {})
 
 
-def test_tiles_the_registry_does_not_dispatch_are_refused():
-    with pytest.raises(ValueError, match="registry"):
-        tiling_stats(128, 16, 128, MatmulTiles(TM=32, TN=32, TK=16, wg_x=8, wg_y=8, workgroup_bytes=4096))
+def test_tiling_stats_count_workgroups_and_loads():
+    t = matmul_tiles(SOURCE, 100, 37, 130)
+    s = tiling_stats(100, 37, 130, t)
+    assert s.workgroups == math.ceil(130 / t.TN) * math.ceil(100 / t.TM)
+    assert s.invocations == t.invocations * s.workgroups and s.flops == 2 * 100 * 37 * 130
+    assert s.steps == math.ceil(37 / t.TK)
+    assert s.tiled_loads == s.workgroups * s.steps * (t.TM + t.TN) * t.TK
+    assert s.naive_loads == 2 * 100 * 37 * 130
 
 
 def test_reuse_of_full_tiles_is_the_harmonic_mean_of_the_tile_edges():
-    t = matmul_tiles(SOURCE)
-    s = tiling_stats(4 * t.TM, 4 * t.TK, 4 * t.TN, t)
-    assert s.reuse == pytest.approx(2 / (1 / t.TM + 1 / t.TN))
+    n = 1024
+    t = matmul_tiles(SOURCE, n, n, n)
+    assert tiling_stats(n, n, n, t).reuse == pytest.approx(2 / (1 / t.TM + 1 / t.TN))
+
+
+def test_tiles_the_registry_does_not_dispatch_are_refused():
+    t = matmul_tiles(SOURCE, 256, 256, 256)
+    wrong = MatmulTiles(t.TM * 2, t.TN * 2, t.TK, t.wg_x, t.wg_y, t.workgroup_bytes, t.overrides)
+    with pytest.raises(ValueError, match="registry"):
+        tiling_stats(256, 256, 256, wrong)
 
 
 def test_parity_cases_are_those_testing_only_matmul_kernels():
     index = {"cases": [{"name": "a", "kernels": ["matmul_forward", "matmul_backward_dw"]},
                        {"name": "b", "kernels": ["matmul_forward", "add"]},
-                       {"name": "c", "kernels": ["matmul_backward_dw"]}, {"name": "d", "kernels": []}]}
+                       {"name": "c", "kernels": ["matmul_backward_dw"]}, {"name": "d", "kernels": []},
+                       {"name": "e", "kernels": ["not_a_kernel"]}]}
     assert [m["name"] for m in matmul_parity_cases(index)] == ["a", "c"]
 
 
-def test_timing_case_dispatches_each_entry_with_its_flops_and_bytes():
-    meta = timing_case(3, 5, 7)
-    assert [s["kernel"] for s in meta["steps"]] == list(MATMUL_KERNELS)
-    assert all(s["flops"] == 2 * 3 * 5 * 7 for s in meta["steps"])
-    assert meta["steps"][0]["bytes"] == 4 * (3 * 5 + 5 * 7 + 3 * 7)
-    assert meta["outputs"] == [] and meta["nbytes"] == 0
+def test_timing_case_covers_forward_and_backward_with_their_flops():
+    N, K, M = 3, 5, 7
+    meta = timing_case(N, K, M)
+    steps = meta["steps"]
+    assert steps[0]["kernel"] == "matmul_forward" and steps[0]["flops"] == 2 * N * K * M
+    assert sum(s["flops"] for s in steps) == 3 * 2 * N * K * M  # y, dx and dw
+    assert steps[0]["bytes"] == 4 * (N * K + K * M + N * M)
+    assert meta["kernels"] == sorted({s["kernel"] for s in steps}) and meta["outputs"] == []
     with pytest.raises(ValueError):
         timing_case(0, 1, 1)
 
 
 @pytest.mark.gpu
-def test_timing_case_runs_and_times_on_a_real_executor(gpu):
+def test_timing_case_computes_the_products_and_times_them_on_a_real_executor(gpu):
     N, K, M = 9, 20, 33
     meta = timing_case(N, K, M)
     buffers = parity_runner.prepare_buffers(gpu, meta, b"")
     for step in meta["steps"]:
         parity_runner.record_step(gpu, step, buffers, b"")
-    y = array("f", run_sync(gpu.read(buffers["y"])))
-    dw = array("f", run_sync(gpu.read(buffers["dw"])))
-    assert list(y) == [0.5 * 0.5 * K] * (N * M)  # inputs are filled with 0.5
-    assert list(dw) == [0.5 * 0.5 * N] * (K * M)
+    expected = {"y": (N * M, 0.25 * K), "dx": (N * K, 0.25 * M), "dw": (K * M, 0.25 * N)}  # inputs are all 0.5
+    for name, (count, value) in expected.items():
+        assert list(array("f", run_sync(gpu.read(buffers[name])))) == [value] * count, name
     for b in buffers.values():
         gpu.release(b)
     timings = run_sync(parity_runner.time_case(gpu, meta, b"", runs=1, target_ms=1.0, max_per_run=2))
-    assert [t.kernel for t in timings] == list(MATMUL_KERNELS)
+    assert [t.kernel for t in timings] == [s["kernel"] for s in meta["steps"]]
     assert all(t.median_ms > 0 and t.gflops > 0 for t in timings)

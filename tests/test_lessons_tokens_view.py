@@ -62,7 +62,10 @@ def test_merges_list_shows_the_first_merges_then_how_many_more():
 
 def test_compression_table_rows_at_fractions_of_the_merges():
     tok = train_tokenizer(TEXT, 40)
-    html = view.compression_table(tok, {"train": TEXT, "other": "zzz qqq"})
+    train, other = view.compression_column(tok, TEXT), view.compression_column(tok, "zzz qqq")
+    assert list(train) == [0, 10, 20, 30, 40] and train[0] == other[0] == 1.0  # bytes only: one byte per token
+    assert train[40] > train[10] > 1.0
+    html = view.compression_table({"train": train, "other": other})
     assert re.findall(r'data-merges="(\d+)"', html) == ["0", "10", "20", "30", "40"]
-    first_row = re.search(r'data-merges="0">(.*?)</tr>', html).group(1)
-    assert "<td>1.00</td><td>1.00</td>" in first_row  # bytes only: one byte per token
+    assert "<td>0</td><td>258</td><td>1.00</td><td>1.00</td>" in html
+    assert "<td>–</td>" in view.compression_table({"a": {0: 1.0, 5: 2.0}, "b": {0: 1.0}})

@@ -32,7 +32,7 @@ def _session(data, store, form=FORM):
     return TrainingSession(settings, data, backend, store, settings.run_key(data.data_id), {"backend": "numpy"})
 
 
-def _run(session, resume=None, stop_at=None):
+def _run(session, resume=None, stop_at=None, on_first_step=None):
     events = []
 
     def emit(event, progress):
@@ -40,7 +40,7 @@ def _run(session, resume=None, stop_at=None):
         if stop_at is not None and event["type"] == "step" and event["step"] >= stop_at:
             session.stop()
 
-    progress = asyncio.run(session.run(emit, resume=resume))
+    progress = asyncio.run(session.run(emit, resume=resume, on_first_step=on_first_step))
     return progress, events
 
 
@@ -95,3 +95,13 @@ def test_a_checkpoint_of_another_model_is_refused(data):
     tiny = _session(data, CheckpointStore(MemoryFiles()), {**FORM, "model": "tiny"})
     with pytest.raises(CheckpointError, match="holds a nano model"):
         _run(tiny, resume=read_checkpoint(blob))
+
+
+def test_the_first_step_is_reported_and_its_loss_still_logged_in_order(data):
+    session = _session(data, CheckpointStore(MemoryFiles()), {**FORM, "samples": "0"})
+    seen = []
+    progress, events = _run(session, on_first_step=lambda: seen.append(len(session.progress.step_losses)))
+    assert seen == [0]  # called once, after step 1, before any read-back reached the log
+    whole, _ = _run(_session(data, CheckpointStore(MemoryFiles())))
+    assert progress.step_losses == whole.step_losses  # the early read changes nothing
+    assert "samples" not in [e["type"] for e in events] and progress.samples == []

@@ -11,7 +11,6 @@ Each lesson page has an element with data-testid="lesson-status" whose data-stat
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import urljoin
 
@@ -96,14 +95,6 @@ def on(testid: str, event: str, handler: Callable[[], Awaitable[None] | None]) -
 def enable(*testids: str) -> None:
     for testid in testids:
         by_testid(testid).disabled = False
-
-
-def now_ms() -> float:
-    return float(window.performance.now())
-
-
-def elapsed(t0: float) -> str:
-    return f"{time.perf_counter() - t0:.2f} s"
 
 
 def start(boot: Callable[[], Awaitable[None]]) -> None:

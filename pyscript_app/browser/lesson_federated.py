@@ -24,6 +24,7 @@ def read_clients():
 
 
 def compute() -> None:
+    status("busy", "Computing…")
     clients = read_clients()
     aggregator = value_of("aggregator") if value_of("aggregator") in RELAY_DEFAULTS else "fedavg"
     outer = Outer(aggregator, float_value("outer-lr", 1e-3, 10.0, 1.0), float_value("outer-momentum", 0.0, 0.999, 0.0))

@@ -2,8 +2,8 @@
 
 Boot: read the tile constants from shaders/matmul.wgsl, show the tiling numbers for the chosen
 shape, open WebGPU (or say why not). "Measure" runs the bench's matmul parity cases (PASS/FAIL
-against the numpy reference computed at build time), then times the three matmul entry points at
-the chosen shape (GFLOP/s).
+against the numpy reference computed at build time), then times, at the chosen shape, the forward
+and backward matmul dispatches a training step makes (GFLOP/s).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class GpuKernelsPage:
     def __init__(self) -> None:
         self.ex = None
         self.cases: list[dict] = []
-        self.tiles = matmul_tiles(registry.shader_source("matmul.wgsl"))
+        self.source = registry.shader_source("matmul.wgsl")
 
     def size(self) -> int:
         value = int(value_of("matmul-size"))
@@ -34,10 +34,11 @@ class GpuKernelsPage:
 
     def show_stats(self) -> None:
         n = self.size()
-        set_html("tiling-stats", stats_table(n, n, n, tiling_stats(n, n, n, self.tiles)))
+        tiles = matmul_tiles(self.source, n, n, n)
+        set_text("matmul-tiles", tiles_text(tiles))
+        set_html("tiling-stats", stats_table(n, n, n, tiling_stats(n, n, n, tiles)))
 
     async def boot(self) -> None:
-        set_text("matmul-tiles", tiles_text(self.tiles))
         self.show_stats()
         on("matmul-size", "change", self.show_stats)
         enable("matmul-size")
@@ -81,7 +82,7 @@ class GpuKernelsPage:
             status("ready", "A matmul case failed on this device: not timing it.")
             return
         n = self.size()
-        status("busy", f"Timing the three matmul entry points at {n} × {n} × {n}…")
+        status("busy", f"Timing the matmuls of a training step at {n} × {n} × {n}…")
         timings = await parity_runner.time_case(self.ex, timing_case(n, n, n), b"")
         set_html("matmul-timings", "".join(timing_row(t) for t in timings))
         by_testid("matmul-timings").setAttribute("data-size", str(n))

@@ -1,8 +1,8 @@
 """The tokens lesson's Python (PyScript worker). Logic: lessons/tokens.py; HTML: lessons/tokens_view.py.
 
 Boot trains a tokenizer on the page's training text and tokenizes the reader's text. "Train"
-retrains (progress from bpe.learn_merges' callback); typing re-tokenizes; the slider applies only
-the first k merges, to watch the tokens grow merge by merge.
+retrains (progress from bpe.learn_merges' callback); typing re-tokenizes and re-measures the
+compression; the slider applies only the first k merges, to watch the tokens grow merge by merge.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import time
 from pyscript_app.browser.lesson_dom import (by_testid, enable, int_value, on, set_html, set_text, start,
                                              status, value_of)
 from pyscript_app.lessons.tokens import MAX_MERGES, counts, train_tokenizer, with_first_merges
-from pyscript_app.lessons.tokens_view import char_spans, compression_table, counts_line, merges_list, token_spans
+from pyscript_app.lessons.tokens_view import (char_spans, compression_column, compression_table, counts_line,
+                                              merges_list, token_spans)
 
 DEFAULT_MERGES = 200
 
@@ -20,11 +21,12 @@ DEFAULT_MERGES = 200
 class TokensPage:
     def __init__(self) -> None:
         self.tok = None
+        self.train_compression: dict[int, float] = {}  # of the text trained on, kept across edits
 
     async def boot(self) -> None:
         self.train()
         on("train-button", "click", self.train)
-        on("user-text", "input", self.show_text)
+        on("user-text", "input", self.text_changed)
         on("merges-used", "input", self.show_text)
         enable("train-button", "user-text", "merges-used")
         status("ready", "Ready: Python is running in this page.")
@@ -41,16 +43,22 @@ class TokensPage:
         self.tok = train_tokenizer(text, n_merges, progress)
         seconds = time.perf_counter() - t0
         tok = self.tok
+        self.train_compression = compression_column(tok, text)
         set_text("train-progress", f"{tok.n_merges} merges learned in {seconds:.2f} s from "
                                    f"{len(text.encode('utf-8')):,} bytes of text; vocabulary {tok.vocab_size}.")
-        by_testid("train-progress").setAttribute("data-merges", str(tok.n_merges))
         set_html("merges", merges_list(tok))
         slider = by_testid("merges-used")
         slider.max = tok.n_merges
         slider.value = tok.n_merges
-        self.show_text()
-        set_html("compression", compression_table(tok, {"training text": text, "your text": value_of("user-text")}))
+        self.text_changed()
+        by_testid("train-progress").setAttribute("data-merges", str(tok.n_merges))  # last: tests wait on it
         status("ready", "Ready.")
+
+    def text_changed(self) -> None:
+        self.show_text()
+        columns = {"training text": self.train_compression,
+                   "your text": compression_column(self.tok, value_of("user-text"))}
+        set_html("compression", compression_table(columns))
 
     def show_text(self) -> None:
         if self.tok is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from urllib.parse import urljoin
 
 import js
@@ -83,7 +82,7 @@ class PlaygroundPage:
             self.store = CheckpointStore(files)
         self.render_live(Progress(0))
         try:
-            self.ex = await open_browser_device()
+            self.ex = await open_browser_device(allow_fallback=True)
         except GpuUnavailable as e:
             by_testid("backend").textContent = "none: WebGPU is not available"
             self.set_status(NEEDS_WEBGPU.format(why=e), "no-webgpu")
@@ -100,9 +99,17 @@ class PlaygroundPage:
         self.set_status("Ready: choose a data set and a model, then Train.", "ready")
 
     def listen(self, element, event: str, handler) -> None:
-        proxy = create_proxy(lambda ev: self.spawn(handler(ev)))
+        proxy = create_proxy(lambda ev: self.spawn(self.guarded(handler(ev))))
         self._proxies.append(proxy)
         element.addEventListener(event, proxy)
+
+    async def guarded(self, coro) -> None:
+        """A handler's unexpected failure still gets a line in the status (and the console)."""
+        try:
+            await coro
+        except Exception as e:
+            self.set_status(f"Unexpected error: {type(e).__name__}: {e}", "error")
+            raise
 
     def spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -147,9 +154,9 @@ class PlaygroundPage:
         except InputError:
             return None
 
-    def gpu_backend(self, cfg) -> GpuBackend:
-        if self.ex is None or self.ex.lost_reason:
-            raise GpuUnavailable("the GPU device was lost")
+    async def gpu_backend(self, cfg) -> GpuBackend:
+        if self.ex is None or self.ex.lost_reason:  # a lost device: open a new one (Resume after a loss)
+            self.ex, self.backend = await open_browser_device(allow_fallback=True), None
         mc = cfg.model_cfg()
         b = self.backend
         if b is None or b.model_cfg != mc or (b.B, b.T) != (cfg.batch, cfg.seq_len):
@@ -207,11 +214,11 @@ class PlaygroundPage:
         except USER_ERRORS as e:
             self.set_status(str(e), "error")
         except GpuUnavailable as e:
-            self.set_status(f"WebGPU is not usable: {e}. Reload the page to reopen it, then Resume.", "lost")
-        except Exception as e:  # noqa: BLE001 - an unexpected failure still gets a readable line
+            self.set_status(f"WebGPU is not usable: {e}", "lost")
+        except Exception as e:
             if self.ex is not None and self.ex.lost_reason:
-                self.set_status(f"The GPU device was lost ({self.ex.lost_reason}). Reload the page and "
-                                "Resume from the last checkpoint.", "lost")
+                self.set_status(f"The GPU device was lost ({self.ex.lost_reason}). Resume continues from "
+                                "the last checkpoint on a new device.", "lost")
             else:
                 self.set_status(f"Training stopped: {type(e).__name__}: {e}", "error")
                 raise
@@ -237,12 +244,11 @@ class PlaygroundPage:
             run.check_model(cfg.model_cfg(), cfg.model)
             if run.tokenizer.sha256 != data.tokenizer.sha256:
                 raise InputError("the saved checkpoint was trained with another tokenizer")
-        backend = self.gpu_backend(cfg)
+        backend = await self.gpu_backend(cfg)
         self.session = TrainingSession(settings, data, backend, self.store, key,
                                        meta={"backend": backend.describe()})
         self.model = None
-        first_step = {"ms": None}
-        self.set_status(("Resuming from step %d…" % run.step) if run else "Training…", "training")
+        self.set_status(f"Resuming from step {run.step}…" if run else "Training…", "training")
         status = by_testid("status")
 
         def emit(event: dict, progress: Progress) -> None:
@@ -250,14 +256,13 @@ class PlaygroundPage:
             if kind == "samples":
                 by_testid("samples").innerHTML = samples_html(
                     progress.samples, settings.prompt, settings.temperature, settings.top_k)
-                return
-            if kind == "step" and first_step["ms"] is None:
-                first_step["ms"] = page_ms()
-                status.setAttribute("data-first-step-ms", str(first_step["ms"]))
-            if kind != "init":
+            elif kind != "init":
                 self.render_live(progress)
 
-        progress = await self.session.run(emit, resume=run)
+        def on_first_step() -> None:
+            status.setAttribute("data-first-step-ms", str(page_ms()))
+
+        progress = await self.session.run(emit, resume=run, on_first_step=on_first_step)
         self.model = (backend, data.tokenizer)
         await self.offer_download(await self.session.checkpoint_blob(), settings)
         verb = "Stopped" if progress.state == "stopped" else "Done"
@@ -285,7 +290,7 @@ class PlaygroundPage:
             settings = parse_settings(self.read_form())
             backend, tok = self.model
             self.set_status("Sampling…", "sampling")
-            texts = await sample_texts(backend, tok, prompt=settings.prompt, n=5,
+            texts = await sample_texts(backend, tok, prompt=settings.prompt, n=max(1, settings.samples),
                                        max_tokens=min(64, 2 * backend.model_cfg.block_size),
                                        temperature=settings.temperature, top_k=settings.top_k, seed=settings.seed)
             by_testid("samples").innerHTML = samples_html(texts, settings.prompt, settings.temperature, settings.top_k)
@@ -332,7 +337,7 @@ class PlaygroundPage:
             model = str(form.get("model", ""))
             settings = parse_settings(form)
             run.check_model(settings.train_config().model_cfg(), model)
-            backend = GpuBackend(run.model_cfg, run.train_cfg, self.ex)
+            backend = await self.gpu_backend(run.train_cfg)
             await backend.load(run.arrays["params"], None, None, 0)
         except USER_ERRORS as e:
             self.set_status(f"{name}: {e}", "error")

@@ -160,12 +160,18 @@ def adapter_name(info: dict[str, Any]) -> str:
     return f"{name} ({detail})" if detail else name
 
 
-async def open_browser_device(power_preference: str = "high-performance", shader_dir=None) -> BrowserExecutor:
-    """A BrowserExecutor on the browser's WebGPU adapter; GpuUnavailable (readable message) if none."""
+async def open_browser_device(power_preference: str = "high-performance", shader_dir=None,
+                              allow_fallback: bool = False) -> BrowserExecutor:
+    """A BrowserExecutor on the browser's WebGPU adapter; GpuUnavailable (readable message) if none.
+
+    allow_fallback: when no adapter is offered, ask for the browser's software adapter (on the CPU,
+    e.g. SwiftShader; adapter_info's "fallback" says so) before giving up."""
     gpu = js_get(js.navigator, "gpu")
     if gpu is None:
         raise GpuUnavailable(NO_WEBGPU)
     adapter = await gpu.requestAdapter(js_object({"powerPreference": power_preference}))
+    if is_nullish(adapter) and allow_fallback:
+        adapter = await gpu.requestAdapter(js_object({"forceFallbackAdapter": True}))
     if is_nullish(adapter):
         raise GpuUnavailable(NO_ADAPTER)
     limits = adapter.limits

@@ -23,6 +23,7 @@ from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner
 from .executor import run_sync
 from .native import open_device
+from .registry import matmul_forward_tiles
 from .trainer_backend import GpuBackend
 
 
@@ -66,19 +67,21 @@ def kernel_timings(ex, results, metas, blobs) -> list:
 
 
 def _time_matmul(ex, N, K, M, reps) -> float:
-    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission."""
+    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, at the
+    tile size the model's own dispatches use for that shape (gpu/model_ops.py)."""
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
     y = ex.alloc(4 * N * M)
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
-    ex.dispatch("matmul_forward", [x, w, y], params)
+    tiles = matmul_forward_tiles(N, K, M)
+    ex.dispatch("matmul_forward", [x, w, y], params, overrides=tiles)
     run_sync(ex.read(y, 4))
     runs = []
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(reps):
-            ex.dispatch("matmul_forward", [x, w, y], params)
+            ex.dispatch("matmul_forward", [x, w, y], params, overrides=tiles)
         run_sync(ex.read(y, 4))
         runs.append((time.perf_counter() - t0) * 1e3 / reps)
     for b in (x, w, y):

@@ -9,22 +9,31 @@ Letters as in config.py; N = B*T rows. Buffers (allocated once, f32 unless noted
     tokens, targets     (N,) u32
     x[l]                (N,C)   residual stream entering layer l; x[L] enters the final norm
     per layer l:        xn1, x_mid, xn2 (N,C); rstd1, rstd2 (N,); qkv (N,3C); att (N,C);
-                        lse (B,H,T); fc_pre, fc_act (N,4C)
+                        lse (B,H,T); fc_act (N,4C) = relu(fc_pre) (fc_pre itself is never stored:
+                        relu's derivative is read off fc_act > 0)
     branch              (N,C)   a branch's output before it is added to the residual stream
     xnf (N,C), rstdf (N,), logits (N,V), losses (N,), dlogits (N,V)
     backward scratch:   dx (N,C) gradient of the residual stream; dxn (N,C) gradient of a norm's
-                        output; datt (N,C); dqkv (N,3C); dh_act, dh_pre (N,4C)
+                        output; datt (N,C); dqkv (N,3C); dh_pre (N,4C)
 The parameter and gradient buffers are the padded flat vectors of gpu/layout.py; each tensor is
 bound as a 256-aligned view of them. Every gradient tensor is OVERWRITTEN each step (accumulate 0),
 and the padding between tensors is never written, so the gradient buffer needs no clearing.
 The residual-stream gradient dx is the one accumulator: the two rmsnorm_backward_dx per layer add
 their branch into it (accumulate 1), exactly as `dx += dx_branch` in the reference.
+
+Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's separate ops:
+    x_mid = x + att @ proj, x_out = x_mid + fc_act @ fc_proj     matmul_forward_residual
+    fc_act = relu(xn2 @ fc)                                      matmul_forward_relu
+    each linear layer's dx and dw                                matmul_backward (one dispatch)
+    fc_proj's dx times relu'(fc_pre)                             matmul_backward_relu
+Dispatches per training step: 13 + 17 * n_layer (see GpuBackend.step).
 """
 
 from __future__ import annotations
 
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
+from .registry import matmul_backward_tiles, matmul_forward_tiles
 
 
 class ModelOps:
@@ -52,7 +61,6 @@ class ModelOps:
         self.x_mid = [buf(N * C, f"h{l}.x_mid") for l in range(L)]
         self.xn2 = [buf(N * C, f"h{l}.xn2") for l in range(L)]
         self.rstd2 = [buf(N, f"h{l}.rstd2") for l in range(L)]
-        self.fc_pre = [buf(N * 4 * C, f"h{l}.fc_pre") for l in range(L)]
         self.fc_act = [buf(N * 4 * C, f"h{l}.fc_act") for l in range(L)]
         self.branch = buf(N * C, "branch")
         self.xnf, self.rstdf = buf(N * C, "xnf"), buf(N, "rstdf")
@@ -60,7 +68,7 @@ class ModelOps:
         self.losses = buf(N, "losses")
         self.dx, self.dxn, self.datt = buf(N * C, "dx"), buf(N * C, "dxn"), buf(N * C, "datt")
         self.dqkv = buf(N * 3 * C, "dqkv")
-        self.dh_act, self.dh_pre = buf(N * 4 * C, "dh_act"), buf(N * 4 * C, "dh_pre")
+        self.dh_pre = buf(N * 4 * C, "dh_pre")
 
         # Uniform values, built once (the executor caches their buffers by content).
         eps = cfg.rms_eps
@@ -97,19 +105,18 @@ class ModelOps:
             h = f"h{l}."
             # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj
             ex.dispatch("rmsnorm_forward", [self.x[l], p(h + "ln1"), self.xn1[l], self.rstd1[l]], self.u_norm)
-            ex.dispatch("matmul_forward", [self.xn1[l], p(h + "qkv"), self.qkv[l]], self.u_qkv)
+            self._forward("matmul_forward", [self.xn1[l], p(h + "qkv"), self.qkv[l]], self.u_qkv)
             self.attn.forward(self.qkv[l], self.att[l], self.lse[l])
-            ex.dispatch("matmul_forward", [self.att[l], p(h + "proj"), self.branch], self.u_proj)
-            ex.dispatch("add", [self.x[l], self.branch, self.x_mid[l]], self.u_res)
+            self._forward("matmul_forward_residual", [self.att[l], p(h + "proj"), self.x[l], self.x_mid[l]],
+                          self.u_proj)
             # MLP branch: x_out = x_mid + relu(rmsnorm(x_mid) * ln2 @ fc) @ fc_proj
             ex.dispatch("rmsnorm_forward", [self.x_mid[l], p(h + "ln2"), self.xn2[l], self.rstd2[l]], self.u_norm)
-            ex.dispatch("matmul_forward", [self.xn2[l], p(h + "fc"), self.fc_pre[l]], self.u_fc)
-            ex.dispatch("relu_forward", [self.fc_pre[l], self.fc_act[l]], self.u_hidden)
-            ex.dispatch("matmul_forward", [self.fc_act[l], p(h + "fc_proj"), self.branch], self.u_fc_proj)
-            ex.dispatch("add", [self.x_mid[l], self.branch, self.x[l + 1]], self.u_res)
+            self._forward("matmul_forward_relu", [self.xn2[l], p(h + "fc"), self.fc_act[l]], self.u_fc)
+            self._forward("matmul_forward_residual", [self.fc_act[l], p(h + "fc_proj"), self.x_mid[l], self.x[l + 1]],
+                          self.u_fc_proj)
         xf = self.x[self.cfg.n_layer]
         ex.dispatch("rmsnorm_forward", [xf, p("lnf"), self.xnf, self.rstdf], self.u_norm)
-        ex.dispatch("matmul_forward", [self.xnf, p("lm_head"), self.logits], self.u_head)
+        self._forward("matmul_forward", [self.xnf, p("lm_head"), self.logits], self.u_head)
 
     def loss_and_dlogits(self) -> None:
         """Record per-token losses (N,) and dlogits (N,V) = d(mean loss)/dlogits."""
@@ -125,32 +132,37 @@ class ModelOps:
         """Record the gradient of the mean loss into grads (padded layout), from dlogits."""
         ex, p, g = self.ex, (lambda n: self.view(params, n)), (lambda n: self.view(grads, n))
         xf = self.x[self.cfg.n_layer]
-        ex.dispatch("matmul_backward_dx", [self.dlogits, p("lm_head"), self.dxn], self.u_head)
-        ex.dispatch("matmul_backward_dw", [self.xnf, self.dlogits, g("lm_head")], self.u_head)
+        # each _backward: [x, w, dy, dx, dw] -> dx = dy @ w.T, dw = x.T @ dy (one dispatch)
+        self._backward("matmul_backward", [self.xnf, p("lm_head"), self.dlogits, self.dxn, g("lm_head")], self.u_head)
         ex.dispatch("rmsnorm_backward_dx", [self.dxn, xf, p("lnf"), self.rstdf, self.dx], self.u_norm)
         ex.dispatch("rmsnorm_backward_dg", [self.dxn, xf, self.rstdf, g("lnf")], self.u_norm)
         for l in reversed(range(self.cfg.n_layer)):
             h = f"h{l}."
-            # MLP branch; dx holds d(x_out) (N,C)
-            ex.dispatch("matmul_backward_dx", [self.dx, p(h + "fc_proj"), self.dh_act], self.u_fc_proj)
-            ex.dispatch("matmul_backward_dw", [self.fc_act[l], self.dx, g(h + "fc_proj")], self.u_fc_proj)
-            ex.dispatch("relu_backward", [self.dh_act, self.fc_pre[l], self.dh_pre], self.u_hidden)
-            ex.dispatch("matmul_backward_dx", [self.dh_pre, p(h + "fc"), self.dxn], self.u_fc)
-            ex.dispatch("matmul_backward_dw", [self.xn2[l], self.dh_pre, g(h + "fc")], self.u_fc)
+            # MLP branch; dx holds d(x_out) (N,C). dh_pre = (dx @ fc_proj.T) * (fc_act > 0)
+            self._backward("matmul_backward_relu", [self.fc_act[l], p(h + "fc_proj"), self.dx, self.dh_pre,
+                                                    g(h + "fc_proj")], self.u_fc_proj)
+            self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc)
             ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx],
                         self.u_norm_acc)  # dx += branch: now d(x_mid)
             ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x_mid[l], self.rstd2[l], g(h + "ln2")], self.u_norm)
             # attention branch
-            ex.dispatch("matmul_backward_dx", [self.dx, p(h + "proj"), self.datt], self.u_proj)
-            ex.dispatch("matmul_backward_dw", [self.att[l], self.dx, g(h + "proj")], self.u_proj)
+            self._backward("matmul_backward", [self.att[l], p(h + "proj"), self.dx, self.datt, g(h + "proj")],
+                           self.u_proj)
             self.attn.backward(self.datt, self.qkv[l], self.att[l], self.lse[l], self.dqkv)
-            ex.dispatch("matmul_backward_dx", [self.dqkv, p(h + "qkv"), self.dxn], self.u_qkv)
-            ex.dispatch("matmul_backward_dw", [self.xn1[l], self.dqkv, g(h + "qkv")], self.u_qkv)
+            self._backward("matmul_backward", [self.xn1[l], p(h + "qkv"), self.dqkv, self.dxn, g(h + "qkv")],
+                           self.u_qkv)
             ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx],
                         self.u_norm_acc)  # dx += branch: now d(x_in)
             ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x[l], self.rstd1[l], g(h + "ln1")], self.u_norm)
         ex.dispatch("embedding_backward_dwte", [self.tokens, self.dx, g("wte")], self.u_emb)
         ex.dispatch("embedding_backward_dwpe", [self.dx, g("wpe")], self.u_emb)
+
+    # -- matmuls with the tile size their shape wants ------------------------------------------
+    def _forward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
+        self.ex.dispatch(kernel, buffers, dims, overrides=matmul_forward_tiles(dims["N"], dims["K"], dims["M"]))
+
+    def _backward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
+        self.ex.dispatch(kernel, buffers, dims, overrides=matmul_backward_tiles(dims["N"], dims["K"], dims["M"]))
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:

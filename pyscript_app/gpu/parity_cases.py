@@ -218,6 +218,59 @@ def _matmul_accumulate(N: int, K: int, M: int):
     return ParityCase(f"matmul_accumulate_{N}x{K}x{M}", ("matmul_backward_dw",), make)
 
 
+def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None):
+    """The fused entries: relu / residual epilogues, and dx + dw in one dispatch (plain and relu-masked)."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 2)
+        x, w, dy, res = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M), (N, M)))
+        x[:, ::3] = np.maximum(x[:, ::3], 0.0)  # exact zeros: relu'(0) is taken as 0
+        dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+        for name, arr in (("x", x), ("w", w), ("dy", dy), ("res", res)):
+            b.input(name, arr)
+        for name, n in (("y_relu", N * M), ("y_res", N * M), ("dx", N * K), ("dw", K * M), ("dx_relu", N * K),
+                        ("dw_relu", K * M)):
+            b.output(name, n)
+        flops = 2 * N * K * M
+        b.dispatch("matmul_forward_relu", ["x", "w", "y_relu"], dims, overrides=tiles, flops=flops)
+        b.dispatch("matmul_forward_residual", ["x", "w", "res", "y_res"], dims, overrides=tiles, flops=flops)
+        b.dispatch("matmul_backward", ["x", "w", "dy", "dx", "dw"], dims, overrides=tiles, flops=2 * flops)
+        b.dispatch("matmul_backward_relu", ["x", "w", "dy", "dx_relu", "dw_relu"], dims, overrides=tiles,
+                   flops=2 * flops)
+        x64, w64, dy64, res64 = _f64(x, w, dy, res)
+        y = matmul_forward(x64, w64)
+        ref_dx, ref_dw = matmul_backward(dy64, x64, w64)
+        b.expect_close("y_relu", np.maximum(y, 0.0), 1e-5, 1e-4, "relu(x @ w)")
+        b.expect_close("y_res", res64 + y, 1e-5, 1e-4, "res + x @ w")
+        b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
+        b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
+        b.expect_close("dx_relu", np.where(x64 > 0, ref_dx, 0.0), 1e-5, 1e-4, "dx * (x > 0)")
+        b.expect_close("dw_relu", ref_dw, 1e-5, 1e-4, "dw (relu variant)")
+    kernels = ("matmul_forward_relu", "matmul_forward_residual", "matmul_backward", "matmul_backward_relu")
+    suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
+    return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}", kernels, make)
+
+
+def _matmul_tiles(N: int, K: int, M: int, tiles: Mapping[str, int]):
+    """The three plain entries at a non-default tile size."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 3)
+        x, w, dy = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
+        dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+        b.input("x", x), b.input("w", w), b.input("dy", dy)
+        b.output("y", N * M), b.output("dx", N * K), b.output("dw", K * M)
+        flops = 2 * N * K * M
+        b.dispatch("matmul_forward", ["x", "w", "y"], dims, overrides=tiles, flops=flops)
+        b.dispatch("matmul_backward_dx", ["dy", "w", "dx"], dims, overrides=tiles, flops=flops)
+        b.dispatch("matmul_backward_dw", ["x", "dy", "dw"], dims, overrides=tiles, flops=flops)
+        x64, w64, dy64 = _f64(x, w, dy)
+        ref_dx, ref_dw = matmul_backward(dy64, x64, w64)
+        b.expect_close("y", matmul_forward(x64, w64), 1e-5, 1e-4, "y")
+        b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
+        b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
+    kernels = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
+    return ParityCase(f"matmul_{N}x{K}x{M}_tile{tiles['TM']}x{tiles['TN']}", kernels, make)
+
+
 # --- elementwise.wgsl: exact --------------------------------------------------------------------
 def _relu(n: int):
     def make(b: CaseBuilder) -> None:
@@ -428,6 +481,10 @@ CASES: tuple[ParityCase, ...] = (
     _matmul(33, 17, 65),
     _matmul(65, 64, 129),
     _matmul_accumulate(9, 20, 33),
+    _matmul_tiles(130, 40, 259, {"TM": 128, "TN": 128}),
+    _matmul_tiles(33, 17, 65, {"TM": 32, "TN": 32}),
+    _matmul_fused(33, 17, 65),
+    _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}),
     _relu(257),
     _add(1000),
     _embedding(3, 5, 8, 65, 11),

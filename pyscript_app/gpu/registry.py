@@ -96,15 +96,64 @@ for _name in ("init_normal", "fill"):
               [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
 
 # --- matmul.wgsl -----------------------------------------------------------------------------
-# Field names are the FORWARD's shapes for all three entries: x (N,K), w (K,M), y (N,M).
+# Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
+# output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-MATMUL_TILE = 64  # output tile edge (const TM = TN in matmul.wgsl)
-_register("matmul.wgsl", "matmul_forward", [("x", READ), ("w", READ), ("y", READ_WRITE), ("params", UNIFORM)],
-          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["M"], MATMUL_TILE), ceil_div(v["N"], MATMUL_TILE), 1))
-_register("matmul.wgsl", "matmul_backward_dx", [("dy", READ), ("w", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
-          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["K"], MATMUL_TILE), ceil_div(v["N"], MATMUL_TILE), 1))
-_register("matmul.wgsl", "matmul_backward_dw", [("x", READ), ("dy", READ), ("dw", READ_WRITE), ("params", UNIFORM)],
-          MATMUL_UNIFORM, [], lambda v: (ceil_div(v["M"], MATMUL_TILE), ceil_div(v["K"], MATMUL_TILE), 1))
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64)]
+MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
+# matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
+# on an H200 (Dawn and wgpu-native, 2026-11-22): 128 x 128 ran 3x faster than 64 x 64 at 4096^3 and
+# at 2048 x 512 x 2048, equal at 2048 x 2048 x 512 (64 workgroups of 128) and 1024 x 256 x 768;
+# 32 x 32 was never faster (each invocation owns 8 x 8 outputs: small tiles mean few invocations).
+MATMUL_BIG_TILE_WORKGROUPS = 64
+
+
+def _tiles(rows: int, cols: int, tm: int, tn: int) -> int:
+    return ceil_div(rows, tm) * ceil_div(cols, tn)
+
+
+def matmul_tiles(*outputs: tuple[int, int]) -> dict[str, int]:
+    """Overrides {"TM", "TN"} for a dispatch writing these (rows, cols) outputs: 128 x 128 (each
+    load reused most) when that still gives MATMUL_BIG_TILE_WORKGROUPS workgroups, else 64 x 64
+    (more workgroups for products with few outputs and a long inner dimension)."""
+    t = 128 if sum(_tiles(r, c, 128, 128) for r, c in outputs) >= MATMUL_BIG_TILE_WORKGROUPS else 64
+    return {"TM": t, "TN": t}
+
+
+def matmul_forward_tiles(N: int, K: int, M: int) -> dict[str, int]:
+    return matmul_tiles((N, M))
+
+
+def matmul_backward_tiles(N: int, K: int, M: int) -> dict[str, int]:
+    """Tiles of matmul_backward(_relu): dx (N,K) and dw (K,M) share one pipeline."""
+    return matmul_tiles((N, K), (K, M))
+
+
+def _mm_grid(rows: str, cols: str):
+    return lambda v: (ceil_div(v[cols], v["TN"]), ceil_div(v[rows], v["TM"]), 1)
+
+
+def _mm_backward_grid(v) -> Grid:
+    """dx (N,K) tiles then dw (K,M) tiles, numbered flat (the kernel reads num_workgroups)."""
+    n = _tiles(v["N"], v["K"], v["TM"], v["TN"]) + _tiles(v["K"], v["M"], v["TM"], v["TN"])
+    return grid_1d(n, 1)
+
+
+_MM3 = lambda a, b, out: [(a, READ), (b, READ), (out, READ_WRITE), ("params", UNIFORM)]  # noqa: E731
+_register("matmul.wgsl", "matmul_forward", _MM3("x", "w", "y"), MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
+_register("matmul.wgsl", "matmul_forward_relu", _MM3("x", "w", "y"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
+          _mm_grid("N", "M"))
+_register("matmul.wgsl", "matmul_backward_dx", _MM3("dy", "w", "dx"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
+          _mm_grid("N", "K"))
+_register("matmul.wgsl", "matmul_backward_dw", _MM3("x", "dy", "dw"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
+          _mm_grid("K", "M"))
+_register("matmul.wgsl", "matmul_forward_residual",
+          [("x", READ), ("w", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
+for _name in ("matmul_backward", "matmul_backward_relu"):
+    _register("matmul.wgsl", _name,
+              [("x", READ), ("w", READ), ("dy", READ), ("dx", READ_WRITE), ("dw", READ_WRITE), ("params", UNIFORM)],
+              MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_backward_grid)
 
 # --- elementwise.wgsl ------------------------------------------------------------------------
 ELT_UNIFORM = (("n", "u32"),)

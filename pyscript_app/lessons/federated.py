@@ -22,7 +22,7 @@ each model preset (pyscript_app/config.py).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..config import PRESETS, preset
 from ..frames import DTYPE_F16, DTYPE_F32, frame_size
@@ -80,7 +80,8 @@ def weighted_mean(deltas: list[list[float]], tokens: list[int]) -> list[float]:
     return [sum(n * d[i] for d, n in zip(deltas, tokens)) / total for i in range(len(deltas[0]))]
 
 
-def outer_update(mean: list[float], outer: Outer, momentum: list[float] | None) -> tuple[list[float], list[float] | None]:
+def outer_update(mean: list[float], outer: Outer,
+                 momentum: list[float] | None) -> tuple[list[float], list[float] | None]:
     """(u before encoding, new momentum in f32 or None): FedAvg or DiLoCo's Nesterov step."""
     if outer.aggregator == "fedavg":
         return [outer.lr * d for d in mean], None

@@ -1,13 +1,14 @@
 """The GPU kernels lesson: the numbers of OUR matmul (shaders/matmul.wgsl) and a timing recipe for it.
 
-    tiles = matmul_tiles(registry.shader_source("matmul.wgsl"))   # read from the shader itself
-    stats = tiling_stats(N, K, M, tiles)                           # grid, loads saved by tiling, ...
-    cases = matmul_parity_cases(index)                             # the bench's matmul correctness cases
-    meta = timing_case(N, K, M)                                    # for parity_runner.time_case(ex, meta, b"")
+    tiles = matmul_tiles(registry.shader_source("matmul.wgsl"), N, K, M)  # the tile used at this shape
+    stats = tiling_stats(N, K, M, tiles)        # grid, storage loads saved by tiling, ...
+    cases = matmul_parity_cases(index)          # the bench's matmul.wgsl correctness cases
+    meta = timing_case(N, K, M)                 # for parity_runner.time_case(ex, meta, b"")
 
-The tile sizes come from parsing the .wgsl file that runs (never a copy), and the grid from the
-kernel registry both hosts dispatch with, so the lesson's numbers change when the kernel does.
-Pure Python: runs in the page (Pyodide) and in the unit tests.
+Everything is read from what runs: tile constants and workgroup size from the .wgsl text (never a
+copy), the tile chosen for a shape and the dispatch grid from the kernel registry both hosts use.
+When the kernel changes, the lesson's numbers follow (and a shape this module cannot read is an
+error, not a silent guess). Pure Python: runs in the page (Pyodide) and in the unit tests.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 
 from ..gpu import registry
 
-MATMUL_KERNELS = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
+SHADER = "matmul.wgsl"
 SIZES = (64, 128, 256, 512, 1024, 2048)  # square shapes the page offers to time
 F32 = 4  # bytes
+WGSL_BYTES = {"f32": 4, "u32": 4, "vec4<f32>": 16}
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class MatmulTiles:
     wg_x: int  # invocations per workgroup, x
     wg_y: int  # invocations per workgroup, y
     workgroup_bytes: int  # var<workgroup> arrays, in bytes
+    overrides: tuple[tuple[str, int], ...] = ()  # pipeline overrides that select this tile
 
     @property
     def invocations(self) -> int:
@@ -40,18 +43,41 @@ class MatmulTiles:
         return self.TM * self.TN // self.invocations
 
 
-def matmul_tiles(source: str) -> MatmulTiles:
-    """The tile constants, workgroup size and workgroup memory of matmul.wgsl, parsed from its text."""
-    consts = {name: int(v) for name, v in re.findall(r"const\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;", source)}
-    sizes = re.findall(r"@workgroup_size\((\d+)\s*,\s*(\d+)", source)
-    shared = re.findall(r"var<workgroup>\s+\w+\s*:\s*array<f32,\s*(\d+)>", source)
-    missing = [n for n in ("TM", "TN", "TK") if n not in consts]
-    if missing or not sizes or not shared:
-        raise ValueError(f"matmul.wgsl no longer declares what this lesson reads ({missing or 'workgroup size/arrays'})")
-    if len(set(sizes)) != 1:
-        raise ValueError("matmul.wgsl's entry points disagree on the workgroup size")
-    wx, wy = (int(s) for s in sizes[0])
-    return MatmulTiles(consts["TM"], consts["TN"], consts["TK"], wx, wy, F32 * sum(int(n) for n in shared))
+def tile_overrides(kernel: str, *outputs: tuple[int, int]) -> dict[str, int]:
+    """The {"TM", "TN"} overrides the registry picks for a dispatch of `kernel` writing these
+    (rows, cols) outputs; {} when the kernel has no tile overrides (fixed tiles)."""
+    if "TM" not in dict(registry.get(kernel).overrides):
+        return {}
+    pick = getattr(registry, "matmul_tiles", None)
+    return dict(pick(*outputs)) if pick else {}
+
+
+def _eval_u32(expr: str, values: dict[str, int]) -> int:
+    """A WGSL constant expression of integers, names in `values` and + - * / ( ) (as in
+    @workgroup_size(TN / 8u, TM / 8u)), evaluated with integer division."""
+    text = re.sub(r"\b(\d+)u\b", r"\1", expr)
+    text = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(values[m.group(0)]), text)
+    if not re.fullmatch(r"[\d\s+\-*/()]+", text):
+        raise ValueError(f"cannot evaluate {expr!r}")
+    return int(eval(text.replace("/", "//"), {"__builtins__": {}}))  # noqa: S307 - digits and operators only
+
+
+def matmul_tiles(source: str, N: int, K: int, M: int) -> MatmulTiles:
+    """The tile of matmul_forward at y (N,M) = x (N,K) @ w (K,M): constants and workgroup size
+    parsed from the shader's text, the tile override the registry picks for this shape."""
+    declared = re.findall(r"(const|override)\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;", source)
+    values = {name: int(v) for _, name, v in declared}
+    overridable = {name for kind, name, _ in declared if kind == "override"}
+    overrides = {k: v for k, v in tile_overrides("matmul_forward", (N, M)).items() if k in overridable}
+    values.update(overrides)
+    size = re.search(r"@workgroup_size\(([^)]*)\)\s*fn\s+matmul_forward\s*\(", source)
+    shared = re.findall(r"var<workgroup>\s+\w+\s*:\s*array<\s*(f32|u32|vec4<f32>)\s*,\s*(\d+)\s*>", source)
+    missing = [n for n in ("TM", "TN", "TK") if n not in values] + ([] if size else ["@workgroup_size"])
+    if missing or not shared:
+        raise ValueError(f"{SHADER} no longer declares what this lesson reads ({missing or 'workgroup arrays'})")
+    wg = [_eval_u32(e, values) for e in size.group(1).split(",")] + [1, 1]
+    return MatmulTiles(values["TM"], values["TN"], values["TK"], wg[0], wg[1],
+                       sum(WGSL_BYTES[t] * int(n) for t, n in shared), tuple(sorted(overrides.items())))
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -75,8 +101,9 @@ class TilingStats:
 
 
 def tiling_stats(N: int, K: int, M: int, tiles: MatmulTiles) -> TilingStats:
-    """What matmul_forward does for y (N,M) = x (N,K) @ w (K,M)."""
-    grid = registry.get("matmul_forward").workgroups({"N": N, "K": K, "M": M, "accumulate": 0})
+    """What one matmul_forward dispatch does for y (N,M) = x (N,K) @ w (K,M) with these tiles."""
+    dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+    grid = registry.get("matmul_forward").workgroups(dims, dict(tiles.overrides) or None)
     if tuple(grid) != (_ceil_div(M, tiles.TN), _ceil_div(N, tiles.TM), 1):
         raise ValueError(f"the registry's grid {grid} does not tile y ({N}, {M}) by {tiles.TM} x {tiles.TN}")
     workgroups = grid[0] * grid[1] * grid[2]
@@ -86,22 +113,42 @@ def tiling_stats(N: int, K: int, M: int, tiles: MatmulTiles) -> TilingStats:
                        naive_loads=2 * N * K * M, tiled_loads=workgroups * steps * per_step, steps=steps)
 
 
+def is_matmul_kernel(name: str) -> bool:
+    return name in registry.KERNELS and registry.get(name).file == SHADER
+
+
 def matmul_parity_cases(index: dict) -> list[dict]:
-    """The parity index's cases that test only matmul kernels (what the bench runs for matmul.wgsl)."""
-    return [m for m in index["cases"] if m["kernels"] and all(k in MATMUL_KERNELS for k in m["kernels"])]
+    """The parity index's cases that test only matmul.wgsl's kernels (what the bench runs for it)."""
+    return [m for m in index["cases"] if m["kernels"] and all(is_matmul_kernel(k) for k in m["kernels"])]
 
 
 def timing_case(N: int, K: int, M: int) -> dict:
-    """A parity_runner case with no expected outputs, to time the three matmul entries at one shape.
+    """A parity_runner case with no expected outputs: the matmuls of one linear layer's training step.
 
-    Inputs are filled with a constant (timing does not depend on the values); the blob is empty."""
+    Forward y = x @ w, then the backward's dx and dw: one fused dispatch where the registry has
+    `matmul_backward`, else matmul_backward_dx and matmul_backward_dw. Tile overrides are the
+    registry's picks for the shape (what training uses). Inputs are filled with a constant (timing
+    does not depend on the values); the blob is empty."""
     if min(N, K, M) <= 0:
         raise ValueError("matmul shapes must be positive")
     shapes = {"x": N * K, "w": K * M, "dy": N * M, "y": N * M, "dx": N * K, "dw": K * M}
-    buffers = [{"name": name, "nbytes": F32 * n, "fill": 0.5} for name, n in shapes.items()]
     dims = {"N": N, "K": K, "M": M, "accumulate": 0}
-    steps = [{"op": "dispatch", "kernel": kernel, "buffers": bound, "params": dict(dims), "flops": 2 * N * K * M,
-              "bytes": F32 * sum(shapes[b] for b in bound)}
-             for kernel, bound in zip(MATMUL_KERNELS, (["x", "w", "y"], ["dy", "w", "dx"], ["x", "dy", "dw"]))]
-    return {"name": f"timing_{N}x{K}x{M}", "kernels": list(MATMUL_KERNELS), "file": "", "nbytes": 0,
-            "buffers": buffers, "steps": steps, "outputs": []}
+    flops = 2 * N * K * M
+
+    def step(kernel: str, bound: list[str], products: int, *outputs: tuple[int, int]) -> dict:
+        out = {"op": "dispatch", "kernel": kernel, "buffers": bound, "params": dict(dims), "flops": products * flops,
+               "bytes": F32 * sum(shapes[b] for b in bound)}
+        overrides = tile_overrides(kernel, *outputs)
+        if overrides:
+            out["overrides"] = overrides
+        return out
+
+    steps = [step("matmul_forward", ["x", "w", "y"], 1, (N, M))]
+    if "matmul_backward" in registry.KERNELS:
+        steps.append(step("matmul_backward", ["x", "w", "dy", "dx", "dw"], 2, (N, K), (K, M)))
+    else:
+        steps += [step("matmul_backward_dx", ["dy", "w", "dx"], 1, (N, K)),
+                  step("matmul_backward_dw", ["x", "dy", "dw"], 1, (K, M))]
+    return {"name": f"{N}x{K}x{M}", "kernels": sorted({s["kernel"] for s in steps}), "file": "", "nbytes": 0,
+            "buffers": [{"name": name, "nbytes": F32 * n, "fill": 0.5} for name, n in shapes.items()],
+            "steps": steps, "outputs": []}

@@ -12,10 +12,12 @@ def _int(n: int) -> str:
 
 
 def tiles_text(t: MatmulTiles) -> str:
-    """One sentence of the constants read from matmul.wgsl."""
-    return (f"{t.TM} × {t.TN} outputs per workgroup, {t.wg_x} × {t.wg_y} = {t.invocations} invocations "
+    """One sentence of the tile read from matmul.wgsl (and the registry's override pick)."""
+    picked = (" (override " + ", ".join(f"{k} = {v}" for k, v in t.overrides) + ", the registry's pick for this shape)"
+              if t.overrides else "")
+    return (f"{t.TM} × {t.TN} outputs per workgroup{picked}, {t.wg_x} × {t.wg_y} = {t.invocations} invocations "
             f"each computing {t.outputs_per_invocation} outputs, inner slices of {t.TK}, "
-            f"{t.workgroup_bytes // 1024} KiB of workgroup memory")
+            f"{t.workgroup_bytes / 1024:.1f} KiB of workgroup memory")
 
 
 def stats_table(N: int, K: int, M: int, s: TilingStats) -> str:

@@ -66,14 +66,19 @@ def _piece(b: bytes) -> str:
     return f"<code>{escape(show_bytes(b))}</code>"
 
 
-def compression_table(tok: Tokenizer, texts: dict[str, str], steps: int = 4) -> str:
-    """Bytes per token of each text after 0, 1/steps, ..., all of the merges."""
+def compression_column(tok: Tokenizer, text: str, steps: int = 4) -> dict[int, float]:
+    """merges used -> bytes per token of `text`, after 0, 1/steps, ..., all of tok's merges."""
     ks = sorted({round(tok.n_merges * s / steps) for s in range(steps + 1)})
-    head = "".join(f"<th>{escape(name)}</th>" for name in texts)
+    return {k: counts(with_first_merges(tok, k), text)["bytes_per_token"] for k in ks}
+
+
+def compression_table(columns: dict[str, dict[int, float]]) -> str:
+    """<table>: one row per merge count, one column per text (from compression_column)."""
+    head = "".join(f"<th>{escape(name)}</th>" for name in columns)
+    ks = sorted({k for column in columns.values() for k in column})
     rows = []
     for k in ks:
-        partial = with_first_merges(tok, k)
-        cells = "".join(f"<td>{counts(partial, t)['bytes_per_token']:.2f}</td>" for t in texts.values())
+        cells = "".join(f"<td>{column[k]:.2f}</td>" if k in column else "<td>–</td>" for column in columns.values())
         rows.append(f'<tr data-merges="{k}"><td>{k}</td><td>{vocab_size_for(k)}</td>{cells}</tr>')
     return (f"<table><thead><tr><th>merges</th><th>vocabulary</th>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")

@@ -63,7 +63,7 @@ class TrainingSession:
         self.progress = Progress(self.cfg.steps)
         self.recorder = RecordingBackend(backend, self.progress.step_losses)
         self.trainer = Trainer(self.cfg, self.recorder, data.train, data.val, data.tokenizer,
-                               sample_fn=self._samples)
+                               sample_fn=self._samples if settings.samples else None)
         self.saved_step: int | None = None
 
     async def _samples(self, backend) -> list[str]:

@@ -1,0 +1,126 @@
+"""The playground's three measured figures, rerunnable: headless Chromium here against the native host.
+
+    .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano] [--json FILE]
+
+1. Time from page load to the first training step: the page's own clock (performance.now(), from the
+   navigation of the document that trains) when the GPU has finished step 1, the Train button
+   being clicked as soon as the page is ready. Also the wall time from Playwright's goto, which adds
+   mini-coi's one-time service-worker reload.
+2. The longest main-thread task while training (Long Tasks API, PerformanceObserver "longtask",
+   tasks that started after the click).
+3. Browser tokens/s ÷ native tokens/s: the Trainer's own tokens/s at the end of the same run
+   (same preset, data, batch, steps, seed; first-step pipeline compilation included in both), in
+   the browser (Pyodide + Chromium's WebGPU adapter) and natively (wgpu-native, same Python).
+The site is built into a temporary folder (mkdocs build --strict), served by a plain static server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from _browser import CHROMIUM_ARGS, build_site, serve_directory  # noqa: E402
+from _playground import (FINISHED, STATUS, fill, long_tasks_since, loss_log, open_playground,  # noqa: E402
+                         page_marks, wait_state)
+from _require import find_chromium  # noqa: E402
+
+
+def browser_run(site: Path, form: dict) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    server = serve_directory(site)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        t0 = time.perf_counter()
+        rec = open_playground(browser, server)
+        page = rec.page
+        fill(page, **form)
+        clicked_ms = page.evaluate("performance.now()")
+        page.click('[data-testid="train-button"]')
+        state = wait_state(page, FINISHED, 600_000)
+        wall_s = time.perf_counter() - t0
+        if state != "done":
+            raise RuntimeError(page.text_content(STATUS))
+        marks = page_marks(page)
+        tasks = long_tasks_since(page, clicked_ms)
+        out = {
+            "adapter": page.text_content('[data-testid="backend"]'),
+            "user_agent": page.evaluate("navigator.userAgent"),
+            "python_ready_s": marks["python"], "page_ready_s": marks["ready"], "train_clicked_s": clicked_ms / 1e3,
+            "first_step_s": marks["first-step"], "goto_to_done_wall_s": round(wall_s, 2),
+            "long_tasks_while_training": len(tasks), "longest_task_ms": max(tasks, default=0.0),
+            "tokens_per_s": float(page.get_attribute('[data-testid="tokens-per-s"]', "data-value")),
+            "losses": loss_log(page)["losses"], "timing": loss_log(page)["timing"],
+        }
+        rec.close()
+        browser.close()
+    server.httpd.shutdown()
+    return out
+
+
+def native_run(site: Path, form: dict) -> dict:
+    from pyscript_app.bpe import Tokenizer
+    from pyscript_app.gpu.native import open_device
+    from pyscript_app.gpu.trainer_backend import GpuBackend
+    from pyscript_app.playground.session import TrainingSession
+    from pyscript_app.playground.settings import parse_settings
+    from pyscript_app.playground.store import CheckpointStore, MemoryFiles
+    from pyscript_app.playground.textdata import registry_data
+    from pyscript_app.tokenfile import read_tokens
+
+    data_dir = site / "py" / "data"
+    name = form["dataset"]
+    tok = Tokenizer.from_json((data_dir / f"{name}.tokenizer.json").read_bytes())
+    data = registry_data(name, tok, read_tokens(data_dir / f"{name}.train.bin", tok),
+                         read_tokens(data_dir / f"{name}.val.bin", tok))
+    settings = parse_settings({k: str(v) for k, v in form.items()})
+    cfg = settings.train_config()
+    ex = open_device("wgpu-native")
+    session = TrainingSession(settings, data, GpuBackend(cfg.model_cfg(), cfg, ex),
+                              CheckpointStore(MemoryFiles()), settings.run_key(data.data_id))
+    progress = asyncio.run(session.run(lambda event, progress: None))
+    return {"adapter": f"{ex.engine}: {ex.adapter_info.get('device')}", "tokens_per_s": progress.tokens_per_s,
+            "losses": progress.step_losses, "timing": progress.timing}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="nano")
+    ap.add_argument("--dataset", default="names")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--json", help="write the results here too")
+    args = ap.parse_args()
+    form = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "batch": args.batch,
+            "checkpoint_every": args.steps, "samples": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        site = build_site(Path(tmp) / "site")
+        browser = browser_run(site, form)
+        native = native_run(site, form)
+    worst = max(abs(b - n) / abs(n) for b, n in zip(browser["losses"], native["losses"]))
+    result = {
+        "date": date.today().isoformat(), "machine": f"{platform.node()} {platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores", "form": form, "browser": browser, "native": native,
+        "tokens_per_s_ratio": browser["tokens_per_s"] / native["tokens_per_s"],
+        "worst_relative_loss_difference": worst,
+    }
+    for host in ("browser", "native"):
+        result[host].pop("losses")
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
