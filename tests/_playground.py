@@ -63,10 +63,14 @@ def loss_log(page) -> dict:
     return json.loads(page.text_content('[data-testid="loss-log"]'))
 
 
+MARKS = ("python", "ready", "data", "backend", "first-step")
+
+
 def page_marks(page) -> dict[str, float]:
-    """Seconds on the page's clock (from the navigation of the document that trains) at which
-    Python started in the worker, the page became ready, and the GPU finished the first step."""
-    return {k: int(page.get_attribute(STATUS, f"data-{k}-ms")) / 1e3 for k in ("python", "ready", "first-step")}
+    """Seconds on the page's clock (from the navigation of the document that trains) at which Python
+    started in the worker, the page became ready, the run's data was loaded, its GPU buffers made,
+    and the GPU finished its first step (pipelines compile on the way)."""
+    return {k: int(page.get_attribute(STATUS, f"data-{k}-ms")) / 1e3 for k in MARKS}
 
 
 def long_tasks_since(page, since_ms: float) -> list[float]:

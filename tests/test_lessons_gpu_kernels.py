@@ -10,8 +10,8 @@ import pytest
 from _gpu import gpu  # noqa: F401 - the native WebGPU executor fixture
 from pyscript_app.gpu import parity_runner, registry
 from pyscript_app.gpu.executor import run_sync
-from pyscript_app.lessons.gpu_kernels import (MatmulTiles, _eval_u32, matmul_parity_cases, matmul_tiles,
-                                              timing_case, tiling_stats)
+from pyscript_app.lessons.gpu_kernels import (MatmulTiles, _eval_u32, cases_for_timing, matmul_parity_cases,
+                                              matmul_tiles, pipelines, timing_case, tiling_stats)
 
 SOURCE = registry.shader_source("matmul.wgsl")
 
@@ -94,6 +94,31 @@ def test_parity_cases_are_those_testing_only_matmul_kernels():
                        {"name": "c", "kernels": ["matmul_backward_dw"]}, {"name": "d", "kernels": []},
                        {"name": "e", "kernels": ["not_a_kernel"]}]}
     assert [m["name"] for m in matmul_parity_cases(index)] == ["a", "c"]
+
+
+def _dispatch(kernel: str, overrides: dict | None = None) -> dict:
+    step = {"op": "dispatch", "kernel": kernel}
+    return {**step, "overrides": overrides} if overrides else step
+
+
+def test_pipelines_resolve_default_overrides_so_equal_pipelines_compare_equal():
+    forward = registry.get("matmul_forward")
+    defaults = dict(forward.overrides)
+    assert pipelines([_dispatch("matmul_forward"), _dispatch("matmul_forward", defaults or None)]) == {
+        ("matmul_forward", tuple(sorted(defaults.items())))}
+    assert pipelines([{"op": "submit"}]) == set()
+
+
+def test_cases_for_timing_are_those_sharing_a_timed_pipeline_else_all():
+    meta = timing_case(64, 64, 64)
+    timed_kernel = meta["steps"][0]["kernel"]
+    shares = {"name": "shares", "kernels": [timed_kernel],
+              "steps": [{**meta["steps"][0]}, {"op": "submit"}]}
+    other = {"name": "other", "kernels": [timed_kernel], "steps": [_dispatch(timed_kernel, {"TM": 999, "TN": 999})]}
+    if "TM" not in dict(registry.get(timed_kernel).overrides):  # fixed tiles: every pipeline is timed
+        other["steps"] = [{"op": "submit"}]
+    assert [m["name"] for m in cases_for_timing({"cases": [shares, other]}, meta)] == ["shares"]
+    assert [m["name"] for m in cases_for_timing({"cases": [other]}, meta)] == ["other"]
 
 
 def test_timing_case_covers_forward_and_backward_with_their_flops():

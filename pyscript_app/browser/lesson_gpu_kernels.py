@@ -1,9 +1,9 @@
 """The GPU kernels lesson's Python (PyScript worker). Logic: lessons/gpu_kernels.py, gpu/parity_runner.py.
 
 Boot: read the tile constants from shaders/matmul.wgsl, show the tiling numbers for the chosen
-shape, open WebGPU (or say why not). "Measure" runs the bench's matmul parity cases (PASS/FAIL
-against the numpy reference computed at build time), then times, at the chosen shape, the forward
-and backward matmul dispatches a training step makes (GFLOP/s).
+shape, open WebGPU (or say why not). "Measure" runs the bench's matmul parity cases that exercise
+the pipelines it is about to time (PASS/FAIL against the numpy reference computed at build time),
+then times, at the chosen shape, the forward and backward matmul dispatches a training step makes.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pyscript_app.browser.lesson_dom import (by_testid, enable, on, set_html, se
 from pyscript_app.browser.webgpu_executor import adapter_name, open_browser_device
 from pyscript_app.gpu import parity_runner, registry
 from pyscript_app.gpu.executor import GpuUnavailable
-from pyscript_app.lessons.gpu_kernels import SIZES, matmul_parity_cases, matmul_tiles, timing_case, tiling_stats
+from pyscript_app.lessons.gpu_kernels import (SIZES, cases_for_timing, matmul_parity_cases, matmul_tiles, timing_case,
+                                              tiling_stats)
 from pyscript_app.lessons.gpu_kernels_view import stats_table, tiles_text
 
 
 class GpuKernelsPage:
     def __init__(self) -> None:
         self.ex = None
-        self.cases: list[dict] = []
+        self.index: dict = {}
         self.source = registry.shader_source("matmul.wgsl")
 
     def size(self) -> int:
@@ -49,11 +50,11 @@ class GpuKernelsPage:
             status("no-webgpu", str(e))
             return
         set_text("gpu-adapter", adapter_name(self.ex.adapter_info))
-        index = parity_runner.load_index(json.loads(await fetch_text(site_url("py/refvectors/index.json"))))
-        self.cases = matmul_parity_cases(index)
+        self.index = parity_runner.load_index(json.loads(await fetch_text(site_url("py/refvectors/index.json"))))
         on("measure-button", "click", self.measure)
         enable("measure-button")
-        status("ready", f"Ready: WebGPU is open; {len(self.cases)} matmul parity cases to run.")
+        status("ready", f"Ready: WebGPU is open; the bench has {len(matmul_parity_cases(self.index))} "
+                        "matmul parity cases.")
 
     async def measure(self) -> None:
         button = by_testid("measure-button")
@@ -69,9 +70,12 @@ class GpuKernelsPage:
         for testid in ("matmul-cases", "matmul-timings", "matmul-summary"):
             set_html(testid, "")
         t0 = time.perf_counter()
+        n = self.size()
+        timed = timing_case(n, n, n)
+        cases = cases_for_timing(self.index, timed)
         results, rows = [], []
-        for i, meta in enumerate(self.cases, 1):
-            status("busy", f"Correctness: {i}/{len(self.cases)} {meta['name']}…")
+        for i, meta in enumerate(cases, 1):
+            status("busy", f"Correctness: {i}/{len(cases)} {meta['name']}…")
             blob = await fetch_bytes(site_url(f"py/refvectors/{meta['file']}"))
             results.append(await parity_runner.run_case(self.ex, meta, blob))
             rows.append(case_row(results[-1]))
@@ -81,9 +85,8 @@ class GpuKernelsPage:
         if not all(r.passed for r in results):
             status("ready", "A matmul case failed on this device: not timing it.")
             return
-        n = self.size()
         status("busy", f"Timing the matmuls of a training step at {n} × {n} × {n}…")
-        timings = await parity_runner.time_case(self.ex, timing_case(n, n, n), b"")
+        timings = await parity_runner.time_case(self.ex, timed, b"")
         set_html("matmul-timings", "".join(timing_row(t) for t in timings))
         by_testid("matmul-timings").setAttribute("data-size", str(n))
         status("ready", f"Done in {time.perf_counter() - t0:.1f} s.")

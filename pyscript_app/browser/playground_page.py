@@ -232,8 +232,10 @@ class PlaygroundPage:
         form = self.read_form()
         settings = parse_settings(form)
         cfg = settings.train_config()
+        status = by_testid("status")
         data = await self.dataset(settings, form)
         data.check_fits(cfg.seq_len)
+        status.setAttribute("data-data-ms", str(page_ms()))  # marks for benchmarks/browser_playground.py
         key = settings.run_key(data.data_id)
         run = None
         if resume:
@@ -245,11 +247,11 @@ class PlaygroundPage:
             if run.tokenizer.sha256 != data.tokenizer.sha256:
                 raise InputError("the saved checkpoint was trained with another tokenizer")
         backend = await self.gpu_backend(cfg)
+        status.setAttribute("data-backend-ms", str(page_ms()))
         self.session = TrainingSession(settings, data, backend, self.store, key,
                                        meta={"backend": backend.describe()})
         self.model = None
         self.set_status(f"Resuming from step {run.step}…" if run else "Training…", "training")
-        status = by_testid("status")
 
         def emit(event: dict, progress: Progress) -> None:
             kind = event["type"]

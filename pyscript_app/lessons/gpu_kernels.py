@@ -2,8 +2,8 @@
 
     tiles = matmul_tiles(registry.shader_source("matmul.wgsl"), N, K, M)  # the tile used at this shape
     stats = tiling_stats(N, K, M, tiles)        # grid, storage loads saved by tiling, ...
-    cases = matmul_parity_cases(index)          # the bench's matmul.wgsl correctness cases
     meta = timing_case(N, K, M)                 # for parity_runner.time_case(ex, meta, b"")
+    cases = cases_for_timing(index, meta)       # the bench's matmul.wgsl cases that check those pipelines
 
 Everything is read from what runs: tile constants and workgroup size from the .wgsl text (never a
 copy), the tile chosen for a shape and the dispatch grid from the kernel registry both hosts use.
@@ -120,6 +120,21 @@ def is_matmul_kernel(name: str) -> bool:
 def matmul_parity_cases(index: dict) -> list[dict]:
     """The parity index's cases that test only matmul.wgsl's kernels (what the bench runs for it)."""
     return [m for m in index["cases"] if m["kernels"] and all(is_matmul_kernel(k) for k in m["kernels"])]
+
+
+def pipelines(steps: list[dict]) -> set[tuple[str, tuple[tuple[str, int | float], ...]]]:
+    """(kernel, resolved overrides) of every dispatch: the compiled pipelines a recipe uses."""
+    return {(s["kernel"], tuple(sorted(registry.get(s["kernel"]).resolve_overrides(s.get("overrides")).items())))
+            for s in steps if s["op"] == "dispatch"}
+
+
+def cases_for_timing(index: dict, meta: dict) -> list[dict]:
+    """The matmul parity cases that exercise a pipeline `meta` times ("check what you time"); all of
+    them if none does. Compiling pipelines dominates on CPU WebGPU, so the page checks only these
+    (the bench page runs every case)."""
+    cases = matmul_parity_cases(index)
+    timed = pipelines(meta["steps"])
+    return [m for m in cases if pipelines(m["steps"]) & timed] or cases
 
 
 def timing_case(N: int, K: int, M: int) -> dict:
