@@ -75,7 +75,7 @@ def test_playground_trains_nano_on_names_and_the_loss_falls(browser, site_server
         download.value.save_as(path)
         assert path.name == "tabgpt-names-nano.tgpt"
         out = subprocess.run([sys.executable, "-m", "pyscript_app.cli", "sample", "--checkpoint", str(path),
-                              "--backend", "numpy", "-n", "3", "--max-tokens", "8"],
+                              "-n", "3", "--max-tokens", "8"],
                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert len(out.stdout.splitlines()) >= 3

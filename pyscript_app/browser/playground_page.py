@@ -19,22 +19,22 @@ import js
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
+from pyscript_app.browser.jsutil import js_bytes, py_bytes
+from pyscript_app.browser.playground_data import SiteData
+from pyscript_app.browser.playground_opfs import OpfsFiles
+from pyscript_app.browser.webgpu_executor import open_browser_device
 from pyscript_app.checkpoint import CheckpointError
 from pyscript_app.config import ConfigError
 from pyscript_app.gpu.executor import GpuUnavailable
 from pyscript_app.gpu.trainer_backend import GpuBackend
+from pyscript_app.playground.progress import Progress
 from pyscript_app.playground.session import TrainingSession
 from pyscript_app.playground.settings import InputError, parse_settings
 from pyscript_app.playground.store import CheckpointStore, MemoryFiles
 from pyscript_app.playground.textdata import check_text, prepare_text, text_data_id
 from pyscript_app.playground.view import adapter_label, live_html, samples_html
-from pyscript_app.playground.progress import Progress
 from pyscript_app.run_state import read_checkpoint
 from pyscript_app.sampler import sample_texts
-from pyscript_app.browser.jsutil import js_bytes, py_bytes
-from pyscript_app.browser.playground_data import SiteData
-from pyscript_app.browser.playground_opfs import OpfsFiles
-from pyscript_app.browser.webgpu_executor import open_browser_device
 
 # What a user can get wrong; each becomes one line in the status and changes nothing.
 USER_ERRORS = (InputError, ConfigError, CheckpointError)

@@ -57,7 +57,12 @@ def head_and_body_tags(page_url: str, worker_script: str) -> tuple[str, str]:
     head = (f'<script src="{rel("mini-coi.js")}" scope="./"></script>\n'
             f'<meta name="tabgpt-root" content="{html.escape(root)}">\n'
             f'<link rel="stylesheet" href="{rel("assets/vendor/pyscript/core.css")}">\n'
-            f'<script type="module" src="{rel("assets/vendor/pyscript/core.js")}"></script>\n')
+            # PyScript starts only once the page is cross-origin isolated: on a first visit mini-coi
+            # reloads the page after its service worker is active, and a PyScript started before that
+            # reload could fall back to its default (CDN) interpreter while its config fetch is cut off.
+            f'<script type="module">if (self.crossOriginIsolated) '
+            f'import(new URL({json.dumps(get_relative_url("assets/vendor/pyscript/core.js", page_url))}, '
+            f'document.baseURI).href);</script>\n')
     body = (f'<script type="py" worker src="{rel("py/" + worker_script)}" '
             f'config="{rel(CONFIG_PATH)}"></script>\n')
     return head, body
