@@ -1,6 +1,6 @@
 """The playground's three measured figures, rerunnable: headless Chromium here against the native host.
 
-    .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano] [--json FILE]
+    .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano] [--json FILE] [--site DIR]
 
 1. Time from page load to the first training step: the page's own clock (performance.now(), from the
    navigation of the document that trains) when the GPU has finished step 1, the Train button
@@ -12,7 +12,8 @@
 3. Browser tokens/s ÷ native tokens/s: the Trainer's own tokens/s at the end of the same run
    (same preset, data, batch, steps, seed; first-step pipeline compilation included in both), in
    the browser (Pyodide + Chromium's WebGPU adapter) and natively (wgpu-native, same Python).
-The site is built into a temporary folder (mkdocs build --strict), served by a plain static server.
+The site is built into a temporary folder (mkdocs build --strict) unless --site names a built one;
+a plain static server serves it.
 """
 
 from __future__ import annotations
@@ -114,11 +115,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--site", help="an already built site (mkdocs build) instead of building one")
     args = ap.parse_args()
     form = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "batch": args.batch,
             "checkpoint_every": args.steps, "samples": 0}
     with tempfile.TemporaryDirectory() as tmp:
-        site = build_site(Path(tmp) / "site")
+        site = Path(args.site) if args.site else build_site(Path(tmp) / "site")
         browser = browser_run(site, form)
         native = native_run(site, form)
     worst = max(abs(b - n) / abs(n) for b, n in zip(browser["losses"], native["losses"]))
