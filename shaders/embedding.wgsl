@@ -4,6 +4,8 @@
 //   embedding_forward:        x[b,t,:] = wte[idx[b,t]] + wpe[t]          -> x (B,T,C)
 //   embedding_backward_dwte:  dwte = zeros((V,C)); np.add.at(dwte, idx.reshape(-1), dx.reshape(B*T, C))
 //   embedding_backward_dwpe:  dwpe = zeros((Tmax,C)); dwpe[:T] = dx.sum(axis=0)
+//   embedding_backward_dwte_rows: the same dwte, written only for the rows of tokens that occur in
+//                             idx: the CALLER ZEROES dwte first (clearBuffer); cheaper when N < V.
 // Shapes: idx (B,T) u32 tokens (< V; larger ones are clamped to V-1), wte (V,C), wpe (Tmax,C),
 //         x and dx (B,T,C); all f32 row-major. Both backward entries OVERWRITE their output.
 //
@@ -12,14 +14,22 @@
 // position (idx == v) into workgroup memory, then every invocation adds dx[n, c] of the matching
 // positions for its own column c, in position order (deterministic). Cost: V * ceil(C/WG) * N
 // reads of idx (cheap, shared by WG columns) plus the N*C reads of dx that match.
+// embedding_backward_dwte_rows instead runs one invocation per (position n, column c): only the
+// FIRST position holding a token sums the dx rows of every position with that token (ascending n,
+// the same order as above, so both entries give identical bits) and writes that row. Cost: N*C
+// invocations scanning N idx each (N^2 C); far fewer workgroups than V*ceil(C/WG) when N < V, which
+// is what software adapters (SwiftShader, llvmpipe) pay for.
 //
 // Bindings (group 0, uniform last):
 //   embedding_forward:       0 idx (read u32), 1 wte (read), 2 wpe (read), 3 x (read_write), 4 params
 //   embedding_backward_dwte: 0 idx (read u32), 1 dx (read), 2 dwte (read_write), 3 params
 //   embedding_backward_dwpe: 0 dx (read), 1 dwpe (read_write), 2 params
+//   embedding_backward_dwte_rows: as embedding_backward_dwte
 // Overrides: WG = 64 (a power of two is not required)
-// Grid: forward grid_1d(B*T*C, WG); backward_dwte (ceil(C/WG), V, 1); backward_dwpe grid_1d(Tmax*C, WG)
-// Entry points: embedding_forward, embedding_backward_dwte, embedding_backward_dwpe
+// Grid: forward grid_1d(B*T*C, WG); backward_dwte (ceil(C/WG), V, 1); backward_dwpe grid_1d(Tmax*C, WG);
+//       backward_dwte_rows grid_1d(B*T*C, WG)
+// Entry points: embedding_forward, embedding_backward_dwte, embedding_backward_dwte_rows,
+//               embedding_backward_dwpe
 
 override WG: u32 = 64u;
 
@@ -85,6 +95,25 @@ fn embedding_backward_dwte(@builtin(workgroup_id) wid: vec3<u32>,
     workgroupBarrier();
   }
   if (c < p3.C) { dwte[v * p3.C + c] = acc; }
+}
+
+@compute @workgroup_size(WG)
+fn embedding_backward_dwte_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+  let i = flat_index(wid, nwg, lid);  // (position n, column c) of dx (B*T, C)
+  let n_rows = p3.B * p3.T;
+  if (i >= n_rows * p3.C) { return; }
+  let n = i / p3.C;
+  let c = i % p3.C;
+  let v = idx[n];
+  for (var m = 0u; m < n; m++) {
+    if (idx[m] == v) { return; }  // an earlier position owns this token's row
+  }
+  var acc = 0.0;
+  for (var m = n; m < n_rows; m++) {
+    if (idx[m] == v) { acc += dx1[m * p3.C + c]; }
+  }
+  if (v < p3.V) { dwte[v * p3.C + c] = acc; }
 }
 
 @compute @workgroup_size(WG)

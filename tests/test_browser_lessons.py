@@ -17,7 +17,7 @@ from pyscript_app.lessons.gpu_kernels import timing_case
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 STATUS = '[data-testid="lesson-status"]'
-LESSONS = ("tokens", "autograd", "gpu-kernels", "federated")
+LESSONS = ("tokens", "autograd", "model", "attention", "training", "sampling", "gpu-kernels", "federated")
 
 
 def tid(testid: str) -> str:
@@ -44,7 +44,8 @@ def test_home_page_lists_the_lessons_in_order(browser, site_server):
         assert list(dict.fromkeys(order)) == list(LESSONS)
         nav = page.eval_on_selector_all("nav.md-nav--primary a[href*='lessons/']",
                                         "as => as.map(a => a.textContent.trim())")
-        assert nav[:4] == ["Tokens", "Autograd", "GPU kernels", "Federated training"]
+        assert nav[:8] == ["Tokens", "Autograd", "The model", "Attention", "Training", "Sampling", "GPU kernels",
+                           "Federated training"]
         rec.assert_clean(site_server.origin)
     finally:
         rec.close()

@@ -31,3 +31,20 @@ def test_embedding_forward_backward(gpu, B, T, Tmax, C, V):
     assert_close(download(gpu, x, (B, T, C)), embedding_forward(idx, wte, wpe), 0, 0, "x")
     assert_close(download(gpu, dwte, (V, C)), ref_dwte, 1e-6, 1e-5, "dwte")
     assert_close(download(gpu, dwpe, (Tmax, C)), ref_dwpe, 1e-6, 1e-5, "dwpe")
+
+
+@pytest.mark.parametrize("B,T,C,V", [(1, 1, 1, 3), (3, 5, 65, 11), (4, 32, 64, 1024), (2, 9, 16, 1024)])
+def test_dwte_rows_entry_equals_the_scan_entry_bit_for_bit(gpu, B, T, C, V):
+    """The rows entry (caller zeroes dwte) sums in the same position order as the per-vocab-row scan."""
+    rng = np.random.default_rng(7 * B + T)
+    idx = rng.integers(0, min(V, 6), size=(B, T))
+    dx = rng.standard_normal((B, T, C)).astype(np.float32)
+    dims = {"B": B, "T": T, "C": C, "V": V, "Tmax": T}
+    bidx, bdx = upload(gpu, idx, np.uint32), upload(gpu, dx)
+    scan, rows = empty(gpu, (V, C)), empty(gpu, (V, C), fill=0.0)
+    gpu.dispatch("embedding_backward_dwte", [bidx, bdx, scan], dims)
+    gpu.dispatch("embedding_backward_dwte_rows", [bidx, bdx, rows], dims)
+    got, want = download(gpu, rows, (V, C)), download(gpu, scan, (V, C))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    ref, _ = embedding_backward(idx, dx.astype(np.float64), V, T)
+    assert_close(got, ref, 1e-6, 1e-5, "dwte rows")

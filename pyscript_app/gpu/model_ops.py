@@ -154,7 +154,13 @@ class ModelOps:
             ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx],
                         self.u_norm_acc)  # dx += branch: now d(x_in)
             ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x[l], self.rstd1[l], g(h + "ln1")], self.u_norm)
-        ex.dispatch("embedding_backward_dwte", [self.tokens, self.dx, g("wte")], self.u_emb)
+        if self.N < self.cfg.vocab_size:
+            # fewer positions than vocabulary rows: write only the rows that occur (zero the rest first);
+            # far fewer workgroups than one per vocabulary row, which software adapters pay for
+            ex.clear(g("wte"))
+            ex.dispatch("embedding_backward_dwte_rows", [self.tokens, self.dx, g("wte")], self.u_emb)
+        else:
+            ex.dispatch("embedding_backward_dwte", [self.tokens, self.dx, g("wte")], self.u_emb)
         ex.dispatch("embedding_backward_dwpe", [self.dx, g("wpe")], self.u_emb)
 
     # -- matmuls with the tile size their shape wants ------------------------------------------

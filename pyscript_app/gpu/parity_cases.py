@@ -309,14 +309,18 @@ def _embedding(B: int, T: int, Tmax: int, C: int, V: int):
         dims = {"B": B, "T": T, "C": C, "V": V, "Tmax": Tmax}
         b.input("idx", idx, np.uint32), b.input("wte", wte), b.input("wpe", wpe), b.input("dx", dx)
         b.output("x", B * T * C), b.output("dwte", V * C), b.output("dwpe", Tmax * C)
+        b.output("dwte_rows", V * C, fill=0.0)  # the rows entry writes only rows that occur: caller zeroes
         b.dispatch("embedding_forward", ["idx", "wte", "wpe", "x"], dims)
         b.dispatch("embedding_backward_dwte", ["idx", "dx", "dwte"], dims)
+        b.dispatch("embedding_backward_dwte_rows", ["idx", "dx", "dwte_rows"], dims)
         b.dispatch("embedding_backward_dwpe", ["dx", "dwpe"], dims)
         ref_dwte, ref_dwpe = embedding_backward(idx, dx.astype(np.float64), V, Tmax)
         b.expect_close("x", embedding_forward(idx, wte, wpe), 0, 0, "x")
         b.expect_close("dwte", ref_dwte, 1e-6, 1e-5, "dwte")
+        b.expect_close("dwte_rows", ref_dwte, 1e-6, 1e-5, "dwte (rows entry)")
         b.expect_close("dwpe", ref_dwpe, 1e-6, 1e-5, "dwpe")
-    kernels = ("embedding_forward", "embedding_backward_dwte", "embedding_backward_dwpe")
+    kernels = ("embedding_forward", "embedding_backward_dwte", "embedding_backward_dwte_rows",
+               "embedding_backward_dwpe")
     return ParityCase(f"embedding_B{B}_T{T}_C{C}_V{V}", kernels, make)
 
 

@@ -175,6 +175,9 @@ _register("embedding.wgsl", "embedding_forward",
 _register("embedding.wgsl", "embedding_backward_dwte",
           [("idx", READ), ("dx", READ), ("dwte", READ_WRITE), ("params", UNIFORM)],
           EMB_UNIFORM, [("WG", 64)], lambda v: (ceil_div(v["C"], v["WG"]), v["V"], 1))
+_register("embedding.wgsl", "embedding_backward_dwte_rows",
+          [("idx", READ), ("dx", READ), ("dwte", READ_WRITE), ("params", UNIFORM)],
+          EMB_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["B"] * v["T"] * v["C"], v["WG"]))
 _register("embedding.wgsl", "embedding_backward_dwpe",
           [("dx", READ), ("dwpe", READ_WRITE), ("params", UNIFORM)],
           EMB_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["Tmax"] * v["C"], v["WG"]))
