@@ -3,6 +3,10 @@
 A training step = loss_and_grad + clip + AdamW at batch B and the preset's full context. PyTorch runs
 the same model (reference/torch_model.py, float32, eager, CPU) on the same weights and batches in
 the same process, so the ratio numpy/torch compares the two on this machine at this moment.
+
+Both run on ONE thread (threadpoolctl for numpy's BLAS, torch.set_num_threads(1)): at these sizes
+threads cost more than they gain, and on a busy 2-core machine two BLAS pools oversubscribe the
+cores (measured here: nano 32 ms/step with default threads vs 2.6 ms with one).
 """
 
 from __future__ import annotations
@@ -71,7 +75,14 @@ def _fd_one(f, x: np.ndarray, i: int, h: float = 1e-6) -> float:
 
 
 def time_numpy_step(name: str, B: int, repeats: int) -> float:
-    """Median seconds per training step of the numpy reference."""
+    """Median seconds per training step of the numpy reference (one BLAS thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _time_numpy_step(name, B, repeats)
+
+
+def _time_numpy_step(name: str, B: int, repeats: int) -> float:
     cfg, tc = preset(name), TrainConfig()
     flat = init_params(cfg, 1)
     opt = adamw.AdamW(cfg)
@@ -92,8 +103,11 @@ def time_torch_step(name: str, B: int, repeats: int) -> float | None:
         import torch  # noqa: F401
     except ImportError:
         return None
+    import torch
+
     from .reference.torch_model import TorchGPT
 
+    torch.set_num_threads(1)
     cfg, tc = preset(name), TrainConfig()
     m = TorchGPT(cfg, init_params(cfg, 1))
     opt = m.make_optimizer(1e-3, beta1=tc.beta1, beta2=tc.beta2, eps=tc.adam_eps, weight_decay=tc.weight_decay)

@@ -1,4 +1,8 @@
-"""The numpy reference as a training backend (CPU). Native only: imports numpy."""
+"""The numpy reference as a training backend (CPU). Native only: imports numpy.
+
+BLAS runs on one thread (threadpoolctl): for these model sizes a second thread costs more than it
+gains, and a busy 2-core machine makes it far worse (see bench_numpy.py).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ class NumpyBackend(Backend):
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig):
         super().__init__(model_cfg, train_cfg)
+        from threadpoolctl import threadpool_limits
+
+        self._blas_limit = threadpool_limits(limits=1)  # held for the backend's (the process's) life
         self.params = np.zeros(model_cfg.param_count, dtype=np.float32)
         self.opt = adamw.AdamW(model_cfg)
         self._losses: list[float] = []

@@ -43,6 +43,14 @@ class TrainingPage:
     def total_steps(self) -> int:
         return int_value("total-steps", 10, MAX_STEPS, 300)
 
+    def steps_changed(self) -> None:
+        """Before the first step the run takes the new length at once (same initial weights, same batches)."""
+        if self.run is not None and self.run.steps_done == 0 and not self.busy:
+            self.run = SteppedRun(lesson_config(self.total_steps()), self.backend, self.data.tokenizer,
+                                  self.data.train, self.data.val)
+            self.show_progress()
+        self.show_schedule()
+
     def show_schedule(self) -> None:
         cfg = self.run.cfg if self.run else lesson_config(self.total_steps())
         step = self.run.steps_done if self.run else None
@@ -52,7 +60,7 @@ class TrainingPage:
 
     async def boot(self) -> None:
         self.show_schedule()
-        on("total-steps", "input", self.show_schedule)
+        on("total-steps", "input", self.steps_changed)
         enable("total-steps")
         try:
             self.ex = await open_browser_device()
@@ -133,7 +141,9 @@ class TrainingPage:
         x, y = self.run.next_window()
         self.views = position_views(tiny, x, y)
         slider = by_testid("position")
-        slider.max = len(self.views) - 1
+        if int(slider.max) == 0:  # first time: a position with some context
+            slider.max = len(self.views) - 1
+            slider.value = min(3, len(self.views) - 1)
         self.show_position()
         await self.show_tensors()
         self.show_progress()
@@ -142,7 +152,9 @@ class TrainingPage:
         if not self.views:
             return
         pos = int_value("position", 0, len(self.views) - 1, 0)
-        set_text("position-label", f"position {pos} of row 0 of the batch step {self.run.steps_done + 1} trains on")
+        batch = ("the next batch (the run is over)" if self.run.finished
+                 else f"the batch step {self.run.steps_done + 1} trains on")
+        set_text("position-label", f"position {pos} of row 0 of {batch}")
         set_html("position-view", position_html(self.views[pos], lambda t: token_label(self.data.tokenizer, t)))
 
     def show_progress(self) -> None:

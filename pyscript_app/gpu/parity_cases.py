@@ -475,6 +475,40 @@ def _mean_into_slot(n: int, slots: int = 5):
     return ParityCase(f"mean_into_slot_{n}", ("mean_into_slot",), make)
 
 
+# --- federated.wgsl: bit-exact against numpy's float16 <-> float32 and f32 arithmetic ----------------
+def _federated_values(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, weights) (n,) float32 whose differences cover f16's cases: normal values, exact ties
+    between two f16 values, subnormals, values beyond 65504 (saturated), and +-0."""
+    r = _rng(n, seed)
+    start = (r.standard_normal(n) * 0.05).astype(np.float32)
+    diff = (r.standard_normal(n) * np.exp2(r.integers(-30, 18, n))).astype(np.float32)
+    halves = np.arange(0, 0x7BFF, 97, dtype=np.uint16).view(np.float16).astype(np.float64)
+    ties = ((halves + np.nextafter(halves.astype(np.float16), np.float16(np.inf)).astype(np.float64)) / 2)
+    k = min(n // 3, ties.size)
+    diff[:k] = (ties[:k] * np.where(np.arange(k) % 2, -1, 1)).astype(np.float32)
+    diff[k:k + 4] = [70000.0, -1e30, 0.0, -0.0]
+    start[:k + 4] = 0.0  # the difference is then exactly diff (a tie stays a tie)
+    return start, (start + diff).astype(np.float32)
+
+
+def _federated(n: int):
+    def make(b: CaseBuilder) -> None:
+        start, weights = _federated_values(n, 1)
+        delta = np.clip(weights - start, -65504, 65504).astype("<f2")
+        pairs = np.concatenate([delta, np.zeros(n % 2, "<f2")]).view("<u4")  # (ceil(n/2),) two halves each
+        update = (_rng(n, 2).standard_normal(n) * np.exp2(_rng(n, 3).integers(-26, 0, n))).astype("<f2")
+        update_pairs = np.concatenate([update, np.zeros(n % 2, "<f2")]).view("<u4")
+        b.input("weights", weights), b.input("start", start), b.output("delta", pairs.size)
+        b.input("update", update_pairs, np.uint32), b.input("start_io", start), b.output("weights_out", n)
+        b.dispatch("delta_f16", ["weights", "start", "delta"], {"n": n})
+        b.dispatch("apply_update_f16", ["update", "start_io", "weights_out"], {"n": n})
+        new = np.add(start, update.astype(np.float32), dtype=np.float32)
+        b.expect_bits("delta", pairs, "delta f16 pairs = clip(weights - start).astype(f2)")
+        b.expect_bits("start_io", new, "start + f32(update)")
+        b.expect_bits("weights_out", new, "weights = the new start")
+    return ParityCase(f"federated_{n}", ("delta_f16", "apply_update_f16"), make)
+
+
 # Small shapes (SwiftShader runs WebGPU on the CPU in CI), awkward ones included: sizes that are not
 # multiples of the tiles / workgroups, single elements, accumulate variants.
 CASES: tuple[ParityCase, ...] = (
@@ -508,6 +542,8 @@ CASES: tuple[ParityCase, ...] = (
     _attention_decode(48, 4, 9),
     _mean_into_slot(257),
     _mean_into_slot(8 * 32 * 3 + 5),
+    _federated(1001),
+    _federated(4096),
 )
 
 

@@ -267,3 +267,14 @@ _register("attention.wgsl", "attention_decode",
           [("qkv_row", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("y_row", READ_WRITE),
            ("params", UNIFORM)],
           ATTENTION_DECODE_UNIFORM, ATTENTION_OVERRIDES, lambda v: (v["H"], 1, 1))
+
+# --- federated.wgsl --------------------------------------------------------------------------
+# A federated client's delta (f16, bit-exact with numpy) and the relay's update applied in f32.
+FEDERATED_UNIFORM = (("n", "u32"),)
+_pair_grid = lambda v: grid_1d(ceil_div(v["n"], 2), v["WG"])  # noqa: E731  one invocation per 2 elements
+_register("federated.wgsl", "delta_f16",
+          [("weights", READ), ("start", READ), ("delta", READ_WRITE), ("params", UNIFORM)],
+          FEDERATED_UNIFORM, [("WG", 256)], _pair_grid)
+_register("federated.wgsl", "apply_update_f16",
+          [("update", READ), ("start", READ_WRITE), ("weights", READ_WRITE), ("params", UNIFORM)],
+          FEDERATED_UNIFORM, [("WG", 256)], _pair_grid)

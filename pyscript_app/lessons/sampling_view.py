@@ -17,7 +17,7 @@ def candidates_table(rows: list[Candidate], label: Callable[[int], str], step: i
         body.append(f'<tr{cut} data-token="{c.token}"><td><code>{escape(label(c.token).replace(" ", "·"))}</code></td>'
                     f'<td class="tg-num">{100 * c.p_model:.1f} %</td><td class="tg-num">{100 * c.p_draw:.1f} %</td>'
                     f'<td><span class="tg-bar" style="width:{max(1, round(200 * c.p_draw))}px"></span></td></tr>')
-    return (f'<table data-step="{step}"><thead><tr><th>next token</th><th>model (T = 1)</th>'
+    return (f'<table data-step="{step}"><thead><tr><th>next token</th><th>model (temperature 1)</th>'
             "<th>drawn with these settings</th><th></th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
 
 
