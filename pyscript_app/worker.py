@@ -169,6 +169,7 @@ class Worker:
             if self.trainer is None:
                 self._setup(msg["config"])
             else:
+                self.trained = None  # a restarted relay lost our uncommitted delta: train the round again
                 print(f"resumed as client {self.client.client_id[:8]} at round {msg['round']}", file=sys.stderr,
                       flush=True)
         elif event.type == "round_started":

@@ -10,10 +10,8 @@ Per round r (shapes: P = param_count, B = batch, T = blocksize):
     delta      (P,) float32  params_after_local_steps - W_r, sent as f16 (saturating at +-65504)
     W_{r+1}    (P,) float32  W_r + decode(u), added in float32 exactly as the relay does
 
-Learning rate of the local steps: the session's `lr` when it sets one (constant: the relay's
-outer step and the per-round restarts already shape the run), else TrainConfig's default lr with
-a linear warmup over the worker's first LOCAL_WARMUP_STEPS AdamW steps (counted across rounds,
-since the Adam state carries over, so only a freshly started worker warms up).
+The session's TrainConfig, the local learning rate and the round's batches come from
+federated/local.py (pure Python), which the browser's client shares.
 """
 
 from __future__ import annotations
@@ -24,29 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import rng
 from .backend import Backend
 from .backends import make_backend
 from .config import ModelConfig, TrainConfig
 from .errors import UserError
+from .federated.local import LOCAL_WARMUP_STEPS, F16_MAX, local_lr, round_batch, session_train_config
 from .tokenfile import load_prepared
-from .trainer import make_windows
 
-LOCAL_WARMUP_STEPS = 10
-F16_MAX = 65504.0
-
-
-def session_train_config(session: dict, backend: str, gpu: str) -> TrainConfig:
-    """The TrainConfig of local training, from the session config that came in join_ack."""
-    model_config = dict(session["model_config"])
-    lr = session.get("lr") or TrainConfig.lr
-    cfg = TrainConfig(
-        dataset=session["dataset"], model=session["model"], steps=int(session["max_local_steps"]),
-        batch=int(session["batch"]), block_size=int(session["blocksize"]), lr=float(lr),
-        warmup_steps=0 if session.get("lr") else LOCAL_WARMUP_STEPS, backend=backend, gpu=gpu,
-        vocab_size=int(model_config["vocab_size"]), model_config=model_config,
-    )
-    return cfg.validate()
+__all__ = ["LOCAL_WARMUP_STEPS", "F16_MAX", "LocalTrainer", "f32_sha256", "load_session_data", "session_train_config"]
 
 
 def load_session_data(session: dict, data_dir: str | Path | None) -> tuple[array, array]:
@@ -108,13 +91,11 @@ class LocalTrainer:
     # --- local steps ---------------------------------------------------------------------------
 
     def lr(self) -> float:
-        warm = self.cfg.warmup_steps
-        return self.cfg.lr * (1.0 if warm == 0 else min(1.0, (self.adam_steps + 1) / warm))
+        return local_lr(self.cfg, self.adam_steps)
 
     async def step(self, data_seed: int, local_step: int) -> None:
         """One AdamW step on the batch `local_step` of this round's data seed."""
-        starts = rng.batch_starts(data_seed, local_step, self.cfg.batch, len(self.train_tokens), self.T)
-        x, y = make_windows(self.train_tokens, starts, self.T)
+        x, y = round_batch(self.train_tokens, data_seed, local_step, self.cfg.batch, self.T)
         await self.backend.step(x, y, self.lr())
         self.adam_steps += 1
 

@@ -15,6 +15,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -97,6 +98,28 @@ async def delete_session(request: Request) -> JSONResponse:
     return JSONResponse({"deleted": session.session_id})
 
 
+class CrossOriginResourcePolicy:
+    """`Cross-Origin-Resource-Policy: cross-origin` on every HTTP answer: the site's pages are
+    cross-origin isolated (COEP require-corp), and such a page may read another origin's response
+    only when it opts in (CORS does that for fetch; CORP covers the rest, e.g. a service worker's
+    refetch in no-cors mode)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_corp(message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("Cross-Origin-Resource-Policy", "cross-origin")
+            await send(message)
+
+        await self.app(scope, receive, send_with_corp)
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
@@ -130,6 +153,6 @@ def create_app(settings: RelaySettings | None = None, clock: Callable[[], float]
     cors = Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                       allow_origin_regex=LOCALHOST_ORIGIN_REGEX if settings.allow_localhost_origins else None,
                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
-    app = Starlette(routes=routes, middleware=[cors], lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=[Middleware(CrossOriginResourcePolicy), cors], lifespan=lifespan)
     app.state.relay = relay
     return app

@@ -39,6 +39,9 @@ from .protocol import SessionConfig, encode, reject
 from .roster import Roster, data_seed, token_hash
 
 
+TIMELINE_KEEP = 400  # timeline items kept per session (deltas and round closes)
+
+
 @dataclass(frozen=True)
 class Send:
     to: tuple[str, ...]
@@ -77,6 +80,10 @@ class Session:
         self.auto_close = True  # close rounds inside tick/submit (False: the caller closes them)
         self._weights_frame: bytes | None = None
         self._sha: str | None = None
+        # what each client sent and when, for the federated page's round timeline (in memory only:
+        # a restarted relay starts it afresh); contributed: tokens of each client's committed deltas
+        self.timeline: list[dict] = []
+        self.contributed: dict[str, int] = {}
         self._reset_round()
 
     # --- creation and persistence --------------------------------------------------------------
@@ -189,6 +196,9 @@ class Session:
             return effects + [self._reject(client_id, e)]
         self.submitted[client_id] = delta.header.tokens
         self.digests.add(delta.digest)
+        client = self.roster.clients.get(client_id)
+        self._log({"event": "delta", "round": self.round, "client_id": client_id, "name": client.name if client else "",
+                   "tokens": delta.header.tokens, "loss": delta.header.loss, "at_ms": int(now * 1000)})
         return effects
 
     def acknowledge(self, client_id: str) -> list[Effect]:
@@ -261,6 +271,11 @@ class Session:
         self.weights, self.momentum = closed.weights, closed.momentum
         self._weights_frame, self._sha = plan.weights_frame, closed.weights_sha256
         self.history.append(entry)
+        for item in self.timeline:
+            if item["event"] == "delta" and item["round"] == entry["round"] and item["client_id"] in self.submitted:
+                item["weight"] = item["tokens"] / max(1, entry["tokens"])  # its share of the mean delta
+                self.contributed[item["client_id"]] = self.contributed.get(item["client_id"], 0) + item["tokens"]
+        self._log({"event": "closed", **entry, "at_ms": int(now * 1000)})
         self.round += 1
         self.dirty = True
         tokens, loss = entry["tokens"], entry["loss"]
@@ -273,6 +288,10 @@ class Session:
         ]
         self.attempt = 0
         return effects + self._begin_round(now)
+
+    def _log(self, item: dict) -> None:
+        self.timeline.append(item)
+        del self.timeline[:-TIMELINE_KEEP]
 
     def _reset_round(self) -> None:
         previous = getattr(self, "sum", None)  # its (P,) float64 buffer is reused, not reallocated
@@ -322,4 +341,5 @@ class Session:
         return {"session_id": self.session_id, "round": self.round, "clients": self.roster.public(),
                 "submissions": len(self.submitted), "quorum": self.config.quorum, "history": self.history,
                 "config": self.config.to_dict(), "param_count": self.config.param_count,
-                "weights_sha256": self.weights_sha256, **self._timing(now)}
+                "weights_sha256": self.weights_sha256, "timeline": self.timeline,
+                "contributed": self.contributed, **self._timing(now)}

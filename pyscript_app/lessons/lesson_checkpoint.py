@@ -50,14 +50,14 @@ class LessonModel:
     def context_ids(self, text: str) -> list[int]:
         """Names separated by spaces or newlines -> [BOS] name [BOS] name ..., at most block_size ids
         (the names data set's training stream; a trailing space starts a new name: a lone BOS)."""
-        names = normalize(text).replace("\n", " ").split(" ")
-        ids: list[int] = [self.tokenizer.bos]
-        for i, name in enumerate(names):
-            if i:
-                ids.append(self.tokenizer.bos)
+        text = normalize(text)
+        names = text.split()
+        ids: list[int] = []
+        for name in names or [""]:
+            ids.append(self.tokenizer.bos)
             ids.extend(self.tokenizer.encode(name))
-        while len(ids) > 1 and ids[-1] == ids[-2] == self.tokenizer.bos:  # runs of spaces
-            ids.pop()
+        if names and text[-1:].isspace():
+            ids.append(self.tokenizer.bos)
         return ids[:self.cfg.block_size]
 
     def token_label(self, token: int) -> str:

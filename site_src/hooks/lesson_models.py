@@ -37,14 +37,15 @@ def cache_dir() -> Path:
     return default_cache_dir().parent / "lesson-models"
 
 
-def write_lesson_model(target: Path, data_dir: Path | None = None, cache: Path | None = None) -> Path:
-    """Train (or find in the cache) the lesson model and put it at `target`. Returns the cached file."""
+def write_lesson_model(target: Path, data_dir: Path | None = None, cache: Path | None = None, cfg=None) -> Path:
+    """Train (or find in the cache) the lesson model and put it at `target`. Returns the cached file.
+    cfg: the TrainConfig to run (default: the lessons' recipe; tests pass a shorter one)."""
     from pyscript_app.config import VOCAB_SIZE
     from pyscript_app.datasets import DatasetError, default_cache_dir
     from pyscript_app.lessons.lesson_checkpoint import lesson_train_config, recipe_key
     from pyscript_app.tokenfile import TokenFileError, load_prepared
 
-    cfg = lesson_train_config()
+    cfg = cfg or lesson_train_config()
     try:
         tok, train, val = load_prepared(cfg.dataset, data_dir or default_cache_dir(), VOCAB_SIZE)
     except (DatasetError, TokenFileError) as e:

@@ -1,0 +1,135 @@
+"""federated/client.py (the browser's round loop) against the real relay (uvicorn on loopback),
+natively: a `websockets` link and the GPU round model on the native executor.
+
+Two clients complete rounds with the relay's weights (sha256) after each one; the bytes they count
+are the real frame sizes; a restarted relay is rejoined with the client token without losing a
+committed round; a refused join and diverged weights end the loop with a typed error."""
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+
+from _federated import gpu_model_factory, random_tokens, ws_connector
+from _gpu import gpu  # noqa: F401
+from pyscript_app.federated.client import FederatedClient, FederatedError
+from pyscript_app.frames import HEADER_SIZE
+from pyscript_app.worker import ws_url
+from test_worker import _free_port, relay_process
+
+pytestmark = [pytest.mark.gpu, pytest.mark.timeout(120)]
+TOKENS = random_tokens(1024)
+
+
+def _create(base: str, **body) -> dict:
+    body = {"model": "nano", "dataset": "names", "batch": 4, "max_local_steps": 3, "round_seconds": 30,
+            "grace_seconds": 5, **body}
+    r = httpx.post(base + "/api/sessions", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def __call__(self, kind: str, info: dict) -> None:
+        self.events.append((kind, info))
+
+    def of(self, kind: str) -> list[dict]:
+        return [info for k, info in self.events if k == kind]
+
+
+def _client(gpu, base, sid, name, rounds, **kw) -> tuple[FederatedClient, Recorder]:
+    rec = Recorder()
+    return FederatedClient(ws_connector(ws_url(base)), sid, name, gpu_model_factory(gpu, TOKENS), rec,
+                           rounds=rounds, **kw), rec
+
+
+def test_two_clients_finish_three_rounds_holding_the_relays_weights(gpu):
+    with relay_process() as (_, base):
+        s = _create(base, quorum=2)
+        sid, P = s["session_id"], s["param_count"]
+        clients = [_client(gpu, base, sid, f"tab-{i}", rounds=3) for i in range(2)]
+
+        async def go():
+            return await asyncio.wait_for(asyncio.gather(*(c.run() for c, _ in clients)), 90)
+
+        assert asyncio.run(go()) == ["rounds", "rounds"]
+        status = httpx.get(f"{base}/api/sessions/{sid}").json()
+    assert status["round"] == 3 and [h["contributors"] for h in status["history"]] == [2, 2, 2]
+    rounds = [rec.of("round") for _, rec in clients]
+    for r in range(3):
+        assert rounds[0][r]["sha256"] == rounds[1][r]["sha256"]
+        assert rounds[0][r]["delta"] == HEADER_SIZE + 2 * P  # the f16 DELTA frame, as sent
+        assert rounds[0][r]["update"] == HEADER_SIZE + 2 * P  # the f16 UPDATE frame, as received
+        assert rounds[0][r]["sent"] > rounds[0][r]["delta"]  # plus the loss pings (JSON)
+    assert rounds[0][-1]["sha256"] == status["weights_sha256"]
+    joined = clients[0][1].of("weights")[0]
+    assert joined["round"] == 0
+    deltas = [t for t in status["timeline"] if t["event"] == "delta"]
+    assert sorted(t["name"] for t in deltas if t["round"] == 0) == ["tab-0", "tab-1"]
+    assert all(t["weight"] == pytest.approx(0.5) for t in deltas)
+    assert sorted(status["contributed"].values()) == [3 * 3 * 4 * 16] * 2  # rounds * H * B * T
+
+
+def test_a_client_resumes_after_the_relay_restarts_without_losing_a_committed_round(gpu, tmp_path):
+    port = _free_port()
+
+    async def go():
+        client, rec = _client(gpu, base, sid, "stayer", rounds=4, backoff_s=0.2)
+        task = asyncio.ensure_future(client.run())
+        while not rec.of("round"):
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # round 0 is committed; the relay checkpointed it first
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+        return client, rec, task
+
+    with relay_process(tmp_path, port) as (proc, base):
+        sid = _create(base, quorum=1)["session_id"]
+        loop = asyncio.new_event_loop()
+        client, rec, task = loop.run_until_complete(go())
+    with relay_process(tmp_path, port) as (_, base):
+        assert loop.run_until_complete(asyncio.wait_for(task, 60)) == "rounds"
+        loop.close()
+        status = httpx.get(f"{base}/api/sessions/{sid}").json()
+    assert rec.of("disconnected") and any(j["resumed"] for j in rec.of("joined"))
+    done = [r["round"] for r in rec.of("round")]
+    assert done == list(range(4)) and status["round"] == 4
+    assert rec.of("round")[-1]["sha256"] == status["weights_sha256"]
+
+
+def test_an_unknown_session_is_refused_with_a_typed_error(gpu):
+    with relay_process() as (_, base):
+        client, rec = _client(gpu, base, "x" * 22, "lost", rounds=1)
+        with pytest.raises(FederatedError) as e:
+            asyncio.run(client.run())
+    assert e.value.reason == "refused" and "session" in str(e.value)
+    assert [m["reason"] for m in rec.of("message") if m["type"] == "error"] == ["unknown_session"]
+
+
+def test_weights_that_differ_from_the_relays_end_the_loop(gpu):
+    class Liar:
+        tokens_per_step = 1
+
+        async def load_weights(self, payload):
+            return "0" * 64
+
+    async def make(config):
+        return Liar()
+
+    with relay_process() as (_, base):
+        sid = _create(base)["session_id"]
+        client = FederatedClient(ws_connector(ws_url(base)), sid, "liar", make)
+        with pytest.raises(FederatedError) as e:
+            asyncio.run(client.run())
+    assert e.value.reason == "diverged"
+
+
+def test_an_unreachable_relay_is_retried_then_given_up():
+    client = FederatedClient(ws_connector(f"ws://127.0.0.1:{_free_port()}/ws"), "s", "n", None,
+                             reconnect_tries=2, backoff_s=0.01)
+    with pytest.raises(FederatedError) as e:
+        asyncio.run(client.run())
+    assert e.value.reason == "unreachable"
