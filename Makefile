@@ -23,7 +23,7 @@ serve: setup
 	$(VENV)/bin/mkdocs serve --dev-addr $(HOST):$(PORT)
 
 test: setup
-	$(VENV_PY) -m pytest -q $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -q --durations=20 $(PYTEST_ARGS)
 
 setup: $(INSTALL_STAMP) $(NPM_STAMP)
 

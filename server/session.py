@@ -91,7 +91,8 @@ class Session:
     @classmethod
     def create(cls, config: SessionConfig, weights: np.ndarray, max_clients: int, now: float) -> tuple["Session", str]:
         owner_token = secrets.token_urlsafe(24)
-        session = cls(secrets.token_urlsafe(16), token_hash(owner_token), config, weights,
+        # hex: 128 bits that never start with "-" (a session id is pasted into `tabgpt join --session ID`)
+        session = cls(secrets.token_hex(16), token_hash(owner_token), config, weights,
                       secrets.token_bytes(32), max_clients, created_at=now)
         session.dirty = True
         return session, owner_token

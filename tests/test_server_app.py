@@ -233,3 +233,16 @@ def test_fuzz_frames_never_break_the_relay(frames):
             w.join(ok, s["session_id"], "ok")
             ok.send_bytes(delta_frame(np.zeros(s["param_count"], np.float32) + 1e-3, w.status(s["session_id"])["round"], 8))
             assert recv_until(ok, "round_closed")[1]["contributors"] == 1
+
+
+def test_answers_carry_cors_for_localhost_pages_and_cross_origin_resource_policy():
+    with relay_world() as w:
+        page = "http://127.0.0.1:8000"
+        r = w.client.get("/api/health", headers={"Origin": page})
+        assert r.headers["access-control-allow-origin"] == page
+        assert r.headers["cross-origin-resource-policy"] == "cross-origin"
+        pre = w.client.options("/api/sessions", headers={"Origin": page, "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == page
+        other = w.client.get("/api/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -240,3 +240,30 @@ def test_close_tells_everyone_and_closes_their_sockets():
     (a, _), (b, _) = join(s, "a"), join(s, "b")
     closing, close = s.close()
     assert json.loads(closing.data)["type"] == "session_closed" and set(close.to) == {a, b} and close.code == 1000
+
+
+def test_status_timeline_records_who_sent_what_when_and_its_weight():
+    s = make_session()
+    (a, _), (b, _) = join(s, "a"), join(s, "b")
+    s.submit(a, delta_frame(small_delta(s, 1), 0, tokens=100, loss=3.0), T0 + 1)
+    pending = s.status(T0 + 1.5)["timeline"]
+    assert pending == [{"event": "delta", "round": 0, "client_id": a, "name": "a", "tokens": 100, "loss": 3.0,
+                        "at_ms": int((T0 + 1) * 1000)}]
+    s.submit(b, delta_frame(small_delta(s, 2), 0, tokens=300, loss=2.0), T0 + 2)
+    status = s.status(T0 + 3)
+    deltas = [t for t in status["timeline"] if t["event"] == "delta"]
+    assert [(t["name"], t["weight"]) for t in deltas] == [("a", 0.25), ("b", 0.75)]
+    assert status["timeline"][-1] == {"event": "closed", "round": 0, "loss": 2.25, "contributors": 2, "tokens": 400,
+                                      "at_ms": int((T0 + 2) * 1000)}
+    assert status["contributed"] == {a: 100, b: 300}
+    rejected = s.submit(a, delta_frame(small_delta(s, 3), 0, tokens=100), T0 + 4)  # stale: changes nothing
+    assert types(rejected, a) == ["submit_reject"] and s.status(T0 + 4)["timeline"] == status["timeline"]
+
+
+def test_session_ids_are_128_bit_hex_that_a_command_line_accepts():
+    """Ids are pasted into `tabgpt join --session ID`: one starting with "-" would read as an option."""
+    import re
+
+    ids = {make_session().session_id for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)

@@ -1,0 +1,174 @@
+"""Two federated clients (DiLoCo, through the real relay) against one client alone, at equal tokens.
+
+    python3 benchmarks/federated_vs_single.py [--model nano] [--rounds 20] [--local-steps 25] [--batch 8]
+                                              [--aggregator diloco] [--json FILE]
+
+Federated: the relay (uvicorn on a free loopback port) and two native workers (`tabgpt join
+--backend numpy`, subprocesses) in one session with quorum 2: each round both take H local AdamW
+steps on their own batches (the relay's per-client data seeds), then the relay's outer step
+(DiLoCo: Nesterov, outer lr 0.7, momentum 0.9) makes the next global weights. Alone: one client
+(the same worker code, worker_session.LocalTrainer, numpy) takes 2 * rounds * H steps from the same
+initial weights (the session's init_seed) with the same local learning rate (TrainConfig's, with
+the workers' 10-step warmup) — the same total tokens. Both are scored on the same fixed slice of
+names' val split (VAL_WINDOWS windows of T+1 tokens, evenly spaced), in nats per byte of text.
+
+Bytes per round are the exact frame sizes of the protocol (frames.frame_size): each client sends one
+f16 DELTA (28 + 2P bytes) and receives one f16 UPDATE (28 + 2P), plus small JSON control frames
+(loss pings: about 60 bytes each); a client joining receives the f32 WEIGHTS once (28 + 4P).
+Prints one JSON object (and writes it to --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pyscript_app.config import ModelConfig  # noqa: E402
+from pyscript_app.frames import DTYPE_F16, DTYPE_F32, frame_size, split_frame  # noqa: E402
+from pyscript_app.reference import model  # noqa: E402
+from pyscript_app.reference.init import init_params  # noqa: E402
+from pyscript_app.tokenfile import load_prepared  # noqa: E402
+from pyscript_app.trainer import eval_starts, make_windows  # noqa: E402
+from pyscript_app.worker_session import LocalTrainer, session_train_config  # noqa: E402
+
+VAL_WINDOWS = 256
+INIT_SEED = 1337
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def val_nats_per_byte(weights: np.ndarray, config: dict, val, tokenizer) -> tuple[float, float]:
+    """(val loss in nats/token, nats/byte) of weights on VAL_WINDOWS evenly spaced windows."""
+    cfg = ModelConfig.from_dict(config["model_config"])
+    T = int(config["blocksize"])
+    x, y = make_windows(val, eval_starts(len(val), T, VAL_WINDOWS), T)
+    rows = lambda a: np.frombuffer(a, np.uint16).astype(np.int64).reshape(-1, T)  # noqa: E731
+    total = 0.0
+    for i in range(0, VAL_WINDOWS, 32):
+        loss, _ = model.forward(cfg, weights, rows(x)[i:i + 32], rows(y)[i:i + 32])
+        total += float(loss) * len(rows(x)[i:i + 32])
+    loss = total / VAL_WINDOWS
+    return loss, loss * len(y) / tokenizer.bytes_of_tokens(list(y))
+
+
+def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    relay = subprocess.Popen([sys.executable, "-c", f"from server import run; run('127.0.0.1', {port})"],
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        body = {"model": args.model, "dataset": "names", "tokenizer_sha256": tok_sha, "quorum": 2,
+                "round_seconds": 3600, "grace_seconds": 10, "max_local_steps": args.local_steps,
+                "batch": args.batch, "aggregator": args.aggregator, "init_seed": INIT_SEED}
+        body.update({k: v for k, v in (("outer_lr", args.outer_lr), ("outer_momentum", args.outer_momentum),
+                                       ("lr", args.lr)) if v is not None})
+        session = httpx.post(base + "/api/sessions", json=body).json()
+        t0 = time.perf_counter()
+        workers = [subprocess.Popen([sys.executable, "-m", "pyscript_app.cli", "join", base, "--session",
+                                     session["session_id"], "--name", f"fed-{i}", "--backend", "numpy",
+                                     "--rounds", str(args.rounds)], cwd=REPO, env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+        outs = [w.communicate() for w in workers]
+        wall = time.perf_counter() - t0
+        for w, (out, err) in zip(workers, outs):
+            if w.returncode != 0:
+                raise RuntimeError(f"worker failed: {err[-2000:]}")
+        status = httpx.get(f"{base}/api/sessions/{session['session_id']}").json()
+        _, payload = split_frame(httpx.get(f"{base}/api/sessions/{session['session_id']}/weights").content)
+        return {**session["config"], "status": status}, np.frombuffer(payload, "<f4").copy(), wall
+    finally:
+        relay.terminate()
+        relay.wait(10)
+
+
+async def run_alone(config: dict, train, steps_per_round: int, rounds: int) -> tuple[np.ndarray, float]:
+    cfg = session_train_config(config, "numpy", "auto")
+    trainer = LocalTrainer(cfg, train)
+    await trainer.set_global(init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED))
+    t0 = time.perf_counter()
+    for r in range(rounds):  # the same number of steps, on batches of seeds a federated client never draws
+        for h in range(steps_per_round):
+            await trainer.step(data_seed=0xA10E0000 + r, local_step=h)
+    params = np.frombuffer((await trainer.backend.export())["params"], np.float32).copy()
+    return params, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="nano")
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--local-steps", type=int, default=25)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--aggregator", default="diloco", choices=["diloco", "fedavg"])
+    p.add_argument("--outer-lr", type=float, default=None, help="default: the relay's (DiLoCo 0.7)")
+    p.add_argument("--outer-momentum", type=float, default=None, help="default: the relay's (DiLoCo 0.9)")
+    p.add_argument("--lr", type=float, default=None, help="local lr (constant); default TrainConfig's with warmup")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+
+    tok, train, val = load_prepared("names", None)
+    config, fed_weights, fed_wall = run_federated(args, tok.sha256)
+    P = int(config["param_count"])
+    alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.local_steps, 2 * args.rounds))
+    init = init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED)
+    tokens_per_step = args.batch * int(config["blocksize"])
+    history = config["status"]["history"]
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python3 benchmarks/federated_vs_single.py " + " ".join(sys.argv[1:]),
+        "device": f"{platform.machine()} CPU, {os.cpu_count()} cores, numpy {np.__version__} (numpy backend)",
+        "model": args.model, "param_count": P, "aggregator": args.aggregator, "outer_lr": config["outer_lr"],
+        "outer_momentum": config["outer_momentum"], "rounds": args.rounds, "local_steps": args.local_steps,
+        "batch": args.batch, "blocksize": config["blocksize"],
+        "tokens_total": 2 * args.rounds * args.local_steps * tokens_per_step,
+        "tokens_aggregated": sum(h["tokens"] for h in history),
+        "val_nats_per_byte": {
+            "initial": val_nats_per_byte(init, config, val, tok)[1],
+            "federated_2_clients": val_nats_per_byte(fed_weights, config, val, tok)[1],
+            "alone_1_client": val_nats_per_byte(alone_weights, config, val, tok)[1],
+        },
+        "bytes_per_round_per_client": {
+            "delta_sent": frame_size(DTYPE_F16, P), "update_received": frame_size(DTYPE_F16, P),
+            "weights_on_join": frame_size(DTYPE_F32, P),
+        },
+        "wall_s": {"federated": round(fed_wall, 1), "alone": round(alone_wall, 1)},
+        "global_loss_per_round": [round(h["loss"], 4) for h in history],
+    }
+    v = result["val_nats_per_byte"]
+    result["federated_minus_alone"] = v["federated_2_clients"] - v["alone_1_client"]
+    result["within_0.05"] = result["federated_minus_alone"] <= 0.05
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
