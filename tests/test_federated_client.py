@@ -95,8 +95,13 @@ def test_a_client_resumes_after_the_relay_restarts_without_losing_a_committed_ro
         loop.close()
         status = httpx.get(f"{base}/api/sessions/{sid}").json()
     assert rec.of("disconnected") and any(j["resumed"] for j in rec.of("joined"))
+    # No committed round is lost: the relay's history runs 0, 1, 2, ... without a gap across the restart.
+    # (With quorum 1 a round can close just before the SIGTERM lands; its round_closed may then never
+    # reach the client, which resumes from the checkpointed weights: the client may skip SEEING a round.)
+    assert [h["round"] for h in status["history"]] == list(range(status["round"]))
     done = [r["round"] for r in rec.of("round")]
-    assert done == list(range(4)) and status["round"] == 4
+    assert len(done) == 4 and done[0] == 0 and done == sorted(set(done))
+    assert status["round"] == done[-1] + 1
     assert rec.of("round")[-1]["sha256"] == status["weights_sha256"]
 
 
