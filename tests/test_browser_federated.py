@@ -22,7 +22,8 @@ import pytest
 
 from _browser import build_site, open_page, playwright_instance, serve_directory, launch_chromium  # noqa: F401
 from _require import REPO_ROOT, require
-from test_worker import ROUND_LINE, _free_port, relay_process
+from _relay_process import free_port, relay_process
+from test_worker import ROUND_LINE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 STATUS = '[data-testid="status"]'
@@ -30,7 +31,7 @@ STATUS = '[data-testid="status"]'
 
 @pytest.fixture(scope="module")
 def relay_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def wait_rounds(pages, n: int, timeout_s: float = 150) -> None:
 
 
 class RelayProcess:
-    """test_worker.relay_process, started and stopped by hand (it is stopped and started again)."""
+    """_relay_process.relay_process, started and stopped by hand (it is stopped and started again)."""
 
     def __init__(self, state_dir, port: int) -> None:
         self.state_dir, self.port, self._cm = state_dir, port, None

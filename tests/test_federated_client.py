@@ -16,7 +16,7 @@ from _gpu import gpu  # noqa: F401
 from pyscript_app.federated.client import FederatedClient, FederatedError
 from pyscript_app.frames import HEADER_SIZE
 from pyscript_app.worker import ws_url
-from test_worker import _free_port, relay_process
+from _relay_process import free_port, relay_process
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(120)]
 TOKENS = random_tokens(1024)
@@ -75,7 +75,7 @@ def test_two_clients_finish_three_rounds_holding_the_relays_weights(gpu):
 
 
 def test_a_client_resumes_after_the_relay_restarts_without_losing_a_committed_round(gpu, tmp_path):
-    port = _free_port()
+    port = free_port()
 
     async def go():
         client, rec = _client(gpu, base, sid, "stayer", rounds=4, backoff_s=0.2)
@@ -133,7 +133,7 @@ def test_weights_that_differ_from_the_relays_end_the_loop(gpu):
 
 
 def test_an_unreachable_relay_is_retried_then_given_up():
-    client = FederatedClient(ws_connector(f"ws://127.0.0.1:{_free_port()}/ws"), "s", "n", None,
+    client = FederatedClient(ws_connector(f"ws://127.0.0.1:{free_port()}/ws"), "s", "n", None,
                              reconnect_tries=2, backoff_s=0.01)
     with pytest.raises(FederatedError) as e:
         asyncio.run(client.run())

@@ -11,6 +11,7 @@ from types import ModuleType, SimpleNamespace
 import httpx
 import pytest
 
+from _relay_process import free_port
 from _require import REPO_ROOT, module_available, require
 
 PAGE = "<html>\n<head>\n<title>t</title>\n</head>\n<body></body>\n</html>"
@@ -23,12 +24,6 @@ def hook() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_url_comes_from_the_environment_then_mkdocs_extra_then_the_local_port(hook):
@@ -57,7 +52,7 @@ def test_serve_starts_no_relay_for_a_remote_url_or_a_port_that_answers(hook, tmp
 
 
 def test_serve_starts_a_relay_on_the_port_and_stops_it(hook, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {"TABGPT_RELAY_PORT": str(port), "TABGPT_RELAY_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     hook.on_startup(command="serve")
     process = hook.start_relay(REPO_ROOT, f"http://127.0.0.1:{port}", env)

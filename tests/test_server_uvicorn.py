@@ -11,10 +11,8 @@ import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from _relay_process import free_port
+from _relay_process import relay_process as _relay_process
 from pyscript_app.frames import HEADER_SIZE
 from pyscript_app.relay_client import RelayClient
 
@@ -34,34 +34,9 @@ FAST_ENV = {"TABGPT_RELAY_PING_INTERVAL_S": "0.3", "TABGPT_RELAY_PING_TIMEOUT_S"
             "TABGPT_RELAY_TICK_INTERVAL_S": "0.02"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
 def relay_process(state_dir: Path, port: int | None = None):
-    port = port or _free_port()
-    env = {**os.environ, **FAST_ENV, "PYTHONPATH": str(REPO)}
-    code = f"from server import run; run('127.0.0.1', {port}, {str(state_dir)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("relay did not start: " + proc.stderr.read().decode()[-2000:])
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
+    """The shared relay subprocess, with fast pings and auth timeout for these tests."""
+    return _relay_process(state_dir, port, env=FAST_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +199,7 @@ def test_disconnect_mid_frame_leaves_the_others_round_intact(relay):
 
 
 def test_sigterm_closes_with_1012_and_a_restart_keeps_committed_rounds(tmp_path):
-    port = _free_port()
+    port = free_port()
     with relay_process(tmp_path, port) as (proc, base):
         s = _create(base, quorum=1)
         w = Worker(base, s["session_id"], "keeper")

@@ -10,12 +10,9 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from _relay_process import free_port, relay_process
 from pyscript_app.config import ModelConfig
 from pyscript_app.frames import split_frame
 from pyscript_app.reference import model
@@ -36,39 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(90)
 ROUND_LINE = re.compile(r"^round (\d+)  local loss (\S+)  global loss (\S+)  tokens (\d+)/(\d+)  contributors (\d+)  "
                         r"sha256 ([0-9a-f]{64}) ok$")
-FAST_ENV = {"TABGPT_RELAY_MIN_ROUND_SECONDS": "0.1", "TABGPT_RELAY_TICK_INTERVAL_S": "0.02"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def relay_process(state_dir: Path | None = None, port: int | None = None):
-    port = port or _free_port()
-    env = {**os.environ, **FAST_ENV, "PYTHONPATH": str(REPO)}
-    code = f"from server import run; run('127.0.0.1', {port}, {str(state_dir) if state_dir else None!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("relay did not start: " + proc.stderr.read().decode()[-2000:])
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, data_mirror) -> Path:
     folder = tmp_path_factory.mktemp("worker-data")
@@ -171,7 +136,7 @@ def test_three_workers_train_five_rounds_with_identical_weights(data_dir):
 
 
 def test_a_worker_resumes_after_the_relay_restarts(data_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     with relay_process(tmp_path, port) as (proc, base):
         s = _create(base, data_dir, quorum=1, max_local_steps=20)
         worker = _start_worker(base, s["session_id"], data_dir, "stayer", "--rounds", "4")
