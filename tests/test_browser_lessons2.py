@@ -7,32 +7,16 @@ One built site and one browser for the module (same fixtures as test_browser_les
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
 from _browser import browser, built_site, open_page, playwright_instance, site_server  # noqa: F401
 from _require import require
+from _lessons import STATUS, open_lesson, tid
 from pyscript_app.config import ModelConfig, preset
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
-STATUS = '[data-testid="lesson-status"]'
-
-
-def tid(testid: str) -> str:
-    return f'[data-testid="{testid}"]'
-
-
-def open_lesson(browser, site_server, name: str):
-    """The lesson page with its Python running (status "ready"; "no-webgpu" is returned to the caller)."""
-    t0 = time.perf_counter()
-    rec = open_page(browser, site_server.url(f"lessons/{name}/"), timeout_ms=120_000)  # a busy 2-core CI box
-    rec.page.wait_for_selector(f'{STATUS}:is([data-state="ready"], [data-state="error"], [data-state="no-webgpu"])')
-    state = rec.page.get_attribute(STATUS, "data-state")
-    assert state != "error", rec.page.text_content(STATUS)
-    print(f"\n[{name}] Python ready {time.perf_counter() - t0:.1f} s after goto", end="")
-    return rec
 
 
 def fill_input(page, testid: str, value: str) -> None:
