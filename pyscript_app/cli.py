@@ -61,6 +61,16 @@ def _nonneg_float(s: str) -> float:
     return v
 
 
+def _dropout_rate(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tabgpt", description="Train and sample small GPTs: numpy reference or WGSL on WebGPU.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -83,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--blocksize", type=_positive_int, default=None, help="training context T (<= the preset's)")
     t.add_argument("--lr", type=_positive_float, default=3e-3)
     t.add_argument("--seed", type=_nonneg_int, default=1337)
+    t.add_argument("--dropout", type=_dropout_rate, default=0.0,
+                   help="dropout rate in [0, 1) on the embedding and residual branches while training "
+                        "(default 0: off)")
     t.add_argument("--eval-every", type=_positive_int, default=100)
     t.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     t.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto",

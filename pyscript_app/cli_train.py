@@ -20,11 +20,12 @@ from .trainer import Trainer
 
 
 def _train_config(args) -> TrainConfig:
-    return make_train_config(
+    cfg = make_train_config(
         dataset=args.dataset, model=args.model, steps=args.steps, batch=args.batch,
         block_size=args.blocksize or 0, lr=args.lr, seed=args.seed, backend=args.backend, gpu=args.gpu,
         eval_every=args.eval_every,
     )
+    return replace(cfg, dropout=args.dropout).validate()
 
 
 def _dataset_name(dataset: str) -> str:
@@ -70,7 +71,7 @@ async def _train(args) -> int:
                 bar.update(ev["step"] - bar.n)
                 bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}")
             elif ev["type"] == "eval":
-                metrics.write(json.dumps(ev) + "\n")
+                metrics.write(json.dumps({**ev, "dropout": cfg.dropout}) + "\n")
                 metrics.flush()
                 bar.write(f"step {ev['step']:>6}  train {ev['train_loss']:.4f}  val {ev['val_loss']:.4f}  "
                           f"val {ev['val_nats_per_byte']:.4f} nats/byte  {ev['tokens_per_s']:.0f} tok/s")

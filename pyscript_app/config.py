@@ -134,6 +134,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    dropout: float = 0.0  # training only: the residual branches and wte+wpe (reference/dropout.py); 0 = off
     seed: int = 1337
     eval_every: int = 100
     eval_batches: int = 8  # fixed val slice: eval_batches * batch windows of block_size
@@ -166,6 +167,8 @@ class TrainConfig:
                 raise ConfigError(f"{f} must be a positive integer, got {v!r}")
         if not (self.lr > 0 and self.lr < 10):
             raise ConfigError(f"lr must be in (0, 10), got {self.lr!r}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.block_size < 0:
             raise ConfigError(f"blocksize must be positive, got {self.block_size}")
         if self.backend not in ("numpy", "gpu", "python"):

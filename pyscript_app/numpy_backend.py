@@ -13,6 +13,7 @@ import numpy as np
 from .backend import Backend
 from .config import ModelConfig, TrainConfig
 from .reference import adamw, kvcache, model
+from .reference.dropout import Dropout
 from .reference.init import init_params
 
 
@@ -65,7 +66,9 @@ class NumpyBackend(Backend):
 
     async def step(self, x, y, lr) -> None:
         tc = self.train_cfg
-        loss, grad = model.loss_and_grad(self.model_cfg, self.params, self._rows(x), self._rows(y))
+        # the masks belong to the AdamW step about to be taken (1 on the first; resumes continue)
+        drop = Dropout(tc.dropout, tc.seed, self.opt.t + 1) if tc.dropout > 0 else None
+        loss, grad = model.loss_and_grad(self.model_cfg, self.params, self._rows(x), self._rows(y), drop)
         self.opt.step(
             self.params, grad, lr, beta1=tc.beta1, beta2=tc.beta2, eps=tc.adam_eps,
             weight_decay=tc.weight_decay, max_norm=tc.grad_clip,

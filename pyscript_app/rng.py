@@ -75,3 +75,53 @@ def batch_starts(seed: int, step: int, batch: int, n_tokens: int, block: int) ->
     key = pcg(pcg(seed & MASK32) ^ 0x9E3779B9)
     base = (step * batch) & MASK32
     return [pcg(key ^ pcg((base + b) & MASK32)) % span for b in range(batch)]
+
+
+# --- dropout masks ------------------------------------------------------------------------------
+# A dropout mask is never stored: every host recomputes it from (seed, step, site, element index),
+# the backward pass included (reference/dropout.py, shaders/dropout.wgsl):
+#     key_site = pcg(pcg(pcg(pcg(seed) ^ DROPOUT_STREAM) ^ step) ^ pcg(site))    dropout_key()
+#     keep[i]  = pcg(key_site ^ pcg(i)) >= threshold       threshold = round(p * 2**32)
+#     y[i]     = x[i] * scale if keep[i] else 0            scale = f32(1 / (1 - p)): inverted dropout
+# step is the AdamW step the mask belongs to (1 on the first step; a resumed run continues it).
+# Sites: 0 = the embedding sum wte+wpe; 1 + 2*l = layer l's attention branch (after proj);
+# 2 + 2*l = layer l's MLP branch (after fc_proj). i is the flat index into the (N,C) activation.
+
+DROPOUT_STREAM = 0x5BD1E995  # keeps dropout keys apart from init (tensor index) and batch keys
+DROPOUT_SITE_EMBEDDING = 0
+
+
+def dropout_site(layer: int, branch: str) -> int:
+    """The site number of layer `layer`'s branch "attn" or "mlp"."""
+    return 1 + 2 * layer + {"attn": 0, "mlp": 1}[branch]
+
+
+def dropout_site_count(n_layer: int) -> int:
+    return 1 + 2 * n_layer
+
+
+def dropout_key(seed: int, step: int, site: int) -> int:
+    step_key = pcg(pcg(pcg(seed & MASK32) ^ DROPOUT_STREAM) ^ (step & MASK32))
+    return pcg(step_key ^ pcg(site & MASK32))
+
+
+def dropout_keys(seed: int, step: int, n_layer: int) -> list[int]:
+    """The key of every site of one step, indexed by site (what the GPU keeps in a small buffer)."""
+    return [dropout_key(seed, step, s) for s in range(dropout_site_count(n_layer))]
+
+
+def dropout_threshold(p: float) -> int:
+    """keep iff bits >= threshold: P(keep) = 1 - threshold / 2**32 (= 1 - p to within 2**-32)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p!r}")
+    return min(MASK32, int(round(p * 2.0**32)))
+
+
+def dropout_scale(p: float) -> float:
+    """The f32 factor applied to kept elements, 1 / (1 - p) rounded once to float32."""
+    return f32(1.0 / (1.0 - p))
+
+
+def dropout_keep(key: int, i: int, threshold: int) -> bool:
+    """Pure-Python mask bit of element i (slow; the numpy and WGSL versions are vectorised)."""
+    return pcg(key ^ pcg(i & MASK32)) >= threshold

@@ -65,12 +65,30 @@ def test_data_train_sample_end_to_end(tmp_path, corpus):
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 40
 
 
+def test_train_with_dropout_records_it_in_config_metrics_and_checkpoint(tmp_path, corpus):
+    from pyscript_app import checkpoint
+    from pyscript_app.run_state import read_checkpoint
+
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "--dataset", str(corpus), "--model", "nano", "--steps", "10", "--dropout",
+                             "0.25", "--eval-every", "10", "--data-dir", str(tmp_path / "data"), "--out", str(run),
+                             "--quiet")
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["dropout"] == 0.25
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["dropout"]) for r in rows] == [(10, 0.25)]
+    assert read_checkpoint(checkpoint.resolve(run).read_bytes()).train_cfg.dropout == 0.25
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--dataset", "names", "--model", "huge"], "unknown model preset 'huge'"),
     (["train", "--dataset", "/nonexistent/x.txt", "--model", "nano"], "x.txt"),
     (["train", "--dataset", "names", "--model", "nano", "--blocksize", "17"], "exceeds"),
     (["train", "--dataset", "names", "--model", "nano", "--steps", "-3"], "positive integer"),
     (["train", "--dataset", "names", "--model", "nano", "--lr", "abc"], "positive number"),
+    (["train", "--dataset", "names", "--model", "nano", "--dropout", "1"], "in [0, 1)"),
+    (["train", "--dataset", "names", "--model", "nano", "--dropout", "-0.1"], "in [0, 1)"),
+    (["train", "--dataset", "names", "--model", "nano", "--dropout", "nan"], "in [0, 1)"),
     (["sample", "--checkpoint", "/nonexistent-run"], "no checkpoint"),
     (["sample", "--checkpoint", "."], "no checkpoint"),
     (["bench", "--models", "nano,huge"], "unknown preset"),

@@ -55,3 +55,13 @@ def test_train_config_json_round_trip():
     d = json.loads(cfg.to_json())
     assert d["resolved_model"]["n_embd"] == 128
     assert TrainConfig.from_dict(d) == cfg
+
+
+def test_dropout_defaults_off_round_trips_and_is_validated():
+    assert TrainConfig().dropout == 0.0
+    cfg = TrainConfig(model="nano", dropout=0.2).validate()
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())).dropout == 0.2
+    assert TrainConfig.from_dict({"model": "nano"}).dropout == 0.0  # configs saved before the field
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ConfigError, match="dropout must be in"):
+            TrainConfig(model="nano", dropout=bad).validate()

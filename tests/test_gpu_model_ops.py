@@ -48,3 +48,40 @@ def test_forward_backward_match_reference(gpu, B, T):
     for s in lay.slots.values():
         padding[s.offset : s.offset + s.numel] = 0
     assert (padding == 0).all(), "the gaps between tensors must stay zero"
+
+
+def test_training_forward_backward_with_dropout_match_reference(gpu):
+    """dropout 0.3 at step 4: the GPU recomputes the reference's masks (forward and backward);
+    a forward without train=True (evaluation) does not drop."""
+    from pyscript_app.reference.dropout import Dropout
+
+    cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=12, vocab_size=70)
+    B, T, p, seed, step = 2, 9, 0.3, 21, 4
+    rng = np.random.default_rng(5)
+    flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)
+    idx, targets = rng.integers(0, cfg.vocab_size, size=(2, B, T))
+    lay = PaddedLayout(cfg)
+    ops = ModelOps(gpu, lay, B, T, AttentionOps(gpu, B, T, cfg.n_embd, cfg.n_head, cfg.block_size), dropout=p)
+    params = gpu.upload(lay.to_padded(flat.tobytes()))
+    grads = gpu.upload(b"\0" * lay.padded_nbytes)
+    ops.write_tokens(idx.astype(np.uint32).tobytes(), targets.astype(np.uint32).tobytes())
+    ops.write_dropout_keys(seed, step)
+    ops.forward(params, train=True)
+    ops.loss_and_dlogits()
+    ops.backward(params, grads)
+
+    loss, cache = model.forward(cfg, flat, idx, targets, Dropout(p, seed, step))
+    ref_grad = model.backward(cfg, flat, cache)
+    N = B * T
+    assert_close(download(gpu, ops.losses, (N,)), cache.losses, 1e-5, 1e-4, "losses with dropout")
+    got = np.frombuffer(lay.to_flat(download(gpu, grads, (lay.padded_count,)).tobytes()), np.float32)
+    for name, (off, shape) in cfg.param_offsets().items():
+        n = int(np.prod(shape))
+        ref = ref_grad[off : off + n]
+        assert_close(got[off : off + n], ref, 1e-6 + 1e-3 * np.abs(ref).max(), 0, f"grad {name}")
+
+    ops.forward(params)  # evaluation: no dropout
+    ops.loss_only()
+    _, eval_cache = model.forward(cfg, flat, idx, targets)
+    assert_close(download(gpu, ops.losses, (N,)), eval_cache.losses, 1e-5, 1e-4, "losses without dropout")
+    assert not np.allclose(eval_cache.losses, cache.losses, rtol=1e-3), "the masks must matter"

@@ -129,3 +129,43 @@ def test_caller_owned_uniform_buffer_changes_between_steps(gpu):
 def test_read_is_awaitable(gpu):
     buf = gpu.upload(struct.pack("<4f", 1, 2, 3, 4))
     assert asyncio.run(gpu.read(buf, 8, offset=8)) == struct.pack("<2f", 3, 4)
+
+
+def test_replayed_plan_computes_like_a_fresh_recording(gpu):
+    # plan: y = relu(x); clear z; z += y (add_inplace) -- replayed on new contents of x
+    n = 257
+    x, y, z = (upload(gpu, np.zeros(n, np.float32)) for _ in range(3))
+    gpu.begin_plan()
+    gpu.dispatch("relu_forward", [x, y], {"n": n})
+    gpu.clear(z)
+    gpu.dispatch("add_inplace", [z, y], {"n": n})
+    gpu.copy(y, x, 8)  # x[0:2] = y[0:2] after the work above
+    plan = gpu.end_plan()
+    gpu.submit()
+    assert plan.dispatches == 2 and [item[0] for item in plan.items] == ["dispatch", "clear", "dispatch", "copy"]
+    for seed in (1, 2):
+        a = np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+        gpu.write(x, a.tobytes())
+        before = dict(gpu.stats)
+        gpu.replay(plan)
+        gpu.submit()
+        after = dict(gpu.stats)
+        assert (after["dispatches"] - before["dispatches"], after["clears"] - before["clears"],
+                after["copies"] - before["copies"]) == (2, 1, 1)
+        for key in ("pipelines", "bind_groups", "uniform_buffers", "buffers"):
+            assert after[key] == before[key], f"replay created new {key}"
+        np.testing.assert_array_equal(download(gpu, z, (n,)), np.maximum(a, 0))
+        np.testing.assert_array_equal(download(gpu, x, (n,))[:2], np.maximum(a[:2], 0))
+
+
+def test_plan_capture_misuse_raises(gpu):
+    with pytest.raises(RuntimeError, match="without begin_plan"):
+        gpu.end_plan()
+    gpu.begin_plan()
+    with pytest.raises(RuntimeError, match="already"):
+        gpu.begin_plan()
+    plan = gpu.end_plan()
+    gpu.begin_plan()
+    with pytest.raises(RuntimeError, match="while capturing"):
+        gpu.replay(plan)
+    gpu.end_plan()

@@ -192,3 +192,24 @@ def test_open_gpu_backend_uses_the_configured_engine(gpu):
     mc, tc = small_world(gpu=gpu.engine)
     be = open_gpu_backend(mc, tc)
     assert be.ex.engine == gpu.engine and be.describe().startswith("gpu (")
+
+
+def test_dropout_adds_its_dispatches_and_creates_nothing_per_step(gpu):
+    mc, tc = small_world(dropout=0.2)
+    be, ref = GpuBackend(mc, tc, gpu), NumpyBackend(mc, tc)
+    run(be.init(1))
+    run(ref.init(1))
+    data = batches(tc, 6, seed=3)
+    run(be.step(*data[0], 1e-3))
+    run(ref.step(*data[0], 1e-3))
+    before = dict(gpu.stats)
+    for x, y in data[1:]:
+        run(be.step(x, y, 1e-3))
+        run(ref.step(x, y, 1e-3))
+    assert {k: gpu.stats[k] - before[k] for k in OBJECTS} == dict.fromkeys(OBJECTS, 0)
+    # dropout: + 1 (embedding) + 2 per layer forward (matmul_forward + dropout_add replace the fused
+    # residual matmul) + 1 + 2 per layer backward (each branch's gradient through its mask)
+    assert (gpu.stats["dispatches"] - before["dispatches"]) / 5 == 13 + 17 * mc.n_layer + 2 + 4 * mc.n_layer
+    np.testing.assert_allclose(run(be.pop_losses()), run(ref.pop_losses()), rtol=1e-5)
+    x, y = batches(tc, 1, seed=9, rows=5)[0]  # evaluation never drops: equal to numpy's
+    assert run(be.evaluate(x, y, tc.batch)) == pytest.approx(run(ref.evaluate(x, y, tc.batch)), rel=1e-5)

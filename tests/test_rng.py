@@ -41,3 +41,25 @@ def test_batch_starts_deterministic_and_seed_dependent():
     assert rng.batch_starts(1, 3, 8, 10_000, 32) != rng.batch_starts(2, 3, 8, 10_000, 32)
     with pytest.raises(ValueError):
         rng.batch_starts(1, 0, 1, 8, 8)
+
+
+def test_dropout_threshold_and_scale():
+    assert rng.dropout_threshold(0.0) == 0  # every hash is >= 0: nothing dropped
+    assert rng.dropout_threshold(0.25) == 1 << 30
+    assert rng.dropout_threshold(1 - 2.0**-40) == rng.MASK32  # clamped to a u32
+    assert rng.dropout_scale(0.0) == 1.0 and rng.dropout_scale(0.5) == 2.0
+    assert rng.dropout_scale(0.1) == rng.f32(1 / 0.9) != 1 / 0.9  # rounded once to f32
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError):
+            rng.dropout_threshold(bad)
+
+
+def test_dropout_keys_are_distinct_per_site_step_and_seed():
+    keys = rng.dropout_keys(seed=1, step=1, n_layer=3)
+    assert len(keys) == rng.dropout_site_count(3) == 7
+    assert keys == [rng.dropout_key(1, 1, s) for s in range(7)]
+    others = rng.dropout_keys(1, 2, 3) + rng.dropout_keys(2, 1, 3)
+    assert len(set(keys + others)) == 21
+    # sites: the embedding, then attention and MLP of each layer
+    assert [rng.DROPOUT_SITE_EMBEDDING, rng.dropout_site(0, "attn"), rng.dropout_site(0, "mlp"),
+            rng.dropout_site(2, "mlp")] == [0, 1, 2, 6]

@@ -25,12 +25,18 @@ Model of use (one training step):
   recorded (submit first if a write must happen between two dispatches). `copy` and `clear` end the
   shared pass (a new one starts at the next dispatch); `read` submits what is recorded first.
 - `stats` counts created objects and recorded work (tests assert on it; the bench reports it).
+- Plans: a step that records the same work every time (same kernels, buffers, uniform buffers and
+  grids; only buffer CONTENTS change, through writes) is recorded once between `begin_plan()` and
+  `end_plan()`, and later steps call `replay(plan)`: the host then makes only its primitive calls
+  (set pipeline, dispatch, clear, copy) with no Python bookkeeping per dispatch. That bookkeeping
+  (validation, uniform packing, cache keys) costs tens of microseconds per dispatch natively and
+  several times more in Pyodide, which is more than the GPU time of a small model's dispatch.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +97,18 @@ def run_sync(coro):
     raise RuntimeError("coroutine suspended: run it with asyncio (browser host)")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Commands captured by begin_plan()/end_plan(): ("dispatch", pipeline, bind group, grid),
+    ("clear", handle, offset, nbytes) or ("copy", src, src offset, dst, dst offset, nbytes)."""
+
+    items: tuple
+
+    @property
+    def dispatches(self) -> int:
+        return sum(1 for item in self.items if item[0] == "dispatch")
+
+
 class Executor:
     """Host-independent executor; subclasses implement the primitives at the end."""
 
@@ -99,6 +117,9 @@ class Executor:
     def __init__(self, shader_dir=None) -> None:
         self.shader_dir = shader_dir
         self.adapter_info: dict[str, Any] = {}
+        # kernel -> override values that replace the caller's on this adapter (registry.ADAPTER_OVERRIDES;
+        # empty natively): a host whose adapter runs other tiles faster sets it once, at open
+        self.override_table: Mapping[str, Mapping[str, int | float]] = {}
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)
@@ -112,6 +133,7 @@ class Executor:
         self._pass: Any = None
         self._pass_pipeline: Any = None
         self._recorded = 0  # commands recorded since the last submit
+        self._plan: list[tuple] | None = None  # the plan being captured (begin_plan .. end_plan)
 
     # -- buffers ----------------------------------------------------------------------------
     def alloc(self, nbytes: int, usage: str = STORAGE, label: str = "") -> GpuBuffer:
@@ -173,16 +195,44 @@ class Executor:
         key = (kernel, tuple(sorted(consts.items())))
         pl = self._pipelines.get(key)
         if pl is None:
-            module = self._modules.get(k.file)
-            if module is None:
-                module = self._create_shader_module(registry.shader_source(k.file, self.shader_dir), k.file)
-                self._modules[k.file] = module
-                self.stats["shader_modules"] += 1
-            _, pipeline_layout = self._layout(k)
-            pl = self._create_pipeline(module, k.entry, pipeline_layout, consts, kernel)
+            pl = self._create_pipeline(*self._pipeline_request(k, consts))
             self._pipelines[key] = pl
             self.stats["pipelines"] += 1
         return pl
+
+    async def compile_pipelines(self, wanted: Iterable[tuple[str, Mapping[str, int | float] | None]]) -> int:
+        """Create the pipelines of `wanted` ((kernel, overrides) pairs) ahead of their first dispatch,
+        all at once where the host can compile them in parallel (the browser's
+        createComputePipelineAsync; natively one after the other). Returns how many were new.
+        Await it before dispatching those kernels: a dispatch meanwhile would compile its own."""
+        requests: dict[tuple, tuple] = {}
+        for kernel, overrides in wanted:
+            k = registry.get(kernel)
+            consts = k.resolve_overrides(self._tuned(kernel, overrides))
+            key = (kernel, tuple(sorted(consts.items())))
+            if key not in self._pipelines and key not in requests:
+                requests[key] = self._pipeline_request(k, consts)
+        made = await self._create_pipelines(list(requests.values()))
+        for key, pl in zip(requests, made):
+            if key not in self._pipelines:
+                self._pipelines[key] = pl
+                self.stats["pipelines"] += 1
+        return len(requests)
+
+    def _tuned(self, kernel: str, overrides: Mapping[str, int | float] | None) -> Mapping[str, int | float] | None:
+        """The caller's overrides with this adapter's replacements (override_table) applied."""
+        forced = self.override_table.get(kernel)
+        return {**(overrides or {}), **forced} if forced else overrides
+
+    def _pipeline_request(self, k: Kernel, consts: dict) -> tuple:
+        """The arguments of _create_pipeline for kernel k with resolved overrides (module made once)."""
+        module = self._modules.get(k.file)
+        if module is None:
+            module = self._create_shader_module(registry.shader_source(k.file, self.shader_dir), k.file)
+            self._modules[k.file] = module
+            self.stats["shader_modules"] += 1
+        _, pipeline_layout = self._layout(k)
+        return module, k.entry, pipeline_layout, consts, k.name
 
     def dispatch(
         self,
@@ -200,6 +250,7 @@ class Executor:
                  uniform_buffer(); in the latter case `shape` gives the values the grid needs.
         """
         k = registry.get(kernel)
+        overrides = self._tuned(kernel, overrides)
         if len(buffers) != len(k.storage_bindings):
             names = [n for n, _ in k.storage_bindings]
             raise ValueError(f"{kernel} takes {len(names)} buffers {names}, got {len(buffers)}")
@@ -231,6 +282,8 @@ class Executor:
         self._dispatch(self._pass, bg, *groups)
         self._recorded += 1
         self.stats["dispatches"] += 1
+        if self._plan is not None:
+            self._plan.append(("dispatch", pl, bg, tuple(groups)))
 
     def copy(self, src: Target, dst: Target, nbytes: int | None = None) -> None:
         """Record a buffer-to-buffer copy of nbytes (default: all of src) after the recorded work."""
@@ -244,6 +297,8 @@ class Executor:
         self._copy(self._encoder, s.buffer.handle, s.offset, d.buffer.handle, d.offset, n)
         self._recorded += 1
         self.stats["copies"] += 1
+        if self._plan is not None:
+            self._plan.append(("copy", s.buffer.handle, s.offset, d.buffer.handle, d.offset, n))
 
     def clear(self, target: Target) -> None:
         """Record zero-filling target (a whole buffer or a view) after the recorded work."""
@@ -254,6 +309,8 @@ class Executor:
         self._clear(self._encoder, v.buffer.handle, v.offset, v.nbytes)
         self._recorded += 1
         self.stats["clears"] += 1
+        if self._plan is not None:
+            self._plan.append(("clear", v.buffer.handle, v.offset, v.nbytes))
 
     def submit(self) -> None:
         """Send everything recorded since the last submit as ONE command buffer (no-op if empty)."""
@@ -265,6 +322,53 @@ class Executor:
             self._submit(encoder)
             self.stats["submits"] += 1
         self._recorded = 0
+
+    # -- plans ------------------------------------------------------------------------------
+    def begin_plan(self) -> None:
+        """Start capturing: the dispatches, copies and clears recorded until end_plan() (they are
+        recorded as usual too) become a Plan that replay() records again, cheaply."""
+        if self._plan is not None:
+            raise RuntimeError("a plan is already being captured")
+        self._plan = []
+
+    def end_plan(self) -> "Plan":
+        if self._plan is None:
+            raise RuntimeError("end_plan() without begin_plan()")
+        plan, self._plan = Plan(tuple(self._plan)), None
+        return plan
+
+    def replay(self, plan: "Plan") -> None:
+        """Record the plan's commands again, in order, into the current submission. The buffers and
+        uniform buffers it binds must still be alive (not released); their contents may differ."""
+        if self._plan is not None:
+            raise RuntimeError("replay() while capturing a plan")
+        st = self.stats
+        for item in plan.items:
+            kind = item[0]
+            if kind == "dispatch":
+                _, pl, bg, (x, y, z) = item
+                if self._pass is None:
+                    if self._encoder is None:
+                        self._encoder = self._begin_encoder()
+                    self._pass = self._begin_pass(self._encoder)
+                    self._pass_pipeline = None
+                    st["passes"] += 1
+                if self._pass_pipeline is not pl:
+                    self._set_pipeline(self._pass, pl)
+                    self._pass_pipeline = pl
+                self._dispatch(self._pass, bg, x, y, z)
+                st["dispatches"] += 1
+            else:
+                self._end_pass()
+                if self._encoder is None:
+                    self._encoder = self._begin_encoder()
+                if kind == "clear":
+                    self._clear(self._encoder, *item[1:])
+                    st["clears"] += 1
+                else:
+                    self._copy(self._encoder, *item[1:])
+                    st["copies"] += 1
+            self._recorded += 1
 
     # -- caches -----------------------------------------------------------------------------
     def _layout(self, k: Kernel) -> tuple[Any, Any]:
@@ -329,6 +433,11 @@ class Executor:
 
     def _create_bind_group(self, layout: Any, entries: list[tuple[Any, int, int]], label: str) -> Any:
         raise NotImplementedError
+
+    async def _create_pipelines(self, requests: list[tuple]) -> list[Any]:
+        """Pipelines for _create_pipeline argument tuples; a host that compiles asynchronously
+        overrides this to compile them all at once."""
+        return [self._create_pipeline(*request) for request in requests]
 
     def _begin_encoder(self) -> Any:
         raise NotImplementedError

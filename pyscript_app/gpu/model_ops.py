@@ -11,7 +11,8 @@ Letters as in config.py; N = B*T rows. Buffers (allocated once, f32 unless noted
     per layer l:        xn1, x_mid, xn2 (N,C); rstd1, rstd2 (N,); qkv (N,3C); att (N,C);
                         lse (B,H,T); fc_act (N,4C) = relu(fc_pre) (fc_pre itself is never stored:
                         relu's derivative is read off fc_act > 0)
-    branch              (N,C)   a branch's output before it is added to the residual stream
+    branch              (N,C)   a branch's output before dropout (and its gradient after it)
+    dropout_keys        (2L+1,) u32 this step's dropout key per site (rng.py), only when dropout > 0
     xnf (N,C), rstdf (N,), logits (N,V), losses (N,), dlogits (N,V)
     backward scratch:   dx (N,C) gradient of the residual stream; dxn (N,C) gradient of a norm's
                         output; datt (N,C); dqkv (N,3C); dh_pre (N,4C)
@@ -27,10 +28,18 @@ Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's s
     each linear layer's dx and dw                                matmul_backward (one dispatch)
     fc_proj's dx times relu'(fc_pre)                             matmul_backward_relu
 Dispatches per training step: 13 + 17 * n_layer (see GpuBackend.step).
+
+Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
+the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
+the embedding sum goes through branch -> dropout -> x[0]; backward applies the same recomputed
+mask to each branch's upstream gradient (dropout dx -> branch) before the matmul that consumes it.
 """
 
 from __future__ import annotations
 
+import struct
+
+from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .registry import matmul_backward_tiles, matmul_forward_tiles
@@ -39,7 +48,7 @@ from .registry import matmul_backward_tiles, matmul_forward_tiles
 class ModelOps:
     """Records the model's forward, loss and backward for a fixed batch shape (B, T)."""
 
-    def __init__(self, ex: Executor, layout: PaddedLayout, B: int, T: int, attention) -> None:
+    def __init__(self, ex: Executor, layout: PaddedLayout, B: int, T: int, attention, dropout: float = 0.0) -> None:
         cfg = layout.cfg
         if T > cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
@@ -83,6 +92,12 @@ class ModelOps:
         self.u_res = {"n": N * C}
         self.u_hidden = {"n": N * 4 * C}
         self.u_ce = {"N": N, "V": V}
+        self.dropout = dropout
+        if dropout > 0:
+            sites = rng.dropout_site_count(L)
+            self.dropout_keys = ex.alloc(sites * 4, label="dropout_keys")
+            thr, scale = rng.dropout_threshold(dropout), rng.dropout_scale(dropout)
+            self.u_drop = [{"n": N * C, "site": s, "threshold": thr, "scale": scale} for s in range(sites)]
 
     # -- parameter views ---------------------------------------------------------------------
     def view(self, flat_buf: GpuBuffer, name: str):
@@ -96,24 +111,36 @@ class ModelOps:
         if y_u32 is not None:
             self.ex.write(self.targets, y_u32)
 
+    def write_dropout_keys(self, seed: int, step: int) -> None:
+        """Queue the site keys of training step `step` (rng.dropout_keys); nothing without dropout."""
+        if self.dropout > 0:
+            keys = rng.dropout_keys(seed, step, self.cfg.n_layer)
+            self.ex.write(self.dropout_keys, struct.pack(f"<{len(keys)}I", *keys))
+
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, params: GpuBuffer) -> None:
-        """Record tokens -> logits (N,V), keeping every activation backward needs."""
+    def forward(self, params: GpuBuffer, train: bool = False) -> None:
+        """Record tokens -> logits (N,V), keeping every activation backward needs.
+
+        train=True applies dropout (when configured) with the keys of write_dropout_keys."""
         ex, p = self.ex, lambda name: self.view(params, name)
-        ex.dispatch("embedding_forward", [self.tokens, p("wte"), p("wpe"), self.x[0]], self.u_emb)
+        drop = train and self.dropout > 0
+        ex.dispatch("embedding_forward", [self.tokens, p("wte"), p("wpe"), self.branch if drop else self.x[0]],
+                    self.u_emb)
+        if drop:
+            ex.dispatch("dropout", [self.branch, self.dropout_keys, self.x[0]], self.u_drop[rng.DROPOUT_SITE_EMBEDDING])
         for l in range(self.cfg.n_layer):
             h = f"h{l}."
             # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj
             ex.dispatch("rmsnorm_forward", [self.x[l], p(h + "ln1"), self.xn1[l], self.rstd1[l]], self.u_norm)
             self._forward("matmul_forward", [self.xn1[l], p(h + "qkv"), self.qkv[l]], self.u_qkv)
             self.attn.forward(self.qkv[l], self.att[l], self.lse[l])
-            self._forward("matmul_forward_residual", [self.att[l], p(h + "proj"), self.x[l], self.x_mid[l]],
-                          self.u_proj)
+            self._residual(drop, rng.dropout_site(l, "attn"), self.att[l], p(h + "proj"), self.x[l], self.x_mid[l],
+                           self.u_proj)
             # MLP branch: x_out = x_mid + relu(rmsnorm(x_mid) * ln2 @ fc) @ fc_proj
             ex.dispatch("rmsnorm_forward", [self.x_mid[l], p(h + "ln2"), self.xn2[l], self.rstd2[l]], self.u_norm)
             self._forward("matmul_forward_relu", [self.xn2[l], p(h + "fc"), self.fc_act[l]], self.u_fc)
-            self._forward("matmul_forward_residual", [self.fc_act[l], p(h + "fc_proj"), self.x_mid[l], self.x[l + 1]],
-                          self.u_fc_proj)
+            self._residual(drop, rng.dropout_site(l, "mlp"), self.fc_act[l], p(h + "fc_proj"), self.x_mid[l],
+                           self.x[l + 1], self.u_fc_proj)
         xf = self.x[self.cfg.n_layer]
         ex.dispatch("rmsnorm_forward", [xf, p("lnf"), self.xnf, self.rstdf], self.u_norm)
         self._forward("matmul_forward", [self.xnf, p("lm_head"), self.logits], self.u_head)
@@ -139,29 +166,47 @@ class ModelOps:
         for l in reversed(range(self.cfg.n_layer)):
             h = f"h{l}."
             # MLP branch; dx holds d(x_out) (N,C). dh_pre = (dx @ fc_proj.T) * (fc_act > 0)
-            self._backward("matmul_backward_relu", [self.fc_act[l], p(h + "fc_proj"), self.dx, self.dh_pre,
+            dy = self._drop_grad(self.dx, rng.dropout_site(l, "mlp"))
+            self._backward("matmul_backward_relu", [self.fc_act[l], p(h + "fc_proj"), dy, self.dh_pre,
                                                     g(h + "fc_proj")], self.u_fc_proj)
             self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc)
             ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx],
                         self.u_norm_acc)  # dx += branch: now d(x_mid)
             ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x_mid[l], self.rstd2[l], g(h + "ln2")], self.u_norm)
             # attention branch
-            self._backward("matmul_backward", [self.att[l], p(h + "proj"), self.dx, self.datt, g(h + "proj")],
-                           self.u_proj)
+            dy = self._drop_grad(self.dx, rng.dropout_site(l, "attn"))
+            self._backward("matmul_backward", [self.att[l], p(h + "proj"), dy, self.datt, g(h + "proj")], self.u_proj)
             self.attn.backward(self.datt, self.qkv[l], self.att[l], self.lse[l], self.dqkv)
             self._backward("matmul_backward", [self.xn1[l], p(h + "qkv"), self.dqkv, self.dxn, g(h + "qkv")],
                            self.u_qkv)
             ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx],
                         self.u_norm_acc)  # dx += branch: now d(x_in)
             ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x[l], self.rstd1[l], g(h + "ln1")], self.u_norm)
+        dx = self._drop_grad(self.dx, rng.DROPOUT_SITE_EMBEDDING)  # d(wte[idx] + wpe)
         if self.N < self.cfg.vocab_size:
             # fewer positions than vocabulary rows: write only the rows that occur (zero the rest first);
             # far fewer workgroups than one per vocabulary row, which software adapters pay for
             ex.clear(g("wte"))
-            ex.dispatch("embedding_backward_dwte_rows", [self.tokens, self.dx, g("wte")], self.u_emb)
+            ex.dispatch("embedding_backward_dwte_rows", [self.tokens, dx, g("wte")], self.u_emb)
         else:
-            ex.dispatch("embedding_backward_dwte", [self.tokens, self.dx, g("wte")], self.u_emb)
-        ex.dispatch("embedding_backward_dwpe", [self.dx, g("wpe")], self.u_emb)
+            ex.dispatch("embedding_backward_dwte", [self.tokens, dx, g("wte")], self.u_emb)
+        ex.dispatch("embedding_backward_dwpe", [dx, g("wpe")], self.u_emb)
+
+    # -- dropout -----------------------------------------------------------------------------
+    def _residual(self, drop: bool, site: int, x, w, res, out, dims: dict[str, int]) -> None:
+        """out = res + drop(x @ w): the fused residual epilogue, or matmul -> branch, then dropout_add."""
+        if not drop:
+            self._forward("matmul_forward_residual", [x, w, res, out], dims)
+            return
+        self._forward("matmul_forward", [x, w, self.branch], dims)
+        self.ex.dispatch("dropout_add", [self.branch, self.dropout_keys, res, out], self.u_drop[site])
+
+    def _drop_grad(self, dy: GpuBuffer, site: int) -> GpuBuffer:
+        """dy, or (dropout on) branch = dy * scale * keep with the forward's recomputed mask."""
+        if self.dropout <= 0:
+            return dy
+        self.ex.dispatch("dropout", [dy, self.dropout_keys, self.branch], self.u_drop[site])
+        return self.branch
 
     # -- matmuls with the tile size their shape wants ------------------------------------------
     def _forward(self, kernel: str, buffers, dims: dict[str, int]) -> None:

@@ -33,6 +33,7 @@ from ..reference.ops import (clip_coefficient, crossentropy_forward_backward, em
                              embedding_forward, grad_global_norm, matmul_backward, matmul_forward,
                              relu_backward, relu_forward, rmsnorm_backward, rmsnorm_forward)
 from ..reference.ops_attention import attention_backward, attention_forward
+from ..reference.dropout import dropout_forward, dropout_mask
 from .. import rng
 from . import registry
 from .attention_ops import tile_rows
@@ -298,6 +299,23 @@ def _add(n: int):
     return ParityCase(f"add_{n}", ("add", "add_inplace"), make)
 
 
+# --- dropout.wgsl: the mask and values bit-exact against reference/dropout.py ---------------------
+def _dropout(n: int, p: float, site: int = 2):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(n, 4)
+        x, res = r.standard_normal(n).astype(np.float32), r.standard_normal(n).astype(np.float32)
+        keys = rng.dropout_keys(seed=n, step=3, n_layer=2)
+        values = {"n": n, "site": site, "threshold": rng.dropout_threshold(p), "scale": rng.dropout_scale(p)}
+        b.input("x", x), b.input("keys", np.array(keys, np.uint32), np.uint32), b.input("res", res)
+        b.output("y", n), b.output("z", n)
+        b.dispatch("dropout", ["x", "keys", "y"], values)
+        b.dispatch("dropout_add", ["x", "keys", "res", "z"], values)
+        ref = dropout_forward(x, dropout_mask(keys[site], n, rng.dropout_threshold(p)), rng.dropout_scale(p))
+        b.expect_close("y", ref, 0, 0, "dropout y")
+        b.expect_close("z", res + ref, 0, 0, "dropout_add z")
+    return ParityCase(f"dropout_{n}", ("dropout", "dropout_add"), make)
+
+
 # --- embedding.wgsl: forward exact; backward atol 1e-6 + rtol 1e-5 -------------------------------
 def _embedding(B: int, T: int, Tmax: int, C: int, V: int):
     def make(b: CaseBuilder) -> None:
@@ -525,6 +543,7 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}),
     _relu(257),
     _add(1000),
+    _dropout(1001, 0.3),
     _embedding(3, 5, 8, 65, 11),
     _embedding(1, 7, 16, 16, 1024),
     _rmsnorm(7, 16, 0),

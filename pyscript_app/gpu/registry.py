@@ -167,6 +167,15 @@ _register("elementwise.wgsl", "add", [("a", READ), ("b", READ), ("y", READ_WRITE
 _register("elementwise.wgsl", "add_inplace", [("a", READ_WRITE), ("b", READ), ("params", UNIFORM)],
           ELT_UNIFORM, [("WG", 256)], _elt_grid)
 
+# --- dropout.wgsl ----------------------------------------------------------------------------
+# keys: the (2L+1,) u32 site keys of the current step (rng.dropout_keys), one write per step.
+DROPOUT_UNIFORM = (("n", "u32"), ("site", "u32"), ("threshold", "u32"), ("scale", "f32"))
+_register("dropout.wgsl", "dropout", [("x", READ), ("keys", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          DROPOUT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("dropout.wgsl", "dropout_add",
+          [("x", READ), ("keys", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          DROPOUT_UNIFORM, [("WG", 256)], _elt_grid)
+
 # --- embedding.wgsl --------------------------------------------------------------------------
 EMB_UNIFORM = (("B", "u32"), ("T", "u32"), ("C", "u32"), ("V", "u32"), ("Tmax", "u32"))
 _register("embedding.wgsl", "embedding_forward",

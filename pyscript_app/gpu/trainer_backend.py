@@ -6,7 +6,7 @@ Pure Python over the executor interface (gpu/executor.py), so the same class run
 One step (the numpy backend's semantics, numpy_backend.py; shapes as in config.py, N = B*T):
     write tokens (N,) u32, targets (N,) u32, the AdamW uniforms (lr, bias corrections of step t)
     and the loss-ring uniform (slot = steps % K)                          queue writes, no objects
-    forward (model_ops)              tokens -> logits (N,V)
+    forward (model_ops, train=True)  tokens -> logits (N,V); dropout (if any) keyed by (seed, t)
     crossentropy_forward_backward    losses (N,), dlogits (N,V)
     mean_into_slot                   ring[slot] = mean(losses)             the loss stays on the GPU
     backward (model_ops)             grads, padded layout (gpu/layout.py), every tensor overwritten
@@ -68,7 +68,7 @@ class GpuBackend(Backend):
         self.B, self.T = tc.batch, tc.seq_len
         self.layout = PaddedLayout(cfg)
         self.attn = attention_factory(ex, self.B, self.T, cfg.n_embd, cfg.n_head, cfg.block_size)
-        self.ops = ModelOps(ex, self.layout, self.B, self.T, self.attn)
+        self.ops = ModelOps(ex, self.layout, self.B, self.T, self.attn, dropout=tc.dropout)
         nbytes = self.layout.padded_nbytes
         self.params = ex.alloc(nbytes, label="params")  # padded layout, (P',) f32
         self.grads = ex.alloc(nbytes, label="grads")
@@ -86,6 +86,7 @@ class GpuBackend(Backend):
         self.t = 0  # AdamW steps taken (the checkpoint's step)
         self._ring_pos = 0  # slot the next step writes
         self._pending = 0  # steps whose loss is in the ring and not yet popped
+        self._step_plan = None  # the training step's dispatches, captured by the first step (ex.replay)
         self._drained: list[float] = []  # losses read early because the ring was full
         self._eval_out = None  # (chunks,) per-chunk mean losses of evaluate, grown on demand
         self._decoder: Decoder | None = None
@@ -152,7 +153,23 @@ class GpuBackend(Backend):
         ex.write_uniform(self.u_adamw, "adamw_step", adamw_values(
             n, self.t, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay))
         ex.write_uniform(self.u_ring, "mean_into_slot", {"n": ops.N, "slot": self._ring_pos})
-        ops.forward(self.params)
+        ops.write_dropout_keys(tc.seed, self.t)  # the masks of AdamW step t, as the numpy backend's
+        if self._step_plan is None:  # the first step records; later ones replay (only the writes differ)
+            ex.begin_plan()
+            self._record_step(n)
+            self._step_plan = ex.end_plan()
+        else:
+            ex.replay(self._step_plan)
+        ex.submit()
+        self._ring_pos = (self._ring_pos + 1) % self.K
+        self._pending += 1
+
+    def _record_step(self, n: int) -> None:
+        """Forward, loss, backward, clip and AdamW over the persistent buffers. Every step binds the
+        same buffers and uniform buffers (the per-step values are written into them), so this is
+        recorded once as a plan and replayed."""
+        ex, ops = self.ex, self.ops
+        ops.forward(self.params, train=True)
         ops.loss_and_dlogits()
         ex.dispatch("mean_into_slot", [ops.losses, self.ring], self.u_ring, shape={"n": ops.N, "slot": 0})
         ops.backward(self.params, self.grads)
@@ -160,9 +177,6 @@ class GpuBackend(Backend):
         ex.dispatch("grad_norm_finalize", [self.partials, self.norm_clip], self.u_norm)
         ex.dispatch("adamw_step", [self.params, self.grads, self.m, self.v, self.decay, self.norm_clip],
                     self.u_adamw, shape={"n": n})
-        ex.submit()
-        self._ring_pos = (self._ring_pos + 1) % self.K
-        self._pending += 1
 
     async def pop_losses(self) -> list[float]:
         out, self._drained = self._drained, []

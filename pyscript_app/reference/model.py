@@ -5,12 +5,15 @@ then calls the backward functions in reverse order. This is exactly the sequence
 training step records.
 
 Architecture (pre-norm, no biases; letters as in config.py, N = B*T):
-    x = wte[idx] + wpe[:T]                                       (B,T,C)
+    x = drop(wte[idx] + wpe[:T])                                 (B,T,C)
     for each layer:
-        x = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj               causal, H heads, scale 1/sqrt(D)
-        x = x + relu(rmsnorm(x) * ln2 @ fc) @ fc_proj
+        x = x + drop(attn(rmsnorm(x) * ln1 @ qkv) @ proj)         causal, H heads, scale 1/sqrt(D)
+        x = x + drop(relu(rmsnorm(x) * ln2 @ fc) @ fc_proj)
     logits = rmsnorm(x) * lnf @ lm_head                          (B,T,V)
     loss = mean cross-entropy of logits against targets           (nats per token)
+
+drop() is inverted dropout (reference/dropout.py) when a training step passes `dropout`, else the
+identity (evaluation, sampling, and every run with dropout 0).
 
 All activations are computed in the dtype of the flat parameter vector (float32 for training,
 float64 for gradient checks).
@@ -23,7 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import ModelConfig
+from .. import rng
 from . import ops
+from .dropout import Dropout, dropout_backward, dropout_forward
 
 
 def unflatten(cfg: ModelConfig, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -65,10 +70,26 @@ class ForwardCache:
     logits: np.ndarray | None = None  # (B,T,V)
     losses: np.ndarray | None = None  # (N,) per-token loss, when targets were given
     dlogits: np.ndarray | None = None  # (N,V) d(mean loss)/dlogits, when targets were given
+    dropout: Dropout | None = None  # the step's dropout, None = none
+    keep: dict[int, np.ndarray] = field(default_factory=dict)  # site -> (N*C,) bool mask (rng.py sites)
+
+    def drop(self, x: np.ndarray, site: int) -> np.ndarray:
+        """x (N,C) or (B,T,C) -> dropout of site `site` (x itself when not dropping)."""
+        if self.dropout is None:
+            return x
+        self.keep[site] = self.dropout.mask(site, x.size)
+        return dropout_forward(x, self.keep[site], self.dropout.scale)
+
+    def drop_grad(self, dy: np.ndarray, site: int) -> np.ndarray:
+        """The backward of drop(): the same mask and scale applied to the upstream gradient."""
+        if self.dropout is None:
+            return dy
+        return dropout_backward(dy, self.keep[site], self.dropout.scale)
 
 
 def _forward_cached(
-    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray | None
+    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray | None,
+    dropout: Dropout | None = None,
 ) -> ForwardCache:
     idx = np.asarray(idx)
     B, T = idx.shape
@@ -76,19 +97,22 @@ def _forward_cached(
         raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
     N, C, H = B * T, cfg.n_embd, cfg.n_head
     p = unflatten(cfg, flat)
-    cache = ForwardCache(idx=idx)
+    cache = ForwardCache(idx=idx, dropout=dropout if dropout is not None and dropout.p > 0 else None)
 
     x = ops.embedding_forward(idx, p["wte"], p["wpe"]).reshape(N, C)  # (N,C)
+    x = cache.drop(x, rng.DROPOUT_SITE_EMBEDDING)  # (N,C)
     for l in range(cfg.n_layer):
         pre = f"h{l}."
         xn1, rstd1 = ops.rmsnorm_forward(x, p[pre + "ln1"], cfg.rms_eps)  # (N,C), (N,)
         qkv = ops.matmul_forward(xn1, p[pre + "qkv"]).reshape(B, T, 3 * C)  # (B,T,3C)
         att, lse = ops.attention_forward(qkv, H)  # (B,T,C), (B,H,T)
-        x_mid = x + ops.matmul_forward(att.reshape(N, C), p[pre + "proj"])  # (N,C)
+        branch = ops.matmul_forward(att.reshape(N, C), p[pre + "proj"])  # (N,C)
+        x_mid = x + cache.drop(branch, rng.dropout_site(l, "attn"))  # (N,C)
         xn2, rstd2 = ops.rmsnorm_forward(x_mid, p[pre + "ln2"], cfg.rms_eps)  # (N,C), (N,)
         fc_pre = ops.matmul_forward(xn2, p[pre + "fc"])  # (N,4C)
         fc_act = ops.relu_forward(fc_pre)  # (N,4C)
-        x_out = x_mid + ops.matmul_forward(fc_act, p[pre + "fc_proj"])  # (N,C)
+        branch = ops.matmul_forward(fc_act, p[pre + "fc_proj"])  # (N,C)
+        x_out = x_mid + cache.drop(branch, rng.dropout_site(l, "mlp"))  # (N,C)
         cache.layers.append(
             LayerCache(x, rstd1, xn1, qkv, att, lse, x_mid, rstd2, xn2, fc_pre, fc_act)
         )
@@ -106,13 +130,14 @@ def _forward_cached(
 
 
 def forward(
-    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray | None = None
+    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray | None = None,
+    dropout: Dropout | None = None,
 ) -> tuple[float | None, np.ndarray | ForwardCache]:
-    """idx (B,T) int, targets (B,T) int or None.
+    """idx (B,T) int, targets (B,T) int or None; dropout: a training step's (None = no dropout).
 
     Without targets: (None, logits (B,T,V)). With targets: (mean loss as a Python float,
     ForwardCache) — the cache holds logits, per-token losses and everything backward needs."""
-    cache = _forward_cached(cfg, flat, idx, targets)
+    cache = _forward_cached(cfg, flat, idx, targets, dropout)
     if targets is None:
         return None, cache.logits
     return float(cache.losses.mean()), cache
@@ -139,18 +164,21 @@ def backward(cfg: ModelConfig, flat: np.ndarray, cache: ForwardCache) -> np.ndar
     for l in reversed(range(cfg.n_layer)):
         pre, lc = f"h{l}.", cache.layers[l]
         # MLP branch: x_out = x_mid + relu(xn2 @ fc) @ fc_proj; dx is d(x_out), (N,C)
-        dfc_act, g[pre + "fc_proj"][...] = ops.matmul_backward(dx, lc.fc_act, p[pre + "fc_proj"])
+        dbranch = cache.drop_grad(dx, rng.dropout_site(l, "mlp"))  # (N,C) d(branch before dropout)
+        dfc_act, g[pre + "fc_proj"][...] = ops.matmul_backward(dbranch, lc.fc_act, p[pre + "fc_proj"])
         dfc_pre = ops.relu_backward(dfc_act, lc.fc_pre)  # (N,4C)
         dxn2, g[pre + "fc"][...] = ops.matmul_backward(dfc_pre, lc.xn2, p[pre + "fc"])
         dx_branch, g[pre + "ln2"][...] = ops.rmsnorm_backward(dxn2, lc.x_mid, p[pre + "ln2"], lc.rstd2)
         dx += dx_branch  # (N,C) d(x_mid): the residual path plus the branch
         # attention branch: x_mid = x_in + attn(xn1 @ qkv) @ proj
-        datt, g[pre + "proj"][...] = ops.matmul_backward(dx, lc.att.reshape(N, C), p[pre + "proj"])
+        dbranch = cache.drop_grad(dx, rng.dropout_site(l, "attn"))  # (N,C)
+        datt, g[pre + "proj"][...] = ops.matmul_backward(dbranch, lc.att.reshape(N, C), p[pre + "proj"])
         dqkv = ops.attention_backward(datt.reshape(B, T, C), lc.qkv, lc.att, lc.lse, H)  # (B,T,3C)
         dxn1, g[pre + "qkv"][...] = ops.matmul_backward(dqkv.reshape(N, 3 * C), lc.xn1, p[pre + "qkv"])
         dx_branch, g[pre + "ln1"][...] = ops.rmsnorm_backward(dxn1, lc.x_in, p[pre + "ln1"], lc.rstd1)
         dx += dx_branch  # (N,C) d(x_in)
 
+    dx = cache.drop_grad(dx, rng.DROPOUT_SITE_EMBEDDING)  # (N,C) d(wte[idx] + wpe)
     g["wte"][...], g["wpe"][...] = ops.embedding_backward(
         cache.idx, dx.reshape(B, T, C), cfg.vocab_size, cfg.block_size
     )
@@ -158,8 +186,10 @@ def backward(cfg: ModelConfig, flat: np.ndarray, cache: ForwardCache) -> np.ndar
 
 
 def loss_and_grad(
-    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray
+    cfg: ModelConfig, flat: np.ndarray, idx: np.ndarray, targets: np.ndarray, dropout: Dropout | None = None
 ) -> tuple[float, np.ndarray]:
-    """idx, targets (B,T)  ->  (mean loss as a Python float, gradient (P,) in flat's dtype)."""
-    loss, cache = forward(cfg, flat, idx, targets)
+    """idx, targets (B,T)  ->  (mean loss as a Python float, gradient (P,) in flat's dtype).
+
+    With `dropout`, both are those of the network with that step's masks (a training step)."""
+    loss, cache = forward(cfg, flat, idx, targets, dropout)
     return loss, backward(cfg, flat, cache)
