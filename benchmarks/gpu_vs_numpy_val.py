@@ -16,7 +16,7 @@ Runs, all with TrainConfig defaults for the given model and steps on names:
 Each final model is scored on the whole val split (every non-overlapping window of T+1 tokens:
 an estimate with ~5x less sampling noise than the trainer's 64-window slice).
 Prints one JSON object (and writes it to --json): every final val loss, the GPU's relative difference
-from numpy, and the numpy ensemble's min / max / standard deviation.
+from numpy, the numpy ensemble's min / max / standard deviation, and the GPU's z-score against it.
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def main() -> None:
             "stdev": statistics.stdev(numpy_runs) if len(numpy_runs) > 1 else 0.0,
             "max_rel_diff_vs_unperturbed": max(abs(v - ref) / ref for v in numpy_runs),
         },
-        "gpu_inside_numpy_range": min(numpy_runs) <= runs["gpu"] <= max(numpy_runs),
+        # how many numpy standard deviations the GPU's loss lies from the numpy runs' mean
+        "gpu_z_score": (runs["gpu"] - statistics.mean(numpy_runs)) / statistics.stdev(numpy_runs)
+        if len(numpy_runs) > 1 else None,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     text = json.dumps(result, indent=1)
