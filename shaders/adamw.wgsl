@@ -3,26 +3,28 @@
 //
 // Math (numpy), P elements, t the step count after incrementing:
 //   grad_norm_partial:  partials[w] = sum(grads[w*span : (w+1)*span] ** 2)       w < parts
-//   grad_norm_finalize: norm = sqrt(sum(partials)); clip = min(1, max_norm / (norm + 1e-6))
+//   adamw_step:         norm = sqrt(sum(partials)); clip = min(1, max_norm / (norm + 1e-6))
 //                       (clip = 1 when max_norm <= 0, i.e. no clipping); norm_clip = [norm, clip]
-//   adamw_step:         g = grads * clip
+//                       g = grads * clip
 //                       m = beta1 * m + one_minus_beta1 * g
 //                       v = beta2 * v + one_minus_beta2 * g * g
 //                       weights -= lr * ((m / bc1) / (sqrt(v / bc2) + eps) + weight_decay * decay * weights)
 //   with bc1 = 1 - beta1**t, bc2 = 1 - beta2**t and one_minus_beta* = 1 - beta* computed by the host
 //   in float64 and rounded to f32 (as numpy does), decay (P,) 1.0 for elements of 2-D tensors, else 0.
-// The clip coefficient stays on the GPU: adamw_step reads it from norm_clip, nothing is read back.
-// Sums are in a fixed order (contiguous spans, then a tree), so the result is deterministic.
+// The clip coefficient stays on the GPU and needs no dispatch of its own: EVERY adamw_step workgroup
+// sums the (few: registry.grad_norm_span keeps parts <= 1024) partials itself, in one fixed order
+// (strided per invocation, then a tree), so all workgroups get the bit-identical clip; workgroup 0
+// also stores [norm, clip] in norm_clip for whoever wants to read it. Nothing is read back.
 //
 // Bindings (group 0, uniform last):
 //   grad_norm_partial:  0 grads (read), 1 partials (read_write, parts floats), 2 params
-//   grad_norm_finalize: 0 partials (read), 1 norm_clip (read_write, 2 floats), 2 params
 //   adamw_step:         0 weights (read_write), 1 grads (read), 2 m (read_write), 3 v (read_write),
-//                       4 decay (read), 5 norm_clip (read), 6 params (AdamwParams)
+//                       4 decay (read), 5 partials (read), 6 norm_clip (read_write, 2 floats),
+//                       7 params (AdamwParams)
 // Overrides: WG = 256 (a power of two for the tree reductions)
 // Grid: grad_norm_partial grid_1d(parts * WG, WG) (one workgroup per span; parts = ceil(n / span));
-//       grad_norm_finalize (1, 1, 1); adamw_step grid_1d(n, WG)
-// Entry points: grad_norm_partial, grad_norm_finalize, adamw_step
+//       adamw_step grid_1d(n, WG)
+// Entry points: grad_norm_partial, adamw_step
 
 override WG: u32 = 256u;
 
@@ -44,10 +46,12 @@ struct AdamwParams {
   weight_decay: f32,
   bc1: f32,  // 1 - beta1**t
   bc2: f32,  // 1 - beta2**t
+  parts: u32,     // partials written by grad_norm_partial
+  max_norm: f32,  // <= 0: no clipping
 };
 
-@group(0) @binding(0) var<storage, read> in0: array<f32>;            // grads | partials
-@group(0) @binding(1) var<storage, read_write> out1: array<f32>;     // partials | norm_clip
+@group(0) @binding(0) var<storage, read> in0: array<f32>;            // grads (grad_norm_partial)
+@group(0) @binding(1) var<storage, read_write> out1: array<f32>;     // partials (grad_norm_partial)
 @group(0) @binding(2) var<uniform> pn: GradNormParams;
 
 @group(0) @binding(0) var<storage, read_write> weights: array<f32>;
@@ -55,8 +59,9 @@ struct AdamwParams {
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read> decay: array<f32>;
-@group(0) @binding(5) var<storage, read> norm_clip: array<f32>;
-@group(0) @binding(6) var<uniform> pa: AdamwParams;
+@group(0) @binding(5) var<storage, read> partials: array<f32>;
+@group(0) @binding(6) var<storage, read_write> norm_clip: array<f32>;
+@group(0) @binding(7) var<uniform> pa: AdamwParams;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -85,22 +90,20 @@ fn grad_norm_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 }
 
 @compute @workgroup_size(WG)
-fn grad_norm_finalize(@builtin(local_invocation_index) lid: u32) {
-  var acc = 0.0;
-  for (var i = lid; i < pn.parts; i += WG) { acc += in0[i]; }
-  let norm = sqrt(workgroup_sum(lid, acc));
-  if (lid == 0u) {
-    out1[0] = norm;
-    out1[1] = select(1.0, min(1.0, pn.max_norm / (norm + 1e-6)), pn.max_norm > 0.0);
-  }
-}
-
-@compute @workgroup_size(WG)
 fn adamw_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let w = wid.y * nwg.x + wid.x;
+  var acc = 0.0;
+  for (var k = lid; k < pa.parts; k += WG) { acc += partials[k]; }
+  let norm = sqrt(workgroup_sum(lid, acc));  // before any return: the whole workgroup reduces
+  let clip = select(1.0, min(1.0, pa.max_norm / (norm + 1e-6)), pa.max_norm > 0.0);
+  if (w == 0u && lid == 0u) {
+    norm_clip[0] = norm;
+    norm_clip[1] = clip;
+  }
+  let i = w * WG + lid;
   if (i >= pa.n) { return; }
-  let g = grads[i] * norm_clip[1];
+  let g = grads[i] * clip;
   let mi = pa.beta1 * m[i] + pa.one_minus_beta1 * g;
   let vi = pa.beta2 * v[i] + pa.one_minus_beta2 * (g * g);
   m[i] = mi;

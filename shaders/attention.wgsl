@@ -4,24 +4,23 @@
 // Math (numpy, per batch b and head h; q, k, v (T,D) are head h's columns of qkv; scale = 1/sqrt(D)):
 //   attention_forward:      S = q @ k.T * scale, S[t, s > t] = -inf;  lse = logsumexp(S, axis=1)
 //                           y = exp(S - lse[:, None]) @ v                    -> y (T,D), lse (T,)
-//   attention_backward_dq:  delta = (dy * y).sum(axis=1);  P = exp(S - lse[:, None])
+//   attention_backward:     delta = (dy * y).sum(axis=1);  P = exp(S - lse[:, None])
 //                           dS = P * (dy @ v.T - delta[:, None]);  dq = dS @ k * scale
-//   attention_backward_dkv: dk = dS.T @ q * scale;  dv = P.T @ dy   (reads delta from backward_dq)
+//                           dk = dS.T @ q * scale;  dv = P.T @ dy
 //   attention_decode:       k_cache[h, pos] = k;  v_cache[h, pos] = v      (the new token, batch 1)
 //                           y = softmax(q @ k_cache[h, :pos+1].T * scale) @ v_cache[h, :pos+1]
 // Shapes (f32, row-major): qkv, dqkv (B,T,3C) with columns [q | k | v] and head h at h*D:(h+1)*D
-//   inside each; y, dy (B,T,C); lse, delta (B,H,T); decode: qkv_row (3C,), y_row (C,),
+//   inside each; y, dy (B,T,C); lse (B,H,T); decode: qkv_row (3C,), y_row (C,),
 //   k_cache, v_cache (H,Tmax,D). D = C / H must be a multiple of 4 (rows are read as vec4).
 // Flash style: no (T,T) matrix is ever stored. The forward keeps an online softmax (running max m
 // and sum l per query row) over key tiles; the backward recomputes P from q, k and lse tile by tile.
-// backward_dq OVERWRITES dqkv's q columns and writes delta; backward_dkv (dispatched after it)
-// OVERWRITES the k and v columns. Together they overwrite all of dqkv.
+// attention_backward OVERWRITES all of dqkv in one dispatch: its query-tile workgroups write the q
+// columns, its key-tile workgroups the k and v columns; each computes the delta it needs itself
+// (the same sum in the same order), so the two kinds of workgroup do not depend on each other.
 //
 // Bindings (group 0, uniform last):
 //   attention_forward:      0 qkv (read), 1 y (read_write), 2 lse (read_write), 3 params
-//   attention_backward_dq:  0 dy (read), 1 qkv (read), 2 y (read), 3 lse (read),
-//                           4 delta (read_write), 5 dqkv (read_write), 6 params
-//   attention_backward_dkv: 0 dy (read), 1 qkv (read), 2 lse (read), 3 delta (read),
+//   attention_backward:     0 dy (read), 1 qkv (read), 2 y (read), 3 lse (read),
 //                           4 dqkv (read_write), 5 params
 //   attention_decode:       0 qkv_row (read), 1 k_cache (read_write), 2 v_cache (read_write),
 //                           3 y_row (read_write), 4 params (DecodeParams)
@@ -30,13 +29,15 @@
 //            (gpu/attention_ops.py picks BQ = min(16, 128 // (D/4))).
 // Workgroups: forward/backward are (D/4, BQ) invocations: invocation (c, r) owns vec4 column c of
 //   tile row r. decode is DEC_WG = 64 invocations.
-// Grid: forward, backward_dq: (ceil(T/BQ), H, B), one workgroup per query tile of one (b, h);
-//       backward_dkv: (ceil(T/BQ), H, B), one workgroup per KEY tile; decode: (H, 1, 1).
-// Entry points: attention_forward, attention_backward_dq, attention_backward_dkv, attention_decode
+// Grid: forward: (ceil(T/BQ), H, B), one workgroup per query tile of one (b, h);
+//       backward: (2 * ceil(T/BQ), H, B): x < ceil(T/BQ) a query tile (dq), else a KEY tile (dk, dv);
+//       decode: (H, 1, 1).
+// Entry points: attention_forward, attention_backward, attention_decode
 //
 // Speed notes: every per-invocation accumulator is a single vec4 (no function-scope arrays, which
 // naga compiles to slow code when indexed dynamically); the q, k, v, dy tiles live in workgroup
-// memory (4 * 2 KiB), scores in 2 * 1 KiB, so every entry fits WebGPU's default 16 KiB.
+// memory (4 * 2 KiB), scores in 2 * 1 KiB (+ 1 KiB of delta shares in the backward), so every
+// entry fits WebGPU's default 16 KiB.
 
 override D: u32 = 64u;
 override BQ: u32 = 8u;
@@ -65,17 +66,11 @@ struct DecodeParams {
 @group(0) @binding(1) var<storage, read_write> y_out: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> lse_out: array<f32>;
 @group(0) @binding(3) var<uniform> p3: AttentionParams;
-// attention_backward_dq (qkv at binding 1)
+// attention_backward (qkv at binding 1)
 @group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> qkv1: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> y_in: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> lse_in3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> delta_out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dqkv5: array<vec4<f32>>;
-@group(0) @binding(6) var<uniform> p6: AttentionParams;
-// attention_backward_dkv (dy and qkv1 as above)
-@group(0) @binding(2) var<storage, read> lse_in2: array<f32>;
-@group(0) @binding(3) var<storage, read> delta_in: array<f32>;
+@group(0) @binding(3) var<storage, read> lse_in: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dqkv4: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> p5: AttentionParams;
 // attention_decode (qkv_row at binding 0 is `qkv` above)
@@ -90,7 +85,8 @@ var<workgroup> v_sh: array<vec4<f32>, TILE_VEC4>;   // [key * D4 + c]
 var<workgroup> dy_sh: array<vec4<f32>, TILE_VEC4>;  // [row * D4 + c]
 var<workgroup> s_sh: array<f32, 256>;               // MAX_BQ x MAX_BQ scores / dS (row-major)
 var<workgroup> p_sh: array<f32, 256>;               // MAX_BQ x MAX_BQ probabilities
-var<workgroup> row_sh: array<vec2<f32>, MAX_BQ>;    // backward_dkv: (lse, delta) of the query rows
+var<workgroup> part_sh: array<f32, 256>;            // backward: MAX_BQ x MAX_BQ column shares of delta
+var<workgroup> lse_sh: array<f32, MAX_BQ>;          // backward_dkv: lse of the query rows
 var<workgroup> acc_sh: array<vec4<f32>, DEC_WG>;    // decode: partial outputs of each key group
 var<workgroup> l_sh: array<f32, DEC_WG>;            // decode: partial softmax sums
 
@@ -177,20 +173,17 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   if (c == 0u) { lse_out[(b * p3.H + h) * T + t] = m + log(l); }
 }
 
-@compute @workgroup_size(D / 4u, BQ)
-fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// Query tile `tile` of (b, h): dq (q columns of dqkv) of its BQ rows.
+fn backward_dq(tile: u32, h: u32, b: u32, lid: vec3<u32>) {
   let D4 = D / 4u;
-  let T = p6.T;
-  let C4 = p6.C / 4u;
-  let h = wid.y;
-  let b = wid.z;
+  let T = p5.T;
+  let C4 = p5.C / 4u;
   let c = lid.x;
   let r = lid.y;
-  let t = wid.x * BQ + r;
+  let t = tile * BQ + r;
   let row_ok = t < T;
   let col = h * D4 + c;
   let scale = inverseSqrt(f32(D));
-  let stat = (b * p6.H + h) * T + t;  // index into lse / delta
   var q = vec4<f32>(0.0);
   var g = vec4<f32>(0.0);
   var lse = 0.0;
@@ -199,20 +192,18 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     q = qkv1[row_vec4(b, t, T, 3u * C4, col)] * scale;
     g = dy[row_vec4(b, t, T, C4, col)];
     part = dot(g, y_in[row_vec4(b, t, T, C4, col)]);
-    lse = lse_in3[stat];
+    lse = lse_in[(b * p5.H + h) * T + t];
   }
   q_sh[r * D4 + c] = q;
   dy_sh[r * D4 + c] = g;
-  s_sh[r * MAX_BQ + c] = part;  // D4 <= 16 == MAX_BQ slots per row
+  part_sh[r * MAX_BQ + c] = part;  // D4 <= 16 == MAX_BQ slots per row
   workgroupBarrier();
-  var delta = 0.0;
-  for (var i = 0u; i < D4; i++) { delta += s_sh[r * MAX_BQ + i]; }
-  if (row_ok && c == 0u) { delta_out[stat] = delta; }
+  let delta = row_delta(r, D4);
 
   var acc = vec4<f32>(0.0);  // dq column c of row t
-  let n_keys = min(T, wid.x * BQ + BQ);
+  let n_keys = min(T, tile * BQ + BQ);
   for (var s0 = 0u; s0 < n_keys; s0 += BQ) {
-    workgroupBarrier();  // s_sh (delta partials, previous dS) and k_sh reads are done
+    workgroupBarrier();  // the previous dS and k_sh reads are done
     let key = s0 + r;
     var kv = vec4<f32>(0.0);
     var vv = vec4<f32>(0.0);
@@ -234,19 +225,25 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     workgroupBarrier();
     for (var j = 0u; j < BQ; j++) { acc += s_sh[r * MAX_BQ + j] * k_sh[j * D4 + c]; }
   }
-  if (row_ok) { dqkv5[row_vec4(b, t, T, 3u * C4, col)] = acc; }
+  if (row_ok) { dqkv4[row_vec4(b, t, T, 3u * C4, col)] = acc; }
 }
 
-@compute @workgroup_size(D / 4u, BQ)
-fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// delta of tile row i from its D4 column shares in part_sh (one fixed order: both halves of
+// attention_backward get the same value).
+fn row_delta(i: u32, D4: u32) -> f32 {
+  var delta = 0.0;
+  for (var k = 0u; k < D4; k++) { delta += part_sh[i * MAX_BQ + k]; }
+  return delta;
+}
+
+// Key tile `tile` of (b, h): dk and dv (k and v columns of dqkv) of its BQ keys.
+fn backward_dkv(tile: u32, h: u32, b: u32, lid: vec3<u32>) {
   let D4 = D / 4u;
   let T = p5.T;
   let C4 = p5.C / 4u;
-  let h = wid.y;
-  let b = wid.z;
   let c = lid.x;
   let r = lid.y;                  // my key row inside the tile
-  let s0 = wid.x * BQ;
+  let s0 = tile * BQ;
   let key = s0 + r;
   let key_ok = key < T;
   let col = h * D4 + c;
@@ -263,29 +260,28 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   var dv = vec4<f32>(0.0);
   // causal: only queries t >= s0 see this tile's keys
   for (var t0 = s0; t0 < T; t0 += BQ) {
-    workgroupBarrier();  // the previous tile's q_sh, dy_sh, s_sh, p_sh reads are done
+    workgroupBarrier();  // the previous tile's q_sh, dy_sh, part_sh, s_sh, p_sh reads are done
     let t = t0 + r;      // invocation (c, r) loads column c of query row r of the tile
     var q = vec4<f32>(0.0);
     var g = vec4<f32>(0.0);
+    var part = 0.0;      // as in backward_dq: delta is recomputed here, not passed between halves
     if (t < T) {
       q = qkv1[row_vec4(b, t, T, 3u * C4, col)] * inverseSqrt(f32(D));
       g = dy[row_vec4(b, t, T, C4, col)];
-      if (c == 0u) {
-        let stat = (b * p5.H + h) * T + t;
-        row_sh[r] = vec2<f32>(lse_in2[stat], delta_in[stat]);
-      }
+      part = dot(g, y_in[row_vec4(b, t, T, C4, col)]);
+      if (c == 0u) { lse_sh[r] = lse_in[(b * p5.H + h) * T + t]; }
     }
     q_sh[r * D4 + c] = q;
     dy_sh[r * D4 + c] = g;
+    part_sh[r * MAX_BQ + c] = part;
     workgroupBarrier();
     // Entries (query i, my key r) for i = c, c + D4, ...; stored transposed: [key * MAX_BQ + i].
     for (var i = c; i < BQ; i += D4) {
       var p = 0.0;
       var ds = 0.0;
       if (key <= t0 + i && t0 + i < T) {
-        let stats = row_sh[i];
-        p = exp(dot_q_k(i * D4, r * D4, D4) - stats.x);
-        ds = p * (dot_dy_v(i * D4, r * D4, D4) - stats.y);
+        p = exp(dot_q_k(i * D4, r * D4, D4) - lse_sh[i]);
+        ds = p * (dot_dy_v(i * D4, r * D4, D4) - row_delta(i, D4));
       }
       p_sh[r * MAX_BQ + i] = p;
       s_sh[r * MAX_BQ + i] = ds;
@@ -299,6 +295,18 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   if (!key_ok) { return; }
   dqkv4[row_vec4(b, key, T, 3u * C4, C4 + col)] = dk;
   dqkv4[row_vec4(b, key, T, 3u * C4, 2u * C4 + col)] = dv;
+}
+
+// dq and dk, dv in ONE dispatch: workgroups x < ceil(T / BQ) take query tiles (dq), the rest key
+// tiles (dk, dv). The halves share nothing (each computes delta itself), so they need no order.
+@compute @workgroup_size(D / 4u, BQ)
+fn attention_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tiles = (p5.T + BQ - 1u) / BQ;
+  if (wid.x < tiles) {
+    backward_dq(wid.x, wid.y, wid.z, lid);
+  } else {
+    backward_dkv(wid.x - tiles, wid.y, wid.z, lid);
+  }
 }
 
 // KV-cache decode for one new token at position pos (batch 1), one workgroup per head.

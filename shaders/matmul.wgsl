@@ -2,27 +2,38 @@
 //
 // Math (numpy, reference/ops.py matmul_forward / matmul_backward):
 //   matmul_forward:          y  = x @ w                 x (N,K), w (K,M)  -> y  (N,M)
-//   matmul_forward_relu:     y  = relu(x @ w)           (the MLP's fc: only the activation is kept)
 //   matmul_forward_residual: y  = res + x @ w           res (N,M) (the residual add after proj / fc_proj)
 //   matmul_backward_dx:      dx = dy @ w.T              dy (N,M), w (K,M) -> dx (N,K)
 //   matmul_backward_dw:      dw = x.T @ dy              x (N,K), dy (N,M) -> dw (K,M)
 //   matmul_backward:         dx and dw in ONE dispatch  (workgroups [0, dx tiles) do dx, the rest dw)
 //   matmul_backward_relu:    as matmul_backward with dx *= (x > 0): x = relu(pre) was the forward input,
 //                            so dx is the gradient of `pre` (relu's derivative at 0 is taken as 0)
+//   matmul_forward_rmsnorm:  rstd = 1 / sqrt(mean(x**2, axis=1) + eps);  xn = x * rstd[:, None] * g
+//                            y = xn @ w                 g (K,), rstd (N,), xn (N,K) (rmsnorm_forward, then
+//                            the product: the pre-norm block's norm folded into the matmul after it)
+//   matmul_forward_rmsnorm_relu: y = relu(xn @ w), xn as above (the MLP's fc: only the activation is kept)
 // All arrays f32, row-major. The uniform fields are the FORWARD's N, K, M for every entry.
 // accumulate = 0: out = result (overwrite); accumulate = 1: out += result (every output of the entry).
+// The rmsnorm entries have eps in its place and always overwrite y, xn and rstd. Every workgroup
+// computes the rstd of its TM rows first (one extra pass over its A rows, K = C: cheap next to the
+// product), then scales the A rows by rstd[row] * g[k] while staging them; the workgroups of tile
+// column 0 (wid.x == 0) also store xn and rstd, which the backward needs (each row block has
+// exactly one such workgroup).
 //
 // Bindings (group 0), uniform last:
-//   matmul_forward, _relu, backward_dx, backward_dw: 0 a (read), 1 b (read), 2 out (read_write), 3 params
+//   matmul_forward, backward_dx, backward_dw: 0 a (read), 1 b (read), 2 out (read_write), 3 params
 //       forward: x, w, y        backward_dx: dy, w, dx        backward_dw: x, dy, dw
 //   matmul_forward_residual: 0 x, 1 w, 2 res (read), 3 y (read_write), 4 params
 //   matmul_backward, _relu:  0 x, 1 w, 2 dy (read), 3 dx (read_write), 4 dw (read_write), 5 params
+//   matmul_forward_rmsnorm, _relu: 0 x, 1 w, 2 g (read), 3 y, 4 xn, 5 rstd (read_write),
+//                            6 params (NormMatmulParams)
 // Overrides: TM, TN = output rows / columns per workgroup, each 32, 64 or 128 (default 64). Every
 //   invocation owns an 8 x 8 block of outputs, so a workgroup has (TN/8) x (TM/8) invocations
 //   (16 x 16 at 128 x 128). Large products want 128 x 128 (64 FMAs per 4 vec4 reads of workgroup
 //   memory); small ones want small tiles so that enough workgroups run (registry.matmul_tiles picks).
 // Grid: (ceil(out_cols / TN), ceil(out_rows / TM), 1):
-//   forward* (ceil(M/TN), ceil(N/TM)), backward_dx (ceil(K/TN), ceil(N/TM)), backward_dw (ceil(M/TN), ceil(K/TM));
+//   forward* (the rmsnorm entries too) (ceil(M/TN), ceil(N/TM)), backward_dx (ceil(K/TN), ceil(N/TM)),
+//   backward_dw (ceil(M/TN), ceil(K/TM));
 //   matmul_backward*: the dx tiles then the dw tiles, numbered flat over (x, y) (registry.grid_1d).
 //
 // Every product is out (R, Q) = A (R, I) @ B (I, Q) over an inner dimension I; the entries differ
@@ -45,18 +56,28 @@ struct MatmulParams {
   accumulate: u32,
 };
 
+struct NormMatmulParams {
+  N: u32,
+  K: u32,
+  M: u32,
+  eps: f32,
+};
+
 @group(0) @binding(0) var<storage, read> in0: array<f32>;         // x | dy (backward_dx)
 @group(0) @binding(1) var<storage, read> in1: array<f32>;         // w | dy (backward_dw)
 @group(0) @binding(2) var<storage, read> in2: array<f32>;         // res (forward_residual) | dy (backward)
 @group(0) @binding(2) var<storage, read_write> out2: array<f32>;  // y | dx | dw (three-buffer entries)
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>;  // y (forward_residual) | dx (backward)
-@group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward)
+@group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward) | xn (rmsnorm)
+@group(0) @binding(5) var<storage, read_write> out5: array<f32>;  // rstd (rmsnorm)
 @group(0) @binding(3) var<uniform> p3: MatmulParams;
 @group(0) @binding(4) var<uniform> p4: MatmulParams;
 @group(0) @binding(5) var<uniform> p5: MatmulParams;
+@group(0) @binding(6) var<uniform> p6: NormMatmulParams;
 
 var<workgroup> a_tile: array<vec4<f32>, 528>;  // TK x ROW4: a_tile[k * ROW4 + r / 4] = A rows r..r+3 at k
 var<workgroup> b_tile: array<vec4<f32>, 528>;  // TK x ROW4: b_tile[k * ROW4 + c / 4] = B cols c..c+3 at k
+var<workgroup> rstd_sh: array<f32, 128>;       // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
 // columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
@@ -308,13 +329,6 @@ fn matmul_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 }
 
 @compute @workgroup_size(TN / 8u, TM / 8u)
-fn matmul_forward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  // y (N,M) = relu(x (N,K) @ w (K,M))
-  three_buffer(Sources(0u, 1u), EPI_RELU, operand(p3.K, 1u, p3.N), operand(1u, p3.M, p3.M),
-               p3.N, p3.K, p3.M, wid, lid);
-}
-
-@compute @workgroup_size(TN / 8u, TM / 8u)
 fn matmul_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   // dx (N,K) = dy (N,M) @ w.T: B element (m, k) = w[k * M + m]
   three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(p3.M, 1u, p3.N), operand(p3.M, 1u, p3.K),
@@ -374,4 +388,92 @@ fn matmul_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn matmul_backward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both(EPI_RELU_MASK, wid, nwg, lid);
+}
+
+// --- y = rmsnorm(x) @ w: the norm in the prologue and the A staging ------------------------------
+// rstd of rows row0 .. row0 + TM - 1 into rstd_sh; `keep` (tile column 0) also stores them into out5.
+// The loads are the A staging's (coalesced: neighbouring invocations walk k): each invocation sums
+// the squares of its staging slots over all k0 into a_tile (one owner per slot, so no barrier until
+// the end), then each row adds its TK slot sums.
+fn tile_rstd(row0: u32, N: u32, K: u32, eps: f32, tid: u32, keep: bool) {
+  let threads = (TM / 8u) * (TN / 8u);
+  let A = operand(K, 1u, N);
+  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
+    let s = load_slot(A, tid + l * threads, TM);
+    var ss = vec4<f32>(0.0);  // rows row0 + 4 s.x .. +3 over k = s.y, s.y + TK, ...
+    for (var k0 = 0u; k0 < K; k0 += TK) {
+      let v = fetch0(A, row0 + s.x * 4u, k0 + s.y, K);
+      ss += v * v;
+    }
+    a_tile[s.y * ROW4 + s.x] = ss;
+  }
+  workgroupBarrier();
+  for (var r = tid; r < TM; r += threads) {
+    var total = 0.0;
+    for (var k = 0u; k < TK; k++) { total += a_tile[k * ROW4 + r / 4u][r % 4u]; }
+    let rstd = 1.0 / sqrt(total / f32(K) + eps);
+    rstd_sh[r] = rstd;
+    if (keep && row0 + r < N) { out5[row0 + r] = rstd; }
+  }
+  workgroupBarrier();  // rstd_sh is complete and the a_tile sums are read: staging may begin
+}
+
+// xn element (row, k) = x * rstd * g in rmsnorm_forward's order; `keep` also stores it into out4.
+fn normed(row: u32, k: u32, row0: u32, K: u32, gk: f32, keep: bool) -> f32 {
+  let i = row * K + k;
+  let v = in0[i] * rstd_sh[row - row0] * gk;
+  if (keep) { out4[i] = v; }
+  return v;
+}
+
+// xn rows u .. u+3 at k (rows past N and k past K read 0), as fetch0 for x (N,K) row-major.
+fn fetch_normed(u: u32, k: u32, row0: u32, N: u32, K: u32, keep: bool) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (k >= K || u >= N) { return v; }
+  let n = min(4u, N - u);
+  let gk = in2[k];
+  v.x = normed(u, k, row0, K, gk, keep);
+  if (n > 1u) { v.y = normed(u + 1u, k, row0, K, gk, keep); }
+  if (n > 2u) { v.z = normed(u + 2u, k, row0, K, gk, keep); }
+  if (n > 3u) { v.w = normed(u + 3u, k, row0, K, gk, keep); }
+  return v;
+}
+
+fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
+  let N = p6.N;
+  let K = p6.K;
+  let M = p6.M;
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  let tid = lid.y * (TN / 8u) + lid.x;
+  let keep = wid.x == 0u;
+  let threads = (TM / 8u) * (TN / 8u);
+  tile_rstd(row0, N, K, p6.eps, tid, keep);
+  let A = operand(K, 1u, N);
+  let B = operand(1u, M, M);
+  for (var k0 = 0u; k0 < K; k0 += TK) {
+    for (var l = 0u; l < TK * TM / 4u / threads; l++) {
+      let s = load_slot(A, tid + l * threads, TM);
+      a_tile[s.y * ROW4 + s.x] = fetch_normed(row0 + s.x * 4u, k0 + s.y, row0, N, K, keep);
+    }
+    for (var l = 0u; l < TK * TN / 4u / threads; l++) {
+      let s = load_slot(B, tid + l * threads, TN);
+      b_tile[s.y * ROW4 + s.x] = fetch1(B, col0 + s.x * 4u, k0 + s.y, K);
+    }
+    workgroupBarrier();
+    multiply_tiles(lid.x, lid.y);
+    workgroupBarrier();
+  }
+  store_out3(kind, row0, col0, N, M, false, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_forward_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  normed_forward(EPI_PLAIN, wid, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_forward_rmsnorm_relu(@builtin(workgroup_id) wid: vec3<u32>,
+                               @builtin(local_invocation_id) lid: vec3<u32>) {
+  normed_forward(EPI_RELU, wid, lid);
 }

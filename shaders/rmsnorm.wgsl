@@ -1,22 +1,24 @@
 // rmsnorm.wgsl — RMSNorm forward and backward (reference/ops.py rmsnorm_forward / rmsnorm_backward).
 //
 // Math (numpy):
-//   rmsnorm_forward:     rstd = 1 / sqrt(mean(x**2, axis=1) + eps);  y = x * rstd[:, None] * g
-//   rmsnorm_backward_dx: xhat = x * rstd[:, None]; dxhat = dy * g
-//                        dx = (dxhat - xhat * mean(dxhat * xhat, axis=1)[:, None]) * rstd[:, None]
-//   rmsnorm_backward_dg: dg = sum(dy * xhat, axis=0)
+//   rmsnorm_forward:  rstd = 1 / sqrt(mean(x**2, axis=1) + eps);  y = x * rstd[:, None] * g
+//   rmsnorm_backward: xhat = x * rstd[:, None]; dxhat = dy * g
+//                     dx = (dxhat - xhat * mean(dxhat * xhat, axis=1)[:, None]) * rstd[:, None]
+//                     dg = sum(dy * xhat, axis=0)
 // Shapes: x, y, dy, dx (N,C); g, dg (C,); rstd (N,) kept from the forward for the backward. f32.
-// accumulate = 1 makes the backward entries ADD into dx / dg (dx of a pre-norm block is summed into
-// the residual stream's gradient); accumulate = 0 overwrites. The forward always overwrites.
+// accumulate = 1 makes the backward ADD into dx (dx of a pre-norm block is summed into the residual
+// stream's gradient); accumulate = 0 overwrites dx. dg is always overwritten (every gradient tensor
+// is written once per step), and so is the forward's output.
 //
 // Bindings (group 0, uniform last):
-//   rmsnorm_forward:     0 x (read), 1 g (read), 2 y (read_write), 3 rstd (read_write), 4 params
-//   rmsnorm_backward_dx: 0 dy (read), 1 x (read), 2 g (read), 3 rstd (read), 4 dx (read_write), 5 params
-//   rmsnorm_backward_dg: 0 dy (read), 1 x (read), 2 rstd (read), 3 dg (read_write), 4 params
+//   rmsnorm_forward:  0 x (read), 1 g (read), 2 y (read_write), 3 rstd (read_write), 4 params
+//   rmsnorm_backward: 0 dy (read), 1 x (read), 2 g (read), 3 rstd (read), 4 dx (read_write),
+//                     5 dg (read_write), 6 params
 // Overrides: WG = 64 (invocations per row; a power of two for the tree reduction)
-// Grid: forward and backward_dx: one workgroup per row, grid_1d(N * WG, WG);
-//       backward_dg: one invocation per column, grid_1d(C, WG)
-// Entry points: rmsnorm_forward, rmsnorm_backward_dx, rmsnorm_backward_dg
+// Grid: forward: one workgroup per row, grid_1d(N * WG, WG);
+//       backward: N row workgroups (dx) then ceil(C / WG) column workgroups (dg, one invocation per
+//       column), numbered flat: grid_1d((N + ceil(C / WG)) * WG, WG)
+// Entry points: rmsnorm_forward, rmsnorm_backward
 
 override WG: u32 = 64u;
 
@@ -29,14 +31,14 @@ struct RmsnormParams {
 
 @group(0) @binding(0) var<storage, read> in0: array<f32>;           // x | dy
 @group(0) @binding(1) var<storage, read> in1: array<f32>;           // g | x
-@group(0) @binding(2) var<storage, read> in2: array<f32>;           // g (dx) | rstd (dg)
-@group(0) @binding(3) var<storage, read> rstd_in: array<f32>;       // rstd (dx)
+@group(0) @binding(2) var<storage, read> in2: array<f32>;           // g (backward)
+@group(0) @binding(3) var<storage, read> rstd_in: array<f32>;       // rstd (backward)
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rstd_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dg: array<f32>;
-@group(0) @binding(4) var<uniform> p4: RmsnormParams;               // forward, backward_dg
-@group(0) @binding(5) var<uniform> p5: RmsnormParams;               // backward_dx
+@group(0) @binding(5) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(4) var<uniform> p4: RmsnormParams;               // forward
+@group(0) @binding(6) var<uniform> p6: RmsnormParams;               // backward
 
 var<workgroup> red: array<f32, WG>;
 
@@ -74,33 +76,30 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   if (lid == 0u) { rstd_out[n] = rstd; }
 }
 
+// One dispatch for both gradients (independent given dy): workgroups [0, N) each do one row of dx,
+// workgroups [N, N + ceil(C / WG)) each do WG columns of dg. The branch is uniform per workgroup,
+// so the barriers of the dx rows are in uniform control flow.
 @compute @workgroup_size(WG)
-fn rmsnorm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-  let n = row_of(wid, nwg);
-  let C = p5.C;
-  let valid = n < p5.N;
-  let base = n * C;
-  var r = 0.0;
-  var dot = 0.0;  // sum over c of dxhat * xhat
-  if (valid) {
-    r = rstd_in[n];
+fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let flat = row_of(wid, nwg);
+  let N = p6.N;
+  let C = p6.C;
+  if (flat < N) {
+    let base = flat * C;
+    let r = rstd_in[flat];
+    var dot = 0.0;  // sum over c of dxhat * xhat
     for (var c = lid; c < C; c += WG) { dot += in0[base + c] * in2[c] * (in1[base + c] * r); }
+    let row_dot = workgroup_sum(lid, dot) / f32(C);
+    for (var c = lid; c < C; c += WG) {
+      let v = (in0[base + c] * in2[c] - in1[base + c] * r * row_dot) * r;
+      if (p6.accumulate != 0u) { dx[base + c] = dx[base + c] + v; } else { dx[base + c] = v; }
+    }
+    return;
   }
-  let row_dot = workgroup_sum(lid, dot) / f32(C);
-  if (!valid) { return; }
-  for (var c = lid; c < C; c += WG) {
-    let v = (in0[base + c] * in2[c] - in1[base + c] * r * row_dot) * r;
-    if (p5.accumulate != 0u) { dx[base + c] = dx[base + c] + v; } else { dx[base + c] = v; }
-  }
-}
-
-@compute @workgroup_size(WG)
-fn rmsnorm_backward_dg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-  let c = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (c >= p4.C) { return; }
+  let c = (flat - N) * WG + lid;
+  if (c >= C) { return; }
   var acc = 0.0;
-  for (var n = 0u; n < p4.N; n++) { acc += in0[n * p4.C + c] * (in1[n * p4.C + c] * in2[n]); }
-  if (p4.accumulate != 0u) { dg[c] = dg[c] + acc; } else { dg[c] = acc; }
+  for (var n = 0u; n < N; n++) { acc += in0[n * C + c] * (in1[n * C + c] * rstd_in[n]); }
+  dg[c] = acc;
 }

@@ -1,5 +1,6 @@
 """shaders/matmul.wgsl against reference matmul_forward / matmul_backward, awkward shapes included,
-at every tile size (overrides TM, TN) and for the fused entries (relu, residual, dx + dw in one).
+at every tile size (overrides TM, TN) and for the fused entries (relu, residual, dx + dw in one,
+rmsnorm folded into the forward).
 
 Tolerance: atol 1e-5 + rtol 1e-4 · |ref| (inputs ~N(0,1), sums of up to K=1024 f32 products in a
 different order than numpy's float32 BLAS; the reference is evaluated in float64)."""
@@ -9,7 +10,7 @@ import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
 from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, matmul_tiles
-from pyscript_app.reference.ops import matmul_backward, matmul_forward
+from pyscript_app.reference.ops import matmul_backward, matmul_forward, relu_forward, rmsnorm_forward
 
 pytestmark = pytest.mark.gpu
 ATOL, RTOL = 1e-5, 1e-4
@@ -79,17 +80,14 @@ def test_matmul_does_not_write_past_the_output(gpu):
 
 @pytest.mark.parametrize("tiles", TILES[:2], ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("N,K,M", FUSED_SHAPES)
-def test_matmul_forward_relu_and_residual(gpu, N, K, M, tiles):
+def test_matmul_forward_residual(gpu, N, K, M, tiles):
     x, w, res = _inputs(N, K, M, seed=N + 7 * K + 11 * M)
     dims = {"N": N, "K": K, "M": M, "accumulate": 0}
-    bx, bw = upload(gpu, x), upload(gpu, w)
-    y_relu, y_res = empty(gpu, (N, M)), empty(gpu, (N, M))
-    gpu.dispatch("matmul_forward_relu", [bx, bw, y_relu], dims, overrides=tiles)
-    gpu.dispatch("matmul_forward_residual", [bx, bw, upload(gpu, res), y_res], dims, overrides=tiles)
+    y_res = empty(gpu, (N, M))
+    gpu.dispatch("matmul_forward_residual", [upload(gpu, x), upload(gpu, w), upload(gpu, res), y_res], dims,
+                 overrides=tiles)
     x64, w64, res64 = _f64(x, w, res)
-    product = matmul_forward(x64, w64)
-    assert_close(download(gpu, y_relu, (N, M)), np.maximum(product, 0.0), ATOL, RTOL, "relu(x @ w)")
-    assert_close(download(gpu, y_res, (N, M)), res64 + product, ATOL, RTOL, "res + x @ w")
+    assert_close(download(gpu, y_res, (N, M)), res64 + matmul_forward(x64, w64), ATOL, RTOL, "res + x @ w")
 
 
 @pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
@@ -131,3 +129,26 @@ def test_matmul_tiles_pick_big_tiles_for_big_outputs_only():
     # the outputs of one dispatch count together
     assert matmul_tiles((1024, 512), (512, 1024)) == {"TM": 128, "TN": 128}
     assert set(matmul_tiles((1, 1)).values()) <= set(MATMUL_TILE_SIZES)
+
+
+NORM_EPS = 1e-5
+
+
+@pytest.mark.parametrize("tiles", [None] + TILES, ids=lambda t: f"{t['TM']}x{t['TN']}" if t else "default")
+@pytest.mark.parametrize("N,K,M", [(1, 16, 48), (7, 16, 64), (33, 17, 65), (130, 40, 259), (5, 200, 3)])
+def test_matmul_forward_rmsnorm_and_relu(gpu, N, K, M, tiles):
+    """y = rmsnorm(x) @ w (and relu of it): y, xn and rstd as rmsnorm_forward then matmul_forward.
+    xn and rstd start as NaN: the tile-column-0 workgroups must write every element."""
+    x, w, _ = _inputs(N, K, M, seed=N * 100 + K + M)
+    x *= 3
+    g = np.random.default_rng(K).standard_normal(K).astype(np.float32)
+    dims = {"N": N, "K": K, "M": M, "eps": NORM_EPS}
+    bx, bw, bg = upload(gpu, x), upload(gpu, w), upload(gpu, g)
+    ref_xn, ref_rstd = rmsnorm_forward(*_f64(x, g), NORM_EPS)
+    ref_y = matmul_forward(ref_xn, w.astype(np.float64))
+    for kernel, ref in (("matmul_forward_rmsnorm", ref_y), ("matmul_forward_rmsnorm_relu", relu_forward(ref_y))):
+        y, xn, rstd = empty(gpu, (N, M)), empty(gpu, (N, K)), empty(gpu, (N,))
+        gpu.dispatch(kernel, [bx, bw, bg, y, xn, rstd], dims, overrides=tiles)
+        assert_close(download(gpu, y, (N, M)), ref, ATOL, RTOL, f"{kernel} y")
+        assert_close(download(gpu, xn, (N, K)), ref_xn, 1e-5, 1e-5, f"{kernel} xn")
+        assert_close(download(gpu, rstd, (N,)), ref_rstd, 0, 1e-5, f"{kernel} rstd")

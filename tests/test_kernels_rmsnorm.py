@@ -1,7 +1,8 @@
 """shaders/rmsnorm.wgsl against reference rmsnorm_forward / rmsnorm_backward (float64 reference).
 
 Tolerances: y atol 1e-5 + rtol 1e-5, rstd rtol 1e-5; dx atol 1e-5 + rtol 1e-4, dg atol 1e-5 +
-rtol 1e-4 (dg sums N rows; dx subtracts two nearly equal terms)."""
+rtol 1e-4 (dg sums N rows; dx subtracts two nearly equal terms). rmsnorm_backward writes dx and dg
+in one dispatch (row workgroups, then column workgroups): accumulate adds into dx only."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.gpu
 EPS = 1e-5
 
 
-@pytest.mark.parametrize("N,C", [(1, 1), (7, 16), (33, 65), (256, 64), (5, 512)])
+@pytest.mark.parametrize("N,C", [(1, 1), (1, 16), (7, 16), (33, 65), (256, 64), (5, 512), (3, 200)])
 @pytest.mark.parametrize("accumulate", [0, 1])
 def test_rmsnorm_forward_backward(gpu, N, C, accumulate):
     rng = np.random.default_rng(N * 7 + C + accumulate)
@@ -27,14 +28,36 @@ def test_rmsnorm_forward_backward(gpu, N, C, accumulate):
     y, rstd = empty(gpu, (N, C)), empty(gpu, (N,))
     dx, dg = upload(gpu, prior_dx), upload(gpu, prior_dg)
     gpu.dispatch("rmsnorm_forward", [bx, bg, y, rstd], dims)
-    gpu.dispatch("rmsnorm_backward_dx", [bdy, bx, bg, rstd, dx], dims)
-    gpu.dispatch("rmsnorm_backward_dg", [bdy, bx, rstd, dg], dims)
+    gpu.dispatch("rmsnorm_backward", [bdy, bx, bg, rstd, dx, dg], dims)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     ref_y, ref_rstd = rmsnorm_forward(x64, g64, EPS)
     ref_dx, ref_dg = rmsnorm_backward(dy.astype(np.float64), x64, g64, ref_rstd)
-    if accumulate:
-        ref_dx, ref_dg = ref_dx + prior_dx, ref_dg + prior_dg
+    if accumulate:  # dg is overwritten whatever accumulate says
+        ref_dx = ref_dx + prior_dx
     assert_close(download(gpu, y, (N, C)), ref_y, 1e-5, 1e-5, "y")
     assert_close(download(gpu, rstd, (N,)), ref_rstd, 0, 1e-5, "rstd")
     assert_close(download(gpu, dx, (N, C)), ref_dx, 1e-5, 1e-4, "dx")
     assert_close(download(gpu, dg, (C,)), ref_dg, 1e-5, 1e-4, "dg")
+
+
+@pytest.mark.parametrize("WG", [8, 64])
+def test_rmsnorm_backward_with_more_column_workgroups_than_rows(gpu, WG):
+    """N = 2 row workgroups, then ceil(130 / WG) dg workgroups (17 at WG = 8); the last one's
+    invocations past C must write nothing (a guard region after dg stays untouched)."""
+    N, C = 2, 130
+    rng = np.random.default_rng(WG)
+    x, dy = rng.standard_normal((N, C)).astype(np.float32), rng.standard_normal((N, C)).astype(np.float32)
+    g = rng.standard_normal(C).astype(np.float32)
+    dims = {"N": N, "C": C, "eps": EPS, "accumulate": 0}
+    bx, bg, bdy = upload(gpu, x), upload(gpu, g), upload(gpu, dy)
+    y, rstd, dx = empty(gpu, (N, C)), empty(gpu, (N,)), empty(gpu, (N, C))
+    dg_pad = upload(gpu, np.full(C + 64, 7.0, np.float32))  # dg plus a guard region past C
+    over = {"WG": WG}
+    gpu.dispatch("rmsnorm_forward", [bx, bg, y, rstd], dims, overrides=over)
+    gpu.dispatch("rmsnorm_backward", [bdy, bx, bg, rstd, dx, dg_pad], dims, overrides=over)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    ref_dx, ref_dg = rmsnorm_backward(dy.astype(np.float64), x64, g64, rmsnorm_forward(x64, g64, EPS)[1])
+    got = download(gpu, dg_pad, (C + 64,))
+    assert_close(download(gpu, dx, (N, C)), ref_dx, 1e-5, 1e-4, "dx")
+    assert_close(got[:C], ref_dg, 1e-5, 1e-4, "dg")
+    assert np.all(got[C:] == 7.0)

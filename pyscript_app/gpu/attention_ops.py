@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from .executor import Executor, Target
 
-F32 = 4
 MAX_HEAD_DIM = 64
 TILE_VEC4 = 128  # vec4 slots of one row tile in attention.wgsl: BQ * D/4 <= 128
 MAX_TILE_ROWS = 16  # MAX_BQ in attention.wgsl
@@ -44,7 +43,6 @@ class AttentionOps:
         self.B, self.T, self.C, self.H, self.D, self.Tmax = B, T, C, H, D, Tmax
         self.overrides = {"D": D, "BQ": tile_rows(D)}
         self.dims = {"B": B, "T": T, "C": C, "H": H}
-        self.delta = ex.alloc(B * H * T * F32, label="attention.delta")  # (B,H,T) rowsum(dy * y)
         self.decode_params = ex.uniform_buffer("attention_decode", "attention.decode params")
         self._decode_pos: int | None = None  # the pos held by decode_params
 
@@ -53,13 +51,9 @@ class AttentionOps:
         self.ex.dispatch("attention_forward", [qkv, y, lse], self.dims, overrides=self.overrides)
 
     def backward(self, dy: Target, qkv: Target, y: Target, lse: Target, dqkv: Target) -> None:
-        """Record dqkv (B,T,3C) from dy (B,T,C) and the forward's qkv, y, lse (two dispatches:
-        dq and delta first, then dk and dv, which read delta)."""
-        ex = self.ex
-        ex.dispatch("attention_backward_dq", [dy, qkv, y, lse, self.delta, dqkv], self.dims,
-                    overrides=self.overrides)
-        ex.dispatch("attention_backward_dkv", [dy, qkv, lse, self.delta, dqkv], self.dims,
-                    overrides=self.overrides)
+        """Record dqkv (B,T,3C) from dy (B,T,C) and the forward's qkv, y, lse: one dispatch whose
+        query-tile workgroups write dq and key-tile workgroups dk, dv."""
+        self.ex.dispatch("attention_backward", [dy, qkv, y, lse, dqkv], self.dims, overrides=self.overrides)
 
     def decode(self, qkv_row: Target, k_cache: Target, v_cache: Target, y_row: Target, pos: int) -> None:
         """Record one decode step for batch 1: qkv_row (3C,) is the token at position pos; its k and

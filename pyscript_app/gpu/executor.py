@@ -189,9 +189,10 @@ class Executor:
 
     # -- kernels ----------------------------------------------------------------------------
     def pipeline(self, kernel: str, overrides: Mapping[str, int | float] | None = None) -> Any:
-        """The compute pipeline of a kernel with these override constants (cached)."""
+        """The compute pipeline of a kernel with these override constants (cached; this adapter's
+        override_table applies)."""
         k = registry.get(kernel)
-        consts = k.resolve_overrides(overrides)
+        consts = k.resolve_overrides(self._tuned(kernel, overrides))
         key = (kernel, tuple(sorted(consts.items())))
         pl = self._pipelines.get(key)
         if pl is None:

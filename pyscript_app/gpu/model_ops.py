@@ -19,15 +19,20 @@ Letters as in config.py; N = B*T rows. Buffers (allocated once, f32 unless noted
 The parameter and gradient buffers are the padded flat vectors of gpu/layout.py; each tensor is
 bound as a 256-aligned view of them. Every gradient tensor is OVERWRITTEN each step (accumulate 0),
 and the padding between tensors is never written, so the gradient buffer needs no clearing.
-The residual-stream gradient dx is the one accumulator: the two rmsnorm_backward_dx per layer add
-their branch into it (accumulate 1), exactly as `dx += dx_branch` in the reference.
+The residual-stream gradient dx is the one accumulator: the two rmsnorm_backward per layer add
+their branch into it (accumulate 1 applies to dx only; dg is overwritten), exactly as
+`dx += dx_branch` in the reference.
 
 Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's separate ops:
+    qkv = rmsnorm(x) @ qkv, logits = rmsnorm(x_L) @ lm_head     matmul_forward_rmsnorm (also
+                                                                 stores xn and rstd for the backward)
+    fc_act = relu(rmsnorm(x_mid) @ fc)                           matmul_forward_rmsnorm_relu
     x_mid = x + att @ proj, x_out = x_mid + fc_act @ fc_proj     matmul_forward_residual
-    fc_act = relu(xn2 @ fc)                                      matmul_forward_relu
     each linear layer's dx and dw                                matmul_backward (one dispatch)
     fc_proj's dx times relu'(fc_pre)                             matmul_backward_relu
-Dispatches per training step: 13 + 17 * n_layer (see GpuBackend.step).
+    each norm's dx and dg (shaders/rmsnorm.wgsl)                 rmsnorm_backward
+    attention's dq, dk and dv (shaders/attention.wgsl)           attention_backward
+Dispatches per training step: 10 + 12 * n_layer (see GpuBackend.step).
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
 the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
@@ -89,6 +94,10 @@ class ModelOps:
         self.u_fc = _mm(N, C, 4 * C)
         self.u_fc_proj = _mm(N, 4 * C, C)
         self.u_head = _mm(N, C, V)
+        # the pre-norm matmuls: rmsnorm of their input folded in (they also store xn and rstd)
+        self.u_qkv_norm = {"N": N, "K": C, "M": 3 * C, "eps": eps}
+        self.u_fc_norm = {"N": N, "K": C, "M": 4 * C, "eps": eps}
+        self.u_head_norm = {"N": N, "K": C, "M": V, "eps": eps}
         self.u_res = {"n": N * C}
         self.u_hidden = {"n": N * 4 * C}
         self.u_ce = {"N": N, "V": V}
@@ -130,20 +139,20 @@ class ModelOps:
             ex.dispatch("dropout", [self.branch, self.dropout_keys, self.x[0]], self.u_drop[rng.DROPOUT_SITE_EMBEDDING])
         for l in range(self.cfg.n_layer):
             h = f"h{l}."
-            # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj
-            ex.dispatch("rmsnorm_forward", [self.x[l], p(h + "ln1"), self.xn1[l], self.rstd1[l]], self.u_norm)
-            self._forward("matmul_forward", [self.xn1[l], p(h + "qkv"), self.qkv[l]], self.u_qkv)
+            # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj (the norm inside the matmul)
+            self._forward("matmul_forward_rmsnorm", [self.x[l], p(h + "qkv"), p(h + "ln1"), self.qkv[l], self.xn1[l],
+                                                     self.rstd1[l]], self.u_qkv_norm)
             self.attn.forward(self.qkv[l], self.att[l], self.lse[l])
             self._residual(drop, rng.dropout_site(l, "attn"), self.att[l], p(h + "proj"), self.x[l], self.x_mid[l],
                            self.u_proj)
             # MLP branch: x_out = x_mid + relu(rmsnorm(x_mid) * ln2 @ fc) @ fc_proj
-            ex.dispatch("rmsnorm_forward", [self.x_mid[l], p(h + "ln2"), self.xn2[l], self.rstd2[l]], self.u_norm)
-            self._forward("matmul_forward_relu", [self.xn2[l], p(h + "fc"), self.fc_act[l]], self.u_fc)
+            self._forward("matmul_forward_rmsnorm_relu", [self.x_mid[l], p(h + "fc"), p(h + "ln2"), self.fc_act[l],
+                                                          self.xn2[l], self.rstd2[l]], self.u_fc_norm)
             self._residual(drop, rng.dropout_site(l, "mlp"), self.fc_act[l], p(h + "fc_proj"), self.x_mid[l],
                            self.x[l + 1], self.u_fc_proj)
         xf = self.x[self.cfg.n_layer]
-        ex.dispatch("rmsnorm_forward", [xf, p("lnf"), self.xnf, self.rstdf], self.u_norm)
-        self._forward("matmul_forward", [self.xnf, p("lm_head"), self.logits], self.u_head)
+        self._forward("matmul_forward_rmsnorm", [xf, p("lm_head"), p("lnf"), self.logits, self.xnf, self.rstdf],
+                      self.u_head_norm)
 
     def loss_and_dlogits(self) -> None:
         """Record per-token losses (N,) and dlogits (N,V) = d(mean loss)/dlogits."""
@@ -161,8 +170,7 @@ class ModelOps:
         xf = self.x[self.cfg.n_layer]
         # each _backward: [x, w, dy, dx, dw] -> dx = dy @ w.T, dw = x.T @ dy (one dispatch)
         self._backward("matmul_backward", [self.xnf, p("lm_head"), self.dlogits, self.dxn, g("lm_head")], self.u_head)
-        ex.dispatch("rmsnorm_backward_dx", [self.dxn, xf, p("lnf"), self.rstdf, self.dx], self.u_norm)
-        ex.dispatch("rmsnorm_backward_dg", [self.dxn, xf, self.rstdf, g("lnf")], self.u_norm)
+        ex.dispatch("rmsnorm_backward", [self.dxn, xf, p("lnf"), self.rstdf, self.dx, g("lnf")], self.u_norm)
         for l in reversed(range(self.cfg.n_layer)):
             h = f"h{l}."
             # MLP branch; dx holds d(x_out) (N,C). dh_pre = (dx @ fc_proj.T) * (fc_act > 0)
@@ -170,18 +178,16 @@ class ModelOps:
             self._backward("matmul_backward_relu", [self.fc_act[l], p(h + "fc_proj"), dy, self.dh_pre,
                                                     g(h + "fc_proj")], self.u_fc_proj)
             self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc)
-            ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx],
-                        self.u_norm_acc)  # dx += branch: now d(x_mid)
-            ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x_mid[l], self.rstd2[l], g(h + "ln2")], self.u_norm)
+            ex.dispatch("rmsnorm_backward", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx,
+                                             g(h + "ln2")], self.u_norm_acc)  # dx += branch: now d(x_mid)
             # attention branch
             dy = self._drop_grad(self.dx, rng.dropout_site(l, "attn"))
             self._backward("matmul_backward", [self.att[l], p(h + "proj"), dy, self.datt, g(h + "proj")], self.u_proj)
             self.attn.backward(self.datt, self.qkv[l], self.att[l], self.lse[l], self.dqkv)
             self._backward("matmul_backward", [self.xn1[l], p(h + "qkv"), self.dqkv, self.dxn, g(h + "qkv")],
                            self.u_qkv)
-            ex.dispatch("rmsnorm_backward_dx", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx],
-                        self.u_norm_acc)  # dx += branch: now d(x_in)
-            ex.dispatch("rmsnorm_backward_dg", [self.dxn, self.x[l], self.rstd1[l], g(h + "ln1")], self.u_norm)
+            ex.dispatch("rmsnorm_backward", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx,
+                                             g(h + "ln1")], self.u_norm_acc)  # dx += branch: now d(x_in)
         dx = self._drop_grad(self.dx, rng.DROPOUT_SITE_EMBEDDING)  # d(wte[idx] + wpe)
         if self.N < self.cfg.vocab_size:
             # fewer positions than vocabulary rows: write only the rows that occur (zero the rest first);

@@ -141,8 +141,6 @@ def _mm_backward_grid(v) -> Grid:
 
 _MM3 = lambda a, b, out: [(a, READ), (b, READ), (out, READ_WRITE), ("params", UNIFORM)]  # noqa: E731
 _register("matmul.wgsl", "matmul_forward", _MM3("x", "w", "y"), MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
-_register("matmul.wgsl", "matmul_forward_relu", _MM3("x", "w", "y"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
-          _mm_grid("N", "M"))
 _register("matmul.wgsl", "matmul_backward_dx", _MM3("dy", "w", "dx"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
           _mm_grid("N", "K"))
 _register("matmul.wgsl", "matmul_backward_dw", _MM3("x", "dy", "dw"), MATMUL_UNIFORM, MATMUL_OVERRIDES,
@@ -154,6 +152,14 @@ for _name in ("matmul_backward", "matmul_backward_relu"):
     _register("matmul.wgsl", _name,
               [("x", READ), ("w", READ), ("dy", READ), ("dx", READ_WRITE), ("dw", READ_WRITE), ("params", UNIFORM)],
               MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_backward_grid)
+
+# rmsnorm folded into the matmul after it: y = (x * rstd * g) @ w, also storing xn (N,K) and rstd (N,)
+MATMUL_NORM_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("eps", "f32"))
+for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
+    _register("matmul.wgsl", _name,
+              [("x", READ), ("w", READ), ("g", READ), ("y", READ_WRITE), ("xn", READ_WRITE), ("rstd", READ_WRITE),
+               ("params", UNIFORM)],
+              MATMUL_NORM_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
 
 # --- elementwise.wgsl ------------------------------------------------------------------------
 ELT_UNIFORM = (("n", "u32"),)
@@ -209,12 +215,10 @@ _row_grid = lambda v: grid_1d(v["N"] * v["WG"], v["WG"])  # noqa: E731  one work
 _register("rmsnorm.wgsl", "rmsnorm_forward",
           [("x", READ), ("g", READ), ("y", READ_WRITE), ("rstd", READ_WRITE), ("params", UNIFORM)],
           RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
-_register("rmsnorm.wgsl", "rmsnorm_backward_dx",
-          [("dy", READ), ("x", READ), ("g", READ), ("rstd", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
-          RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
-_register("rmsnorm.wgsl", "rmsnorm_backward_dg",
-          [("dy", READ), ("x", READ), ("rstd", READ), ("dg", READ_WRITE), ("params", UNIFORM)],
-          RMSNORM_UNIFORM, [("WG", 64)], lambda v: grid_1d(v["C"], v["WG"]))
+_register("rmsnorm.wgsl", "rmsnorm_backward",  # N dx-row workgroups, then the dg column workgroups
+          [("dy", READ), ("x", READ), ("g", READ), ("rstd", READ), ("dx", READ_WRITE), ("dg", READ_WRITE),
+           ("params", UNIFORM)],
+          RMSNORM_UNIFORM, [("WG", 64)], lambda v: grid_1d((v["N"] + ceil_div(v["C"], v["WG"])) * v["WG"], v["WG"]))
 
 # --- crossentropy.wgsl -----------------------------------------------------------------------
 CE_UNIFORM = (("N", "u32"), ("V", "u32"))
@@ -228,28 +232,39 @@ _register("crossentropy.wgsl", "crossentropy_forward",
 # --- adamw.wgsl ------------------------------------------------------------------------------
 GRADNORM_UNIFORM = (("n", "u32"), ("span", "u32"), ("parts", "u32"), ("max_norm", "f32"))
 ADAMW_UNIFORM = (("n", "u32"), ("lr", "f32"), ("beta1", "f32"), ("beta2", "f32"), ("one_minus_beta1", "f32"),
-                 ("one_minus_beta2", "f32"), ("eps", "f32"), ("weight_decay", "f32"), ("bc1", "f32"), ("bc2", "f32"))
+                 ("one_minus_beta2", "f32"), ("eps", "f32"), ("weight_decay", "f32"), ("bc1", "f32"), ("bc2", "f32"),
+                 ("parts", "u32"), ("max_norm", "f32"))
 _register("adamw.wgsl", "grad_norm_partial", [("grads", READ), ("partials", READ_WRITE), ("params", UNIFORM)],
           GRADNORM_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["parts"] * v["WG"], v["WG"]))
-_register("adamw.wgsl", "grad_norm_finalize", [("partials", READ), ("norm_clip", READ_WRITE), ("params", UNIFORM)],
-          GRADNORM_UNIFORM, [("WG", 256)], lambda v: (1, 1, 1))
-_register("adamw.wgsl", "adamw_step",
+_register("adamw.wgsl", "adamw_step",  # every workgroup reduces the partials to the clip factor itself
           [("weights", READ_WRITE), ("grads", READ), ("m", READ_WRITE), ("v", READ_WRITE), ("decay", READ),
-           ("norm_clip", READ), ("params", UNIFORM)],
+           ("partials", READ), ("norm_clip", READ_WRITE), ("params", UNIFORM)],
           ADAMW_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
 
+NORM_SPAN = 256 * 16  # grads elements per grad_norm_partial workgroup, at least
+MAX_NORM_PARTS = 1024  # partials every adamw_step workgroup sums (4 per invocation at WG = 256)
 
-def grad_norm_values(n: int, max_norm: float | None, span: int = 256 * 16) -> dict[str, float]:
-    """Uniform values for grad_norm_partial / grad_norm_finalize over n gradient elements
-    (max_norm None = no clipping). `partials` needs parts = ceil(n / span) floats."""
+
+def grad_norm_span(n: int) -> int:
+    """The smallest multiple of NORM_SPAN that leaves at most MAX_NORM_PARTS partials for n elements."""
+    return NORM_SPAN * max(1, ceil_div(n, NORM_SPAN * MAX_NORM_PARTS))
+
+
+def grad_norm_values(n: int, max_norm: float | None, span: int | None = None) -> dict[str, float]:
+    """Uniform values for grad_norm_partial over n gradient elements (max_norm None = no clipping;
+    span None = grad_norm_span(n)). `partials` needs parts = ceil(n / span) floats."""
+    span = span or grad_norm_span(n)
     return {"n": n, "span": span, "parts": ceil_div(n, span), "max_norm": max_norm or 0.0}
 
 
-def adamw_values(n: int, t: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> dict[str, float]:
-    """Uniform values of adamw_step for step t (1 on the first step), as reference/adamw.py rounds them."""
+def adamw_values(n: int, t: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                 max_norm: float | None = None, span: int | None = None) -> dict[str, float]:
+    """Uniform values of adamw_step for step t (1 on the first step), as reference/adamw.py rounds them;
+    max_norm and span as the grad_norm_partial dispatch that wrote the partials (grad_norm_values)."""
+    norm = grad_norm_values(n, max_norm, span)
     return {"n": n, "lr": lr, "beta1": beta1, "beta2": beta2, "one_minus_beta1": 1.0 - beta1,
             "one_minus_beta2": 1.0 - beta2, "eps": eps, "weight_decay": weight_decay,
-            "bc1": 1.0 - beta1**t, "bc2": 1.0 - beta2**t}
+            "bc1": 1.0 - beta1**t, "bc2": 1.0 - beta2**t, "parts": norm["parts"], "max_norm": norm["max_norm"]}
 
 # --- reduce.wgsl -----------------------------------------------------------------------------
 REDUCE_UNIFORM = (("n", "u32"), ("slot", "u32"))
@@ -265,13 +280,9 @@ _attn_grid = lambda v: (ceil_div(v["T"], v["BQ"]), v["H"], v["B"])  # noqa: E731
 _register("attention.wgsl", "attention_forward",
           [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
           ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
-_register("attention.wgsl", "attention_backward_dq",
-          [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("delta", READ_WRITE), ("dqkv", READ_WRITE),
-           ("params", UNIFORM)],
-          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
-_register("attention.wgsl", "attention_backward_dkv",
-          [("dy", READ), ("qkv", READ), ("lse", READ), ("delta", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
-          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, _attn_grid)
+_register("attention.wgsl", "attention_backward",  # query tiles (dq) then key tiles (dk, dv) along x
+          [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, ATTENTION_OVERRIDES, lambda v: (2 * ceil_div(v["T"], v["BQ"]), v["H"], v["B"]))
 _register("attention.wgsl", "attention_decode",
           [("qkv_row", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("y_row", READ_WRITE),
            ("params", UNIFORM)],
@@ -287,3 +298,30 @@ _register("federated.wgsl", "delta_f16",
 _register("federated.wgsl", "apply_update_f16",
           [("update", READ), ("start", READ_WRITE), ("weights", READ_WRITE), ("params", UNIFORM)],
           FEDERATED_UNIFORM, [("WG", 256)], _pair_grid)
+
+
+# --- per-adapter override table ----------------------------------------------------------------
+# Override values that replace the defaults (and the callers' choices) on one kind of adapter;
+# an executor applies them to every dispatch and pipeline (Executor.override_table). Native hosts
+# use none. SwiftShader (Chrome's WebGPU on the CPU) runs a workgroup's invocations 4 at a time
+# as coroutines that switch at every barrier, so the row reductions (one workgroup per row, a tree
+# of barriers) want few invocations; measured on the nano step in headless Chromium 156, 2 cores,
+# 2026-11-22 (benchmarks/browser_playground.py): crossentropy_forward_backward 164 -> 8 ms,
+# rmsnorm_forward 59 -> 8 ms (3 dispatches), the forward matmuls 36 -> 21 ms. The backward
+# matmuls keep 64 x 64 (32 x 32 was slower: the long-K dx of lm_head gets too few workgroups).
+_SMALL_ROWS = {"WG": 8}
+_MATMUL_FORWARD_SMALL = {"TM": 32, "TN": 32}
+ADAPTER_OVERRIDES: dict[str, dict[str, dict[str, int]]] = {
+    "swiftshader": {
+        "rmsnorm_forward": _SMALL_ROWS, "rmsnorm_backward": _SMALL_ROWS,
+        "crossentropy_forward_backward": {"WG": 16}, "crossentropy_forward": {"WG": 16},
+        "mean_into_slot": {"WG": 32},
+        "matmul_forward": _MATMUL_FORWARD_SMALL, "matmul_forward_rmsnorm": _MATMUL_FORWARD_SMALL,
+        "matmul_forward_rmsnorm_relu": _MATMUL_FORWARD_SMALL, "matmul_forward_residual": _MATMUL_FORWARD_SMALL,
+    },
+}
+
+
+def adapter_overrides(adapter_info: Mapping[str, object]) -> dict[str, dict[str, int]]:
+    """The override table for an adapter, by its architecture (e.g. "swiftshader"); {} if none."""
+    return ADAPTER_OVERRIDES.get(str(adapter_info.get("architecture") or "").lower(), {})

@@ -10,8 +10,10 @@ One step (the numpy backend's semantics, numpy_backend.py; shapes as in config.p
     crossentropy_forward_backward    losses (N,), dlogits (N,V)
     mean_into_slot                   ring[slot] = mean(losses)             the loss stays on the GPU
     backward (model_ops)             grads, padded layout (gpu/layout.py), every tensor overwritten
-    grad_norm_partial / _finalize    norm_clip = [norm, min(1, clip / (norm + 1e-6))]
-    adamw_step                       params, m, v updated in place
+    grad_norm_partial                partials of sum(grads ** 2) (at most 1024)
+    adamw_step                       every workgroup reduces the partials to the clip factor
+                                     min(1, clip / (norm + 1e-6)) itself; params, m, v updated in
+                                     place (and norm_clip = [norm, clip] kept on the GPU)
     submit()                                                               one submission
 pop_losses() reads the ring (K >= log_every slots) once for all the steps since the last call;
 nothing else is read back during training. All buffers are allocated in __init__; after the first
@@ -151,7 +153,7 @@ class GpuBackend(Backend):
         self.t += 1
         n = self.layout.padded_count
         ex.write_uniform(self.u_adamw, "adamw_step", adamw_values(
-            n, self.t, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay))
+            n, self.t, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay, tc.grad_clip, self.u_norm["span"]))
         ex.write_uniform(self.u_ring, "mean_into_slot", {"n": ops.N, "slot": self._ring_pos})
         ops.write_dropout_keys(tc.seed, self.t)  # the masks of AdamW step t, as the numpy backend's
         if self._step_plan is None:  # the first step records; later ones replay (only the writes differ)
@@ -174,9 +176,8 @@ class GpuBackend(Backend):
         ex.dispatch("mean_into_slot", [ops.losses, self.ring], self.u_ring, shape={"n": ops.N, "slot": 0})
         ops.backward(self.params, self.grads)
         ex.dispatch("grad_norm_partial", [self.grads, self.partials], self.u_norm)
-        ex.dispatch("grad_norm_finalize", [self.partials, self.norm_clip], self.u_norm)
-        ex.dispatch("adamw_step", [self.params, self.grads, self.m, self.v, self.decay, self.norm_clip],
-                    self.u_adamw, shape={"n": n})
+        ex.dispatch("adamw_step", [self.params, self.grads, self.m, self.v, self.decay, self.partials,
+                                   self.norm_clip], self.u_adamw, shape={"n": n})
 
     async def pop_losses(self) -> list[float]:
         out, self._drained = self._drained, []

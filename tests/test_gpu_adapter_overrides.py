@@ -1,0 +1,91 @@
+"""registry.ADAPTER_OVERRIDES and Executor.override_table: per-adapter override values replace the
+callers' in every dispatch and pipeline, and a run with a table trains the same model (the tuned
+kernels compute the same sums in another order). Natively no table is used."""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+
+import numpy as np
+import pytest
+
+from _gpu import gpu  # noqa: F401
+from pyscript_app.config import ModelConfig, TrainConfig
+from pyscript_app.gpu import registry
+from pyscript_app.gpu.executor import run_sync
+from pyscript_app.gpu.trainer_backend import GpuBackend
+from pyscript_app.playground.pipeline_plan import PlanningExecutor, training_pipelines
+
+REDUCTIONS_NEED_POWER_OF_TWO = ("rmsnorm", "crossentropy", "mean_into_slot", "grad_norm")
+
+
+def world():
+    mc = ModelConfig(n_layer=2, n_embd=16, n_head=4, block_size=8, vocab_size=60)
+    return mc, TrainConfig(model="custom", model_config=mc.to_dict(), vocab_size=60, batch=3, block_size=6,
+                           log_every=4)
+
+
+@pytest.mark.parametrize("adapter", sorted(registry.ADAPTER_OVERRIDES))
+def test_every_table_entry_is_a_valid_override_of_a_registered_kernel(adapter):
+    for kernel, values in registry.ADAPTER_OVERRIDES[adapter].items():
+        registry.get(kernel).resolve_overrides(values)  # KeyError on an unknown kernel or override
+        if "TM" in values:
+            assert values["TM"] in registry.MATMUL_TILE_SIZES and values["TN"] in registry.MATMUL_TILE_SIZES
+        if "WG" in values and kernel.startswith(REDUCTIONS_NEED_POWER_OF_TWO):
+            assert values["WG"] & (values["WG"] - 1) == 0, (kernel, values)
+
+
+def test_the_table_is_chosen_by_architecture_and_native_adapters_get_none():
+    assert registry.adapter_overrides({"vendor": "google", "architecture": "swiftshader"}) \
+        == registry.ADAPTER_OVERRIDES["swiftshader"]
+    assert registry.adapter_overrides({"vendor": "nvidia", "architecture": "hopper"}) == {}
+    assert registry.adapter_overrides({}) == {}
+
+
+def test_the_table_replaces_the_callers_overrides_in_dispatches_and_compiled_plans():
+    mc, tc = world()
+    table = {"crossentropy_forward_backward": {"WG": 16}, "matmul_forward": {"TM": 32, "TN": 32}}
+    plain = training_pipelines(mc, tc)
+    ex = PlanningExecutor()
+    ex.override_table = table
+    assert run_sync(ex.compile_pipelines(plain)) == len(plain)
+    compiled = dict.fromkeys(k for k, _ in ex.wanted)
+    assert len(compiled) == len({k for k, _ in plain})
+    for kernel, values in ex.wanted:
+        for name, value in table.get(kernel, {}).items():
+            assert values[name] == value, (kernel, values)
+    backend = GpuBackend(mc, tc, ex)  # then a whole step creates no other pipeline
+    tokens = array("H", bytes(2 * backend.B * backend.T))
+    run_sync(backend.init(1))
+    run_sync(backend.step(tokens, tokens, 1e-3))
+    assert len(ex.wanted) == len(plain)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("adapter", sorted(registry.ADAPTER_OVERRIDES))
+def test_a_run_with_an_adapters_table_gives_the_same_losses_as_without(gpu, adapter):
+    assert gpu.override_table == {}  # native hosts use the defaults
+    mc, tc = world()
+    rng = np.random.default_rng(5)
+    batches = [array("H", rng.integers(0, tc.vocab_size, size=tc.batch * (tc.seq_len + 1)).astype(np.uint16)
+                     .tobytes()) for _ in range(4)]
+
+    def losses() -> list[float]:
+        backend = GpuBackend(mc, tc, gpu)
+        asyncio.run(backend.init(11))
+        for b in batches:  # rows of T+1 tokens: x is the first T, y the last T of each row
+            rows = np.frombuffer(b, np.uint16).reshape(tc.batch, tc.seq_len + 1)
+            asyncio.run(backend.step(array("H", rows[:, :-1].tobytes()), array("H", rows[:, 1:].tobytes()), 3e-3))
+        out = asyncio.run(backend.pop_losses())
+        x = array("H", np.frombuffer(batches[0], np.uint16).reshape(tc.batch, -1)[:, :-1].tobytes())
+        return out + [asyncio.run(backend.evaluate(x, x, tc.batch))]
+
+    default = losses()
+    try:
+        gpu.override_table = registry.ADAPTER_OVERRIDES[adapter]
+        tuned = losses()
+    finally:
+        gpu.override_table = {}
+    assert tuned == pytest.approx(default, rel=1e-5)
+    assert default[3] < default[0]  # it trained: not a comparison of constants
