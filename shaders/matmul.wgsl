@@ -46,7 +46,7 @@
 
 override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
 override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
-const TK: u32 = 16u;     // inner-dimension slice held in workgroup memory per step
+override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step (8, or 4 for 32-wide tiles)
 const ROW4: u32 = 33u;   // vec4 slots per k row of a tile: at most 128 / 4, plus one of padding
 
 struct MatmulParams {
@@ -75,9 +75,11 @@ struct NormMatmulParams {
 @group(0) @binding(5) var<uniform> p5: MatmulParams;
 @group(0) @binding(6) var<uniform> p6: NormMatmulParams;
 
-var<workgroup> a_tile: array<vec4<f32>, 528>;  // TK x ROW4: a_tile[k * ROW4 + r / 4] = A rows r..r+3 at k
-var<workgroup> b_tile: array<vec4<f32>, 528>;  // TK x ROW4: b_tile[k * ROW4 + c / 4] = B cols c..c+3 at k
-var<workgroup> rstd_sh: array<f32, 128>;       // rmsnorm entries: rstd of the tile's TM rows
+// Two buffers of TK x ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
+// a_tile[buf * TK * ROW4 + k * ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's columns.
+var<workgroup> a_tile: array<vec4<f32>, 528>;
+var<workgroup> b_tile: array<vec4<f32>, 528>;
+var<workgroup> rstd_sh: array<f32, 128>;  // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
 // columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
@@ -166,41 +168,67 @@ fn fetch_with_in2(src: u32, op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
   return fetch(src, op, u, k, I);
 }
 
-// Copy the k0-th slice of A (TM x TK) and B (TK x TN) into workgroup memory. Two copies of the
-// same code: an entry may only touch its own bindings, and in2 shares binding 2 with out2.
-fn stage_tiles(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) {
-  let threads = (TM / 8u) * (TN / 8u);
-  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
-    let s = load_slot(A, tid + l * threads, TM);
-    a_tile[s.y * ROW4 + s.x] = fetch(src.a, A, row0 + s.x * 4u, k0 + s.y, I);
-  }
-  for (var l = 0u; l < TK * TN / 4u / threads; l++) {
-    let s = load_slot(B, tid + l * threads, TN);
-    b_tile[s.y * ROW4 + s.x] = fetch(src.b, B, col0 + s.x * 4u, k0 + s.y, I);
-  }
+// The invocation's share of one k-slice: at most two vec4 of A and two of B (TK <= min(TM, TN) / 8
+// makes TK * TM / 4 <= 2 * invocations, and the same for B).
+struct Staged {
+  a0: vec4<f32>,
+  a1: vec4<f32>,
+  b0: vec4<f32>,
+  b1: vec4<f32>,
+};
+
+fn invocations() -> u32 { return (TM / 8u) * (TN / 8u); }
+
+// Global memory -> registers: this invocation's loads of the k-slice starting at k0. Two copies of
+// the same code: an entry may only touch its own bindings, and in2 shares binding 2 with out2.
+fn load_slice(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) -> Staged {
+  let n = invocations();
+  var s: Staged;
+  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); s.a0 = fetch(src.a, A, row0 + e.x * 4u, k0 + e.y, I); }
+  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); s.a1 = fetch(src.a, A, row0 + e.x * 4u, k0 + e.y, I); }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); s.b0 = fetch(src.b, B, col0 + e.x * 4u, k0 + e.y, I); }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); s.b1 = fetch(src.b, B, col0 + e.x * 4u, k0 + e.y, I); }
+  return s;
 }
 
-fn stage_tiles_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) {
-  let threads = (TM / 8u) * (TN / 8u);
-  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
-    let s = load_slot(A, tid + l * threads, TM);
-    a_tile[s.y * ROW4 + s.x] = fetch_with_in2(src.a, A, row0 + s.x * 4u, k0 + s.y, I);
+fn load_slice_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) -> Staged {
+  let n = invocations();
+  var s: Staged;
+  if (tid < TK * TM / 4u) {
+    let e = load_slot(A, tid, TM); s.a0 = fetch_with_in2(src.a, A, row0 + e.x * 4u, k0 + e.y, I);
   }
-  for (var l = 0u; l < TK * TN / 4u / threads; l++) {
-    let s = load_slot(B, tid + l * threads, TN);
-    b_tile[s.y * ROW4 + s.x] = fetch_with_in2(src.b, B, col0 + s.x * 4u, k0 + s.y, I);
+  if (tid + n < TK * TM / 4u) {
+    let e = load_slot(A, tid + n, TM); s.a1 = fetch_with_in2(src.a, A, row0 + e.x * 4u, k0 + e.y, I);
   }
+  if (tid < TK * TN / 4u) {
+    let e = load_slot(B, tid, TN); s.b0 = fetch_with_in2(src.b, B, col0 + e.x * 4u, k0 + e.y, I);
+  }
+  if (tid + n < TK * TN / 4u) {
+    let e = load_slot(B, tid + n, TN); s.b1 = fetch_with_in2(src.b, B, col0 + e.x * 4u, k0 + e.y, I);
+  }
+  return s;
 }
 
-// c += A_tile @ B_tile for this invocation's 8 x 8 outputs.
-fn multiply_tiles(tx: u32, ty: u32) {
+// Registers -> workgroup buffer `buf` (0 or 1) of both tiles.
+fn store_slice(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
+  let n = invocations();
+  let base = buf * TK * ROW4;
+  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); a_tile[base + e.y * ROW4 + e.x] = s.a0; }
+  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); a_tile[base + e.y * ROW4 + e.x] = s.a1; }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); b_tile[base + e.y * ROW4 + e.x] = s.b0; }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); b_tile[base + e.y * ROW4 + e.x] = s.b1; }
+}
+
+// c += A_tile @ B_tile (workgroup buffer `buf`) for this invocation's 8 x 8 outputs.
+fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
   let a_hi = TM / 8u;  // vec4 offset of the lower half of the rows
   let b_hi = TN / 8u;
+  let base = buf * TK * ROW4;
   for (var k = 0u; k < TK; k++) {
-    let a0 = a_tile[k * ROW4 + ty];
-    let a1 = a_tile[k * ROW4 + a_hi + ty];
-    let b0 = b_tile[k * ROW4 + tx];
-    let b1 = b_tile[k * ROW4 + b_hi + tx];
+    let a0 = a_tile[base + k * ROW4 + ty];
+    let a1 = a_tile[base + k * ROW4 + a_hi + ty];
+    let b0 = b_tile[base + k * ROW4 + tx];
+    let b1 = b_tile[base + k * ROW4 + b_hi + tx];
     c0a = fma(vec4<f32>(a0.x), b0, c0a); c0b = fma(vec4<f32>(a0.x), b1, c0b);
     c1a = fma(vec4<f32>(a0.y), b0, c1a); c1b = fma(vec4<f32>(a0.y), b1, c1b);
     c2a = fma(vec4<f32>(a0.z), b0, c2a); c2b = fma(vec4<f32>(a0.z), b1, c2b);
@@ -213,12 +241,20 @@ fn multiply_tiles(tx: u32, ty: u32) {
 }
 
 // The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
+// Software pipelined: the next k-slice is loaded into registers before the current one is
+// multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
+// buffer after it, so each slice needs one barrier.
 fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  for (var k0 = 0u; k0 < I; k0 += TK) {
-    stage_tiles(src, A, B, row0, col0, k0, I, tid);
-    workgroupBarrier();
-    multiply_tiles(lid.x, lid.y);
+  let slices = (I + TK - 1u) / TK;
+  var s = load_slice(src, A, B, row0, col0, 0u, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
   }
 }
@@ -226,10 +262,15 @@ fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, l
 // The same for entries that bind in2.
 fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  for (var k0 = 0u; k0 < I; k0 += TK) {
-    stage_tiles_in2(src, A, B, row0, col0, k0, I, tid);
-    workgroupBarrier();
-    multiply_tiles(lid.x, lid.y);
+  let slices = (I + TK - 1u) / TK;
+  var s = load_slice_in2(src, A, B, row0, col0, 0u, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_in2(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
   }
 }
@@ -396,10 +437,10 @@ fn matmul_backward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 // the squares of its staging slots over all k0 into a_tile (one owner per slot, so no barrier until
 // the end), then each row adds its TK slot sums.
 fn tile_rstd(row0: u32, N: u32, K: u32, eps: f32, tid: u32, keep: bool) {
-  let threads = (TM / 8u) * (TN / 8u);
+  let threads = invocations();
   let A = operand(K, 1u, N);
-  for (var l = 0u; l < TK * TM / 4u / threads; l++) {
-    let s = load_slot(A, tid + l * threads, TM);
+  for (var e = tid; e < TK * TM / 4u; e += threads) {
+    let s = load_slot(A, e, TM);
     var ss = vec4<f32>(0.0);  // rows row0 + 4 s.x .. +3 over k = s.y, s.y + TK, ...
     for (var k0 = 0u; k0 < K; k0 += TK) {
       let v = fetch0(A, row0 + s.x * 4u, k0 + s.y, K);
@@ -439,6 +480,22 @@ fn fetch_normed(u: u32, k: u32, row0: u32, N: u32, K: u32, keep: bool) -> vec4<f
   return v;
 }
 
+// load_slice for the rmsnorm entries: A = rmsnorm(x) rows (in0, normed on the fly), B = w (in1).
+fn load_slice_normed(A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, N: u32, K: u32, keep: bool,
+                     tid: u32) -> Staged {
+  let n = invocations();
+  var s: Staged;
+  if (tid < TK * TM / 4u) {
+    let e = load_slot(A, tid, TM); s.a0 = fetch_normed(row0 + e.x * 4u, k0 + e.y, row0, N, K, keep);
+  }
+  if (tid + n < TK * TM / 4u) {
+    let e = load_slot(A, tid + n, TM); s.a1 = fetch_normed(row0 + e.x * 4u, k0 + e.y, row0, N, K, keep);
+  }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); s.b0 = fetch1(B, col0 + e.x * 4u, k0 + e.y, K); }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); s.b1 = fetch1(B, col0 + e.x * 4u, k0 + e.y, K); }
+  return s;
+}
+
 fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   let N = p6.N;
   let K = p6.K;
@@ -447,21 +504,19 @@ fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   let col0 = wid.x * TN;
   let tid = lid.y * (TN / 8u) + lid.x;
   let keep = wid.x == 0u;
-  let threads = (TM / 8u) * (TN / 8u);
   tile_rstd(row0, N, K, p6.eps, tid, keep);
   let A = operand(K, 1u, N);
   let B = operand(1u, M, M);
-  for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var l = 0u; l < TK * TM / 4u / threads; l++) {
-      let s = load_slot(A, tid + l * threads, TM);
-      a_tile[s.y * ROW4 + s.x] = fetch_normed(row0 + s.x * 4u, k0 + s.y, row0, N, K, keep);
-    }
-    for (var l = 0u; l < TK * TN / 4u / threads; l++) {
-      let s = load_slot(B, tid + l * threads, TN);
-      b_tile[s.y * ROW4 + s.x] = fetch1(B, col0 + s.x * 4u, k0 + s.y, K);
-    }
-    workgroupBarrier();
-    multiply_tiles(lid.x, lid.y);
+  // the software-pipelined k loop of product()
+  let slices = (K + TK - 1u) / TK;
+  var s = load_slice_normed(A, B, row0, col0, 0u, N, K, keep, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_normed(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
   }
   store_out3(kind, row0, col0, N, M, false, lid);

@@ -123,11 +123,13 @@ def test_matmul_backward_fused_accumulates_both_outputs(gpu):
 
 def test_matmul_tiles_pick_big_tiles_for_big_outputs_only():
     assert matmul_tiles((4096, 4096)) == {"TM": 128, "TN": 128}
-    assert matmul_tiles((2048, 512)) == {"TM": 128, "TN": 128}  # 64 tiles of 128
+    assert matmul_tiles((2048, 2048)) == {"TM": 128, "TN": 128}  # 256 tiles of 128
+    assert matmul_tiles((2048, 512)) == {"TM": 64, "TN": 64}  # 64 tiles of 128: too few for big tiles
     assert matmul_tiles((1024, 256)) == {"TM": 64, "TN": 64}  # 16 tiles of 128
     assert matmul_tiles((16, 16)) == {"TM": 64, "TN": 64}
     # the outputs of one dispatch count together
-    assert matmul_tiles((1024, 512), (512, 1024)) == {"TM": 128, "TN": 128}
+    assert matmul_tiles((2048, 1024), (1024, 2048)) == {"TM": 128, "TN": 128}
+    assert matmul_tiles((1024, 512), (512, 1024)) == {"TM": 64, "TN": 64}
     assert set(matmul_tiles((1, 1)).values()) <= set(MATMUL_TILE_SIZES)
 
 

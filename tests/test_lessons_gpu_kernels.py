@@ -61,7 +61,7 @@ def test_workgroup_size_expressions_allow_only_arithmetic():
     assert _eval_u32("TN / 8u + 1", {"TN": 64}) == 9
     with pytest.raises(ValueError):
         _eval_u32("__import__", {"__import__": "os"})
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="TQ"):
         _eval_u32("TQ / 2u", {})
 
 
@@ -148,3 +148,11 @@ def test_timing_case_computes_the_products_and_times_them_on_a_real_executor(gpu
     timings = run_sync(parity_runner.time_case(gpu, meta, b"", runs=1, target_ms=1.0, max_per_run=2))
     assert [t.kernel for t in timings] == [s["kernel"] for s in meta["steps"]]
     assert all(t.median_ms > 0 and t.gflops > 0 for t in timings)
+
+
+def test_an_override_initialized_from_other_overrides_is_evaluated():
+    from pyscript_app.lessons.gpu_kernels import _eval_u32
+    assert _eval_u32("min(8u, min(TM, TN) / 8u)", {"TM": 128, "TN": 32}) == 4
+    assert _eval_u32("min(8u, min(TM, TN) / 8u)", {"TM": 128, "TN": 128}) == 8
+    with pytest.raises(ValueError):
+        _eval_u32("TM; import os", {"TM": 1})

@@ -102,10 +102,12 @@ MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"
 MATMUL_OVERRIDES = [("TM", 64), ("TN", 64)]
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
-# on an H200 (Dawn and wgpu-native, 2026-11-22): 128 x 128 ran 3x faster than 64 x 64 at 4096^3 and
-# at 2048 x 512 x 2048, equal at 2048 x 2048 x 512 (64 workgroups of 128) and 1024 x 256 x 768;
-# 32 x 32 was never faster (each invocation owns 8 x 8 outputs: small tiles mean few invocations).
-MATMUL_BIG_TILE_WORKGROUPS = 64
+# on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
+# benchmarks/results/matmul-tiles-h200-dawn-2026-11-22.json): 128 x 128 won with 192 or more
+# workgroups (4096^3: 1.6x; 2048 x 512 x 2048 forward, 256 workgroups: 1.6x; 2048 x 512 x 1536,
+# 192: 1.2x) and lost with 64 or fewer (2048 x 2048 x 512 and every dw of the large model's layers:
+# 64 x 64 was 1.3-1.4x faster). 32 x 32 was never faster (each invocation owns 8 x 8 outputs).
+MATMUL_BIG_TILE_WORKGROUPS = 160
 
 
 def _tiles(rows: int, cols: int, tm: int, tn: int) -> int:

@@ -53,23 +53,29 @@ def tile_overrides(kernel: str, *outputs: tuple[int, int]) -> dict[str, int]:
 
 
 def _eval_u32(expr: str, values: dict[str, int]) -> int:
-    """A WGSL constant expression of integers, names in `values` and + - * / ( ) (as in
-    @workgroup_size(TN / 8u, TM / 8u)), evaluated with integer division."""
+    """A WGSL constant expression of integers, names in `values`, min/max and + - * / ( ) (as in
+    @workgroup_size(TN / 8u, TM / 8u) or min(8u, min(TM, TN) / 8u)), with integer division."""
     text = re.sub(r"\b(\d+)u\b", r"\1", expr)
-    text = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: str(values[m.group(0)]), text)
-    if not re.fullmatch(r"[\d\s+\-*/()]+", text):
+    def value(m: re.Match) -> str:
+        if m.group(0) not in values:
+            raise ValueError(f"cannot evaluate {expr!r}: {m.group(0)!r} is not a known constant")
+        return str(values[m.group(0)])
+
+    text = re.sub(r"\b(?!min\b|max\b)[A-Za-z_]\w*\b", value, text)
+    if not re.fullmatch(r"(?:[\d\s+\-*/(),]|min|max)+", text):
         raise ValueError(f"cannot evaluate {expr!r}")
-    return int(eval(text.replace("/", "//"), {"__builtins__": {}}))  # noqa: S307 - digits and operators only
+    return int(eval(text.replace("/", "//"), {"__builtins__": {}, "min": min, "max": max}))  # noqa: S307
 
 
 def matmul_tiles(source: str, N: int, K: int, M: int) -> MatmulTiles:
     """The tile of matmul_forward at y (N,M) = x (N,K) @ w (K,M): constants and workgroup size
     parsed from the shader's text, the tile override the registry picks for this shape."""
-    declared = re.findall(r"(const|override)\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;", source)
-    values = {name: int(v) for _, name, v in declared}
+    declared = re.findall(r"(const|override)\s+(\w+)\s*:\s*u32\s*=\s*([^;]+?)\s*;", source)
     overridable = {name for kind, name, _ in declared if kind == "override"}
     overrides = {k: v for k, v in tile_overrides("matmul_forward", (N, M)).items() if k in overridable}
-    values.update(overrides)
+    values: dict[str, int] = {}
+    for _, name, expr in declared:  # in source order: an initializer may use earlier names (TK from TM, TN)
+        values[name] = overrides[name] if name in overrides else _eval_u32(expr, values)
     size = re.search(r"@workgroup_size\(([^)]*)\)\s*fn\s+matmul_forward\s*\(", source)
     shared = re.findall(r"var<workgroup>\s+\w+\s*:\s*array<\s*(f32|u32|vec4<f32>)\s*,\s*(\d+)\s*>", source)
     missing = [n for n in ("TM", "TN", "TK") if n not in values] + ([] if size else ["@workgroup_size"])
