@@ -42,8 +42,9 @@ def test_rmsnorm_forward_backward(gpu, N, C, accumulate):
 
 @pytest.mark.parametrize("WG", [8, 64])
 def test_rmsnorm_backward_with_more_column_workgroups_than_rows(gpu, WG):
-    """N = 2 row workgroups, then ceil(130 / WG) dg workgroups (17 at WG = 8); the last one's
-    invocations past C must write nothing (a guard region after dg stays untouched)."""
+    """N = 2 row workgroups, then ceil(130 / 8) = 17 dg workgroups of 8 columns (WG / 8 invocations
+    per column); the last one's invocations past C must write nothing (a guard region after dg stays
+    untouched)."""
     N, C = 2, 130
     rng = np.random.default_rng(WG)
     x, dy = rng.standard_normal((N, C)).astype(np.float32), rng.standard_normal((N, C)).astype(np.float32)

@@ -217,10 +217,12 @@ _row_grid = lambda v: grid_1d(v["N"] * v["WG"], v["WG"])  # noqa: E731  one work
 _register("rmsnorm.wgsl", "rmsnorm_forward",
           [("x", READ), ("g", READ), ("y", READ_WRITE), ("rstd", READ_WRITE), ("params", UNIFORM)],
           RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
+RMSNORM_DG_COLS = 8  # rmsnorm.wgsl DG_COLS: dg columns per backward workgroup
 _register("rmsnorm.wgsl", "rmsnorm_backward",  # N dx-row workgroups, then the dg column workgroups
           [("dy", READ), ("x", READ), ("g", READ), ("rstd", READ), ("dx", READ_WRITE), ("dg", READ_WRITE),
            ("params", UNIFORM)],
-          RMSNORM_UNIFORM, [("WG", 64)], lambda v: grid_1d((v["N"] + ceil_div(v["C"], v["WG"])) * v["WG"], v["WG"]))
+          RMSNORM_UNIFORM, [("WG", 64)],
+          lambda v: grid_1d((v["N"] + ceil_div(v["C"], RMSNORM_DG_COLS)) * v["WG"], v["WG"]))
 
 # --- crossentropy.wgsl -----------------------------------------------------------------------
 CE_UNIFORM = (("N", "u32"), ("V", "u32"))
@@ -307,10 +309,11 @@ _register("federated.wgsl", "apply_update_f16",
 # an executor applies them to every dispatch and pipeline (Executor.override_table). Native hosts
 # use none. SwiftShader (Chrome's WebGPU on the CPU) runs a workgroup's invocations 4 at a time
 # as coroutines that switch at every barrier, so the row reductions (one workgroup per row, a tree
-# of barriers) want few invocations; measured on the nano step in headless Chromium 156, 2 cores,
-# 2026-11-22 (benchmarks/browser_playground.py): crossentropy_forward_backward 164 -> 8 ms,
-# rmsnorm_forward 59 -> 8 ms (3 dispatches), the forward matmuls 36 -> 21 ms. The backward
-# matmuls keep 64 x 64 (32 x 32 was slower: the long-K dx of lm_head gets too few workgroups).
+# of barriers) want few invocations. Measured per dispatch of a nano step (batch 8; each dispatch
+# replayed alone and timed) in headless Chromium 156 on 2 busy cores, 2026-11-22, with the tests'
+# flags (tests/_browser.py): crossentropy_forward_backward 164 -> 8 ms, the 3 rmsnorm_forward
+# 59 -> 8 ms, the forward matmuls 36 -> 21 ms (noisy: +-30%); the backward matmuls stay 64 x 64
+# (41 ms; 59 ms at 32 x 32, 99 ms at 128 x 128). A whole step: 365 -> 130-145 ms.
 _SMALL_ROWS = {"WG": 8}
 _MATMUL_FORWARD_SMALL = {"TM": 32, "TN": 32}
 ADAPTER_OVERRIDES: dict[str, dict[str, dict[str, int]]] = {
