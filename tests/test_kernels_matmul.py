@@ -154,3 +154,11 @@ def test_matmul_forward_rmsnorm_and_relu(gpu, N, K, M, tiles):
         assert_close(download(gpu, y, (N, M)), ref, ATOL, RTOL, f"{kernel} y")
         assert_close(download(gpu, xn, (N, K)), ref_xn, 1e-5, 1e-5, f"{kernel} xn")
         assert_close(download(gpu, rstd, (N,)), ref_rstd, 0, 1e-5, f"{kernel} rstd")
+
+
+def test_backward_tiles_need_enough_big_tiles_in_both_products():
+    from pyscript_app.gpu.registry import matmul_backward_tiles
+    assert matmul_backward_tiles(4096, 4096, 4096) == {"TM": 128, "TN": 128}
+    # large fc_proj: dx (2048,2048) has 256 big tiles but dw (2048,512) only 64 -> small tiles
+    assert matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
+    assert matmul_backward_tiles(64, 16, 16) == {"TM": 64, "TN": 64}

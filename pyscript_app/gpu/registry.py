@@ -127,8 +127,13 @@ def matmul_forward_tiles(N: int, K: int, M: int) -> dict[str, int]:
 
 
 def matmul_backward_tiles(N: int, K: int, M: int) -> dict[str, int]:
-    """Tiles of matmul_backward(_relu): dx (N,K) and dw (K,M) share one pipeline."""
-    return matmul_tiles((N, K), (K, M))
+    """Tiles of matmul_backward(_relu): dx (N,K) and dw (K,M) share one pipeline. Each product must
+    have enough big tiles on its own: the dispatch lasts as long as its slowest workgroup, and dw's
+    inner dimension is N (all the batch's positions: long), so a few big dw tiles are the long pole
+    even when dx has plenty (the large model's fc_proj: 64 dw tiles of 128 x 128 x 2048 took 0.69 ms
+    on an H200 next to 256 short dx tiles)."""
+    big = min(_tiles(N, K, 128, 128), _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
+    return {"TM": 128, "TN": 128} if big else {"TM": 64, "TN": 64}
 
 
 def _mm_grid(rows: str, cols: str):
