@@ -1,6 +1,7 @@
 """The playground's three measured figures, rerunnable: headless Chromium here against the native host.
 
     .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano] [--json FILE] [--site DIR]
+                                                      [--default-chromium]
 
 1. Time from page load to the first training step: the page's own clock (performance.now(), from the
    navigation of the document that trains) when the GPU has finished step 1, the Train button
@@ -10,8 +11,12 @@
 2. The longest main-thread task while training (Long Tasks API, PerformanceObserver "longtask",
    tasks that started after the click).
 3. Browser tokens/s ÷ native tokens/s: the Trainer's own tokens/s at the end of the same run
-   (same preset, data, batch, steps, seed; first-step pipeline compilation included in both), in
-   the browser (Pyodide + Chromium's WebGPU adapter) and natively (wgpu-native, same Python).
+   (same preset, data, batch, steps, seed), in the browser (Pyodide + Chromium's WebGPU adapter)
+   and natively (wgpu-native, same Python). Both compile the run's pipelines before the Trainer
+   starts its clock (the page does it at boot; native_run does it as the page does), so neither
+   figure includes compilation.
+Chromium runs with the tests' flags (tests/_browser.py CHROMIUM_ARGS: no Dawn workgroup-memory
+zero-fill) unless --default-chromium asks for a user's defaults (DEFAULT_CHROMIUM_ARGS).
 The site is built into a temporary folder (mkdocs build --strict) unless --site names a built one;
 a plain static server serves it.
 """
@@ -31,18 +36,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from _browser import CHROMIUM_ARGS, build_site, serve_directory  # noqa: E402
+from _browser import CHROMIUM_ARGS, DEFAULT_CHROMIUM_ARGS, build_site, serve_directory  # noqa: E402
 from _playground import (FINISHED, STATUS, fill, long_tasks_since, loss_log, open_playground,  # noqa: E402
                          page_marks, wait_ready, wait_state)
 from _require import find_chromium  # noqa: E402
 
 
-def browser_run(site: Path, form: dict) -> dict:
+def browser_run(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
     from playwright.sync_api import sync_playwright
 
     server = serve_directory(site)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(chromium_args))
         t0 = time.perf_counter()
         rec = open_playground(browser, server)
         page = rec.page
@@ -56,7 +61,7 @@ def browser_run(site: Path, form: dict) -> dict:
         marks = page_marks(page)
         tasks = long_tasks_since(page, clicked_ms)
         out = {
-            "adapter": page.text_content('[data-testid="backend"]'),
+            "adapter": page.text_content('[data-testid="backend"]'), "chromium_args": list(chromium_args),
             "user_agent": page.evaluate("navigator.userAgent"),
             "python_ready_s": marks["python"], "page_ready_s": marks["ready"], "train_clicked_s": clicked_ms / 1e3,
             "data_loaded_s": marks["data"], "buffers_made_s": marks["backend"],
@@ -85,6 +90,7 @@ def browser_run(site: Path, form: dict) -> dict:
 
 def native_run(site: Path, form: dict) -> dict:
     from pyscript_app.bpe import Tokenizer
+    from pyscript_app.gpu.executor import run_sync
     from pyscript_app.gpu.native import open_device
     from pyscript_app.gpu.trainer_backend import GpuBackend
     from pyscript_app.playground.session import TrainingSession
@@ -100,11 +106,17 @@ def native_run(site: Path, form: dict) -> dict:
                          read_tokens(data_dir / f"{name}.val.bin", tok))
     settings = parse_settings({k: str(v) for k, v in form.items()})
     cfg = settings.train_config()
+    from pyscript_app.playground.pipeline_plan import training_pipelines
+
     ex = open_device("wgpu-native")
+    t0 = time.perf_counter()
+    run_sync(ex.compile_pipelines(training_pipelines(cfg.model_cfg(), cfg)))  # as the page does at boot
+    compile_s = time.perf_counter() - t0
     session = TrainingSession(settings, data, GpuBackend(cfg.model_cfg(), cfg, ex),
                               CheckpointStore(MemoryFiles()), settings.run_key(data.data_id))
     progress = asyncio.run(session.run(lambda event, progress: None))
-    return {"adapter": f"{ex.engine}: {ex.adapter_info.get('device')}", "tokens_per_s": progress.tokens_per_s,
+    return {"adapter": f"{ex.engine}: {ex.adapter_info.get('device')}", "compile_s": round(compile_s, 2),
+            "tokens_per_s": progress.tokens_per_s,
             "losses": progress.step_losses, "timing": progress.timing}
 
 
@@ -116,12 +128,14 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--site", help="an already built site (mkdocs build) instead of building one")
+    ap.add_argument("--default-chromium", action="store_true",
+                    help="Chromium's default WebGPU settings (with Dawn's workgroup-memory zero-fill)")
     args = ap.parse_args()
     form = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "batch": args.batch,
             "checkpoint_every": args.steps, "samples": 0}
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(args.site) if args.site else build_site(Path(tmp) / "site")
-        browser = browser_run(site, form)
+        browser = browser_run(site, form, DEFAULT_CHROMIUM_ARGS if args.default_chromium else CHROMIUM_ARGS)
         native = native_run(site, form)
     worst = max(abs(b - n) / abs(n) for b, n in zip(browser["losses"], native["losses"]))
     result = {

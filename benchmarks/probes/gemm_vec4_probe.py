@@ -19,20 +19,30 @@ import json, sys, time
 import numpy as np
 
 
-def kernel(BK: int) -> str:
+def kernel(BK: int, vec4_loads: bool = True, swizzle: bool = False) -> str:
     la = BK // 8   # A vec4 loads per thread: 128 rows x BK k = 32*BK vec4 / 256 threads
     lb = BK // 8   # B: BK rows x 32 vec4 / 256
     acc = [f"c{i}{h}" for i in range(8) for h in "ab"]
     s = []
     s.append("struct P { N: u32, K: u32, M: u32, pad: u32 };")
-    s.append("@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;")
-    s.append("@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;")
+    elem = "vec4<f32>" if vec4_loads else "f32"
+    s.append(f"@group(0) @binding(0) var<storage, read> A: array<{elem}>;")
+    s.append(f"@group(0) @binding(1) var<storage, read> B: array<{elem}>;")
+    if not vec4_loads:  # the same loads as four scalar reads (array<f32> bindings, as matmul.wgsl)
+        s.append("fn ld4a(i: u32) -> vec4<f32> { let j = i * 4u; return vec4<f32>(A[j], A[j + 1u], A[j + 2u], A[j + 3u]); }")
+        s.append("fn ld4b(i: u32) -> vec4<f32> { let j = i * 4u; return vec4<f32>(B[j], B[j + 1u], B[j + 2u], B[j + 3u]); }")
     s.append("@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;")
     s.append("@group(0) @binding(3) var<uniform> p: P;")
     s.append(f"var<workgroup> As: array<vec4<f32>, {2 * BK * 33}>;")
     s.append(f"var<workgroup> Bs: array<vec4<f32>, {2 * BK * 32}>;")
     s.append("@compute @workgroup_size(16, 16)")
-    s.append("fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32, @builtin(local_invocation_id) lid: vec3<u32>) {")
+    s.append("fn main(@builtin(workgroup_id) wid0: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32, @builtin(local_invocation_id) lid: vec3<u32>) {")
+    if swizzle:  # walk the tiles in groups of 8 tile-rows, column by column, so neighbours share A and B in L2
+        s.append("  let pid = wid0.y * nwg.x + wid0.x; let per = 8u * nwg.x; let g = pid / per;")
+        s.append("  let rows = min(8u, nwg.y - g * 8u); let r = pid % per;")
+        s.append("  let wid = vec2<u32>(r / rows, g * 8u + r % rows);")
+    else:
+        s.append("  let wid = wid0.xy;")
     s.append("  let row0 = wid.y * 128u; let col04 = wid.x * 32u; let K4 = p.K / 4u; let M4 = p.M / 4u;")
     s.append("  let tx = lid.x; let ty = lid.y;")
     for v in acc:
@@ -91,7 +101,12 @@ def kernel(BK: int) -> str:
         r = f"row0 + {'64u + ' if i >= 4 else ''}ty * 4u + {i % 4}u"
         s.append(f"  C[({r}) * M4 + col04 + tx] = c{i}a; C[({r}) * M4 + col04 + 16u + tx] = c{i}b;")
     s.append("}")
-    return "\n".join(s)
+    code = "\n".join(s)
+    if not vec4_loads:
+        import re
+        code = re.sub(r"= A\[(.*?)\];", r"= ld4a(\1);", code)
+        code = re.sub(r"= B\[(.*?)\];", r"= ld4b(\1);", code)
+    return code
 
 
 def run(wgpu, dev, code, N, K, M, reps, A, B):
@@ -115,8 +130,9 @@ def run(wgpu, dev, code, N, K, M, reps, A, B):
         t = time.perf_counter(); go(reps); ts.append((time.perf_counter() - t) / reps)
     dt = sorted(ts)[1]
     out = np.frombuffer(dev.queue.read_buffer(bc), np.float32).reshape(N, M)
-    ref = A[:128].astype(np.float64) @ B.astype(np.float64)
-    err = float(np.abs(out[:128] - ref).max() / np.abs(ref).max())
+    rows = np.r_[0:128, N - 128:N]  # the first and last row of tiles (a wrong tile order misses one)
+    ref = A[rows].astype(np.float64) @ B.astype(np.float64)
+    err = float(np.abs(out[rows] - ref).max() / np.abs(ref).max())
     return {"ms": dt * 1e3, "tflops": 2 * N * K * M / dt / 1e12, "rel_err": err}
 
 
@@ -132,11 +148,12 @@ def main():
         rng = np.random.default_rng(0)
         A = rng.standard_normal((N, K), dtype=np.float32); B = rng.standard_normal((K, M), dtype=np.float32)
         row = {"N": N, "K": K, "M": M}
-        for BK in (8, 16):
+        for BK, v4, sw in ((8, True, False), (16, True, False), (16, False, False), (32, True, False), (16, True, True)):
+            name = f"bk{BK}" + ("" if v4 else "_scalar_loads") + ("_swizzle" if sw else "")
             try:
-                row[f"bk{BK}"] = run(wgpu, dev, kernel(BK), N, K, M, reps, A, B)
+                row[name] = run(wgpu, dev, kernel(BK, v4, sw), N, K, M, reps, A, B)
             except Exception as e:
-                row[f"bk{BK}"] = f"failed: {type(e).__name__}: {str(e)[:400]}"
+                row[name] = f"failed: {type(e).__name__}: {str(e)[:400]}"
         a = torch.from_numpy(A).cuda(); b = torch.from_numpy(B).cuda()
         for _ in range(3): a @ b
         torch.cuda.synchronize(); ts = []
@@ -154,6 +171,6 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--print":
-        print(kernel(int(sys.argv[2])))
+        print(kernel(int(sys.argv[2]), len(sys.argv) < 4))
     else:
         main()

@@ -6,6 +6,7 @@ through Pyodide's in-memory file system, so the browser checks them exactly as t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class SiteData:
     def __init__(self, url_of) -> None:
         self.url_of = url_of  # site path -> absolute URL
         self.index: dict = {}
-        self._loaded: dict[str, DatasetTokens] = {}
+        self._loaded: dict[str, asyncio.Future] = {}  # name -> the fetch of its DatasetTokens
 
     async def load_index(self) -> dict:
         self.index = json.loads(await fetch_text(self.url_of("py/data/index.json")))["datasets"]
@@ -31,15 +32,25 @@ class SiteData:
         return f"{name}:{self.index[name]['tokenizer_sha256']}"
 
     async def dataset(self, name: str) -> DatasetTokens:
+        """The data set's tokens; fetched once (a second caller awaits the first's fetch)."""
         if name not in self._loaded:
-            files = self.index[name]["files"]
-            tok = Tokenizer.from_json(await fetch_bytes(self.url_of(f"py/data/{files['tokenizer']}")))
-            SCRATCH.mkdir(parents=True, exist_ok=True)
-            splits = {}
-            for split in ("train", "val"):
-                path = SCRATCH / files[split]
-                path.write_bytes(await fetch_bytes(self.url_of(f"py/data/{files[split]}")))
-                splits[split] = read_tokens(path, tok)
-                path.unlink()
-            self._loaded[name] = registry_data(name, tok, splits["train"], splits["val"])
-        return self._loaded[name]
+            self._loaded[name] = asyncio.ensure_future(self._fetch(name))
+        try:
+            return await asyncio.shield(self._loaded[name])
+        except Exception:
+            self._loaded.pop(name, None)  # a failed fetch is tried again next time
+            raise
+
+    async def _fetch(self, name: str) -> DatasetTokens:
+        files = self.index[name]["files"]
+        raw = await asyncio.gather(*(fetch_bytes(self.url_of(f"py/data/{files[part]}"))
+                                     for part in ("tokenizer", "train", "val")))  # in parallel
+        tok = Tokenizer.from_json(raw[0])
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        splits = {}
+        for split, data in zip(("train", "val"), raw[1:]):
+            path = SCRATCH / files[split]
+            path.write_bytes(data)
+            splits[split] = read_tokens(path, tok)
+            path.unlink()
+        return registry_data(name, tok, splits["train"], splits["val"])

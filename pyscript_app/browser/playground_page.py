@@ -28,6 +28,7 @@ from pyscript_app.config import ConfigError
 from pyscript_app.gpu.executor import GpuUnavailable
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.playground.progress import Progress
+from pyscript_app.playground.pipeline_plan import training_pipelines
 from pyscript_app.playground.session import TrainingSession
 from pyscript_app.playground.settings import InputError, parse_settings
 from pyscript_app.playground.store import CheckpointStore, MemoryFiles
@@ -70,24 +71,27 @@ class PlaygroundPage:
         self.busy = False
         self._proxies = []  # event handlers stay alive as long as the page
         self._tasks: set[asyncio.Task] = set()
+        self._warming: asyncio.Future | None = None  # the latest background pipeline compilation
+        self._planned: set[tuple] = set()  # run shapes whose pipelines were asked for (on this device)
 
     # -- boot -------------------------------------------------------------------------------
     async def boot(self) -> None:
         status = by_testid("status")
         status.setAttribute("data-python-ms", str(page_ms()))
         self.set_status("Opening WebGPU…", "booting")
+        device = asyncio.ensure_future(self.open_device())  # meanwhile: the data index and OPFS
         await self.data.load_index()
         files = await OpfsFiles.open()
         if files is not None:
             self.store = CheckpointStore(files)
         self.render_live(Progress(0))
-        try:
-            self.ex = await open_browser_device(allow_fallback=True)
-        except GpuUnavailable as e:
+        self.ex, unavailable = await device
+        if unavailable is not None:
             by_testid("backend").textContent = "none: WebGPU is not available"
-            self.set_status(NEEDS_WEBGPU.format(why=e), "no-webgpu")
+            self.set_status(NEEDS_WEBGPU.format(why=unavailable), "no-webgpu")
             return
         by_testid("backend").textContent = adapter_label(self.ex.adapter_info)
+        self.prepare_in_background()  # compiling takes longest: start it first
         for testid, handler in (("train-button", self.on_train), ("stop-button", self.on_stop),
                                 ("resume-button", self.on_resume), ("sample-button", self.on_sample)):
             self.listen(by_testid(testid), "click", handler)
@@ -97,6 +101,48 @@ class PlaygroundPage:
         await self.refresh_resume()
         status.setAttribute("data-ready-ms", str(page_ms()))
         self.set_status("Ready: choose a data set and a model, then Train.", "ready")
+
+    @staticmethod
+    async def open_device():
+        """(executor, None), or (None, GpuUnavailable): a task that raised before anyone awaited it
+        would be reported as an unhandled exception in the console."""
+        try:
+            return await open_browser_device(allow_fallback=True), None
+        except GpuUnavailable as e:
+            return None, e
+
+    # -- work done before Train is pressed ----------------------------------------------------
+    def prepare_in_background(self) -> None:
+        """Start what a Train with the settings now on the form will need: compiling its compute
+        pipelines (seconds on a software adapter; the browser compiles them in parallel) and
+        fetching its data set. Train then awaits the same work instead of starting it."""
+        try:
+            form = self.read_form()
+            settings = parse_settings(form)
+            cfg = settings.train_config()
+        except USER_ERRORS:
+            return  # the form is being edited: Train will say what is wrong
+        self._warming = asyncio.ensure_future(self.quietly(self.compile_pipelines(cfg, self._warming)))
+        if settings.dataset != "custom":
+            self.spawn(self.quietly(self.data.dataset(settings.dataset)))
+
+    @staticmethod
+    async def quietly(coro) -> None:
+        """Background preparation only saves time: if it fails, Train does the work and reports."""
+        try:
+            await coro
+        except Exception:
+            pass
+
+    async def compile_pipelines(self, cfg, previous: asyncio.Future | None) -> None:
+        """Compile the pipelines of a run with this config (those already compiled are skipped),
+        after `previous` (an earlier compilation, which may hold the same pipelines) has ended."""
+        if previous is not None:
+            await asyncio.wait([previous])  # never raises: `previous` is quiet
+        shape = (cfg.model_cfg(), cfg.batch, cfg.seq_len, getattr(cfg, "dropout", 0.0))  # what the plan depends on
+        if self.ex is not None and not self.ex.lost_reason and shape not in self._planned:
+            await self.ex.compile_pipelines(training_pipelines(cfg.model_cfg(), cfg))
+            self._planned.add(shape)
 
     def listen(self, element, event: str, handler) -> None:
         proxy = create_proxy(lambda ev: self.spawn(self.guarded(handler(ev))))
@@ -157,6 +203,7 @@ class PlaygroundPage:
     async def gpu_backend(self, cfg) -> GpuBackend:
         if self.ex is None or self.ex.lost_reason:  # a lost device: open a new one (Resume after a loss)
             self.ex, self.backend = await open_browser_device(allow_fallback=True), None
+            self._planned.clear()  # the new device has compiled nothing
         mc = cfg.model_cfg()
         b = self.backend
         if b is None or b.model_cfg != mc or (b.B, b.T) != (cfg.batch, cfg.seq_len):
@@ -177,6 +224,7 @@ class PlaygroundPage:
             return
         if not self.busy:
             await self.refresh_resume()
+            self.prepare_in_background()
 
     async def refresh_resume(self) -> None:
         """Show Resume when the store holds a checkpoint for the settings now on the form."""
@@ -247,6 +295,7 @@ class PlaygroundPage:
             if run.tokenizer.sha256 != data.tokenizer.sha256:
                 raise InputError("the saved checkpoint was trained with another tokenizer")
         backend = await self.gpu_backend(cfg)
+        await self.compile_pipelines(cfg, self._warming)  # mostly done at boot or on a form change
         status.setAttribute("data-backend-ms", str(page_ms()))
         self.session = TrainingSession(settings, data, backend, self.store, key,
                                        meta={"backend": backend.describe()})

@@ -20,7 +20,7 @@ import js
 from pyodide.ffi import create_proxy, to_js
 
 from ..gpu.executor import STORAGE, UNIFORM_USAGE, Executor, GpuUnavailable
-from ..gpu.registry import READ, READ_WRITE, UNIFORM
+from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_overrides
 from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
 
 # The storage limits large presets need: ask for whatever the adapter offers (as gpu/native.py does).
@@ -40,6 +40,7 @@ class BrowserExecutor(Executor):
         super().__init__(shader_dir)
         self.adapter, self.device, self.queue = adapter, device, device.queue
         self.adapter_info = adapter_info(adapter)
+        self.override_table = adapter_overrides(self.adapter_info)  # {} except on adapters listed there
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST
@@ -106,10 +107,17 @@ class BrowserExecutor(Executor):
         return self.device.createPipelineLayout(js_object({"bindGroupLayouts": [bind_group_layout], "label": label}))
 
     def _create_pipeline(self, module, entry, layout, constants, label):
-        stage = {"module": module, "entryPoint": entry}
-        if constants:
-            stage["constants"] = dict(constants)
-        return self.device.createComputePipeline(js_object({"layout": layout, "compute": stage, "label": label}))
+        return self.device.createComputePipeline(pipeline_descriptor(module, entry, layout, constants, label))
+
+    async def _create_pipelines(self, requests):
+        """All at once with createComputePipelineAsync: the browser may compile them on its worker
+        threads, and the worker's Python goes on meanwhile (the playground starts this at boot, so
+        the first step finds them compiled). On SwiftShader on 2 busy cores it was no faster than
+        one by one (2026-11-22), but it moved the compilation out of the first step."""
+        if not requests:
+            return []
+        promises = [self.device.createComputePipelineAsync(pipeline_descriptor(*r)) for r in requests]
+        return list(await js.Promise.all(to_js(promises)))
 
     def _create_bind_group(self, layout, entries, label):
         return self.device.createBindGroup(js_object({"layout": layout, "label": label, "entries": [
@@ -140,6 +148,13 @@ class BrowserExecutor(Executor):
 
     def _submit(self, encoder):
         self.queue.submit(to_js([encoder.finish()]))
+
+
+def pipeline_descriptor(module: Any, entry: str, layout: Any, constants: dict, label: str) -> Any:
+    stage = {"module": module, "entryPoint": entry}
+    if constants:
+        stage["constants"] = dict(constants)
+    return js_object({"layout": layout, "compute": stage, "label": label})
 
 
 def adapter_info(adapter: Any) -> dict[str, Any]:
