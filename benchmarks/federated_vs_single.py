@@ -1,16 +1,26 @@
 """Two federated clients (DiLoCo, through the real relay) against one client alone, at equal tokens.
 
-    python3 benchmarks/federated_vs_single.py [--model nano] [--rounds 20] [--local-steps 25] [--batch 8]
-                                              [--aggregator diloco] [--json FILE]
+    python3 benchmarks/federated_vs_single.py [--model tiny] [--rounds 40] [--local-steps 50] [--batch 8]
+                                              [--aggregator diloco] [--outer-lr 1.0] [--outer-momentum 0.5]
+                                              [--constant-lr] [--json FILE]
 
 Federated: the relay (uvicorn on a free loopback port) and two native workers (`tabgpt join
---backend numpy`, subprocesses) in one session with quorum 2: each round both take H local AdamW
-steps on their own batches (the relay's per-client data seeds), then the relay's outer step
-(DiLoCo: Nesterov, outer lr 0.7, momentum 0.9) makes the next global weights. Alone: one client
-(the same worker code, worker_session.LocalTrainer, numpy) takes 2 * rounds * H steps from the same
-initial weights (the session's init_seed) with the same local learning rate (TrainConfig's, with
-the workers' 10-step warmup) — the same total tokens. Both are scored on the same fixed slice of
-names' val split (VAL_WINDOWS windows of T+1 tokens, evenly spaced), in nats per byte of text.
+--backend numpy`, subprocesses) in one session with quorum 2 that plans `rounds` rounds: each round
+both take H local AdamW steps on their own batches (the relay's per-client data seeds), then the
+relay's outer step (DiLoCo: Nesterov with the given outer lr and momentum; by default 1.0 and 0.5,
+the relay's defaults; the DiLoCo paper used 0.7 and 0.9) makes the next global weights.
+Learning rate: the session's schedule by global step (federated/local.py: TrainConfig's lr, a
+10-step warmup, linear decay to 10% over the last 20% of rounds * H global steps); --constant-lr
+plans no rounds, so the lr stays constant after the warmup (on both sides).
+
+Alone, two definitions of the same total tokens, both with the same local-training code
+(federated/numpy_model.NumpyRoundModel) from the same initial weights (the session's init_seed),
+the same lr schedule over its own steps, on batches of seeds a federated client never draws:
+    alone        batch B, 2 * rounds * H steps (twice the sequential steps of a federated client)
+    alone_2B     batch 2B, rounds * H steps (the two clients' batches in one step: what synchronous
+                 data parallelism over the two clients would compute, DiLoCo's usual baseline)
+All are scored on the same fixed slice of names' val split (VAL_WINDOWS windows of T+1 tokens,
+evenly spaced), in nats per byte of text.
 
 Bytes per round are the exact frame sizes of the protocol (frames.frame_size): each client sends one
 f16 DELTA (28 + 2P bytes) and receives one f16 UPDATE (28 + 2P), plus small JSON control frames
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -44,7 +55,8 @@ from pyscript_app.reference import model  # noqa: E402
 from pyscript_app.reference.init import init_params  # noqa: E402
 from pyscript_app.tokenfile import load_prepared  # noqa: E402
 from pyscript_app.trainer import eval_starts, make_windows  # noqa: E402
-from pyscript_app.worker_session import LocalTrainer, session_train_config  # noqa: E402
+from pyscript_app.federated.local import session_train_config  # noqa: E402
+from pyscript_app.federated.numpy_model import NumpyRoundModel  # noqa: E402
 
 VAL_WINDOWS = 256
 INIT_SEED = 1337
@@ -85,9 +97,12 @@ def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
                 time.sleep(0.05)
         body = {"model": args.model, "dataset": "names", "tokenizer_sha256": tok_sha, "quorum": 2,
                 "round_seconds": 3600, "grace_seconds": 10, "max_local_steps": args.local_steps,
-                "batch": args.batch, "aggregator": args.aggregator, "init_seed": INIT_SEED}
-        body.update({k: v for k, v in (("outer_lr", args.outer_lr), ("outer_momentum", args.outer_momentum),
-                                       ("lr", args.lr)) if v is not None})
+                "batch": args.batch, "aggregator": args.aggregator, "init_seed": INIT_SEED,
+                "outer_lr": args.outer_lr, "outer_momentum": args.outer_momentum}
+        if not args.constant_lr:
+            body["rounds"] = args.rounds
+        if args.lr is not None:
+            body["lr"] = args.lr
         session = httpx.post(base + "/api/sessions", json=body).json()
         t0 = time.perf_counter()
         workers = [subprocess.Popen([sys.executable, "-m", "pyscript_app.cli", "join", base, "--session",
@@ -107,15 +122,22 @@ def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
         relay.wait(10)
 
 
-async def run_alone(config: dict, train, steps_per_round: int, rounds: int) -> tuple[np.ndarray, float]:
-    cfg = session_train_config(config, "numpy", "auto")
-    trainer = LocalTrainer(cfg, train)
-    await trainer.set_global(init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED))
+def alone_data_seed(seed: int, r: int) -> int:
+    """Round r's data seed of the lone client (32 bits; the relay's seeds come from its secret)."""
+    return int.from_bytes(hashlib.sha256(f"alone/{seed}/{r}".encode()).digest()[:4], "little")
+
+
+async def run_alone(config: dict, train, batch: int, rounds: int, seed: int) -> tuple[np.ndarray, float]:
+    """One client: `rounds` rounds of H steps at `batch`, its lr on the same schedule over its own steps."""
+    H = int(config["max_local_steps"])
+    session = {**config, "batch": batch, "rounds": rounds if config.get("rounds") else None}
+    model = NumpyRoundModel(session_train_config(session, "numpy", "auto"), train)
+    await model.set_global(init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED))
     t0 = time.perf_counter()
-    for r in range(rounds):  # the same number of steps, on batches of seeds a federated client never draws
-        for h in range(steps_per_round):
-            await trainer.step(data_seed=0xA10E0000 + r, local_step=h)
-    params = np.frombuffer((await trainer.backend.export())["params"], np.float32).copy()
+    for r in range(rounds):  # on batches of seeds a federated client never draws
+        for h in range(H):
+            await model.step(data_seed=alone_data_seed(seed, r), local_step=h, global_step=r * H + h)
+    params = np.frombuffer((await model.backend.export())["params"], np.float32).copy()
     return params, time.perf_counter() - t0
 
 
@@ -126,16 +148,19 @@ def main() -> int:
     p.add_argument("--local-steps", type=int, default=25)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--aggregator", default="diloco", choices=["diloco", "fedavg"])
-    p.add_argument("--outer-lr", type=float, default=None, help="default: the relay's (DiLoCo 0.7)")
-    p.add_argument("--outer-momentum", type=float, default=None, help="default: the relay's (DiLoCo 0.9)")
-    p.add_argument("--lr", type=float, default=None, help="local lr (constant); default TrainConfig's with warmup")
+    p.add_argument("--outer-lr", type=float, default=1.0, help="DiLoCo outer lr (the relay's default: 1.0)")
+    p.add_argument("--outer-momentum", type=float, default=0.5, help="DiLoCo Nesterov momentum (the relay's default: 0.5)")
+    p.add_argument("--lr", type=float, default=None, help="local base lr; default TrainConfig's with warmup")
+    p.add_argument("--constant-lr", action="store_true", help="plan no rounds: no lr decay (both sides)")
+    p.add_argument("--seed", type=int, default=0, help="the lone client's data order (the relay draws the federated one)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
     tok, train, val = load_prepared("names", None)
     config, fed_weights, fed_wall = run_federated(args, tok.sha256)
     P = int(config["param_count"])
-    alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.local_steps, 2 * args.rounds))
+    alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.batch, 2 * args.rounds, args.seed))
+    alone2_weights, alone2_wall = asyncio.run(run_alone(config, train, 2 * args.batch, args.rounds, args.seed))
     init = init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED)
     tokens_per_step = args.batch * int(config["blocksize"])
     history = config["status"]["history"]
@@ -145,24 +170,29 @@ def main() -> int:
         "device": f"{platform.machine()} CPU, {os.cpu_count()} cores, numpy {np.__version__} (numpy backend)",
         "model": args.model, "param_count": P, "aggregator": args.aggregator, "outer_lr": config["outer_lr"],
         "outer_momentum": config["outer_momentum"], "rounds": args.rounds, "local_steps": args.local_steps,
-        "batch": args.batch, "blocksize": config["blocksize"],
+        "batch": args.batch, "blocksize": config["blocksize"], "alone_seed": args.seed, "lr_schedule": "constant" if args.constant_lr else
+        "session schedule by global step: warmup 10, linear decay to 10% over the last 20% of rounds * H",
         "tokens_total": 2 * args.rounds * args.local_steps * tokens_per_step,
         "tokens_aggregated": sum(h["tokens"] for h in history),
         "val_nats_per_byte": {
             "initial": val_nats_per_byte(init, config, val, tok)[1],
             "federated_2_clients": val_nats_per_byte(fed_weights, config, val, tok)[1],
             "alone_1_client": val_nats_per_byte(alone_weights, config, val, tok)[1],
+            "alone_1_client_batch_2B": val_nats_per_byte(alone2_weights, config, val, tok)[1],
         },
         "bytes_per_round_per_client": {
             "delta_sent": frame_size(DTYPE_F16, P), "update_received": frame_size(DTYPE_F16, P),
             "weights_on_join": frame_size(DTYPE_F32, P),
         },
-        "wall_s": {"federated": round(fed_wall, 1), "alone": round(alone_wall, 1)},
+        "bytes_per_client_in_all": args.rounds * 2 * frame_size(DTYPE_F16, P) + frame_size(DTYPE_F32, P),
+        "wall_s": {"federated": round(fed_wall, 1), "alone": round(alone_wall, 1), "alone_2B": round(alone2_wall, 1)},
         "global_loss_per_round": [round(h["loss"], 4) for h in history],
     }
     v = result["val_nats_per_byte"]
     result["federated_minus_alone"] = v["federated_2_clients"] - v["alone_1_client"]
+    result["federated_minus_alone_2B"] = v["federated_2_clients"] - v["alone_1_client_batch_2B"]
     result["within_0.05"] = result["federated_minus_alone"] <= 0.05
+    result["within_0.05_of_alone_2B"] = result["federated_minus_alone_2B"] <= 0.05
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

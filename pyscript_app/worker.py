@@ -1,19 +1,13 @@
 """`tabgpt join URL --session ID`: a native worker that trains in a federated session.
 
-Numpy-only (native): the socket is the `websockets` asyncio client; the protocol state is
-relay_client.RelayClient; local training is worker_session.LocalTrainer. The whole worker runs in
-one asyncio loop: a reader task queues every frame the relay sends, and the round loop handles
-them in order between local steps (so a round that closes without us interrupts our training).
+Native only: the worker is the browser's round loop (federated/client.FederatedClient) over a
+`websockets` connection (WsLink), with a native model: federated/numpy_model.NumpyRoundModel for
+`--backend numpy`, federated/gpu_model.GpuRoundModel (the browser's, on wgpu-py) for `--backend
+gpu`. So tabs and native workers take the same steps, send the same frames and resume alike.
+What this module adds is the terminal: the join line and one line per round on stdout, the
+rest (reconnects, rejects, relay errors) on stderr.
 
-One round, as the worker sees it:
-    wait      until it holds W_r (WEIGHTS or the last UPDATE) and this round's data_seed
-    train     up to H = max_local_steps steps; it stops early when one more step would end within
-              DEADLINE_MARGIN of the round's deadline (at least one step is always taken)
-    submit    DELTA (f16) with tokens = steps * B * T and the mean local loss
-    apply     round_closed + UPDATE: W_{r+1} = W_r + decode(u) in f32; its sha256 must equal
-              round_closed.weights_sha256 (else: exit 1, the weights diverged)
-A dropped connection is retried RECONNECT_TRIES times with exponential backoff, resuming with the
-client token; the relay then sends the current weights again.
+Round line:  round R  local loss L  global loss G  tokens mine/all  contributors K  sha256 S ok
 
 Exit codes: 0 after --rounds rounds or when the session closes; 2 for a user error (unknown
 session, tokenizer differs, bad URL); 1 when the relay is unreachable or the weights diverge.
@@ -24,29 +18,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
 from .errors import UserError
-from .frames import DTYPE_F16
-from .relay_client import RelayClient, RelayProtocolError
-from .worker_session import LocalTrainer, f32_sha256, load_session_data, session_train_config
+from .federated.client import REFUSALS, Closed, FederatedClient, FederatedError, Link
+from .federated.local import session_train_config
+from .worker_session import load_session_data
 
 RECONNECT_TRIES = 5
 BACKOFF_S = 0.5  # 0.5, 1, 2, 4, 8 s between tries
-PING_EVERY_S = 1.0  # loss_ping at most this often (the relay allows 20 messages/s)
-REFUSALS = {"unknown_session", "session_full", "bad_token", "bad_message"}
 
 
 class WorkerError(RuntimeError):
     """The worker cannot go on (relay gone, weights diverged): one line, exit 1."""
-
-
-class _Disconnected(Exception):
-    def __init__(self, code: int | None):
-        self.code = code
 
 
 def ws_url(url: str) -> str:
@@ -61,212 +45,121 @@ def ws_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-class Worker:
-    def __init__(self, url: str, session_id: str, name: str, backend: str = "numpy", gpu: str = "auto",
-                 rounds: int | None = None, data_dir: str | None = None, out=None):
-        self.url, self.backend_name, self.gpu, self.data_dir = ws_url(url), backend, gpu, data_dir
-        self.rounds, self.out = rounds, out or sys.stdout
-        self.client = RelayClient(session_id, name)
-        self.trainer: LocalTrainer | None = None
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.ws = None
-        self.version = 0  # bumped whenever W_r changes (WEIGHTS or UPDATE)
-        self.seed_round: int | None = None  # the round client.data_seed belongs to
-        self.deadline: float | None = None  # the round's deadline on time.monotonic()
-        self.trained: tuple[int, int] | None = None  # (round, data_seed) whose delta we sent
-        self.local: dict | None = None  # this round's local loss and tokens, for the round line
-        self.rounds_done = 0
-        self.finished = False
-        self.acked = False  # join_ack received on the current connection
+class WsLink(Link):
+    """A client.Link over a `websockets` asyncio connection: a reader task fills the inbox."""
 
-    # --- connection ----------------------------------------------------------------------------
+    def __init__(self, ws) -> None:
+        super().__init__()
+        self.ws = ws
+        self.reader = asyncio.ensure_future(self._read())
 
-    async def run(self) -> int:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidHandshake, InvalidURI
-
-        failures = 0
-        while True:
-            try:
-                async with connect(self.url, max_size=None, compression=None, open_timeout=10,
-                                   ping_interval=20, ping_timeout=60) as ws:
-                    if await self._serve(ws):
-                        return 0
-                    failures = 0 if self.acked else failures  # a working connection resets the count
-            except InvalidURI as e:
-                raise UserError(f"bad relay URL: {e}") from None
-            except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
-                reason = f"{type(e).__name__}: {e}"
-            else:
-                reason = "connection closed"
-            failures += 1
-            if failures > RECONNECT_TRIES:
-                raise WorkerError(f"cannot reach the relay at {self.url} ({reason})")
-            delay = BACKOFF_S * 2 ** (failures - 1)
-            print(f"relay connection lost ({reason}); retrying in {delay:.1f} s", file=sys.stderr, flush=True)
-            await asyncio.sleep(delay)
-
-    async def _serve(self, ws) -> bool:
-        """Join and run rounds on one connection; True when the worker is done, False to reconnect."""
-        self.ws, self.inbox, self.acked = ws, asyncio.Queue(), False
-        reader = asyncio.create_task(self._read(ws))
-        try:
-            await self._send(self.client.join_message())
-            await self._round_loop()
-            return True
-        except _Disconnected as e:
-            if self.client.closed:
-                return True
-            if e.code == 4001:
-                raise WorkerError("another connection resumed this client (superseded)") from None
-            return False
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def _read(self, ws) -> None:
+    async def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:
-            async for frame in ws:
+            async for frame in self.ws:
                 self.inbox.put_nowait(frame)
         except ConnectionClosed:
             pass
-        self.inbox.put_nowait(_Disconnected(ws.close_code))
+        self.inbox.put_nowait(Closed(self.ws.close_code, self.ws.close_reason or ""))
 
-    async def _send(self, data: str | bytes) -> None:
+    async def send(self, data: str | bytes) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:
             await self.ws.send(data)
         except ConnectionClosed:
-            raise _Disconnected(self.ws.close_code) from None
+            raise ConnectionError("closed") from None
 
-    # --- events --------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.reader.cancel()
+        asyncio.ensure_future(self.ws.close())
 
-    async def _next(self, block: bool = True) -> bool:
-        """Handle one queued frame (waiting for it when `block`); False when none was queued."""
-        if not block and self.inbox.empty():
-            return False
-        frame = await self.inbox.get()
-        if isinstance(frame, _Disconnected):
-            raise frame
+
+def ws_connector(url: str, open_timeout: float = 10):
+    """connect() for FederatedClient: a WsLink to `url`; a failed handshake is a ConnectionError
+    (retried), a malformed URL a UserError (not retried)."""
+    async def connect() -> WsLink:
+        from websockets.asyncio.client import connect as ws_connect
+        from websockets.exceptions import InvalidHandshake, InvalidURI
+
         try:
-            if isinstance(frame, str):
-                await self._on_message(self.client.on_text(frame))
-            else:
-                await self._on_tensor(self.client.on_binary(frame))
-        except RelayProtocolError as e:
-            raise WorkerError(str(e)) from None
-        return True
+            ws = await ws_connect(url, max_size=None, compression=None, open_timeout=open_timeout,
+                                  ping_interval=20, ping_timeout=60)
+        except InvalidURI as e:
+            raise UserError(f"bad relay URL: {e}") from None
+        except (InvalidHandshake, asyncio.TimeoutError) as e:
+            raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        return WsLink(ws)
+    return connect
 
-    async def _on_message(self, event) -> None:
-        msg = event.message
-        if "remaining_ms" in msg and msg.get("phase") != "idle":
-            self.deadline = time.monotonic() + msg["remaining_ms"] / 1000
-        if event.type == "join_ack":
-            self.seed_round, self.acked = msg["round"], True
-            if self.trainer is None:
-                self._setup(msg["config"])
-            else:
-                self.trained = None  # a restarted relay lost our uncommitted delta: train the round again
-                print(f"resumed as client {self.client.client_id[:8]} at round {msg['round']}", file=sys.stderr,
-                      flush=True)
-        elif event.type == "round_started":
-            self.seed_round = msg["round"]
-        elif event.type == "submit_reject":
-            print(f"delta for round {self.client.submitted_round} rejected: {msg['reason']} ({msg['message']})",
-                  file=sys.stderr, flush=True)
-        elif event.type == "session_closed":
-            self.finished = True
-        elif event.type == "error":
-            if msg.get("reason") in REFUSALS:
-                raise UserError(f"the relay refused to join: {msg['reason']}: {msg.get('message', '')}")
-            print(f"relay error: {msg.get('reason')}: {msg.get('message', '')}", file=sys.stderr, flush=True)
 
-    def _setup(self, config: dict) -> None:
-        train_cfg = session_train_config(config, self.backend_name, self.gpu)
-        train, _val = load_session_data(config, self.data_dir)
-        self.trainer = LocalTrainer(train_cfg, train)
-        mc = self.trainer.model_cfg
-        print(f"joined session {self.client.session_id[:8]} as {self.client.client_id[:8]}: {config['model']} "
-              f"({mc.param_count:,} parameters) on {config['dataset']}, B={train_cfg.batch} T={train_cfg.seq_len} "
-              f"H={config['max_local_steps']} lr={train_cfg.lr:g} backend {self.trainer.backend.describe()}",
-              file=self.out, flush=True)
+def native_model_factory(backend: str, gpu: str, data_dir: str | None, on_made=None):
+    """make_model(session config) for FederatedClient: the session's data on the chosen backend."""
+    async def make(config: dict):
+        cfg = session_train_config(config, backend, gpu)
+        train, _val = load_session_data(config, data_dir)
+        if backend == "gpu":
+            from .federated.gpu_model import GpuRoundModel
+            from .gpu.trainer_backend import open_gpu_backend
 
-    async def _on_tensor(self, event) -> None:
-        dtype = "<f2" if event.header.dtype == DTYPE_F16 else "<f4"
-        if event.type == "weights":
-            weights = np.frombuffer(event.payload, dtype=dtype).astype(np.float32)
+            model = GpuRoundModel(open_gpu_backend(cfg.model_cfg(), cfg), train, cfg)
         else:
-            weights = self.trainer.apply_update(event.payload, dtype)
-        sha = f32_sha256(weights)
-        self.client.check_weights(sha)  # raises RelayProtocolError when they differ
-        await self.trainer.set_global(weights)
-        self.version += 1
-        if event.type == "update":
-            self._round_line(event.message, sha)
-            self.rounds_done += 1
-            if self.rounds is not None and self.rounds_done >= self.rounds:
-                self.finished = True
+            from .federated.numpy_model import NumpyRoundModel
 
-    def _round_line(self, closed: dict, sha: str) -> None:
-        mine = self.local if self.local and self.local["round"] == closed["round"] else None
-        local = f"{mine['loss']:.4f}" if mine else "-"
-        tokens = mine["tokens"] if mine else 0
-        print(f"round {closed['round']}  local loss {local}  global loss {closed['loss']:.4f}  "
-              f"tokens {tokens}/{closed['tokens']}  contributors {closed['contributors']}  sha256 {sha} ok",
+            model = NumpyRoundModel(cfg, train)
+        if on_made is not None:
+            on_made(config, cfg, model)
+        return model
+    return make
+
+
+class Worker:
+    """A FederatedClient that reports to a terminal (`out`: join and round lines; stderr: the rest)."""
+
+    def __init__(self, url: str, session_id: str, name: str, backend: str = "numpy", gpu: str = "auto",
+                 rounds: int | None = None, data_dir: str | None = None, out=None):
+        self.out = out or sys.stdout
+        self.fc = FederatedClient(ws_connector(ws_url(url)), session_id, name,
+                                  native_model_factory(backend, gpu, data_dir, self._joined), self._notify,
+                                  rounds=rounds, reconnect_tries=RECONNECT_TRIES, backoff_s=BACKOFF_S)
+
+    @property
+    def rounds_done(self) -> int:
+        return self.fc.rounds_done
+
+    async def run(self) -> int:
+        try:
+            await self.fc.run()
+        except FederatedError as e:
+            if e.reason == "refused":
+                raise UserError(str(e)) from None
+            raise WorkerError(str(e)) from None
+        return 0
+
+    def _joined(self, config: dict, cfg, model) -> None:
+        c = self.fc.client
+        print(f"joined session {c.session_id[:8]} as {c.client_id[:8]}: {config['model']} "
+              f"({model.param_count:,} parameters) on {config['dataset']}, B={cfg.batch} T={cfg.seq_len} "
+              f"H={config['max_local_steps']} lr={cfg.lr:g} backend {model.backend.describe()}",
               file=self.out, flush=True)
 
-    # --- rounds --------------------------------------------------------------------------------
-
-    def _ready(self) -> bool:
-        c = self.client
-        return (self.trainer is not None and self.trainer.weights is not None and c.round is not None
-                and self.seed_round == c.round and (c.round, c.data_seed) != self.trained)
-
-    async def _round_loop(self) -> None:
-        while not self.finished:
-            if not self._ready():
-                await self._next()
-                continue
-            version = self.version
-            if await self._train_and_submit():
-                while self.version == version and not self.finished and not self._ready():
-                    await self._next()  # until the UPDATE (or a restarted round with a new seed)
-
-    async def _train_and_submit(self) -> bool:
-        """H local steps on W_r, then the DELTA; False when the round moved on under us."""
-        c, t = self.client, self.trainer
-        key, version = (c.round, c.data_seed), self.version
-        H = int(c.config["max_local_steps"])
-        margin = max(0.5, float(c.config["grace_seconds"]) / 2)
-        losses: list[float] = []
-        steps, step_s, last_ping = 0, 0.0, time.monotonic()
-        while steps < H:
-            if steps and self.deadline is not None and time.monotonic() + step_s + margin > self.deadline:
-                break
-            began = time.monotonic()
-            await t.step(key[1], steps)
-            steps += 1
-            step_s = max(step_s * 0.8, time.monotonic() - began)  # a cautious running estimate
-            while await self._next(block=False):
-                pass
-            if self.version != version or (c.round, c.data_seed) != key or self.finished:
-                await t.losses()  # the abandoned round's losses; set_global already reset params
-                return False
-            if time.monotonic() - last_ping >= PING_EVERY_S:
-                losses += await t.losses()
-                await self._send(c.loss_ping(losses[-1], steps * t.tokens_per_step))
-                last_ping = time.monotonic()
-        losses += await t.losses()
-        mean_loss = sum(losses) / len(losses)
-        tokens = steps * t.tokens_per_step
-        self.local = {"round": key[0], "loss": mean_loss, "tokens": tokens}
-        await self._send(c.loss_ping(mean_loss, tokens))
-        await self._send(c.delta_frame(await t.delta_f16(), tokens=tokens, loss=mean_loss))
-        self.trained = key
-        return True
+    def _notify(self, kind: str, info: dict) -> None:
+        if kind == "round":
+            local = "-" if info["local_loss"] is None else f"{info['local_loss']:.4f}"
+            print(f"round {info['round']}  local loss {local}  global loss {info['loss']:.4f}  "
+                  f"tokens {info['local_tokens']}/{info['tokens']}  contributors {info['contributors']}  "
+                  f"sha256 {info['sha256']} ok", file=self.out, flush=True)
+        elif kind == "joined" and info["resumed"]:
+            print(f"resumed as client {info['client_id'][:8]} at round {info['round']}", file=sys.stderr, flush=True)
+        elif kind == "disconnected":
+            print(f"relay connection lost ({info['reason']}); retrying in {info['retry_in_s']:.1f} s",
+                  file=sys.stderr, flush=True)
+        elif kind == "message" and info.get("type") == "submit_reject":
+            print(f"delta for round {self.fc.client.submitted_round} rejected: {info['reason']} "
+                  f"({info.get('message', '')})", file=sys.stderr, flush=True)
+        elif kind == "message" and info.get("type") == "error" and info.get("reason") not in REFUSALS:
+            print(f"relay error: {info.get('reason')}: {info.get('message', '')}", file=sys.stderr, flush=True)
 
 
 async def _join(args) -> int:

@@ -16,7 +16,7 @@ from pyscript_app.federated.local import session_train_config
 from pyscript_app.frames import DTYPE_F16, DTYPE_F32
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.reference.init import init_params
-from pyscript_app.worker_session import f32_sha256
+from pyscript_app.federated.numpy_model import f32_sha256
 
 pytestmark = pytest.mark.gpu
 MC = preset("nano", vocab_size=300)

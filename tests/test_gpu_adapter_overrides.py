@@ -45,8 +45,10 @@ def test_the_table_is_chosen_by_architecture_and_native_adapters_get_none():
 
 def test_the_table_replaces_the_callers_overrides_in_dispatches_and_compiled_plans():
     mc, tc = world()
-    table = {"crossentropy_forward_backward": {"WG": 16}, "matmul_forward": {"TM": 32, "TN": 32}}
     plain = training_pipelines(mc, tc)
+    row_kernel = next(k for k, o in plain if k.startswith("crossentropy") and o["WG"] != 16)
+    tile_kernel = next(k for k, o in plain if o.get("TM") == 64)
+    table = {row_kernel: {"WG": 16}, tile_kernel: {"TM": 32, "TN": 32}}
     ex = PlanningExecutor()
     ex.override_table = table
     assert run_sync(ex.compile_pipelines(plain)) == len(plain)
@@ -55,6 +57,7 @@ def test_the_table_replaces_the_callers_overrides_in_dispatches_and_compiled_pla
     for kernel, values in ex.wanted:
         for name, value in table.get(kernel, {}).items():
             assert values[name] == value, (kernel, values)
+    assert {row_kernel, tile_kernel} <= compiled.keys()
     backend = GpuBackend(mc, tc, ex)  # then a whole step creates no other pipeline
     tokens = array("H", bytes(2 * backend.B * backend.T))
     run_sync(backend.init(1))

@@ -71,7 +71,7 @@ def test_fedavg_update_is_the_mean_delta():
 
 
 def test_diloco_matches_nesterov_sgd_on_the_negated_delta():
-    cfg = _config(aggregator="diloco")
+    cfg = _config(aggregator="diloco", outer_lr=0.7, outer_momentum=0.9)  # the DiLoCo paper's values
     assert (cfg.outer_lr, cfg.outer_momentum) == (0.7, 0.9)
     rng = np.random.default_rng(1)
     momentum, buf = None, np.zeros(cfg.param_count)

@@ -45,9 +45,23 @@ def test_the_local_lr_is_optional_and_bounded():
         build_session_config({"model": "nano", "dataset": "names", "lr": 5}, s, init_seed=1)
 
 
-def test_diloco_defaults_to_lr_0_7_momentum_0_9():
+def test_planned_rounds_are_optional_and_bounded():
+    s = RelaySettings()
+    assert build_session_config({"model": "nano", "dataset": "names"}, s, init_seed=1).rounds is None
+    cfg = build_session_config({"model": "nano", "dataset": "names", "rounds": 40}, s, init_seed=1)
+    assert cfg.rounds == 40 and SessionConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    old = {k: v for k, v in cfg.to_dict().items() if k != "rounds"}  # a checkpoint written before the field
+    assert SessionConfig.from_dict(old).rounds is None
+    for bad in (0, 2.5, "40"):
+        with pytest.raises(InvalidRequest, match="rounds must be"):
+            build_session_config({"model": "nano", "dataset": "names", "rounds": bad}, s, init_seed=1)
+
+
+def test_diloco_defaults_to_lr_1_momentum_0_5():
     cfg = build_session_config({"model": "nano", "dataset": "d", "aggregator": "diloco"}, RelaySettings(), 1)
-    assert (cfg.outer_lr, cfg.outer_momentum) == (0.7, 0.9)
+    assert (cfg.outer_lr, cfg.outer_momentum) == (1.0, 0.5)
+    fedavg = build_session_config({"model": "nano", "dataset": "d"}, RelaySettings(), 1)
+    assert (fedavg.outer_lr, fedavg.outer_momentum) == (1.0, 0.0)
 
 
 def test_every_bad_field_is_reported_at_once():

@@ -28,7 +28,7 @@ from pyscript_app.reference import model
 from pyscript_app.tokenfile import prepare_dataset, read_tokens
 from pyscript_app.trainer import eval_starts, make_windows
 from pyscript_app.worker import ws_url
-from pyscript_app.worker_session import f32_sha256
+from pyscript_app.federated.numpy_model import f32_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(90)

@@ -1,14 +1,15 @@
-"""A federated client's round loop over any transport: the browser's, mirroring the native worker.
+"""A federated client's round loop over any transport: the one loop of browser tabs and native workers.
 
 Pure Python (asyncio, no socket library): the page hands it a `connect()` that opens a JS WebSocket,
-tests hand it one over the `websockets` library. The protocol state is relay_client.RelayClient;
-the tensors live in a model (federated/gpu_model.GpuRoundModel in the browser):
+the native worker (worker.py, `tabgpt join`) one over the `websockets` library. The protocol state
+is relay_client.RelayClient; the tensors live in a model (federated/gpu_model.GpuRoundModel in the
+browser and for `join --backend gpu`, federated/numpy_model.NumpyRoundModel for `--backend numpy`):
 
     model.load_weights(f32 payload) -> sha256      model.apply_update(payload, dtype) -> sha256
-    model.step(data_seed, h); model.losses()        model.delta_f16() -> flat f16 bytes
+    model.step(data_seed, h, round * H + h); model.losses()      model.delta_f16() -> flat f16 bytes
     model.tokens_per_step
 
-One round, as worker.py runs it (the same semantics, so browser tabs and native workers mix):
+One round:
     wait      until it holds W_r (WEIGHTS or the last UPDATE) and this round's data_seed
     train     up to H = max_local_steps steps; it stops early when one more step would end within
               max(0.5 s, grace / 2) of the round's deadline (at least one step is always taken)
@@ -211,7 +212,7 @@ class FederatedClient:
         elif kind == "session_closed":
             self.finished, self.end_reason = True, "session_closed"
         elif kind == "error" and msg.get("reason") in REFUSALS:
-            raise FederatedError("refused", f"the relay refused to join: {msg.get('message') or msg['reason']}")
+            raise FederatedError("refused", f"the relay refused to join: {msg['reason']}: {msg.get('message', '')}")
 
     async def _on_tensor(self, event) -> None:
         if event.type == "weights":
@@ -267,7 +268,7 @@ class FederatedClient:
             if steps and self.deadline is not None and self.clock() + step_s + margin > self.deadline:
                 break
             began = self.clock()
-            await m.step(key[1], steps)
+            await m.step(key[1], steps, key[0] * H + steps)  # the session's global step sets the lr
             losses += await m.losses()  # waits for the GPU: the step time below is real
             steps += 1
             step_s = max(step_s * 0.8, self.clock() - began)  # a cautious running estimate

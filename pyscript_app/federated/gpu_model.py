@@ -6,7 +6,7 @@ out (2 bytes per parameter), the update in (2), and the f32 weights read once fo
 
     model = GpuRoundModel(backend, train_tokens, train_cfg)      # backend: a gpu.GpuBackend
     sha = await model.load_weights(f32_payload)      # W_r := WEIGHTS frame; params := W_r
-    await model.step(data_seed, h) ...; await model.losses()
+    await model.step(data_seed, h, round * H + h) ...; await model.losses()
     delta = await model.delta_f16()                  # flat f16 bytes of params - W_r (the DELTA payload)
     sha = await model.apply_update(payload, dtype)   # W_{r+1} = W_r + decode(u) in f32; params := W_{r+1}
 
@@ -93,10 +93,11 @@ class GpuRoundModel:
         return await self.digest(await self.weights())
 
     # -- local steps ------------------------------------------------------------------------
-    async def step(self, data_seed: int, local_step: int) -> None:
-        """One AdamW step on batch `local_step` of this round's data seed."""
+    async def step(self, data_seed: int, local_step: int, global_step: int = 0) -> None:
+        """One AdamW step on batch `local_step` of this round's data seed, at the session's
+        `global_step` (round * H + local_step: it sets the learning rate, federated/local.py)."""
         x, y = round_batch(self.train_tokens, data_seed, local_step, self.cfg.batch, self.T)
-        await self.backend.step(x, y, local_lr(self.cfg, self.adam_steps))
+        await self.backend.step(x, y, local_lr(self.cfg, self.adam_steps, global_step))
         self.adam_steps += 1
 
     async def losses(self) -> list[float]:
