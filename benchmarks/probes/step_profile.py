@@ -1,0 +1,44 @@
+"""GPU time per dispatch of one training step: each plan item replayed alone, REPS times in one submission."""
+import asyncio, sys, time, json, collections
+import numpy as np
+sys.path.insert(0, '.')
+from array import array
+from pyscript_app.config import TrainConfig
+from pyscript_app.gpu.trainer_backend import GpuBackend
+from pyscript_app.gpu.native import open_device
+from pyscript_app.gpu.executor import Plan, run_sync
+
+engine = sys.argv[1]; out = {}
+ex = open_device(engine)
+for name in sys.argv[3:]:
+    tc = TrainConfig(model=name, batch=8, log_every=1000)
+    mc = tc.model_cfg()
+    be = GpuBackend(mc, tc, ex)
+    asyncio.run(be.init(1))
+    N = 8 * mc.block_size
+    xa = array('H', np.random.default_rng(0).integers(0, mc.vocab_size, N).astype(np.uint16).tobytes())
+    asyncio.run(be.step(xa, xa, 1e-3)); asyncio.run(be.pop_losses())
+    names = {pl: key[0] + str(dict(key[1]).get('TM', '')) for key, pl in ex._pipelines.items()}
+    plan = be._step_plan
+    reps = 20
+    per = collections.defaultdict(float); counts = collections.Counter()
+    total = 0.0
+    for i, item in enumerate(plan.items):
+        one = Plan((item,))
+        ex.replay(one); ex.submit(); run_sync(ex.read(be.params, 4))
+        t0 = time.perf_counter()
+        for _ in range(reps): ex.replay(one)
+        ex.submit(); run_sync(ex.read(be.params, 4))
+        dt = (time.perf_counter() - t0) / reps * 1e3
+        label = names.get(item[1], item[0]) if item[0] == 'dispatch' else item[0]
+        per[label] += dt; counts[label] += 1; total += dt
+    # the whole step, replayed
+    t0 = time.perf_counter()
+    for _ in range(reps): ex.replay(plan)
+    ex.submit(); run_sync(ex.read(be.params, 4))
+    step = (time.perf_counter() - t0) / reps * 1e3
+    rows = sorted(per.items(), key=lambda kv: -kv[1])
+    print(f"== {name}: sum of isolated dispatches {total:.3f} ms, whole step replayed {step:.3f} ms")
+    for k, v in rows: print(f"  {k:40s} {counts[k]:3d}  {v:8.3f} ms")
+    out[name] = {"sum_ms": total, "step_ms": step, "per_kernel": {k: [counts[k], v] for k, v in rows}}
+json.dump(out, open(sys.argv[2], 'w'), indent=1)
