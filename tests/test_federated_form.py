@@ -17,6 +17,11 @@ def test_the_form_becomes_the_relays_session_body_with_the_sites_tokenizer():
                     "max_local_steps": 20, "batch": 8}
 
 
+def test_planned_rounds_are_sent_when_given_and_left_out_when_blank():
+    assert session_body({**FORM, "rounds": " 40 "}, DATASETS)["rounds"] == 40
+    assert "rounds" not in session_body({**FORM, "rounds": ""}, DATASETS)
+
+
 @pytest.mark.parametrize("change,words", [
     ({"quorum": "three"}, "quorum must be a whole number"),
     ({"quorum": "0"}, "quorum must be between 1 and 32"),
@@ -24,6 +29,8 @@ def test_the_form_becomes_the_relays_session_body_with_the_sites_tokenizer():
     ({"model": "huge"}, "model must be one of"),
     ({"dataset": "wiki"}, "data set must be one of names"),
     ({"aggregator": "sum"}, "FedAvg or DiLoCo"),
+    ({"rounds": "0"}, "rounds must be between 1 and 1000000"),
+    ({"rounds": "ten"}, "rounds must be a whole number"),
 ])
 def test_bad_values_get_one_readable_line(change, words):
     with pytest.raises(InputError, match=words):

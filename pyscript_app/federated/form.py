@@ -34,7 +34,8 @@ def _number(form: dict, field: str, kind, lo, hi):
     except ValueError:
         raise InputError(f"{label} must be a {'whole ' if kind is int else ''}number, got {raw!r}") from None
     if not lo <= value <= hi:
-        raise InputError(f"{label} must be between {lo:g} and {hi:g}, got {raw}")
+        show = str if kind is int else (lambda v: f"{v:g}")  # 1000000, not 1e+06
+        raise InputError(f"{label} must be between {show(lo)} and {show(hi)}, got {raw}")
     return value
 
 
@@ -56,6 +57,8 @@ def session_body(form: dict, datasets: dict) -> dict:
         body[key] = _number(form, field, kind, lo, hi)
     if body["grace_seconds"] >= body["round_seconds"]:
         raise InputError("the grace period must be shorter than the round")
+    if str(form.get("rounds", "")).strip():  # optional: the planned length the clients' lr decays over
+        body["rounds"] = _number(form, "rounds", int, 1, 1_000_000)
     return body
 
 
