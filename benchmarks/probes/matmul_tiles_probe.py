@@ -3,6 +3,8 @@ at 4096^3 and the model's shapes, forward and backward_dw; PyTorch fp32 (TF32 of
 
     python3 benchmarks/probes/matmul_tiles_probe.py OLD_DIR OUT.json NEW_DIR     # on the GPU machine
     SMOKE=1 python3 benchmarks/probes/matmul_tiles_probe.py OLD_DIR OUT.json NEW_DIR   # llvmpipe, tiny
+    TILES=64,32 SHAPES=256x256x64x200,... python3 benchmarks/probes/matmul_tiles_probe.py ...  # other tiles /
+                                                                  # shapes (NxKxMxREPS)
 
 Each entry: (ms per dispatch, TFLOP/s, max relative error of the first 64 output rows). Used to pick
 registry.MATMUL_BIG_TILE_WORKGROUPS (benchmarks/results/matmul-tiles-h200-dawn-2026-11-22.json:
@@ -41,15 +43,16 @@ def t_matmul(ex, kernel, N, K, M, T, reps):
 
 import os
 SMOKE = bool(os.environ.get("SMOKE"))
-shapes = [(4096, 4096, 4096, 10), (2048, 512, 2048, 50), (2048, 2048, 512, 50), (2048, 512, 1536, 50), (1024, 1024, 256, 100), (1024, 256, 1024, 100), (512, 512, 128, 100)]
+TILES = [int(t) for t in os.environ.get("TILES", "128,64").split(",")]  # tile sizes to compare
+shapes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in (x.split("x") for x in os.environ["SHAPES"].split(","))] if os.environ.get("SHAPES") else [(4096, 4096, 4096, 10), (2048, 512, 2048, 50), (2048, 2048, 512, 50), (2048, 512, 1536, 50), (1024, 1024, 256, 100), (1024, 256, 1024, 100), (512, 512, 128, 100)]
 if SMOKE: shapes = [(130, 64, 96, 2)]
 res = {}
 for tag, d in (("old", sys.argv[1]), ("new", sys.argv[3])):
     ex = open_device("wgpu-native" if SMOKE else "dawn", shader_dir=d)
     for N, K, M, reps in shapes:
-        for T in (128, 64):
+        for T in TILES:
             for kernel in ("matmul_forward", "matmul_backward_dw"):
-                if kernel == "matmul_backward_dw" and T == 64 and N == 4096: continue
+                if kernel == "matmul_backward_dw" and T != 128 and N == 4096: continue
                 key = f"{N}x{K}x{M} {kernel} T{T}"
                 res.setdefault(key, {})[tag] = t_matmul(ex, kernel, N, K, M, T, reps)
 if SMOKE:

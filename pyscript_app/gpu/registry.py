@@ -106,7 +106,8 @@ MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # benchmarks/results/matmul-tiles-h200-dawn-2026-11-22.json): 128 x 128 won with 192 or more
 # workgroups (4096^3: 1.6x; 2048 x 512 x 2048 forward, 256 workgroups: 1.6x; 2048 x 512 x 1536,
 # 192: 1.2x) and lost with 64 or fewer (2048 x 2048 x 512 and every dw of the large model's layers:
-# 64 x 64 was 1.3-1.4x faster). 32 x 32 was never faster (each invocation owns 8 x 8 outputs).
+# 64 x 64 was 1.3-1.4x faster). 32 x 32 was never faster, not even for the small presets' long-K
+# products (matmul-tiles-32-vs-64-h200-dawn-2026-11-22.json): those want split-K, not smaller tiles.
 MATMUL_BIG_TILE_WORKGROUPS = 160
 
 
