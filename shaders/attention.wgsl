@@ -36,13 +36,16 @@
 //
 // Speed notes: every per-invocation accumulator is a single vec4 (no function-scope arrays, which
 // naga compiles to slow code when indexed dynamically); the q, k, v, dy tiles live in workgroup
-// memory (4 * 2 KiB), scores in 2 * 1 KiB (+ 1 KiB of delta shares in the backward), so every
+// memory (4 * 2 KiB at most), scores in 2 * 1 KiB (+ 1 KiB of delta shares in the backward), so every
 // entry fits WebGPU's default 16 KiB.
 
 override D: u32 = 64u;
 override BQ: u32 = 8u;
 
-const TILE_VEC4: u32 = 128u;  // vec4 slots of one row tile: BQ * D/4 <= 128
+// vec4 slots of one row tile (BQ * D/4 <= 128). An override expression, not the 128 maximum: Dawn
+// zero-fills workgroup memory in every shader and SwiftShader compiles that fill at about 2 ms per
+// vec4 (nano's D = 4, BQ = 16 tiles need 16 vec4 each, not 128).
+override TILE_VEC4: u32 = BQ * (D / 4u);
 const MAX_BQ: u32 = 16u;
 const DEC_WG: u32 = 64u;      // decode: invocations per workgroup = keys per tile
 const NEG_BIG: f32 = -3.0e38; // "minus infinity" for masked scores (exp underflows to exactly 0)

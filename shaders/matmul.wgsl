@@ -42,12 +42,20 @@
 // Tint / Dawn): the 64 accumulators are 16 named vec4 (no dynamically indexed function-scope
 // arrays: naga makes them slow); the tiles live in workgroup memory as vec4 along the output
 // dimension, k-major, so the inner loop reads 4 vec4 per 64 FMAs; each k row is padded by one vec4
-// so the transposing stores of the global loads do not hit one bank.
+// so the transposing stores of the global loads do not hit one bank (a row of T/4 + 1 vec4 is
+// 4 (T/4 + 1) = 4 words mod 32 banks for T = 32, 64 and 128 alike).
+// The workgroup arrays are sized by override expressions (2 * TK * row, TM rows of rstd), not by
+// the largest tile: Dawn zero-fills workgroup memory in every shader (unless its
+// disable_workgroup_init feature is on), and SwiftShader compiles that fill at about 2 ms per vec4,
+// so a 32 x 32 pipeline with 128 x 128 arrays took seconds to compile in the browser.
 
 override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
 override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
 override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step (8, or 4 for 32-wide tiles)
-const ROW4: u32 = 33u;   // vec4 slots per k row of a tile: at most 128 / 4, plus one of padding
+// A_ROW4, B_ROW4: derived from TM, TN (overrides only because workgroup array sizes must be
+// override expressions); callers never set them.
+override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding
+override B_ROW4: u32 = TN / 4u + 1u;  // the same for b_tile
 
 struct MatmulParams {
   N: u32,
@@ -75,11 +83,12 @@ struct NormMatmulParams {
 @group(0) @binding(5) var<uniform> p5: MatmulParams;
 @group(0) @binding(6) var<uniform> p6: NormMatmulParams;
 
-// Two buffers of TK x ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
-// a_tile[buf * TK * ROW4 + k * ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's columns.
-var<workgroup> a_tile: array<vec4<f32>, 528>;
-var<workgroup> b_tile: array<vec4<f32>, 528>;
-var<workgroup> rstd_sh: array<f32, 128>;  // rmsnorm entries: rstd of the tile's TM rows
+// Two buffers of TK x A_ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
+// a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's
+// columns with B_ROW4.
+var<workgroup> a_tile: array<vec4<f32>, 2u * TK * A_ROW4>;
+var<workgroup> b_tile: array<vec4<f32>, 2u * TK * B_ROW4>;
+var<workgroup> rstd_sh: array<f32, TM>;  // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
 // columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
@@ -212,23 +221,25 @@ fn load_slice_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0
 // Registers -> workgroup buffer `buf` (0 or 1) of both tiles.
 fn store_slice(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
   let n = invocations();
-  let base = buf * TK * ROW4;
-  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); a_tile[base + e.y * ROW4 + e.x] = s.a0; }
-  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); a_tile[base + e.y * ROW4 + e.x] = s.a1; }
-  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); b_tile[base + e.y * ROW4 + e.x] = s.b0; }
-  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); b_tile[base + e.y * ROW4 + e.x] = s.b1; }
+  let a_base = buf * TK * A_ROW4;
+  let b_base = buf * TK * B_ROW4;
+  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); a_tile[a_base + e.y * A_ROW4 + e.x] = s.a0; }
+  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); a_tile[a_base + e.y * A_ROW4 + e.x] = s.a1; }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); b_tile[b_base + e.y * B_ROW4 + e.x] = s.b0; }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); b_tile[b_base + e.y * B_ROW4 + e.x] = s.b1; }
 }
 
 // c += A_tile @ B_tile (workgroup buffer `buf`) for this invocation's 8 x 8 outputs.
 fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
   let a_hi = TM / 8u;  // vec4 offset of the lower half of the rows
   let b_hi = TN / 8u;
-  let base = buf * TK * ROW4;
+  let a_base = buf * TK * A_ROW4;
+  let b_base = buf * TK * B_ROW4;
   for (var k = 0u; k < TK; k++) {
-    let a0 = a_tile[base + k * ROW4 + ty];
-    let a1 = a_tile[base + k * ROW4 + a_hi + ty];
-    let b0 = b_tile[base + k * ROW4 + tx];
-    let b1 = b_tile[base + k * ROW4 + b_hi + tx];
+    let a0 = a_tile[a_base + k * A_ROW4 + ty];
+    let a1 = a_tile[a_base + k * A_ROW4 + a_hi + ty];
+    let b0 = b_tile[b_base + k * B_ROW4 + tx];
+    let b1 = b_tile[b_base + k * B_ROW4 + b_hi + tx];
     c0a = fma(vec4<f32>(a0.x), b0, c0a); c0b = fma(vec4<f32>(a0.x), b1, c0b);
     c1a = fma(vec4<f32>(a0.y), b0, c1a); c1b = fma(vec4<f32>(a0.y), b1, c1b);
     c2a = fma(vec4<f32>(a0.z), b0, c2a); c2b = fma(vec4<f32>(a0.z), b1, c2b);
@@ -446,12 +457,12 @@ fn tile_rstd(row0: u32, N: u32, K: u32, eps: f32, tid: u32, keep: bool) {
       let v = fetch0(A, row0 + s.x * 4u, k0 + s.y, K);
       ss += v * v;
     }
-    a_tile[s.y * ROW4 + s.x] = ss;
+    a_tile[s.y * A_ROW4 + s.x] = ss;
   }
   workgroupBarrier();
   for (var r = tid; r < TM; r += threads) {
     var total = 0.0;
-    for (var k = 0u; k < TK; k++) { total += a_tile[k * ROW4 + r / 4u][r % 4u]; }
+    for (var k = 0u; k < TK; k++) { total += a_tile[k * A_ROW4 + r / 4u][r % 4u]; }
     let rstd = 1.0 / sqrt(total / f32(K) + eps);
     rstd_sh[r] = rstd;
     if (keep && row0 + r < N) { out5[row0 + r] = rstd; }

@@ -50,6 +50,21 @@ def test_override_tiles_evaluate_the_workgroup_size_expression():
     assert t.workgroup_bytes == 16 * 40 + 4 * 256
 
 
+def test_workgroup_arrays_sized_by_override_expressions_follow_the_tile():
+    sized = OVERRIDES.replace("const TK: u32 = 8u;", "const TK: u32 = 8u;\noverride ROW: u32 = TM / 4u + 1u;").replace(
+        "array<f32, 256>", "array<f32, 2u * TK * ROW>")
+    t = matmul_tiles(sized, 10, 10, 10)
+    assert t.workgroup_bytes == 16 * 40 + 4 * 2 * t.TK * (t.TM // 4 + 1)
+
+
+def test_the_real_shaders_workgroup_memory_shrinks_with_the_tile():
+    small, big = matmul_tiles(SOURCE, 64, 64, 64), matmul_tiles(SOURCE, 4096, 4096, 4096)
+    assert (small.TM, big.TM) == (64, 128)
+    # a_tile + b_tile: 2 buffers x TK k-rows x (T/4 + 1) vec4; rstd_sh: TM f32
+    assert small.workgroup_bytes == 2 * 16 * 2 * 8 * 17 + 4 * 64
+    assert big.workgroup_bytes == 2 * 16 * 2 * 8 * 33 + 4 * 128
+
+
 def test_a_shader_that_no_longer_declares_a_tile_is_reported_not_misread():
     with pytest.raises(ValueError):
         matmul_tiles(FIXED.replace("const TK: u32", "const TILE_K: u32"), 8, 8, 8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import zipfile
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -30,11 +31,10 @@ def _config(tmp_path=None) -> SimpleNamespace:
     return SimpleNamespace(config_file_path=str(REPO_ROOT / "mkdocs.yml"), site_dir=str(tmp_path or ""))
 
 
-def test_config_points_at_vendored_pyodide_and_mirrors_the_manifest(hook):
-    cfg = hook.pyscript_config({"files": ["pyscript_app/config.py", "shaders/matmul.wgsl"]})
+def test_config_points_at_vendored_pyodide_and_unpacks_one_archive_into_the_cwd(hook):
+    cfg = hook.pyscript_config()
     assert cfg["interpreter"] == "../assets/vendor/pyodide/pyodide.mjs"  # relative to py/pyscript.json
-    assert cfg["files"] == {"./pyscript_app/config.py": "./pyscript_app/config.py",
-                            "./shaders/matmul.wgsl": "./shaders/matmul.wgsl"}
+    assert cfg["files"] == {"./app.zip": "./*"}  # PyScript unpacks a "/*" destination (py/app.zip)
 
 
 @pytest.mark.parametrize("url,up", [("bench/", "../"), ("lessons/tokens/", "../../"), ("", "")])
@@ -61,9 +61,24 @@ def test_other_pages_are_untouched_and_a_missing_script_is_an_error(hook):
         hook.on_post_page(PAGE, _page("x/", {"pyscript_worker": "pyscript_app/nope.py"}), _config())
 
 
-def test_post_build_writes_the_config_from_the_manifest(hook, tmp_path):
-    (tmp_path / "py").mkdir()
-    (tmp_path / "py/manifest.json").write_text(json.dumps({"files": ["pyscript_app/rng.py"]}), encoding="utf-8")
+def test_post_build_writes_the_config_and_the_archive_of_the_manifest(hook, tmp_path):
+    files = ["pyscript_app/rng.py", "shaders/matmul.wgsl"]
+    for path in files:
+        (tmp_path / "py" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "py" / path).write_bytes((REPO_ROOT / path).read_bytes())
+    (tmp_path / "py/manifest.json").write_text(json.dumps({"files": files}), encoding="utf-8")
     hook.on_post_build(_config(tmp_path))
     written = json.loads((tmp_path / "py/pyscript.json").read_text(encoding="utf-8"))
-    assert written["files"] == {"./pyscript_app/rng.py": "./pyscript_app/rng.py"}
+    assert written["files"] == {"./app.zip": "./*"}
+    with zipfile.ZipFile(tmp_path / "py/app.zip") as zf:
+        assert zf.namelist() == files
+        for path in files:
+            assert zf.read(path) == (tmp_path / "py" / path).read_bytes()
+
+
+def test_the_archive_is_the_same_bytes_for_the_same_sources(hook, tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    hook.write_archive(tmp_path, ["a.py"], tmp_path / "one.zip")
+    (tmp_path / "a.py").touch()  # a newer mtime must not change the archive
+    hook.write_archive(tmp_path, ["a.py"], tmp_path / "two.zip")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()

@@ -77,13 +77,14 @@ def matmul_tiles(source: str, N: int, K: int, M: int) -> MatmulTiles:
     for _, name, expr in declared:  # in source order: an initializer may use earlier names (TK from TM, TN)
         values[name] = overrides[name] if name in overrides else _eval_u32(expr, values)
     size = re.search(r"@workgroup_size\(([^)]*)\)\s*fn\s+matmul_forward\s*\(", source)
-    shared = re.findall(r"var<workgroup>\s+\w+\s*:\s*array<\s*(f32|u32|vec4<f32>)\s*,\s*(\d+)\s*>", source)
+    # array sizes are numbers or override expressions (2u * TK * A_ROW4: sized by the tile)
+    shared = re.findall(r"var<workgroup>\s+\w+\s*:\s*array<\s*(f32|u32|vec4<f32>)\s*,\s*([^;]+?)\s*>\s*;", source)
     missing = [n for n in ("TM", "TN", "TK") if n not in values] + ([] if size else ["@workgroup_size"])
     if missing or not shared:
         raise ValueError(f"{SHADER} no longer declares what this lesson reads ({missing or 'workgroup arrays'})")
     wg = [_eval_u32(e, values) for e in size.group(1).split(",")] + [1, 1]
     return MatmulTiles(values["TM"], values["TN"], values["TK"], wg[0], wg[1],
-                       sum(WGSL_BYTES[t] * int(n) for t, n in shared), tuple(sorted(overrides.items())))
+                       sum(WGSL_BYTES[t] * _eval_u32(n, values) for t, n in shared), tuple(sorted(overrides.items())))
 
 
 def _ceil_div(a: int, b: int) -> int:

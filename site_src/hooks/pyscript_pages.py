@@ -19,13 +19,18 @@ and gets, with URLs relative to the page (the site may live under a sub-path):
 After the build, py/pyscript.json is written from py/manifest.json (the assets hook's list): the
 interpreter is the vendored Pyodide, and every pyscript_app/*.py and shaders/*.wgsl is placed in the
 worker's virtual FS at the same relative path (so `import pyscript_app...` and registry.shader_source
-work unchanged). Must come AFTER assets.py in mkdocs.yml's `hooks:`.
+work unchanged). They travel as ONE archive, py/app.zip (PyScript unpacks a "files" entry whose
+destination ends in "/*"): one request instead of one per file (~120), which PyScript otherwise
+fetches and writes one by one before the worker's Python starts. The files stay in py/ as well (the
+worker script itself and the lessons' source views fetch them). Must come AFTER assets.py in
+mkdocs.yml's `hooks:`.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import zipfile
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -35,16 +40,29 @@ from mkdocs.utils import get_relative_url
 
 CONFIG_PATH = "py/pyscript.json"
 MANIFEST_PATH = "py/manifest.json"
+ARCHIVE_PATH = "py/app.zip"
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # every member's timestamp: the same sources give the same bytes
 INTERPRETER = "assets/vendor/pyodide/pyodide.mjs"
 FRONT_MATTER_KEY = "pyscript_worker"
 
 
-def pyscript_config(manifest: dict) -> dict:
-    """PyScript config for py/pyscript.json; URLs are relative to that file, paths to the worker's cwd."""
+def pyscript_config() -> dict:
+    """PyScript config for py/pyscript.json; URLs are relative to that file, paths to the worker's cwd:
+    the archive of the manifest's files is unpacked into the cwd, keeping their relative paths."""
     return {
         "interpreter": get_relative_url(INTERPRETER, CONFIG_PATH),
-        "files": {f"./{path}": f"./{path}" for path in manifest["files"]},
+        "files": {f"./{get_relative_url(ARCHIVE_PATH, CONFIG_PATH)}": "./*"},
     }
+
+
+def write_archive(py_dir: Path, relative_paths: list[str], archive: Path) -> None:
+    """Zip py_dir/<path> for each manifest path, stored under <path>, in manifest order."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in relative_paths:
+            info = zipfile.ZipInfo(path, ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, (py_dir / path).read_bytes())
 
 
 def head_and_body_tags(page_url: str, worker_script: str) -> tuple[str, str]:
@@ -86,4 +104,5 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
 def on_post_build(config: MkDocsConfig) -> None:
     site_dir = Path(config.site_dir)
     manifest = json.loads((site_dir / MANIFEST_PATH).read_text(encoding="utf-8"))
-    (site_dir / CONFIG_PATH).write_text(json.dumps(pyscript_config(manifest), indent=1) + "\n", encoding="utf-8")
+    write_archive(site_dir / "py", manifest["files"], site_dir / ARCHIVE_PATH)
+    (site_dir / CONFIG_PATH).write_text(json.dumps(pyscript_config(), indent=1) + "\n", encoding="utf-8")
