@@ -11,30 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from urllib.parse import urljoin
 
 from pyodide.ffi import create_proxy
-from pyscript import document, window
+from pyscript import window
 
 from pyscript_app.browser.bench_view import case_row, json_data_url, timing_row
+from pyscript_app.browser.dom import by_testid, set_text, site_url, start_page
 from pyscript_app.browser.jsutil import fetch_bytes, fetch_text
 from pyscript_app.browser.webgpu_executor import adapter_name, open_browser_device
 from pyscript_app.gpu import parity_runner
 from pyscript_app.gpu.executor import GpuUnavailable
-
-
-def by_testid(testid: str):
-    return document.querySelector(f'[data-testid="{testid}"]')
-
-
-def set_text(testid: str, text: str) -> None:
-    by_testid(testid).textContent = text
-
-
-def site_url(path: str) -> str:
-    """Absolute URL of a site file (worker fetches do not resolve against the page)."""
-    root = document.querySelector('meta[name="tabgpt-root"]').getAttribute("content")
-    return urljoin(urljoin(str(window.location.href), root), path)
 
 
 class BenchPage:
@@ -128,13 +114,4 @@ class BenchPage:
         status.textContent = f"Done in {time.perf_counter() - t0:.1f} s (gate {gate_s:.1f} s)."
 
 
-async def main() -> None:
-    try:
-        await BenchPage().boot()
-    except Exception as e:
-        set_text("bench-status", f"The bench could not start: {type(e).__name__}: {e}")
-        by_testid("bench-status").setAttribute("data-state", "error")
-        raise
-
-
-_boot = asyncio.ensure_future(main())  # kept referenced: a task nobody holds may be collected
+_boot = start_page(lambda: BenchPage().boot(), "bench-status", "The bench")  # kept referenced

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from urllib.parse import urljoin
 
 import js
 from pyodide.ffi import create_proxy
 from pyscript import document, window
 
+from pyscript_app.browser.dom import by_testid, site_url, start_page
 from pyscript_app.browser.federated_socket import open_link, web_crypto_sha256
 from pyscript_app.browser.jsutil import js_object
 from pyscript_app.browser.playground_data import SiteData
@@ -45,16 +45,6 @@ RENDER_S = 0.2  # at most one render per this many seconds
 
 class RelayUnreachable(OSError):
     pass
-
-
-def by_testid(testid: str):
-    return document.querySelector(f'[data-testid="{testid}"]')
-
-
-def site_url(path: str) -> str:
-    """Absolute URL of a site file (worker fetches do not resolve against the page)."""
-    root = document.querySelector('meta[name="tabgpt-root"]').getAttribute("content")
-    return urljoin(urljoin(str(window.location.href), root), path)
 
 
 class FederatedPage:
@@ -274,13 +264,4 @@ def open_link_to(url: str):
     return connect
 
 
-async def main() -> None:
-    try:
-        await FederatedPage().boot()
-    except Exception as e:
-        by_testid("status").textContent = f"The federated page could not start: {type(e).__name__}: {e}"
-        by_testid("status").setAttribute("data-state", "error")
-        raise
-
-
-_boot = asyncio.ensure_future(main())  # kept referenced: a task nobody holds may be collected
+_boot = start_page(lambda: FederatedPage().boot(), "status", "The federated page")  # kept referenced

@@ -12,25 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Awaitable, Callable
-from urllib.parse import urljoin
 
 from pyodide.ffi import create_proxy
-from pyscript import document, window
+
+from pyscript_app.browser.dom import by_testid, set_text, site_url  # noqa: F401 (re-exported for the lessons)
 
 STATUS = "lesson-status"
 _kept: list[Any] = []  # event-handler proxies and tasks: anything JS or asyncio must not lose
 _tasks: set[asyncio.Task] = set()
-
-
-def by_testid(testid: str) -> Any:
-    element = document.querySelector(f'[data-testid="{testid}"]')
-    if element is None:
-        raise LookupError(f'the page has no element data-testid="{testid}"')
-    return element
-
-
-def set_text(testid: str, text: str) -> None:
-    by_testid(testid).textContent = text
 
 
 def set_html(testid: str, html: str) -> None:
@@ -61,12 +50,6 @@ def status(state: str, text: str) -> None:
     element = by_testid(STATUS)
     element.setAttribute("data-state", state)
     element.textContent = text
-
-
-def site_url(path: str) -> str:
-    """Absolute URL of a site file (worker fetches do not resolve against the page)."""
-    root = document.querySelector('meta[name="tabgpt-root"]').getAttribute("content")
-    return urljoin(urljoin(str(window.location.href), root), path)
 
 
 def spawn(coro: Awaitable[None]) -> None:

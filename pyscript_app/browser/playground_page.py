@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urljoin
 
 import js
 from pyodide.ffi import create_proxy, to_js
 from pyscript import document, window
 
+from pyscript_app.browser.dom import by_testid, site_url, start_page
 from pyscript_app.browser.jsutil import js_bytes, py_bytes
 from pyscript_app.browser.playground_data import SiteData
 from pyscript_app.browser.playground_opfs import OpfsFiles
@@ -42,16 +42,6 @@ USER_ERRORS = (InputError, ConfigError, CheckpointError)
 NEEDS_WEBGPU = ("Training needs WebGPU, and this browser offers no adapter: {why} There is no CPU "
                 "fallback in the page (numpy does not run here); Chromium can use its software adapter "
                 "(SwiftShader, on the CPU, slow) with --enable-unsafe-webgpu, or train with the CLI.")
-
-
-def by_testid(testid: str):
-    return document.querySelector(f'[data-testid="{testid}"]')
-
-
-def site_url(path: str) -> str:
-    """Absolute URL of a site file (worker fetches do not resolve against the page)."""
-    root = document.querySelector('meta[name="tabgpt-root"]').getAttribute("content")
-    return urljoin(urljoin(str(window.location.href), root), path)
 
 
 def page_ms() -> int:
@@ -413,13 +403,4 @@ class PlaygroundPage:
                         "loaded")
 
 
-async def main() -> None:
-    try:
-        await PlaygroundPage().boot()
-    except Exception as e:
-        by_testid("status").textContent = f"The playground could not start: {type(e).__name__}: {e}"
-        by_testid("status").setAttribute("data-state", "error")
-        raise
-
-
-_boot = asyncio.ensure_future(main())  # kept referenced: a task nobody holds may be collected
+_boot = start_page(lambda: PlaygroundPage().boot(), "status", "The playground")  # kept referenced
