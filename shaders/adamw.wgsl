@@ -21,12 +21,16 @@
 //   adamw_step:         0 weights (read_write), 1 grads (read), 2 m (read_write), 3 v (read_write),
 //                       4 decay (read), 5 partials (read), 6 norm_clip (read_write, 2 floats),
 //                       7 params (AdamwParams)
-// Overrides: WG = 256 (a power of two for the tree reductions)
+// Overrides: WG = 256 (a power of two for the tree reductions);
+//            PER_INV = 1 elements per adamw_step invocation (i = (w * PER_INV + j) * WG + lid): every
+//            workgroup repeats the partials' reduction, so fewer, longer workgroups do less of it
+//            (SwiftShader, where each barrier of the tree switches every invocation's coroutine)
 // Grid: grad_norm_partial grid_1d(parts * WG, WG) (one workgroup per span; parts = ceil(n / span));
-//       adamw_step grid_1d(n, WG)
+//       adamw_step grid_1d(ceil(n / PER_INV), WG)
 // Entry points: grad_norm_partial, adamw_step
 
 override WG: u32 = 256u;
+override PER_INV: u32 = 1u;
 
 struct GradNormParams {
   n: u32,         // P, elements of grads
@@ -101,14 +105,16 @@ fn adamw_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     norm_clip[0] = norm;
     norm_clip[1] = clip;
   }
-  let i = w * WG + lid;
-  if (i >= pa.n) { return; }
-  let g = grads[i] * clip;
-  let mi = pa.beta1 * m[i] + pa.one_minus_beta1 * g;
-  let vi = pa.beta2 * v[i] + pa.one_minus_beta2 * (g * g);
-  m[i] = mi;
-  v[i] = vi;
-  let p = weights[i];
-  let update = (mi / pa.bc1) / (sqrt(vi / pa.bc2) + pa.eps) + pa.weight_decay * decay[i] * p;
-  weights[i] = p - pa.lr * update;
+  for (var j = 0u; j < PER_INV; j++) {
+    let i = (w * PER_INV + j) * WG + lid;
+    if (i >= pa.n) { return; }
+    let g = grads[i] * clip;
+    let mi = pa.beta1 * m[i] + pa.one_minus_beta1 * g;
+    let vi = pa.beta2 * v[i] + pa.one_minus_beta2 * (g * g);
+    m[i] = mi;
+    v[i] = vi;
+    let p = weights[i];
+    let update = (mi / pa.bc1) / (sqrt(vi / pa.bc2) + pa.eps) + pa.weight_decay * decay[i] * p;
+    weights[i] = p - pa.lr * update;
+  }
 }

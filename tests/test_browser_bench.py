@@ -59,6 +59,7 @@ def test_bench_page_passes_every_parity_case_in_the_browser(browser, site_server
         timed = {t["kernel"] for t in report["timings"]}
         assert timed == {k for case in index["cases"] for k in case["kernels"]}
         assert all(t["median_ms"] > 0 for t in report["timings"])
+        _check_step_report(page, report)
         print(f"\n[bench] {adapter}: Python ready {ready_s:.1f} s after goto "
               f"(page clock {report['ready_ms'] / 1e3:.1f} s), gate {gate_s:.1f} s "
               f"(in-worker {report['gate_seconds']:.1f} s), all {report['bench_seconds']:.1f} s")
@@ -66,6 +67,32 @@ def test_bench_page_passes_every_parity_case_in_the_browser(browser, site_server
         assert any(u.endswith("/mini-coi.js") for u in rec.requests)
     finally:
         rec.close()
+
+
+def _check_step_report(page, report: dict) -> None:
+    """The training-step table (nano, tiny) and nano's per-kernel profile, on the page and in the JSON."""
+    from pyscript_app.config import preset
+    from pyscript_app.gpu.step_bench import DispatchShare
+
+    steps = {s["model"]: s for s in report["steps"]}
+    assert set(steps) == {"nano", "tiny"}
+    for name, s in steps.items():
+        layers = preset(name).n_layer
+        assert s["dispatches_per_step"] <= 12 * layers + 12, s
+        assert s["tokens_per_s"] > 0 and s["ms_per_step"] > 0
+        row = page.locator(f'[data-testid="bench-steps"] tr[data-model="{name}"]')
+        assert int(row.get_attribute("data-dispatches")) == s["dispatches_per_step"]
+    prof = report["step_profile"]
+    shares = [DispatchShare(**d) for d in prof["shares"]]
+    # every command of the step is in the profile, once
+    assert sum(d.count for d in shares) >= steps["nano"]["dispatches_per_step"]
+    assert prof["whole_ms"] > 0 and all(d.ms > 0 for d in shares)
+    labels = page.eval_on_selector_all('[data-testid="bench-profile"] tr', "rows => rows.map(r => r.dataset.label)")
+    assert labels == [d.label for d in shares]
+    print("\n[bench] steps: " + ", ".join(f"{m} {s['ms_per_step']:.1f} ms ({s['tokens_per_s']:.0f} tok/s)"
+                                          for m, s in steps.items()))
+    print(f"[bench] nano profile (whole {prof['whole_ms']:.1f} ms): "
+          + ", ".join(f"{d.label} x{d.count} {d.ms:.1f}" for d in shares))
 
 
 def _downloaded_report(page) -> dict:

@@ -36,6 +36,29 @@ def test_every_table_entry_is_a_valid_override_of_a_registered_kernel(adapter):
             assert values["WG"] & (values["WG"] - 1) == 0, (kernel, values)
 
 
+@pytest.mark.parametrize("adapter", sorted(registry.ADAPTER_KERNELS))
+def test_every_substitute_kernel_has_the_replaced_kernels_interface(adapter):
+    for kernel, other in registry.ADAPTER_KERNELS[adapter].items():
+        a, b = registry.get(kernel), registry.get(other)
+        assert (a.bindings, a.uniform) == (b.bindings, b.uniform), (kernel, other)
+
+
+def test_a_substituted_kernel_is_dispatched_and_compiled_with_its_own_defaults():
+    mc, tc = world()
+    plain = training_pipelines(mc, tc)
+    ex = PlanningExecutor()
+    ex.kernel_table = {"matmul_backward": "matmul_backward_direct"}
+    run_sync(ex.compile_pipelines(plain))
+    kernels = {k for k, _ in ex.wanted}
+    assert "matmul_backward_direct" in kernels and "matmul_backward" not in kernels
+    assert dict(ex.wanted)["matmul_backward_direct"] == {"WG": 64}
+    backend = GpuBackend(mc, tc, ex)
+    tokens = array("H", bytes(2 * backend.B * backend.T))
+    run_sync(backend.init(1))
+    run_sync(backend.step(tokens, tokens, 1e-3))
+    assert "matmul_backward" not in {k for k, _ in ex.wanted}
+
+
 def test_the_table_is_chosen_by_architecture_and_native_adapters_get_none():
     assert registry.adapter_overrides({"vendor": "google", "architecture": "swiftshader"}) \
         == registry.ADAPTER_OVERRIDES["swiftshader"]
@@ -87,8 +110,9 @@ def test_a_run_with_an_adapters_table_gives_the_same_losses_as_without(gpu, adap
     default = losses()
     try:
         gpu.override_table = registry.ADAPTER_OVERRIDES[adapter]
+        gpu.kernel_table = registry.ADAPTER_KERNELS.get(adapter, {})
         tuned = losses()
     finally:
-        gpu.override_table = {}
+        gpu.override_table, gpu.kernel_table = {}, {}
     assert tuned == pytest.approx(default, rel=1e-5)
     assert default[3] < default[0]  # it trained: not a comparison of constants

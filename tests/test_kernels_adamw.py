@@ -25,11 +25,14 @@ def _partials(gpu, grads_buf, n, max_norm, span):
     return partials
 
 
+@pytest.mark.parametrize("tuning", [None, {"WG": 64, "PER_INV": 16}, {"WG": 256, "PER_INV": 3}],
+                         ids=["default", "wg64x16", "wg256x3"])
 @pytest.mark.parametrize("n,span,max_norm", [(1, 256, 1.0), (1000, 256, 1.0), (70_000, 256, 0.5),
                                              (300_001, 4096, 0.5), (5000, 256, None)])
-def test_every_adamw_workgroup_applies_the_clip_of_the_global_norm(gpu, n, span, max_norm):
+def test_every_adamw_workgroup_applies_the_clip_of_the_global_norm(gpu, n, span, max_norm, tuning):
     """lr 0, beta1 0, no decay: m = grads * clip shows the factor each workgroup computed from the
-    partials (70_000 / 256: more partials than invocations), norm_clip the norm workgroup 0 stored."""
+    partials (70_000 / 256: more partials than invocations), norm_clip the norm workgroup 0 stored.
+    With PER_INV > 1 each invocation updates several elements: every element still exactly once."""
     g = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.01
     bgrads = upload(gpu, g)
     partials = _partials(gpu, bgrads, n, max_norm, span)
@@ -38,7 +41,7 @@ def test_every_adamw_workgroup_applies_the_clip_of_the_global_norm(gpu, n, span,
     norm_clip = upload(gpu, np.full(2, np.nan, np.float32))
     vals = adamw_values(n, 1, 0.0, beta1=0.0, beta2=0.0, eps=1.0, weight_decay=0.0, max_norm=max_norm, span=span)
     gpu.dispatch("adamw_step", [weights, bgrads, m, v, upload(gpu, np.ones(n, np.float32)), partials, norm_clip],
-                 vals)
+                 vals, overrides=tuning)
     ref_norm = grad_global_norm(g.astype(np.float64))
     ref_clip = 1.0 if max_norm is None else clip_coefficient(ref_norm, max_norm)
     assert_close(download(gpu, norm_clip, (2,)), np.array([ref_norm, ref_clip]), 0, 1e-5, "[norm, clip]")

@@ -2,7 +2,9 @@
 
 Boot: open WebGPU (or show why not), load py/refvectors/index.json, enable "run-bench". A click runs
 the correctness gate (every parity case: PASS/FAIL with max error; "N passed, M failed" in
-bench-summary), then times each kernel of the passing cases, then offers the results as JSON.
+bench-summary), then times each kernel of the passing cases, then a training step per preset (dispatches, ms, tokens/s;
+gpu/step_bench.py) and where nano's step time goes, then offers the results as JSON. The step
+benchmark runs only when the whole gate passed.
 The logic lives in pure modules: gpu/parity_runner.py (gate, timing, report), browser/bench_view.py.
 """
 
@@ -15,12 +17,15 @@ import time
 from pyodide.ffi import create_proxy
 from pyscript import window
 
-from pyscript_app.browser.bench_view import case_row, json_data_url, timing_row
+from pyscript_app.browser.bench_view import case_row, json_data_url, share_row, step_row, timing_row
 from pyscript_app.browser.dom import by_testid, set_text, site_url, start_page
 from pyscript_app.browser.jsutil import fetch_bytes, fetch_text
 from pyscript_app.browser.webgpu_executor import adapter_name, open_browser_device
-from pyscript_app.gpu import parity_runner
+from pyscript_app.gpu import parity_runner, step_bench
 from pyscript_app.gpu.executor import GpuUnavailable
+
+STEP_MODELS = ("nano", "tiny")  # presets timed on the page (batch 8, full context): quick even on a CPU adapter
+PROFILE_MODEL = "nano"  # the preset whose step is broken down per kernel
 
 
 class BenchPage:
@@ -74,7 +79,7 @@ class BenchPage:
 
     async def _run(self) -> None:
         cases = self.index["cases"]
-        for testid in ("bench-cases", "bench-timings"):
+        for testid in ("bench-cases", "bench-timings", "bench-steps", "bench-profile"):
             by_testid(testid).innerHTML = ""
         set_text("bench-summary", "")
         by_testid("bench-download").hidden = True
@@ -102,8 +107,9 @@ class BenchPage:
             for t in await parity_runner.time_case(self.ex, meta, blobs[meta["name"]]):
                 timings.append(t)
                 by_testid("bench-timings").insertAdjacentHTML("beforeend", timing_row(t))
+        steps = await self._time_steps() if len(passing) == len(cases) else {}
         report = parity_runner.report(
-            self.ex.adapter_info, results, timings, date=str(window.Date.new().toISOString()),
+            self.ex.adapter_info, results, timings, **steps, date=str(window.Date.new().toISOString()),
             gate_seconds=round(gate_s, 3), bench_seconds=round(time.perf_counter() - t0, 3),
             ready_ms=float(by_testid("bench-status").getAttribute("data-ready-ms")))
         link = by_testid("bench-download")
@@ -112,6 +118,22 @@ class BenchPage:
         status = by_testid("bench-status")
         status.setAttribute("data-state", "done")
         status.textContent = f"Done in {time.perf_counter() - t0:.1f} s (gate {gate_s:.1f} s)."
+
+    async def _time_steps(self) -> dict:
+        """The training-step table (STEP_MODELS) and PROFILE_MODEL's per-kernel profile, as report fields."""
+        rows = []
+        for name in STEP_MODELS:
+            set_text("bench-status", f"Training step: {name}…")
+            t = await step_bench.time_step(self.ex, name, batch=8, repeats=3, runs=3)
+            rows.append(t.to_json())
+            by_testid("bench-steps").insertAdjacentHTML("beforeend", step_row(t))
+        set_text("bench-status", f"Profiling a {PROFILE_MODEL} step…")
+        be, _, _ = await step_bench.make_backend(self.ex, PROFILE_MODEL, batch=8)
+        shares, whole_ms = await step_bench.profile_step(self.ex, be, reps=5)
+        by_testid("bench-profile").innerHTML = "".join(share_row(s, whole_ms) for s in shares)
+        set_text("bench-profile-total", f"{whole_ms:.3g} ms per {PROFILE_MODEL} step (batch 8), replayed whole")
+        return {"steps": rows, "step_profile": {"model": PROFILE_MODEL, "batch": 8, "whole_ms": whole_ms,
+                                                "shares": [s.to_json() for s in shares]}}
 
 
 _boot = start_page(lambda: BenchPage().boot(), "bench-status", "The bench")  # kept referenced

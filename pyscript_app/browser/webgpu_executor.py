@@ -20,7 +20,7 @@ import js
 from pyodide.ffi import create_proxy, to_js
 
 from ..gpu.executor import STORAGE, UNIFORM_USAGE, Executor, GpuUnavailable
-from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_overrides
+from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_kernels, adapter_overrides
 from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
 
 # The storage limits large presets need: ask for whatever the adapter offers (as gpu/native.py does).
@@ -41,6 +41,7 @@ class BrowserExecutor(Executor):
         self.adapter, self.device, self.queue = adapter, device, device.queue
         self.adapter_info = adapter_info(adapter)
         self.override_table = adapter_overrides(self.adapter_info)  # {} except on adapters listed there
+        self.kernel_table = adapter_kernels(self.adapter_info)
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST

@@ -120,6 +120,9 @@ class Executor:
         # kernel -> override values that replace the caller's on this adapter (registry.ADAPTER_OVERRIDES;
         # empty natively): a host whose adapter runs other tiles faster sets it once, at open
         self.override_table: Mapping[str, Mapping[str, int | float]] = {}
+        # kernel -> the kernel dispatched instead on this adapter (registry.ADAPTER_KERNELS: same bindings
+        # and uniform; the caller's overrides are dropped); empty natively
+        self.kernel_table: Mapping[str, str] = {}
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)
@@ -191,6 +194,7 @@ class Executor:
     def pipeline(self, kernel: str, overrides: Mapping[str, int | float] | None = None) -> Any:
         """The compute pipeline of a kernel with these override constants (cached; this adapter's
         override_table applies)."""
+        kernel, overrides = self._substituted(kernel, overrides)
         k = registry.get(kernel)
         consts = k.resolve_overrides(self._tuned(kernel, overrides))
         key = (kernel, tuple(sorted(consts.items())))
@@ -208,6 +212,7 @@ class Executor:
         Await it before dispatching those kernels: a dispatch meanwhile would compile its own."""
         requests: dict[tuple, tuple] = {}
         for kernel, overrides in wanted:
+            kernel, overrides = self._substituted(kernel, overrides)
             k = registry.get(kernel)
             consts = k.resolve_overrides(self._tuned(kernel, overrides))
             key = (kernel, tuple(sorted(consts.items())))
@@ -219,6 +224,12 @@ class Executor:
                 self._pipelines[key] = pl
                 self.stats["pipelines"] += 1
         return len(requests)
+
+    def _substituted(self, kernel: str, overrides: Mapping[str, int | float] | None
+                     ) -> tuple[str, Mapping[str, int | float] | None]:
+        """(kernel, overrides) after this adapter's kernel_table: a replaced kernel runs with its own defaults."""
+        other = self.kernel_table.get(kernel)
+        return (other, None) if other else (kernel, overrides)
 
     def _tuned(self, kernel: str, overrides: Mapping[str, int | float] | None) -> Mapping[str, int | float] | None:
         """The caller's overrides with this adapter's replacements (override_table) applied."""
@@ -250,6 +261,7 @@ class Executor:
         params:  the uniform values (dict, packed and cached by content) or a buffer from
                  uniform_buffer(); in the latter case `shape` gives the values the grid needs.
         """
+        kernel, overrides = self._substituted(kernel, overrides)
         k = registry.get(kernel)
         overrides = self._tuned(kernel, overrides)
         if len(buffers) != len(k.storage_bindings):

@@ -249,7 +249,7 @@ _register("adamw.wgsl", "grad_norm_partial", [("grads", READ), ("partials", READ
 _register("adamw.wgsl", "adamw_step",  # every workgroup reduces the partials to the clip factor itself
           [("weights", READ_WRITE), ("grads", READ), ("m", READ_WRITE), ("v", READ_WRITE), ("decay", READ),
            ("partials", READ), ("norm_clip", READ_WRITE), ("params", UNIFORM)],
-          ADAMW_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
+          ADAMW_UNIFORM, [("WG", 256), ("PER_INV", 1)], lambda v: grid_1d(ceil_div(v["n"], v["PER_INV"]), v["WG"]))
 
 NORM_SPAN = 256 * 16  # grads elements per grad_norm_partial workgroup, at least
 MAX_NORM_PARTS = 1024  # partials every adamw_step workgroup sums (4 per invocation at WG = 256)
@@ -310,6 +310,29 @@ _register("federated.wgsl", "apply_update_f16",
           FEDERATED_UNIFORM, [("WG", 256)], _pair_grid)
 
 
+# --- matmul_direct.wgsl: the linear layer's backward without workgroup memory (CPU adapters) ----
+# Same bindings and uniform as matmul_backward(_relu), so an executor can substitute it by name
+# (ADAPTER_KERNELS); one invocation per 4 x 4 output block, dx blocks then dw blocks.
+def _direct_backward_grid(v) -> Grid:
+    blocks = ceil_div(v["N"], 4) * ceil_div(v["K"], 4) + ceil_div(v["K"], 4) * ceil_div(v["M"], 4)
+    return grid_1d(blocks, v["WG"])
+
+
+for _name in ("matmul_backward_direct", "matmul_backward_relu_direct"):
+    _register("matmul_direct.wgsl", _name,
+              [("x", READ), ("w", READ), ("dy", READ), ("dx", READ_WRITE), ("dw", READ_WRITE), ("params", UNIFORM)],
+              MATMUL_UNIFORM, [("WG", 64)], _direct_backward_grid)
+_direct_forward_grid = lambda v: grid_1d(ceil_div(v["N"], 4) * ceil_div(v["M"], 4), v["WG"])  # noqa: E731
+_register("matmul_direct.wgsl", "matmul_forward_residual_direct",
+          [("x", READ), ("w", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, [("WG", 64)], _direct_forward_grid)
+for _name in ("matmul_forward_rmsnorm_direct", "matmul_forward_rmsnorm_relu_direct"):
+    _register("matmul_direct.wgsl", _name,
+              [("x", READ), ("w", READ), ("g", READ), ("y", READ_WRITE), ("xn", READ_WRITE), ("rstd", READ_WRITE),
+               ("params", UNIFORM)],
+              MATMUL_NORM_UNIFORM, [("WG", 64)], _direct_forward_grid)
+
+
 # --- per-adapter override table ----------------------------------------------------------------
 # Override values that replace the defaults (and the callers' choices) on one kind of adapter;
 # an executor applies them to every dispatch and pipeline (Executor.override_table). Native hosts
@@ -327,10 +350,24 @@ ADAPTER_OVERRIDES: dict[str, dict[str, dict[str, int]]] = {
         "rmsnorm_forward": _SMALL_ROWS, "rmsnorm_backward": _SMALL_ROWS,
         "crossentropy_forward_backward": {"WG": 16}, "crossentropy_forward": {"WG": 16},
         "mean_into_slot": {"WG": 32},
-        "matmul_forward": _MATMUL_FORWARD_SMALL, "matmul_forward_rmsnorm": _MATMUL_FORWARD_SMALL,
-        "matmul_forward_rmsnorm_relu": _MATMUL_FORWARD_SMALL, "matmul_forward_residual": _MATMUL_FORWARD_SMALL,
+        "adamw_step": {"WG": 64, "PER_INV": 32}, "grad_norm_partial": {"WG": 64},
+        "matmul_forward": _MATMUL_FORWARD_SMALL,  # with dropout only; the model's other matmuls: ADAPTER_KERNELS
     },
 }
+
+
+# Kernels replaced by another with the same bindings and uniform on one kind of adapter (the
+# caller's override values are dropped: they belong to the kernel replaced). Executor.kernel_table.
+ADAPTER_KERNELS: dict[str, dict[str, str]] = {
+    "swiftshader": {name: name + "_direct" for name in (
+        "matmul_backward", "matmul_backward_relu", "matmul_forward_residual", "matmul_forward_rmsnorm",
+        "matmul_forward_rmsnorm_relu")},
+}
+
+
+def adapter_kernels(adapter_info: Mapping[str, object]) -> dict[str, str]:
+    """The kernel substitution table for an adapter, by its architecture; {} if none."""
+    return ADAPTER_KERNELS.get(str(adapter_info.get("architecture") or "").lower(), {})
 
 
 def adapter_overrides(adapter_info: Mapping[str, object]) -> dict[str, dict[str, int]]:
