@@ -245,7 +245,8 @@ ADAMW_UNIFORM = (("n", "u32"), ("lr", "f32"), ("beta1", "f32"), ("beta2", "f32")
                  ("one_minus_beta2", "f32"), ("eps", "f32"), ("weight_decay", "f32"), ("bc1", "f32"), ("bc2", "f32"),
                  ("parts", "u32"), ("max_norm", "f32"))
 _register("adamw.wgsl", "grad_norm_partial", [("grads", READ), ("partials", READ_WRITE), ("params", UNIFORM)],
-          GRADNORM_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["parts"] * v["WG"], v["WG"]))
+          GRADNORM_UNIFORM, [("WG", 256), ("PER_INV", 1)],  # PER_INV: the file's override, adamw_step's only
+          lambda v: grid_1d(v["parts"] * v["WG"], v["WG"]))
 _register("adamw.wgsl", "adamw_step",  # every workgroup reduces the partials to the clip factor itself
           [("weights", READ_WRITE), ("grads", READ), ("m", READ_WRITE), ("v", READ_WRITE), ("decay", READ),
            ("partials", READ), ("norm_clip", READ_WRITE), ("params", UNIFORM)],
