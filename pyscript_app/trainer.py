@@ -103,39 +103,44 @@ class Trainer:
             "step": self.step,
             "eval_tokens": len(self._eval_y),
         }
+        # elapsed_s: wall time since the loop began (what the ETA extrapolates). tokens_per_s: training
+        # throughput, tokens over the time spent in training steps and their loss read-backs only:
+        # evaluations and whatever the consumer does between events (checkpoints, the page) excluded.
         t0 = time.perf_counter()
+        train_s = 0.0
         tokens_done, window_losses = 0, []
         tokens_per_step = cfg.batch * self.T
         while self.step < cfg.steps and not self.stop_requested:
+            began = time.perf_counter()
             lr = lr_at(self.step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.decay_start_frac, cfg.min_lr_frac)
             x, y = self.batch(self.step)
             await be.step(x, y, lr)
             self.step += 1
             tokens_done += tokens_per_step
             last = self.step == cfg.steps
-            if self.step % cfg.log_every == 0 or last or self.step % cfg.eval_every == 0:
-                losses = await be.pop_losses()
+            read_back = self.step % cfg.log_every == 0 or last or self.step % cfg.eval_every == 0
+            losses = await be.pop_losses() if read_back else []
+            train_s += time.perf_counter() - began
+            if read_back:
                 window_losses += losses
-                elapsed = time.perf_counter() - t0
                 yield {
                     "type": "step",
                     "step": self.step,
                     "loss": losses[-1] if losses else float("nan"),
                     "lr": lr,
-                    "tokens_per_s": tokens_done / max(elapsed, 1e-9),
-                    "elapsed_s": elapsed,
+                    "tokens_per_s": tokens_done / max(train_s, 1e-9),
+                    "elapsed_s": time.perf_counter() - t0,
                 }
             if self.step % cfg.eval_every == 0 or last:
                 val_loss, val_npb = await self.evaluate()
-                elapsed = time.perf_counter() - t0
                 yield {
                     "type": "eval",
                     "step": self.step,
                     "train_loss": sum(window_losses) / len(window_losses) if window_losses else float("nan"),
                     "val_loss": val_loss,
                     "val_nats_per_byte": val_npb,
-                    "tokens_per_s": tokens_done / max(elapsed, 1e-9),
-                    "elapsed_s": elapsed,
+                    "tokens_per_s": tokens_done / max(train_s, 1e-9),
+                    "elapsed_s": time.perf_counter() - t0,
                 }
                 window_losses = []
         if self.sample_fn is not None:

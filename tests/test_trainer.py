@@ -77,3 +77,39 @@ def test_windows_are_shifted_targets():
     x, y = make_windows(toks, [0, 5], 4)
     assert list(x) == [0, 1, 2, 3, 5, 6, 7, 8]
     assert list(y) == [1, 2, 3, 4, 6, 7, 8, 9]
+
+
+def test_tokens_per_s_counts_training_time_only(monkeypatch):
+    """Evaluations and the consumer's pauses between events (checkpoints, the page) do not count
+    against tokens/s; elapsed_s is wall time and includes them. A fake clock: every step costs 1 s,
+    every evaluation 100 s, the consumer 1000 s per event."""
+    import pyscript_app.trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock[0])
+    cfg = tiny_train_config()  # 20 steps, read-back every 5, eval every 10
+    t = make(cfg)
+    step, evaluate = t.backend.step, t.evaluate
+
+    async def slow_step(*a):
+        clock[0] += 1.0
+        await step(*a)
+
+    async def slow_eval():
+        clock[0] += 100.0
+        return await evaluate()
+
+    t.backend.step, t.evaluate = slow_step, slow_eval
+
+    async def go():
+        out = []
+        async for ev in t.run():
+            out.append(ev)
+            clock[0] += 1000.0
+        return out
+    evs = [e for e in asyncio.run(go()) if e["type"] in ("step", "eval")]
+    tokens_per_step = cfg.batch * t.T
+    for e in evs:
+        assert e["tokens_per_s"] == pytest.approx(tokens_per_step)  # one step per (fake) second
+    last = evs[-1]
+    assert last["elapsed_s"] > 2 * 100 + 4 * 1000  # wall time kept the evals and the consumer's pauses
