@@ -111,3 +111,42 @@ def test_grids_cover_the_work():
     assert KERNELS["relu_forward"].workgroups({"n": 1000}, {"WG": 64}) == (16, 1, 1)
     with pytest.raises(KeyError):
         KERNELS["relu_forward"].resolve_overrides({"NOPE": 1})
+
+
+def test_matmul_entry_takes_the_vec4_twin_only_where_k_and_m_are_multiples_of_4():
+    assert registry.matmul_entry("matmul_forward", 68, 20, 36) == "matmul_forward_v4"
+    assert registry.matmul_entry("matmul_backward", 65, 16, 4) == "matmul_backward_v4"  # N is free
+    assert registry.matmul_entry("matmul_forward_rmsnorm", 1, 4, 60) == "matmul_forward_rmsnorm_v4"
+    for N, K, M in ((68, 18, 36), (68, 20, 34), (7, 5, 3), (64, 64, 65)):
+        for kernel in registry.MATMUL_VEC4_TWINS:
+            assert registry.matmul_entry(kernel, N, K, M) == kernel, (kernel, N, K, M)
+    with pytest.raises(KeyError):
+        registry.matmul_entry("matmul_forward_v4", 64, 64, 64)  # callers name the scalar entry
+
+
+def test_matmul_entry_keeps_scalar_loads_on_switched_off_architectures(monkeypatch):
+    monkeypatch.setattr(registry, "MATMUL_VEC4_OFF_ARCHITECTURES", {"some-gpu"})
+    assert registry.matmul_entry("matmul_forward", 64, 64, 64, {"architecture": "Some-GPU"}) == "matmul_forward"
+    assert registry.matmul_entry("matmul_forward", 64, 64, 64, {"architecture": "hopper"}) == "matmul_forward_v4"
+    assert registry.matmul_entry("matmul_forward", 64, 64, 64, {}) == "matmul_forward_v4"
+
+
+def test_vec4_twins_have_their_scalar_entrys_interface_and_grid():
+    values = {"N": 130, "K": 40, "M": 260, "accumulate": 0, "eps": 1e-5}
+    for kernel, twin in registry.MATMUL_VEC4_TWINS.items():
+        a, b = KERNELS[kernel], KERNELS[twin]
+        assert (a.file, a.bindings, a.uniform, a.overrides) == (b.file, b.bindings, b.uniform, b.overrides)
+        fields = {name: values[name] for name, _ in a.uniform}
+        for tiles in ({"TM": 32, "TN": 32}, {"TM": 128, "TN": 64}):
+            assert a.workgroups(fields, tiles) == b.workgroups(fields, tiles)
+
+
+def test_vec4_twins_follow_their_scalar_entry_in_the_adapter_tables():
+    assert registry.with_vec4_twins({"matmul_forward": 1, "relu_forward": 2}) \
+        == {"matmul_forward": 1, "matmul_forward_v4": 1, "relu_forward": 2}
+    assert registry.with_vec4_twins({"matmul_forward": 1, "matmul_forward_v4": 3})["matmul_forward_v4"] == 3
+    for tables in (registry.ADAPTER_OVERRIDES, registry.ADAPTER_KERNELS):
+        for table in tables.values():
+            for kernel, twin in registry.MATMUL_VEC4_TWINS.items():
+                if kernel in table:
+                    assert table[twin] == table[kernel], (kernel, twin)

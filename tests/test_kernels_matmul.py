@@ -1,6 +1,7 @@
 """shaders/matmul.wgsl against reference matmul_forward / matmul_backward, awkward shapes included,
 at every tile size (overrides TM, TN) and for the fused entries (relu, residual, dx + dw in one,
-rmsnorm folded into the forward).
+rmsnorm folded into the forward), and the vec4-load twins (entries "<name>_v4"): bit-identical to
+their scalar entry wherever their precondition K % 4 == M % 4 == 0 holds.
 
 Tolerance: atol 1e-5 + rtol 1e-4 · |ref| (inputs ~N(0,1), sums of up to K=1024 f32 products in a
 different order than numpy's float32 BLAS; the reference is evaluated in float64)."""
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
-from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, matmul_tiles
+from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, MATMUL_VEC4_TWINS, matmul_tiles
 from pyscript_app.reference.ops import matmul_backward, matmul_forward, relu_forward, rmsnorm_forward
 
 pytestmark = pytest.mark.gpu
@@ -162,3 +163,73 @@ def test_backward_tiles_need_enough_big_tiles_in_both_products():
     # large fc_proj: dx (2048,2048) has 256 big tiles but dw (2048,512) only 64 -> small tiles
     assert matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
     assert matmul_backward_tiles(64, 16, 16) == {"TM": 64, "TN": 64}
+
+
+# --- vec4-load twins ------------------------------------------------------------------------------
+# Shapes inside the twins' precondition (K % 4 == M % 4 == 0) but ragged against every tile: N is free
+# (65 and 1: rows are never an operand's contiguous dimension), K = 20 and 36 are not multiples of
+# TK = 8, and M cuts the last column tile. 32-wide tiles take TK = 4 (one vec4 of k per row).
+V4_SHAPES = [(68, 20, 36), (65, 36, 260), (1, 4, 4)]
+V4_TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}, {"TM": 128, "TN": 32}]
+
+
+def _v4_case(kernel, N, K, M, accumulate, seed):
+    """(inputs, prior outputs, uniform values, reference outputs) of one matmul entry; prior holds
+    the outputs' starting contents (random when accumulating, else NaN: every element must be written)."""
+    x, w, dy = _inputs(N, K, M, seed)
+    x[:, ::3] = np.maximum(x[:, ::3], 0.0)  # exact zeros for the relu mask
+    x64, w64, dy64 = _f64(x, w, dy)
+    dims = {"N": N, "K": K, "M": M, "accumulate": accumulate}
+    if kernel.startswith("matmul_forward_rmsnorm"):
+        g = np.random.default_rng(seed + 1).standard_normal(K).astype(np.float32)
+        xn, rstd = rmsnorm_forward(x64, g.astype(np.float64), NORM_EPS)
+        y = matmul_forward(xn, w64)
+        y = relu_forward(y) if kernel.endswith("relu") else y
+        return [x, w, g], [np.full(s, np.nan, np.float32) for s in ((N, M), (N, K), (N,))], \
+            {"N": N, "K": K, "M": M, "eps": NORM_EPS}, [y, xn, rstd]
+    dx, dw = matmul_backward(dy64, x64, w64)
+    res = np.random.default_rng(seed + 2).standard_normal((N, M)).astype(np.float32)
+    inputs, refs = {
+        "matmul_forward": ([x, w], [x64 @ w64]),
+        "matmul_backward_dx": ([dy, w], [dx]),
+        "matmul_backward_dw": ([x, dy], [dw]),
+        "matmul_forward_residual": ([x, w, res], [res.astype(np.float64) + x64 @ w64]),
+        "matmul_backward": ([x, w, dy], [dx, dw]),
+        "matmul_backward_relu": ([x, w, dy], [np.where(x > 0, dx, 0.0), dw]),
+    }[kernel]
+    rng = np.random.default_rng(seed + 3)
+    prior = [rng.standard_normal(r.shape).astype(np.float32) if accumulate else np.full(r.shape, np.nan, np.float32)
+             for r in refs]
+    if accumulate:
+        refs = [p.astype(np.float64) + r for p, r in zip(prior, refs)]
+    return inputs, prior, dims, refs
+
+
+def _run(gpu, kernel, inputs, prior, dims, tiles):
+    outs = [upload(gpu, p) for p in prior]
+    gpu.dispatch(kernel, [upload(gpu, a) for a in inputs] + outs, dims, overrides=tiles)
+    return [download(gpu, o, p.shape) for o, p in zip(outs, prior)]
+
+
+def _check_twin(gpu, kernel, N, K, M, tiles, accumulate):
+    inputs, prior, dims, refs = _v4_case(kernel, N, K, M, accumulate, seed=N * 7 + K * 3 + M)
+    scalar = _run(gpu, kernel, inputs, prior, dims, tiles)
+    vec4 = _run(gpu, MATMUL_VEC4_TWINS[kernel], inputs, prior, dims, tiles)
+    for i, (s, v, ref) in enumerate(zip(scalar, vec4, refs)):
+        tol = (ATOL, RTOL) if i == 0 or not kernel.startswith("matmul_forward_rmsnorm") else (1e-5, 1e-5)
+        assert_close(v, ref, *tol, f"{kernel}_v4 output {i}")
+        assert np.array_equal(s.view(np.uint32), v.view(np.uint32)), f"{kernel}_v4 output {i} differs from {kernel}"
+
+
+@pytest.mark.parametrize("tiles", V4_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("N,K,M", V4_SHAPES)
+@pytest.mark.parametrize("kernel", sorted(MATMUL_VEC4_TWINS))
+def test_vec4_twin_matches_reference_and_is_bit_identical_to_scalar_entry(gpu, kernel, N, K, M, tiles):
+    _check_twin(gpu, kernel, N, K, M, tiles, accumulate=0)
+
+
+@pytest.mark.parametrize("tiles", V4_TILES[:3], ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "rmsnorm" not in k))
+def test_vec4_twin_accumulates_like_scalar_entry(gpu, kernel, tiles):
+    _check_twin(gpu, kernel, 68, 20, 36, tiles, accumulate=1)
+

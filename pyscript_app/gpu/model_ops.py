@@ -47,7 +47,7 @@ import struct
 from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
-from .registry import matmul_backward_tiles, matmul_forward_tiles
+from .registry import matmul_backward_tiles, matmul_entry, matmul_forward_tiles
 
 
 class ModelOps:
@@ -214,12 +214,16 @@ class ModelOps:
         self.ex.dispatch("dropout", [dy, self.dropout_keys, self.branch], self.u_drop[site])
         return self.branch
 
-    # -- matmuls with the tile size their shape wants ------------------------------------------
+    # -- matmuls with the tile size their shape wants, through vec4 loads where the shape allows --
     def _forward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
-        self.ex.dispatch(kernel, buffers, dims, overrides=matmul_forward_tiles(dims["N"], dims["K"], dims["M"]))
+        N, K, M = dims["N"], dims["K"], dims["M"]
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
+                         overrides=matmul_forward_tiles(N, K, M))
 
     def _backward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
-        self.ex.dispatch(kernel, buffers, dims, overrides=matmul_backward_tiles(dims["N"], dims["K"], dims["M"]))
+        N, K, M = dims["N"], dims["K"], dims["M"]
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
+                         overrides=matmul_backward_tiles(N, K, M))
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:

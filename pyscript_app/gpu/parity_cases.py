@@ -58,7 +58,9 @@ def _fill(n: int, offset: int, value: float):
 
 
 # --- matmul.wgsl: atol 1e-5 + rtol 1e-4 (f32 sums in another order; float64 reference) -----------
-def _matmul(N: int, K: int, M: int):
+def _matmul(N: int, K: int, M: int, variant: str = ""):
+    """The three plain entries; variant: the suffix of twins with the same interface ("_v4": vec4 loads,
+    K, M multiples of 4; "_direct": matmul_direct.wgsl's barrier-free entries, no tile overrides)."""
     def make(b: CaseBuilder) -> None:
         r = _rng(N, K, M)
         x, w, dy = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
@@ -66,16 +68,16 @@ def _matmul(N: int, K: int, M: int):
         b.input("x", x), b.input("w", w), b.input("dy", dy)
         b.output("y", N * M), b.output("dx", N * K), b.output("dw", K * M)
         flops = 2 * N * K * M
-        b.dispatch("matmul_forward", ["x", "w", "y"], dims, flops=flops)
-        b.dispatch("matmul_backward_dx", ["dy", "w", "dx"], dims, flops=flops)
-        b.dispatch("matmul_backward_dw", ["x", "dy", "dw"], dims, flops=flops)
+        b.dispatch("matmul_forward" + variant, ["x", "w", "y"], dims, flops=flops)
+        b.dispatch("matmul_backward_dx" + variant, ["dy", "w", "dx"], dims, flops=flops)
+        b.dispatch("matmul_backward_dw" + variant, ["x", "dy", "dw"], dims, flops=flops)
         x64, w64, dy64 = _f64(x, w, dy)
         ref_dx, ref_dw = matmul_backward(dy64, x64, w64)
         b.expect_close("y", matmul_forward(x64, w64), 1e-5, 1e-4, "y")
         b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
         b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
-    kernels = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
-    return ParityCase(f"matmul_{N}x{K}x{M}", kernels, make)
+    kernels = tuple(k + variant for k in ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw"))
+    return ParityCase(f"matmul_{N}x{K}x{M}{variant}", kernels, make)
 
 
 def _matmul_accumulate(N: int, K: int, M: int):
@@ -89,8 +91,9 @@ def _matmul_accumulate(N: int, K: int, M: int):
     return ParityCase(f"matmul_accumulate_{N}x{K}x{M}", ("matmul_backward_dw",), make)
 
 
-def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None):
-    """The fused entries: the residual epilogue, and dx + dw in one dispatch (plain and relu-masked)."""
+def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None, variant: str = ""):
+    """The fused entries: the residual epilogue, and dx + dw in one dispatch (plain and relu-masked);
+    variant: twins' suffix, as in _matmul."""
     def make(b: CaseBuilder) -> None:
         r = _rng(N, K, M, 2)
         x, w, dy, res = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M), (N, M)))
@@ -102,9 +105,9 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
                         ("dw_relu", K * M)):
             b.output(name, n)
         flops = 2 * N * K * M
-        b.dispatch("matmul_forward_residual", ["x", "w", "res", "y_res"], dims, overrides=tiles, flops=flops)
-        b.dispatch("matmul_backward", ["x", "w", "dy", "dx", "dw"], dims, overrides=tiles, flops=2 * flops)
-        b.dispatch("matmul_backward_relu", ["x", "w", "dy", "dx_relu", "dw_relu"], dims, overrides=tiles,
+        b.dispatch("matmul_forward_residual" + variant, ["x", "w", "res", "y_res"], dims, overrides=tiles, flops=flops)
+        b.dispatch("matmul_backward" + variant, ["x", "w", "dy", "dx", "dw"], dims, overrides=tiles, flops=2 * flops)
+        b.dispatch("matmul_backward_relu" + variant, ["x", "w", "dy", "dx_relu", "dw_relu"], dims, overrides=tiles,
                    flops=2 * flops)
         x64, w64, dy64, res64 = _f64(x, w, dy, res)
         y = matmul_forward(x64, w64)
@@ -114,14 +117,15 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
         b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
         b.expect_close("dx_relu", np.where(x64 > 0, ref_dx, 0.0), 1e-5, 1e-4, "dx * (x > 0)")
         b.expect_close("dw_relu", ref_dw, 1e-5, 1e-4, "dw (relu variant)")
-    kernels = ("matmul_forward_residual", "matmul_backward", "matmul_backward_relu")
+    kernels = tuple(k + variant for k in ("matmul_forward_residual", "matmul_backward", "matmul_backward_relu"))
     suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
-    return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}", kernels, make)
+    return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}{variant}", kernels, make)
 
 
-def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None, eps: float = 1e-5):
+def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None, eps: float = 1e-5,
+                    variant: str = ""):
     """rmsnorm folded into the matmul: y = rmsnorm(x) @ w (and relu of it), plus the xn and rstd it
-    stores for the backward (rmsnorm tolerances for those)."""
+    stores for the backward (rmsnorm tolerances for those); variant: twins' suffix, as in _matmul."""
     def make(b: CaseBuilder) -> None:
         r = _rng(N, K, M, 4)
         x, w = (r.standard_normal((N, K)) * 3).astype(np.float32), r.standard_normal((K, M)).astype(np.float32)
@@ -130,8 +134,8 @@ def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = No
         dims = {"N": N, "K": K, "M": M, "eps": eps}
         ref_xn, ref_rstd = rmsnorm_forward(*_f64(x, g), eps)
         ref_y = matmul_forward(ref_xn, w.astype(np.float64))
-        for kernel, tag, ref in (("matmul_forward_rmsnorm", "", ref_y),
-                                 ("matmul_forward_rmsnorm_relu", "_relu", np.maximum(ref_y, 0.0))):
+        for kernel, tag, ref in (("matmul_forward_rmsnorm" + variant, "", ref_y),
+                                 ("matmul_forward_rmsnorm_relu" + variant, "_relu", np.maximum(ref_y, 0.0))):
             b.output("y" + tag, N * M), b.output("xn" + tag, N * K), b.output("rstd" + tag, N)
             b.dispatch(kernel, ["x", "w", "g", "y" + tag, "xn" + tag, "rstd" + tag], dims, overrides=tiles,
                        flops=2 * N * K * M)
@@ -139,8 +143,8 @@ def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = No
             b.expect_close("xn" + tag, ref_xn, 1e-5, 1e-5, f"{kernel}: xn")
             b.expect_close("rstd" + tag, ref_rstd, 0, 1e-5, f"{kernel}: rstd")
     suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
-    return ParityCase(f"matmul_rmsnorm_{N}x{K}x{M}{suffix}", ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"),
-                      make)
+    return ParityCase(f"matmul_rmsnorm_{N}x{K}x{M}{suffix}{variant}",
+                      ("matmul_forward_rmsnorm" + variant, "matmul_forward_rmsnorm_relu" + variant), make)
 
 
 def _matmul_tiles(N: int, K: int, M: int, tiles: Mapping[str, int]):
@@ -447,6 +451,15 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}),
     _matmul_rmsnorm(7, 16, 48),
     _matmul_rmsnorm(33, 17, 65, {"TM": 32, "TN": 32}),
+    # the vec4-load twins (K, M multiples of 4; N free)
+    _matmul(65, 20, 36, variant="_v4"),
+    _matmul_fused(33, 20, 68, variant="_v4"),
+    _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}, variant="_v4"),
+    _matmul_rmsnorm(7, 16, 48, variant="_v4"),
+    _matmul_rmsnorm(33, 20, 68, {"TM": 32, "TN": 32}, variant="_v4"),
+    # the barrier-free twins (matmul_direct.wgsl) that SwiftShader dispatches instead
+    _matmul_fused(33, 17, 65, variant="_direct"),
+    _matmul_rmsnorm(33, 17, 65, variant="_direct"),
     _relu(257),
     _add(1000),
     _dropout(1001, 0.3),

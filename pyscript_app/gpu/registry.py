@@ -169,6 +169,48 @@ for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
                ("params", UNIFORM)],
               MATMUL_NORM_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
 
+# vec4-load twins: "<entry>_v4" for each entry above, with the same bindings, uniform, overrides and
+# grid; they read every operand as array<vec4<f32>> (one 16-byte load per global read instead of
+# four 4-byte ones) and give BIT-IDENTICAL outputs, but need K % 4 == 0 and M % 4 == 0 (the
+# operands' contiguous dimensions; N is free). matmul_entry picks one or the other. Why: a probe
+# kernel (benchmarks/probes/gemm_vec4_probe.py, H200 under Dawn) went from 0.50x to 0.61x PyTorch at
+# 4096^3 and from ~0.34x to 0.69x at the large model's fc shape (2048 x 512 x 2048) with vec4 loads.
+MATMUL_VEC4_TWINS: dict[str, str] = {
+    name: name + "_v4" for name in ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw",
+                                    "matmul_forward_residual", "matmul_backward", "matmul_backward_relu",
+                                    "matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu")}
+for _name, _twin in MATMUL_VEC4_TWINS.items():
+    _k = KERNELS[_name]
+    _register(_k.file, _twin, _k.bindings, _k.uniform, _k.overrides, _k.grid)
+
+# Adapter architectures (adapter_info["architecture"], lower case, e.g. "swiftshader") on which
+# matmul_entry keeps the scalar-load entries: the switch for an adapter where vec4 loads turn out
+# slower. Empty: vec4 loads were faster on an H200 (Dawn) and no slower on llvmpipe.
+# Caveat: playground/pipeline_plan.training_pipelines plans with an adapter-less executor, so on a
+# listed adapter the browser's boot would compile the twins and the first step the scalar entries.
+MATMUL_VEC4_OFF_ARCHITECTURES: set[str] = set()
+
+
+def matmul_entry(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str, object] | None = None) -> str:
+    """The entry to dispatch for matmul.wgsl's `kernel` (a scalar entry's name) at the forward shapes
+    x (N,K) @ w (K,M): its vec4-load twin when K and M are multiples of 4 and the adapter's
+    architecture is not in MATMUL_VEC4_OFF_ARCHITECTURES, else `kernel` itself."""
+    twin = MATMUL_VEC4_TWINS[kernel]  # KeyError: not a scalar matmul entry
+    arch = str((adapter_info or {}).get("architecture") or "").lower()
+    if K % 4 or M % 4 or arch in MATMUL_VEC4_OFF_ARCHITECTURES:
+        return kernel
+    return twin
+
+
+def with_vec4_twins(table: Mapping[str, object]) -> dict[str, object]:
+    """A per-kernel table (ADAPTER_OVERRIDES / ADAPTER_KERNELS of one adapter) with each scalar matmul
+    entry's value also under its vec4 twin's name, unless the table names the twin itself."""
+    out = dict(table)
+    for name, twin in MATMUL_VEC4_TWINS.items():
+        if name in table:
+            out.setdefault(twin, table[name])
+    return out
+
 # --- elementwise.wgsl ------------------------------------------------------------------------
 ELT_UNIFORM = (("n", "u32"),)
 _elt_grid = lambda v: grid_1d(v["n"], v["WG"])  # noqa: E731
@@ -364,6 +406,13 @@ ADAPTER_KERNELS: dict[str, dict[str, str]] = {
         "matmul_backward", "matmul_backward_relu", "matmul_forward_residual", "matmul_forward_rmsnorm",
         "matmul_forward_rmsnorm_relu")},
 }
+
+
+# The vec4-load twins follow their scalar entry on every adapter (the tables above name the scalar
+# entries): the same forced overrides, the same substitute kernel.
+for _tables in (ADAPTER_OVERRIDES, ADAPTER_KERNELS):
+    for _arch, _table in _tables.items():
+        _tables[_arch] = with_vec4_twins(_table)
 
 
 def adapter_kernels(adapter_info: Mapping[str, object]) -> dict[str, str]:
