@@ -23,7 +23,7 @@ from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner
 from .executor import run_sync
 from .native import open_device
-from .registry import matmul_forward_tiles
+from .registry import matmul_entry, matmul_forward_tiles
 from .trainer_backend import GpuBackend
 
 
@@ -67,9 +67,10 @@ def kernel_timings(ex, results, metas, blobs) -> list:
 
 
 def _time_matmul(ex, N, K, M, reps) -> float:
-    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, at the
-    tile size the model's own dispatches use for that shape (gpu/model_ops.py). The dispatch is
-    replayed from a plan, as the training step's are."""
+    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, with the
+    entry (scalar or vec4-load twin, registry.matmul_entry) and tile size the model's own dispatches
+    use for that shape (gpu/model_ops.py). The dispatch is replayed from a plan, as the training
+    step's are."""
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
@@ -77,7 +78,7 @@ def _time_matmul(ex, N, K, M, reps) -> float:
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
     tiles = matmul_forward_tiles(N, K, M)
     ex.begin_plan()  # recorded once, replayed: what is timed is the GPU's work, not Python's bookkeeping
-    ex.dispatch("matmul_forward", [x, w, y], params, overrides=tiles)
+    ex.dispatch(matmul_entry("matmul_forward", N, K, M, ex.adapter_info), [x, w, y], params, overrides=tiles)
     plan = ex.end_plan()
     run_sync(ex.read(y, 4))
     runs = []
