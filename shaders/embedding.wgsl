@@ -9,11 +9,13 @@
 // Shapes: idx (B,T) u32 tokens (< V; larger ones are clamped to V-1), wte (V,C), wpe (Tmax,C),
 //         x and dx (B,T,C); all f32 row-major. Both backward entries OVERWRITE their output.
 //
-// Scatter-add without atomics: embedding_backward_dwte runs one workgroup per (vocabulary row v,
-// block of WG columns). The workgroup scans idx in chunks of WG positions: each invocation tests one
-// position (idx == v) into workgroup memory, then every invocation adds dx[n, c] of the matching
-// positions for its own column c, in position order (deterministic). Cost: V * ceil(C/WG) * N
-// reads of idx (cheap, shared by WG columns) plus the N*C reads of dx that match.
+// Scatter-add without float atomics: embedding_backward_dwte runs one workgroup per (vocabulary row
+// v, block of WG columns). The workgroup scans idx in chunks of WG positions: each invocation tests
+// one position (idx == v) and sets its bit in a workgroup bitmask, then every invocation adds
+// dx[n, c] of the matching positions (the set bits, lowest first) for its own column c, in position
+// order (deterministic). Cost: V * ceil(C/WG) * N reads of idx (cheap, shared by WG columns), WG/32
+// words per chunk, plus the N*C reads of dx that match. (It tested all WG positions of every chunk
+// one by one: V * C * N steps, 0.8 ms of the large model's step on an H200.)
 // embedding_backward_dwte_rows instead runs one invocation per (position n, column c): only the
 // FIRST position holding a token sums the dx rows of every position with that token (ascending n,
 // the same order as above, so both entries give identical bits) and writes that row. Cost: N*C
@@ -55,7 +57,10 @@ struct EmbeddingParams {
 @group(0) @binding(1) var<storage, read_write> dwpe: array<f32>;
 @group(0) @binding(2) var<uniform> p2: EmbeddingParams;
 
-var<workgroup> hit: array<u32, WG>;  // 1 where idx[n0 + j] == v in the current chunk
+// Bit j of the chunk's word j / 32 is set where idx[n0 + j] == v (atomicOr: the same bits whatever
+// the order). HIT_WORDS derived from WG: callers never set it.
+override HIT_WORDS: u32 = (WG + 31u) / 32u;
+var<workgroup> hit: array<atomic<u32>, HIT_WORDS>;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
@@ -81,15 +86,21 @@ fn embedding_backward_dwte(@builtin(workgroup_id) wid: vec3<u32>,
   let n_rows = p3.B * p3.T;
   var acc = 0.0;
   for (var n0 = 0u; n0 < n_rows; n0 += WG) {
-    let n = n0 + lid;
-    var h = 0u;
-    if (n < n_rows && idx[n] == v) { h = 1u; }
-    hit[lid] = h;
+    if (lid < HIT_WORDS) { atomicStore(&hit[lid], 0u); }
     workgroupBarrier();
-    let count = min(WG, n_rows - n0);
+    let n = n0 + lid;
+    if (n < n_rows && idx[n] == v) { atomicOr(&hit[lid / 32u], 1u << (lid % 32u)); }
+    workgroupBarrier();
     if (c < p3.C) {
-      for (var j = 0u; j < count; j++) {
-        if (hit[j] != 0u) { acc += dx1[(n0 + j) * p3.C + c]; }
+      // the chunk's matching positions in ascending order: set bits, lowest first (tokens are
+      // sparse: about N / V matches per row, so this skips nearly all of the WG positions)
+      for (var w = 0u; w < HIT_WORDS; w++) {
+        var bits = atomicLoad(&hit[w]);
+        while (bits != 0u) {
+          let j = w * 32u + countTrailingZeros(bits);
+          acc += dx1[(n0 + j) * p3.C + c];
+          bits &= bits - 1u;
+        }
       }
     }
     workgroupBarrier();

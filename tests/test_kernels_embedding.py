@@ -48,3 +48,20 @@ def test_dwte_rows_entry_equals_the_scan_entry_bit_for_bit(gpu, B, T, C, V):
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     ref, _ = embedding_backward(idx, dx.astype(np.float64), V, T)
     assert_close(got, ref, 1e-6, 1e-5, "dwte rows")
+
+
+@pytest.mark.parametrize("WG", [64, 40, 256, 7])
+def test_dwte_scan_any_workgroup_size_over_several_chunks(gpu, WG):
+    """The scan entry's match bitmask (WG / 32 words, rounded up) over chunks of WG positions: N not
+    a multiple of WG, repeated tokens in and across chunks, columns past C in the last block."""
+    B, T, C, V = 3, 70, 45, 50
+    rng = np.random.default_rng(WG)
+    idx = rng.integers(0, V, size=(B, T))
+    idx[:, ::5] = 7  # a frequent token
+    dx = rng.standard_normal((B, T, C)).astype(np.float32)
+    dims = {"B": B, "T": T, "C": C, "V": V, "Tmax": T}
+    dwte = empty(gpu, (V, C))
+    gpu.dispatch("embedding_backward_dwte", [upload(gpu, idx, np.uint32), upload(gpu, dx), dwte], dims,
+                 overrides={"WG": WG})
+    ref_dwte, _ = embedding_backward(idx, dx.astype(np.float64), V, T)
+    assert_close(download(gpu, dwte, (V, C)), ref_dwte, 1e-6, 1e-5, "dwte")
