@@ -17,9 +17,13 @@ from pyscript_app.reference import model
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("B,T", [(2, 7), (1, 12)])  # T shorter than the context, T not a tile multiple
-def test_forward_backward_match_reference(gpu, B, T):
-    cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=12, vocab_size=70)
+NARROW = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=12, vocab_size=70)  # D = 8: attention.wgsl
+WIDE = ModelConfig(n_layer=1, n_embd=64, n_head=2, block_size=40, vocab_size=70)  # D = 32: attention_rows*.wgsl
+
+
+@pytest.mark.parametrize("cfg,B,T", [(NARROW, 2, 7), (NARROW, 1, 12), (WIDE, 2, 37)],
+                         ids=["narrow-2x7", "narrow-1x12", "wide-2x37"])  # T < context, T not a tile multiple
+def test_forward_backward_match_reference(gpu, cfg, B, T):
     rng = np.random.default_rng(B * 100 + T)
     flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)  # no zero-init branches
     idx = rng.integers(0, cfg.vocab_size, size=(B, T))

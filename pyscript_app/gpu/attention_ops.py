@@ -1,4 +1,5 @@
-"""Records shaders/attention.wgsl dispatches for one attention shape: forward, backward, KV decode.
+"""Records shaders/attention.wgsl dispatches for one attention shape: forward, backward, KV decode
+(wide heads, D >= ROWS_MIN_HEAD_DIM: shaders/attention_rows*.wgsl, one row per invocation).
 
 Pure Python (runs natively and in Pyodide). Letters as in config.py; D = C // H.
 
@@ -22,6 +23,24 @@ TILE_VEC4 = 128  # vec4 slots of one row tile in attention.wgsl: BQ * D/4 <= 128
 MAX_TILE_ROWS = 16  # MAX_BQ in attention.wgsl
 
 
+# Heads at least this wide use attention_rows.wgsl (a row's q and accumulators in registers): on an
+# H200 the column-per-invocation kernels were shared-memory bound there. Narrower heads (the nano and
+# tiny presets, and the browser's) keep attention.wgsl, whose workgroups a 4-wide head fills better.
+ROWS_MIN_HEAD_DIM = 32
+
+
+def rows_forward_overrides(D: int, T: int) -> dict[str, int]:
+    """attention_rows_forward's overrides: 64 query rows per workgroup (32 for short contexts),
+    16 keys per workgroup-memory tile."""
+    return {"D": D, "ROWS": 64 if T > 32 else 32, "KT": 16}
+
+
+def rows_backward_overrides(D: int, T: int) -> dict[str, int]:
+    """attention_rows_backward's overrides: 64 rows per workgroup (32 for short contexts), 16 keys per
+    tile in the dq half, 8 queries per tile in the dk/dv half (12.1 KiB of workgroup memory at D = 64)."""
+    return {"D": D, "ROWS": 64 if T > 32 else 32, "KT": 16, "QT": 8}
+
+
 def tile_rows(D: int) -> int:
     """Query rows per workgroup tile (the BQ override) for head width D: the largest that fits the
     shader's workgroup arrays, so a workgroup has BQ * D/4 <= 128 invocations."""
@@ -42,18 +61,24 @@ class AttentionOps:
         self.ex = ex
         self.B, self.T, self.C, self.H, self.D, self.Tmax = B, T, C, H, D, Tmax
         self.overrides = {"D": D, "BQ": tile_rows(D)}
+        self.rows = D >= ROWS_MIN_HEAD_DIM
+        self.forward_kernel, self.forward_overrides = (
+            ("attention_rows_forward", rows_forward_overrides(D, T)) if self.rows else ("attention_forward", self.overrides))
+        self.backward_kernel, self.backward_overrides = (
+            ("attention_rows_backward", rows_backward_overrides(D, T)) if self.rows
+            else ("attention_backward", self.overrides))
         self.dims = {"B": B, "T": T, "C": C, "H": H}
         self.decode_params = ex.uniform_buffer("attention_decode", "attention.decode params")
         self._decode_pos: int | None = None  # the pos held by decode_params
 
     def forward(self, qkv: Target, y: Target, lse: Target) -> None:
         """Record y (B,T,C) and lse (B,H,T) from qkv (B,T,3C)."""
-        self.ex.dispatch("attention_forward", [qkv, y, lse], self.dims, overrides=self.overrides)
+        self.ex.dispatch(self.forward_kernel, [qkv, y, lse], self.dims, overrides=self.forward_overrides)
 
     def backward(self, dy: Target, qkv: Target, y: Target, lse: Target, dqkv: Target) -> None:
         """Record dqkv (B,T,3C) from dy (B,T,C) and the forward's qkv, y, lse: one dispatch whose
         query-tile workgroups write dq and key-tile workgroups dk, dv."""
-        self.ex.dispatch("attention_backward", [dy, qkv, y, lse, dqkv], self.dims, overrides=self.overrides)
+        self.ex.dispatch(self.backward_kernel, [dy, qkv, y, lse, dqkv], self.dims, overrides=self.backward_overrides)
 
     def decode(self, qkv_row: Target, k_cache: Target, v_cache: Target, y_row: Target, pos: int) -> None:
         """Record one decode step for batch 1: qkv_row (3C,) is the token at position pos; its k and

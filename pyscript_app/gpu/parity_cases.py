@@ -33,7 +33,7 @@ from ..reference.dropout import dropout_forward, dropout_mask
 from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
-from .attention_ops import tile_rows
+from .attention_ops import rows_backward_overrides, rows_forward_overrides, tile_rows
 
 # --- init.wgsl: bit-exact against reference/init.py ------------------------------------------------
 def _init_normal(seed: int, index: int, n: int, std: float, offset: int = 5):
@@ -347,7 +347,11 @@ def _adamw_three_steps(model: str = "nano"):
 
 
 # --- attention.wgsl: y atol 1e-5 + rtol 1e-4; lse atol 1e-5 + rtol 1e-5; dqkv atol 2e-5 + rtol 2e-4
-def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None):
+def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None, rows: bool = False):
+    """forward + backward; rows: attention_rows*.wgsl's kernels (the wide heads') instead."""
+    forward, backward = ("attention_rows_forward", "attention_rows_backward") if rows else \
+        ("attention_forward", "attention_backward")
+
     def make(b: CaseBuilder) -> None:
         r = _rng(B, T, C, H, BQ or 0)
         qkv = (r.standard_normal((B, T, 3 * C)) * 1.5).astype(np.float32)  # softmax far from uniform
@@ -357,16 +361,19 @@ def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None):
         b.input("qkv", qkv), b.input("dy", dy)
         b.output("y", B * T * C), b.output("lse", B * H * T), b.output("dqkv", qkv.size)
         flops = 4 * B * H * T * T * D // 2  # QK^T and PV over the causal half
-        b.dispatch("attention_forward", ["qkv", "y", "lse"], dims, overrides=over, flops=flops)
-        b.dispatch("attention_backward", ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=over, flops=2 * flops)
+        fwd_over = rows_forward_overrides(D, T) if rows else over
+        b.dispatch(forward, ["qkv", "y", "lse"], dims, overrides=fwd_over, flops=flops)
+        bwd_over = rows_backward_overrides(D, T) if rows else over
+        b.dispatch(backward, ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=bwd_over, flops=2 * flops)
         qkv64, dy64 = _f64(qkv, dy)
         ref_y, ref_lse = attention_forward(qkv64, H)
         ref_dqkv = attention_backward(dy64, qkv64, ref_y, ref_lse, H)
         b.expect_close("y", ref_y, 1e-5, 1e-4, "y")
         b.expect_close("lse", ref_lse, 1e-5, 1e-5, "lse")
         b.expect_close("dqkv", ref_dqkv, 2e-5, 2e-4, "dqkv")
-    kernels = ("attention_forward", "attention_backward")
-    return ParityCase(f"attention_B{B}_T{T}_C{C}_H{H}" + (f"_BQ{BQ}" if BQ else ""), kernels, make)
+    kernels = (forward, backward)
+    return ParityCase(f"attention_B{B}_T{T}_C{C}_H{H}" + (f"_BQ{BQ}" if BQ else "") + ("_rows" if rows else ""),
+                      kernels, make)
 
 
 def _attention_decode(C: int, H: int, Tmax: int):
@@ -477,6 +484,7 @@ CASES: tuple[ParityCase, ...] = (
     _attention(2, 5, 16, 4),
     _attention(3, 33, 64, 2),
     _attention(2, 11, 24, 2, BQ=3),
+    _attention(2, 70, 64, 2, rows=True),
     _attention_decode(48, 4, 9),
     _mean_into_slot(257),
     _mean_into_slot(8 * 32 * 3 + 5),

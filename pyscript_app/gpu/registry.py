@@ -341,6 +341,21 @@ _register("attention.wgsl", "attention_decode",
            ("params", UNIFORM)],
           ATTENTION_DECODE_UNIFORM, ATTENTION_OVERRIDES, lambda v: (v["H"], 1, 1))
 
+# --- attention_rows.wgsl / attention_rows_backward.wgsl -----------------------------------------
+# The same attention for wide heads (D >= 32) with one row per invocation, its row data in
+# registers: same bindings and uniform as attention_forward / attention_backward (attention_ops picks).
+# ROWS = query rows (= invocations) per workgroup, KT = keys per workgroup-memory tile.
+_register("attention_rows.wgsl", "attention_rows_forward",
+          [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16)],
+          lambda v: (ceil_div(v["T"], v["ROWS"]), v["H"], v["B"]))
+_register("attention_rows_backward.wgsl", "attention_rows_backward",
+          [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16), ("QT", 8)],
+          lambda v: (ceil_div(v["T"], v["ROWS"])                                   # dq workgroups
+                     + ceil_div(v["T"], v["ROWS"] // ceil_div(v["D"] // 4, 8)),   # dk/dv: ROWS / SPLIT keys
+                     v["H"], v["B"]))
+
 # --- federated.wgsl --------------------------------------------------------------------------
 # A federated client's delta (f16, bit-exact with numpy) and the relay's update applied in f32.
 FEDERATED_UNIFORM = (("n", "u32"),)
