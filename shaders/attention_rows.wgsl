@@ -14,8 +14,10 @@
 // live in registers (function-scope arrays indexed only by constant-bound loops, so drivers
 // unroll them), the workgroup loads KT keys and values at a time into workgroup memory, and every
 // invocation reads the same key (a broadcast, no conflicts): one shared load per vec4 FMA and two
-// barriers per KT keys. Online softmax per key: running max m and sum l, the accumulator rescaled
-// by exp(m_old - m_new).
+// barriers per KT keys. Online softmax four keys at a time: running max m and sum l, the
+// accumulator rescaled by exp(m_old - m_new) once per four keys (four independent dot products in
+// flight). Loops over a row's vec4s run to the constant MAX_D4 and break at D4 (an override), so
+// the compiler can unroll them and keep the arrays in registers.
 //
 // Bindings (group 0, uniform last): 0 qkv (read), 1 y (read_write), 2 lse (read_write), 3 params
 // Overrides: D = 64 head width; ROWS = 64 query rows (= invocations) per workgroup; KT = 16 keys per
@@ -63,7 +65,7 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   let scale = inverseSqrt(f32(D));
   var q: array<vec4<f32>, MAX_D4>;
   var acc: array<vec4<f32>, MAX_D4>;  // sum over keys of p * v, in units of exp(-m)
-  for (var i = 0u; i < D4; i++) {
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
     q[i] = vec4<f32>(0.0);
     if (row_ok) { q[i] = qkv[row_vec4(b, t, T, 3u * C4, h * D4 + i)] * scale; }
     acc[i] = vec4<f32>(0.0);
@@ -88,20 +90,41 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     workgroupBarrier();
     // keys s0 .. min(s0 + KT, t + 1) - 1 are visible to row t (none when t < s0)
     let visible = min(KT, select(0u, t + 1u - s0, t >= s0));
-    for (var j = 0u; j < visible; j++) {
-      var sv = vec4<f32>(0.0);
-      for (var i = 0u; i < D4; i++) { sv = fma(q[i], k_sh[j * D4 + i], sv); }
-      let s = dot(sv, vec4<f32>(1.0));
-      let m_new = max(m, s);
+    // four keys at a time: four independent dot products, one rescale of the accumulator
+    for (var j0 = 0u; j0 < visible; j0 += 4u) {
+      let k0 = j0 * D4;
+      let k1 = min(j0 + 1u, KT - 1u) * D4;  // past the tile: a valid slot, masked below
+      let k2 = min(j0 + 2u, KT - 1u) * D4;
+      let k3 = min(j0 + 3u, KT - 1u) * D4;
+      var d0 = vec4<f32>(0.0);
+      var d1 = vec4<f32>(0.0);
+      var d2 = vec4<f32>(0.0);
+      var d3 = vec4<f32>(0.0);
+      for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
+        d0 = fma(q[i], k_sh[k0 + i], d0);
+        d1 = fma(q[i], k_sh[k1 + i], d1);
+        d2 = fma(q[i], k_sh[k2 + i], d2);
+        d3 = fma(q[i], k_sh[k3 + i], d3);
+      }
+      let one = vec4<f32>(1.0);
+      let seen = vec4<u32>(j0, j0 + 1u, j0 + 2u, j0 + 3u) < vec4<u32>(visible);
+      let s4 = select(vec4<f32>(NEG_BIG), vec4<f32>(dot(d0, one), dot(d1, one), dot(d2, one), dot(d3, one)), seen);
+      let m_new = max(m, max(max(s4.x, s4.y), max(s4.z, s4.w)));  // finite: key j0 is visible
       let alpha = exp(m - m_new);
-      let pj = exp(s - m_new);
-      l = l * alpha + pj;
-      for (var i = 0u; i < D4; i++) { acc[i] = fma(vec4<f32>(pj), v_sh[j * D4 + i], acc[i] * alpha); }
+      let p4 = exp(s4 - m_new);  // masked keys: exp(-3e38) == 0
+      l = l * alpha + p4.x + p4.y + p4.z + p4.w;
+      for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
+        var a = acc[i] * alpha;
+        a = fma(vec4<f32>(p4.x), v_sh[k0 + i], a);
+        a = fma(vec4<f32>(p4.y), v_sh[k1 + i], a);
+        a = fma(vec4<f32>(p4.z), v_sh[k2 + i], a);
+        acc[i] = fma(vec4<f32>(p4.w), v_sh[k3 + i], a);
+      }
       m = m_new;
     }
   }
   if (!row_ok) { return; }
   let inv_l = 1.0 / l;
-  for (var i = 0u; i < D4; i++) { y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
   lse_out[(b * p.H + h) * T + t] = m + log(l);
 }

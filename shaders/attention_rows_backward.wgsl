@@ -100,7 +100,7 @@ fn row_vec4(b: u32, t: u32, T: u32, width4: u32, col4: u32) -> u32 {
 // Both kinds of workgroup call this: the same sum in the same order gives them the same value.
 fn row_delta(b: u32, t: u32, T: u32, C4: u32, col0: u32) -> f32 {
   var acc = vec4<f32>(0.0);
-  for (var i = 0u; i < D4; i++) {
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
     let at = row_vec4(b, t, T, C4, col0 + i);
     acc += dy[at] * y_in[at];
   }
@@ -121,13 +121,13 @@ fn backward_dq(tile: u32, h: u32, b: u32, lid: u32) {
   var dq: array<vec4<f32>, MAX_D4>;  // sum over keys of ds * k
   var lse = 0.0;
   var delta = 0.0;
-  for (var i = 0u; i < D4; i++) {
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
     q[i] = vec4<f32>(0.0);
     g[i] = vec4<f32>(0.0);
     dq[i] = vec4<f32>(0.0);
   }
   if (row_ok) {
-    for (var i = 0u; i < D4; i++) {
+    for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
       q[i] = qkv[row_vec4(b, t, T, W4, col0 + i)] * scale;
       g[i] = dy[row_vec4(b, t, T, C4, col0 + i)];
     }
@@ -157,18 +157,18 @@ fn backward_dq(tile: u32, h: u32, b: u32, lid: u32) {
       if (s0 + j <= t) {
         var sv = vec4<f32>(0.0);
         var dpv = vec4<f32>(0.0);
-        for (var i = 0u; i < D4; i++) {
+        for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
           sv += q[i] * tile_a[j * D4 + i];
           dpv += g[i] * tile_b[j * D4 + i];
         }
         let p = exp(dot(sv, vec4<f32>(1.0)) - lse);
         let ds = p * (dot(dpv, vec4<f32>(1.0)) - delta);
-        for (var i = 0u; i < D4; i++) { dq[i] += ds * tile_a[j * D4 + i]; }
+        for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } dq[i] += ds * tile_a[j * D4 + i]; }
       }
     }
   }
   if (!row_ok) { return; }
-  for (var i = 0u; i < D4; i++) { dqkv[row_vec4(b, t, T, W4, col0 + i)] = dq[i] * scale; }
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } dqkv[row_vec4(b, t, T, W4, col0 + i)] = dq[i] * scale; }
 }
 
 // dk/dv workgroup `tile`: key rows tile * KEYS .. + KEYS of (b, h).
@@ -187,7 +187,7 @@ fn backward_dkv(tile: u32, h: u32, b: u32, lid: u32) {
   var v: array<vec4<f32>, MAX_D4>;
   var dk: array<vec4<f32>, MAX_D4>;
   var dv: array<vec4<f32>, MAX_D4>;
-  for (var i = 0u; i < CW; i++) {
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= CW) { break; }
     let c = c0 + i;
     k[i] = vec4<f32>(0.0);
     v[i] = vec4<f32>(0.0);
@@ -223,7 +223,7 @@ fn backward_dkv(tile: u32, h: u32, b: u32, lid: u32) {
     // (s, dp) of each tile query against my key: my partial dots over my CW columns (a column
     // index past D4 reads a clamped slot times k = 0), summed over the SPLIT parts when split.
     var sd: array<vec2<f32>, MAX_QT>;
-    for (var i = 0u; i < QT; i++) {
+    for (var i = 0u; i < MAX_QT; i++) { if (i >= QT) { break; }
       var sv = vec4<f32>(0.0);
       var dpv = vec4<f32>(0.0);
       for (var j = 0u; j < CW; j++) {
@@ -234,16 +234,16 @@ fn backward_dkv(tile: u32, h: u32, b: u32, lid: u32) {
       sd[i] = vec2<f32>(dot(sv, vec4<f32>(1.0)), dot(dpv, vec4<f32>(1.0)));
     }
     if (SPLIT > 1u) {
-      for (var i = 0u; i < QT; i++) { part_sh[i * ROWS + lid] = sd[i]; }
+      for (var i = 0u; i < MAX_QT; i++) { if (i >= QT) { break; } part_sh[i * ROWS + lid] = sd[i]; }
       workgroupBarrier();
       let first = (lid / SPLIT) * SPLIT;  // lane of part 0 of my key
-      for (var i = 0u; i < QT; i++) {
+      for (var i = 0u; i < MAX_QT; i++) { if (i >= QT) { break; }
         var total = vec2<f32>(0.0);
         for (var p = 0u; p < SPLIT; p++) { total += part_sh[i * ROWS + first + p]; }  // one fixed order
         sd[i] = total;
       }
     }
-    for (var i = 0u; i < QT; i++) {
+    for (var i = 0u; i < MAX_QT; i++) { if (i >= QT) { break; }
       let t = t0 + i;
       if (key <= t && t < T) {  // causal mask, rows past T; a branch: SIMD groups of later keys skip
         let st = stat_sh[i];    // (lse, delta) of query t
@@ -258,7 +258,7 @@ fn backward_dkv(tile: u32, h: u32, b: u32, lid: u32) {
     }
   }
   if (!key_ok) { return; }
-  for (var i = 0u; i < CW; i++) {
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= CW) { break; }
     let c = c0 + i;
     if (c < D4) {
       dqkv[row_vec4(b, key, T, W4, C4 + col0 + c)] = dk[i];

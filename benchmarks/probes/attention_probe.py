@@ -4,7 +4,9 @@ variant's output before it is timed.
 
     python3 benchmarks/probes/attention_probe.py dawn|wgpu-native OUT.json
 
-Times: median over 3 runs of (20 replays of one dispatch in one submission, one readback) / 20."""
+Times: median over 3 runs of (20 replays of one dispatch in one submission, one readback) / 20, after a
+warm-up (seen on an H200: the first timings of a fresh process ran at idle clocks, 2-5x slow).
+$TABGPT_SHADERS points the registry at another shader folder (e.g. an older copy) for a comparison."""
 import json
 import sys
 import time
@@ -50,6 +52,8 @@ def main():
         base = {"D": D, "BQ": tile_rows(D)}
         ex.dispatch("attention_forward", [qkv, y, lse], dims, overrides=base)
         ref_y = np.frombuffer(run_sync(ex.read(y)), np.float32).copy()
+        for _ in range(10):  # warm-up: the GPU's clocks ramp up under load
+            timed(ex, "attention_forward", [qkv, y, lse], dims, base)
         rows["attention_forward"] = timed(ex, "attention_forward", [qkv, y, lse], dims, base)
         for R in (32, 64, 128):
             for KT in (8, 16, 32):

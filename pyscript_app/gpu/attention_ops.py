@@ -1,5 +1,5 @@
 """Records shaders/attention.wgsl dispatches for one attention shape: forward, backward, KV decode
-(wide heads, D >= ROWS_MIN_HEAD_DIM: shaders/attention_rows*.wgsl, one row per invocation).
+(wide heads, D >= ROWS_*_MIN_HEAD_DIM: shaders/attention_rows*.wgsl, one row per invocation).
 
 Pure Python (runs natively and in Pyodide). Letters as in config.py; D = C // H.
 
@@ -23,10 +23,12 @@ TILE_VEC4 = 128  # vec4 slots of one row tile in attention.wgsl: BQ * D/4 <= 128
 MAX_TILE_ROWS = 16  # MAX_BQ in attention.wgsl
 
 
-# Heads at least this wide use attention_rows.wgsl (a row's q and accumulators in registers): on an
+# Heads at least this wide use attention_rows*.wgsl (a row's q and accumulators in registers): on an
 # H200 the column-per-invocation kernels were shared-memory bound there. Narrower heads (the nano and
 # tiny presets, and the browser's) keep attention.wgsl, whose workgroups a 4-wide head fills better.
-ROWS_MIN_HEAD_DIM = 32
+# Forward and backward are chosen separately (each was measured against its attention.wgsl twin).
+ROWS_FORWARD_MIN_HEAD_DIM = 32
+ROWS_BACKWARD_MIN_HEAD_DIM = 32
 
 
 def rows_forward_overrides(D: int, T: int) -> dict[str, int]:
@@ -61,11 +63,11 @@ class AttentionOps:
         self.ex = ex
         self.B, self.T, self.C, self.H, self.D, self.Tmax = B, T, C, H, D, Tmax
         self.overrides = {"D": D, "BQ": tile_rows(D)}
-        self.rows = D >= ROWS_MIN_HEAD_DIM
         self.forward_kernel, self.forward_overrides = (
-            ("attention_rows_forward", rows_forward_overrides(D, T)) if self.rows else ("attention_forward", self.overrides))
+            ("attention_rows_forward", rows_forward_overrides(D, T)) if D >= ROWS_FORWARD_MIN_HEAD_DIM
+            else ("attention_forward", self.overrides))
         self.backward_kernel, self.backward_overrides = (
-            ("attention_rows_backward", rows_backward_overrides(D, T)) if self.rows
+            ("attention_rows_backward", rows_backward_overrides(D, T)) if D >= ROWS_BACKWARD_MIN_HEAD_DIM
             else ("attention_backward", self.overrides))
         self.dims = {"B": B, "T": T, "C": C, "H": H}
         self.decode_params = ex.uniform_buffer("attention_decode", "attention.decode params")
