@@ -20,11 +20,10 @@ import time
 import numpy as np
 
 from ..config import TrainConfig, preset
-from . import parity_cases, parity_runner
+from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
 from .native import open_device
 from .registry import matmul_entry, matmul_forward_tiles
-from .trainer_backend import GpuBackend
 
 
 def _torch_device():
@@ -149,28 +148,10 @@ def _batch(cfg, B, seed=0):
 
 
 def time_gpu_step(ex, name: str, repeats: int) -> tuple[float, int]:
-    """(median ms per training step, dispatches per step) of the GPU backend at B=8, full context."""
-    cfg = preset(name)
-    tc = TrainConfig(model=name, batch=8, log_every=max(repeats, 1))
-    be = GpuBackend(cfg, tc, ex)
-    run_sync(be.init(1))
-    x, y = _batch(cfg, 8)
-    xa = x.astype(np.uint16).tobytes()
-    ya = y.astype(np.uint16).tobytes()
-    run_sync(be.step(xa, ya, 1e-3))
-    run_sync(be.pop_losses())
-    before = ex.stats["dispatches"]
-    run_sync(be.step(xa, ya, 1e-3))
-    per_step = ex.stats["dispatches"] - before
-    run_sync(be.pop_losses())
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            run_sync(be.step(xa, ya, 1e-3))
-        run_sync(be.pop_losses())  # the one readback waits for all submitted steps
-        runs.append((time.perf_counter() - t0) * 1e3 / repeats)
-    return float(np.median(runs)), per_step
+    """(median ms per training step, dispatches per step) of the GPU backend at B=8, full context
+    (gpu/step_bench.py, as the bench page measures it)."""
+    t = run_sync(step_bench.time_step(ex, name, batch=8, repeats=repeats, runs=3))
+    return t.ms_per_step, t.dispatches_per_step
 
 
 def time_torch_step(torch, device, name: str, repeats: int) -> float | None:
