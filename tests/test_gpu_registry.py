@@ -76,9 +76,21 @@ def test_registry_matches_shader_text(name):
     assert overrides == {o: float(v) for o, v in k.overrides}, f"{name}: shader overrides {overrides}"
 
 
-def test_every_shader_file_is_registered():
+def test_every_shader_file_is_registered_or_included():
     files = {p.name for p in registry.shader_dir().glob("*.wgsl")}
-    assert files == {k.file for k in KERNELS.values()}
+    included = registry.included_files()
+    assert included == {"matmul_tiles.wgsl"}
+    assert files - included == {k.file for k in KERNELS.values()}
+    assert not included & {k.file for k in KERNELS.values()}  # shared code registers no kernel
+
+
+def test_include_lines_are_replaced_by_the_files_text(tmp_path):
+    (tmp_path / "common.wgsl").write_text("const A: u32 = 1u;\n", encoding="utf-8")
+    (tmp_path / "main.wgsl").write_text('// head\n// #include "common.wgsl"\nconst B: u32 = A;\n', encoding="utf-8")
+    assert registry.shader_source("main.wgsl", tmp_path) == "// head\nconst A: u32 = 1u;\n\nconst B: u32 = A;\n"
+    assert registry.included_files(tmp_path) == {"common.wgsl"}
+    src = registry.shader_source("matmul.wgsl")
+    assert not registry.INCLUDE_RE.search(src) and "fn multiply_tiles(" in src and "fn matmul_forward(" in src
 
 
 def test_uniform_layout_follows_wgsl_alignment():
@@ -135,7 +147,8 @@ def test_vec4_twins_have_their_scalar_entrys_interface_and_grid():
     values = {"N": 130, "K": 40, "M": 260, "accumulate": 0, "eps": 1e-5}
     for kernel, twin in registry.MATMUL_VEC4_TWINS.items():
         a, b = KERNELS[kernel], KERNELS[twin]
-        assert (a.file, a.bindings, a.uniform, a.overrides) == (b.file, b.bindings, b.uniform, b.overrides)
+        assert (a.file, b.file) == ("matmul.wgsl", "matmul_vec4.wgsl")
+        assert (a.bindings, a.uniform, a.overrides) == (b.bindings, b.uniform, b.overrides)
         fields = {name: values[name] for name, _ in a.uniform}
         for tiles in ({"TM": 32, "TN": 32}, {"TM": 128, "TN": 64}):
             assert a.workgroups(fields, tiles) == b.workgroups(fields, tiles)

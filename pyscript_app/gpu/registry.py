@@ -19,6 +19,7 @@ modes, uniform fields, override names), so the registry and the shaders cannot d
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,7 +182,7 @@ MATMUL_VEC4_TWINS: dict[str, str] = {
                                     "matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu")}
 for _name, _twin in MATMUL_VEC4_TWINS.items():
     _k = KERNELS[_name]
-    _register(_k.file, _twin, _k.bindings, _k.uniform, _k.overrides, _k.grid)
+    _register("matmul_vec4.wgsl", _twin, _k.bindings, _k.uniform, _k.overrides, _k.grid)
 
 # Adapter architectures (adapter_info["architecture"], lower case, e.g. "swiftshader") on which
 # matmul_entry keeps the scalar-load entries: the switch for an adapter where vec4 loads turn out
@@ -255,8 +256,22 @@ def shader_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shaders"
 
 
+# A whole line `// #include "name.wgsl"` stands for that file's text (WGSL has no includes; shared code
+# such as matmul_tiles.wgsl lives once). One level: an included file includes nothing.
+INCLUDE_RE = re.compile(r'^// #include "([\w.-]+\.wgsl)"[ \t]*$', re.MULTILINE)
+
+
 def shader_source(file: str, directory: str | Path | None = None) -> str:
-    return (Path(directory) if directory else shader_dir()).joinpath(file).read_text(encoding="utf-8")
+    """The WGSL text of `file` with its include lines expanded (every host compiles this text)."""
+    folder = Path(directory) if directory else shader_dir()
+    text = folder.joinpath(file).read_text(encoding="utf-8")
+    return INCLUDE_RE.sub(lambda m: folder.joinpath(m.group(1)).read_text(encoding="utf-8"), text)
+
+
+def included_files(directory: str | Path | None = None) -> set[str]:
+    """The .wgsl files that other files include (shared code, no kernels registered on them)."""
+    folder = Path(directory) if directory else shader_dir()
+    return {m.group(1) for p in folder.glob("*.wgsl") for m in INCLUDE_RE.finditer(p.read_text(encoding="utf-8"))}
 
 
 # --- rmsnorm.wgsl ----------------------------------------------------------------------------

@@ -1,0 +1,353 @@
+// matmul_tiles.wgsl — the tile machinery shared by matmul.wgsl and matmul_vec4.wgsl (included by
+// both: `// #include "matmul_tiles.wgsl"`, expanded by registry.shader_source). It has no entry
+// point of its own; matmul.wgsl's header documents the family: math, bindings, overrides, grids
+// and the speed reasoning behind this code.
+
+override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
+override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
+override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step (8, or 4 for 32-wide tiles)
+// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices.)
+// A_ROW4, B_ROW4: derived from TM, TN (overrides only because workgroup array sizes must be
+// override expressions); callers never set them.
+override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding
+override B_ROW4: u32 = TN / 4u + 1u;  // the same for b_tile
+
+struct MatmulParams {
+  N: u32,
+  K: u32,
+  M: u32,
+  accumulate: u32,
+};
+
+struct NormMatmulParams {
+  N: u32,
+  K: u32,
+  M: u32,
+  eps: f32,
+};
+
+@group(0) @binding(0) var<storage, read> in0: array<f32>;         // x | dy (backward_dx)
+@group(0) @binding(1) var<storage, read> in1: array<f32>;         // w | dy (backward_dw)
+@group(0) @binding(2) var<storage, read> in2: array<f32>;         // res (forward_residual) | dy (backward)
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;  // y | dx | dw (three-buffer entries)
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;  // y (forward_residual) | dx (backward)
+@group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward) | xn (rmsnorm)
+@group(0) @binding(5) var<storage, read_write> out5: array<f32>;  // rstd (rmsnorm)
+// The vec4-load twins (entries ending in _v4) bind the same buffers as vec4 arrays instead: an
+// entry uses in0..in2 or in0v..in2v, never both (WGSL allows shared bindings across entry points).
+@group(0) @binding(0) var<storage, read> in0v: array<vec4<f32>>;         // in0 for the _v4 entries
+@group(0) @binding(1) var<storage, read> in1v: array<vec4<f32>>;         // in1 for the _v4 entries
+@group(0) @binding(2) var<storage, read> in2v: array<vec4<f32>>;         // in2 for the _v4 entries
+@group(0) @binding(4) var<storage, read_write> out4v: array<vec4<f32>>;  // xn (rmsnorm _v4 entries)
+@group(0) @binding(3) var<uniform> p3: MatmulParams;
+@group(0) @binding(4) var<uniform> p4: MatmulParams;
+@group(0) @binding(5) var<uniform> p5: MatmulParams;
+@group(0) @binding(6) var<uniform> p6: NormMatmulParams;
+
+// Two buffers of TK x A_ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
+// a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's
+// columns with B_ROW4.
+var<workgroup> a_tile: array<vec4<f32>, 2u * TK * A_ROW4>;
+var<workgroup> b_tile: array<vec4<f32>, 2u * TK * B_ROW4>;
+var<workgroup> rstd_sh: array<f32, TM>;  // rmsnorm entries: rstd of the tile's TM rows
+
+// The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
+// columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
+var<private> c0a: vec4<f32>; var<private> c0b: vec4<f32>;
+var<private> c1a: vec4<f32>; var<private> c1b: vec4<f32>;
+var<private> c2a: vec4<f32>; var<private> c2b: vec4<f32>;
+var<private> c3a: vec4<f32>; var<private> c3b: vec4<f32>;
+var<private> c4a: vec4<f32>; var<private> c4b: vec4<f32>;
+var<private> c5a: vec4<f32>; var<private> c5b: vec4<f32>;
+var<private> c6a: vec4<f32>; var<private> c6b: vec4<f32>;
+var<private> c7a: vec4<f32>; var<private> c7b: vec4<f32>;
+
+// Where an operand element lives: element (u, k), u = output row (A) or column (B), at
+// base + u * u_stride + k * k_stride. Row-major A (R,I): (I, 1); A stored (I,R): (1, R);
+// row-major B (I,Q): (1, Q); B stored (Q,I): (I, 1).
+struct Operand {
+  u_stride: u32,
+  k_stride: u32,
+  u_count: u32,  // R or Q: u past it reads 0
+  k_fast: bool,  // k_stride == 1: neighbouring invocations walk k (coalesced reads), else u
+};
+
+fn operand(u_stride: u32, k_stride: u32, u_count: u32) -> Operand {
+  return Operand(u_stride, k_stride, u_count, k_stride == 1u);
+}
+
+// (u / 4, k) slot of the e-th of the tile's TK x (T/4) vec4 loads, in the order that makes
+// neighbouring invocations read neighbouring addresses.
+fn load_slot(op: Operand, e: u32, t: u32) -> vec2<u32> {
+  if (op.k_fast) { return vec2<u32>(e / TK, e % TK); }
+  return vec2<u32>(e % (t / 4u), e / (t / 4u));
+}
+
+// Element indexes of operand elements (u .. u+3, k) and how many of them are inside the operand.
+fn valid_count(op: Operand, u: u32, k: u32, I: u32) -> u32 {
+  if (k >= I || u >= op.u_count) { return 0u; }
+  return min(4u, op.u_count - u);
+}
+
+fn fetch0(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in0[i]; }
+  if (n > 1u) { v.y = in0[i + op.u_stride]; }
+  if (n > 2u) { v.z = in0[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in0[i + 3u * op.u_stride]; }
+  return v;
+}
+
+fn fetch1(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in1[i]; }
+  if (n > 1u) { v.y = in1[i + op.u_stride]; }
+  if (n > 2u) { v.z = in1[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in1[i + 3u * op.u_stride]; }
+  return v;
+}
+
+fn fetch2(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  let n = valid_count(op, u, k, I);
+  let i = u * op.u_stride + k * op.k_stride;
+  var v = vec4<f32>(0.0);
+  if (n > 0u) { v.x = in2[i]; }
+  if (n > 1u) { v.y = in2[i + op.u_stride]; }
+  if (n > 2u) { v.z = in2[i + 2u * op.u_stride]; }
+  if (n > 3u) { v.w = in2[i + 3u * op.u_stride]; }
+  return v;
+}
+
+// Which binding feeds A and B: 0, 1 or 2 (in0, in1, in2).
+struct Sources {
+  a: u32,
+  b: u32,
+};
+
+fn fetch(src: u32, op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (src == 0u) { return fetch0(op, u, k, I); }
+  return fetch1(op, u, k, I);
+}
+
+fn fetch_with_in2(src: u32, op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (src == 2u) { return fetch2(op, u, k, I); }
+  return fetch(src, op, u, k, I);
+}
+
+// The invocation's share of one k-slice: at most two vec4 of A and two of B (TK <= min(TM, TN) / 8
+// makes TK * TM / 4 <= 2 * invocations, and the same for B).
+struct Staged {
+  a0: vec4<f32>,
+  a1: vec4<f32>,
+  b0: vec4<f32>,
+  b1: vec4<f32>,
+};
+
+fn invocations() -> u32 { return (TM / 8u) * (TN / 8u); }
+
+// Global memory -> registers: this invocation's loads of the k-slice starting at k0. Two copies of
+// the same code: an entry may only touch its own bindings, and in2 shares binding 2 with out2.
+fn load_slice(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) -> Staged {
+  let n = invocations();
+  var s: Staged;
+  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); s.a0 = fetch(src.a, A, row0 + e.x * 4u, k0 + e.y, I); }
+  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); s.a1 = fetch(src.a, A, row0 + e.x * 4u, k0 + e.y, I); }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); s.b0 = fetch(src.b, B, col0 + e.x * 4u, k0 + e.y, I); }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); s.b1 = fetch(src.b, B, col0 + e.x * 4u, k0 + e.y, I); }
+  return s;
+}
+
+fn load_slice_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k0: u32, I: u32, tid: u32) -> Staged {
+  let n = invocations();
+  var s: Staged;
+  if (tid < TK * TM / 4u) {
+    let e = load_slot(A, tid, TM); s.a0 = fetch_with_in2(src.a, A, row0 + e.x * 4u, k0 + e.y, I);
+  }
+  if (tid + n < TK * TM / 4u) {
+    let e = load_slot(A, tid + n, TM); s.a1 = fetch_with_in2(src.a, A, row0 + e.x * 4u, k0 + e.y, I);
+  }
+  if (tid < TK * TN / 4u) {
+    let e = load_slot(B, tid, TN); s.b0 = fetch_with_in2(src.b, B, col0 + e.x * 4u, k0 + e.y, I);
+  }
+  if (tid + n < TK * TN / 4u) {
+    let e = load_slot(B, tid + n, TN); s.b1 = fetch_with_in2(src.b, B, col0 + e.x * 4u, k0 + e.y, I);
+  }
+  return s;
+}
+
+// Registers -> workgroup buffer `buf` (0 or 1) of both tiles.
+fn store_slice(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
+  let n = invocations();
+  let a_base = buf * TK * A_ROW4;
+  let b_base = buf * TK * B_ROW4;
+  if (tid < TK * TM / 4u) { let e = load_slot(A, tid, TM); a_tile[a_base + e.y * A_ROW4 + e.x] = s.a0; }
+  if (tid + n < TK * TM / 4u) { let e = load_slot(A, tid + n, TM); a_tile[a_base + e.y * A_ROW4 + e.x] = s.a1; }
+  if (tid < TK * TN / 4u) { let e = load_slot(B, tid, TN); b_tile[b_base + e.y * B_ROW4 + e.x] = s.b0; }
+  if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); b_tile[b_base + e.y * B_ROW4 + e.x] = s.b1; }
+}
+
+// c += A_tile @ B_tile (workgroup buffer `buf`) for this invocation's 8 x 8 outputs.
+fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
+  let a_hi = TM / 8u;  // vec4 offset of the lower half of the rows
+  let b_hi = TN / 8u;
+  let a_base = buf * TK * A_ROW4;
+  let b_base = buf * TK * B_ROW4;
+  for (var k = 0u; k < TK; k++) {
+    let a0 = a_tile[a_base + k * A_ROW4 + ty];
+    let a1 = a_tile[a_base + k * A_ROW4 + a_hi + ty];
+    let b0 = b_tile[b_base + k * B_ROW4 + tx];
+    let b1 = b_tile[b_base + k * B_ROW4 + b_hi + tx];
+    c0a = fma(vec4<f32>(a0.x), b0, c0a); c0b = fma(vec4<f32>(a0.x), b1, c0b);
+    c1a = fma(vec4<f32>(a0.y), b0, c1a); c1b = fma(vec4<f32>(a0.y), b1, c1b);
+    c2a = fma(vec4<f32>(a0.z), b0, c2a); c2b = fma(vec4<f32>(a0.z), b1, c2b);
+    c3a = fma(vec4<f32>(a0.w), b0, c3a); c3b = fma(vec4<f32>(a0.w), b1, c3b);
+    c4a = fma(vec4<f32>(a1.x), b0, c4a); c4b = fma(vec4<f32>(a1.x), b1, c4b);
+    c5a = fma(vec4<f32>(a1.y), b0, c5a); c5b = fma(vec4<f32>(a1.y), b1, c5b);
+    c6a = fma(vec4<f32>(a1.z), b0, c6a); c6b = fma(vec4<f32>(a1.z), b1, c6b);
+    c7a = fma(vec4<f32>(a1.w), b0, c7a); c7b = fma(vec4<f32>(a1.w), b1, c7b);
+  }
+}
+
+// The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
+// Software pipelined: the next k-slice is loaded into registers before the current one is
+// multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
+// buffer after it, so each slice needs one barrier.
+fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+  let tid = lid.y * (TN / 8u) + lid.x;
+  let slices = (I + TK - 1u) / TK;
+  var s = load_slice(src, A, B, row0, col0, 0u, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
+    workgroupBarrier();
+  }
+}
+
+// The same for entries that bind in2.
+fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+  let tid = lid.y * (TN / 8u) + lid.x;
+  let slices = (I + TK - 1u) / TK;
+  var s = load_slice_in2(src, A, B, row0, col0, 0u, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_in2(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
+    workgroupBarrier();
+  }
+}
+
+// Output element (r, c) of the tile's accumulators: row block i (0..7), column half h (0 = a, 1 = b).
+fn result(i: u32, h: u32) -> vec4<f32> {
+  switch (i * 2u + h) {
+    case 0u: { return c0a; } case 1u: { return c0b; } case 2u: { return c1a; } case 3u: { return c1b; }
+    case 4u: { return c2a; } case 5u: { return c2b; } case 6u: { return c3a; } case 7u: { return c3b; }
+    case 8u: { return c4a; } case 9u: { return c4b; } case 10u: { return c5a; } case 11u: { return c5b; }
+    case 12u: { return c6a; } case 13u: { return c6b; } case 14u: { return c7a; } default: { return c7b; }
+  }
+}
+
+// Output row and first column of accumulator (i, h).
+fn result_origin(i: u32, h: u32, row0: u32, col0: u32, lid: vec3<u32>) -> vec2<u32> {
+  let r = row0 + lid.y * 4u + (i % 4u) + (i / 4u) * (TM / 2u);
+  let c = col0 + lid.x * 4u + h * (TN / 2u);
+  return vec2<u32>(r, c);
+}
+
+const EPI_PLAIN: u32 = 0u;
+const EPI_RELU: u32 = 1u;       // max(v, 0)
+const EPI_RESIDUAL: u32 = 2u;   // v + in2[i]
+const EPI_RELU_MASK: u32 = 3u;  // v where in0[i] > 0, else 0
+
+fn epilogue(kind: u32, i: u32, v: f32) -> f32 {
+  if (kind == EPI_RELU) { return max(v, 0.0); }
+  return v;
+}
+
+fn epilogue_in2(kind: u32, i: u32, v: f32) -> f32 {
+  if (kind == EPI_RESIDUAL) { return v + in2[i]; }
+  if (kind == EPI_RELU_MASK) { return select(0.0, v, in0[i] > 0.0); }
+  return epilogue(kind, i, v);
+}
+
+// Store the tile into out2 / out3 / out4 (one function each: an entry may only touch its bindings).
+fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        let y = epilogue(kind, i, v[e]);
+        if (acc) { out2[i] = out2[i] + y; } else { out2[i] = y; }
+      }
+    }
+  }
+}
+
+fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        let y = epilogue_in2(kind, i, v[e]);
+        if (acc) { out3[i] = out3[i] + y; } else { out3[i] = y; }
+      }
+    }
+  }
+}
+
+fn store_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        if (acc) { out4[i] = out4[i] + v[e]; } else { out4[i] = v[e]; }
+      }
+    }
+  }
+}
+
+// What workgroup `flat` of matmul_backward* computes: x = 0 (a dx (N,K) tile), 1 (a dw (K,M) tile)
+// or 2 (nothing: past the last tile); (y, z) = the tile's first output row and column.
+fn backward_tile(flat: u32, N: u32, K: u32, M: u32) -> vec3<u32> {
+  let dx_cols = (K + TN - 1u) / TN;
+  let dx_tiles = dx_cols * ((N + TM - 1u) / TM);
+  let dw_cols = (M + TN - 1u) / TN;
+  let dw_tiles = dw_cols * ((K + TM - 1u) / TM);
+  if (flat < dx_tiles) { return vec3<u32>(0u, (flat / dx_cols) * TM, (flat % dx_cols) * TN); }
+  let t = flat - dx_tiles;
+  if (t < dw_tiles) { return vec3<u32>(1u, (t / dw_cols) * TM, (t % dw_cols) * TN); }
+  return vec3<u32>(2u, 0u, 0u);
+}
+
+// Second half of tile_rstd (and tile_rstd_v4): a_tile[k * A_ROW4 + r / 4][r % 4] holds row r's sum
+// of squares over k, k + TK, ... for k < TK; each row adds its TK sums in k order.
+fn rstd_from_slot_sums(row0: u32, N: u32, K: u32, eps: f32, tid: u32, keep: bool) {
+  let threads = invocations();
+  for (var r = tid; r < TM; r += threads) {
+    var total = 0.0;
+    for (var k = 0u; k < TK; k++) { total += a_tile[k * A_ROW4 + r / 4u][r % 4u]; }
+    let rstd = 1.0 / sqrt(total / f32(K) + eps);
+    rstd_sh[r] = rstd;
+    if (keep && row0 + r < N) { out5[row0 + r] = rstd; }
+  }
+  workgroupBarrier();  // rstd_sh is complete and the a_tile sums are read: staging may begin
+}
