@@ -97,7 +97,7 @@ fn matmul_backward_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
 fn matmul_forward_residual(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
-  product_in2(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  product_in2(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, 0u, p4.K, lid);
   store_out3(EPI_RESIDUAL, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
 }
 
@@ -110,11 +110,11 @@ fn backward_both(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) {
   let acc = p5.accumulate != 0u;
   if (tile.x == 0u) {
     // dx (N,K) = dy (in2, (N,M)) @ w.T (in1 stored (K,M))
-    product_in2(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), tile.y, tile.z, M, lid);
+    product_in2(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), tile.y, tile.z, 0u, M, lid);
     store_out3(dx_kind, tile.y, tile.z, N, K, acc, lid);
   } else if (tile.x == 1u) {
     // dw (K,M) = x.T (in0 stored (N,K)) @ dy (in2, (N,M))
-    product_in2(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), tile.y, tile.z, N, lid);
+    product_in2(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), tile.y, tile.z, 0u, N, lid);
     store_out4(tile.y, tile.z, K, M, acc, lid);
   }
 }
@@ -129,6 +129,51 @@ fn matmul_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn matmul_backward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both(EPI_RELU_MASK, wid, nwg, lid);
+}
+
+// --- dx and dw in one dispatch, dw's inner dimension split (matmul_backward_split, _relu_split) ----
+// dw (K,M) = x.T @ dy sums over all N = B*T positions, while dx sums over only M: the dw tiles are
+// few and long (the large model: 64 .. 256 tiles of a 2048-long sum next to dx's 256 .. 1024) and
+// leave most of a big GPU idle at the dispatch's end. These entries cut dw's sum into SPLIT parts
+// (SPLIT x more, SPLIT x shorter workgroups): part 0 goes into dw as matmul_backward's would
+// (accumulate honoured), part s >= 1 into out5 (`dw_parts`) at (s - 1) * part_stride + i, and a later
+// add_parts dispatch (split_reduce.wgsl) adds the parts into dw. Grid: dx tiles, then SPLIT x dw tiles
+// (part-major), numbered flat. The dx tiles are matmul_backward's.
+fn backward_split(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) {
+  let N = p6s.N;
+  let K = p6s.K;
+  let M = p6s.M;
+  let acc = p6s.accumulate != 0u;
+  let flat = wid.y * nwg.x + wid.x;
+  let dx_cols = (K + TN - 1u) / TN;
+  let dx_tiles = dx_cols * ((N + TM - 1u) / TM);
+  if (flat < dx_tiles) {  // dx (N,K) = dy @ w.T
+    let row0 = (flat / dx_cols) * TM;
+    let col0 = (flat % dx_cols) * TN;
+    product_in2(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), row0, col0, 0u, M, lid);
+    store_out3(dx_kind, row0, col0, N, K, acc, lid);
+    return;
+  }
+  let d = split_dw_tile(flat - dx_tiles, N, K, M);
+  if (d.s >= SPLIT) { return; }
+  product_in2(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), d.row0, d.col0, d.k_begin, d.k_end, lid);
+  if (d.s == 0u) {
+    store_out4(d.row0, d.col0, K, M, acc, lid);
+  } else {
+    store_part(d.row0, d.col0, K, M, (d.s - 1u) * p6s.part_stride, acc, lid);
+  }
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_split(EPI_PLAIN, wid, nwg, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward_relu_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_split(EPI_RELU_MASK, wid, nwg, lid);
 }
 
 // --- y = rmsnorm(x) @ w: the norm in the prologue and the A staging ------------------------------

@@ -11,12 +11,25 @@ override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step
 // override expressions); callers never set them.
 override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding
 override B_ROW4: u32 = TN / 4u + 1u;  // the same for b_tile
+// The split entries (matmul_backward_split, _relu_split and twins) only: how many parts dw's inner
+// dimension N is cut into (1 .. 16). Other entries ignore it.
+override SPLIT: u32 = 2u;
 
 struct MatmulParams {
   N: u32,
   K: u32,
   M: u32,
   accumulate: u32,
+};
+
+// The split entries' uniform: MatmulParams plus where dw's extra parts go (part s >= 1 of element i
+// at out5[(s - 1) * part_stride + i]).
+struct SplitMatmulParams {
+  N: u32,
+  K: u32,
+  M: u32,
+  accumulate: u32,
+  part_stride: u32,
 };
 
 struct NormMatmulParams {
@@ -32,7 +45,7 @@ struct NormMatmulParams {
 @group(0) @binding(2) var<storage, read_write> out2: array<f32>;  // y | dx | dw (three-buffer entries)
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>;  // y (forward_residual) | dx (backward)
 @group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward) | xn (rmsnorm)
-@group(0) @binding(5) var<storage, read_write> out5: array<f32>;  // rstd (rmsnorm)
+@group(0) @binding(5) var<storage, read_write> out5: array<f32>;  // rstd (rmsnorm) | dw parts (split)
 // The vec4-load twins (entries ending in _v4) bind the same buffers as vec4 arrays instead: an
 // entry uses in0..in2 or in0v..in2v, never both (WGSL allows shared bindings across entry points).
 @group(0) @binding(0) var<storage, read> in0v: array<vec4<f32>>;         // in0 for the _v4 entries
@@ -43,6 +56,7 @@ struct NormMatmulParams {
 @group(0) @binding(4) var<uniform> p4: MatmulParams;
 @group(0) @binding(5) var<uniform> p5: MatmulParams;
 @group(0) @binding(6) var<uniform> p6: NormMatmulParams;
+@group(0) @binding(6) var<uniform> p6s: SplitMatmulParams;
 
 // Two buffers of TK x A_ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
 // a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's
@@ -231,16 +245,18 @@ fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, l
   }
 }
 
-// The same for entries that bind in2.
-fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+// The same for entries that bind in2, over the inner range k_begin .. I - 1 (k_begin a multiple of
+// TK; 0 but for the split entries' dw parts).
+fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_begin: u32, I: u32,
+               lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  let slices = (I + TK - 1u) / TK;
-  var s = load_slice_in2(src, A, B, row0, col0, 0u, I, tid);
+  let slices = (I - k_begin + TK - 1u) / TK;
+  var s = load_slice_in2(src, A, B, row0, col0, k_begin, I, tid);
   store_slice(s, 0u, A, B, tid);
   workgroupBarrier();
   for (var t = 0u; t < slices; t++) {
     let more = t + 1u < slices;
-    if (more) { s = load_slice_in2(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
     multiply_tiles(t & 1u, lid.x, lid.y);
     if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
@@ -336,6 +352,43 @@ fn backward_tile(flat: u32, N: u32, K: u32, M: u32) -> vec3<u32> {
   let t = flat - dx_tiles;
   if (t < dw_tiles) { return vec3<u32>(1u, (t / dw_cols) * TM, (t % dw_cols) * TN); }
   return vec3<u32>(2u, 0u, 0u);
+}
+
+// What workgroup `flat` of a split entry computes past its dx tiles (t = flat - dx tiles): part s of
+// the dw (K,M) tile at (row0, col0), i.e. the sum over n in k_begin .. k_end - 1 only. The parts of
+// a tile are SPLIT chunks of N, each a multiple of TK long (the last one shorter; empty ones, when N
+// is small, sum nothing). s == SPLIT: past the last part.
+struct SplitTile {
+  s: u32,
+  row0: u32,
+  col0: u32,
+  k_begin: u32,
+  k_end: u32,
+};
+
+fn split_dw_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile {
+  let dw_cols = (M + TN - 1u) / TN;
+  let dw_tiles = dw_cols * ((K + TM - 1u) / TM);
+  let s = min(t / dw_tiles, SPLIT);
+  let tile = t % dw_tiles;
+  let chunk = (((N + SPLIT - 1u) / SPLIT + TK - 1u) / TK) * TK;
+  let k_begin = min(N, s * chunk);
+  return SplitTile(s, (tile / dw_cols) * TM, (tile % dw_cols) * TN, k_begin, min(N, k_begin + chunk));
+}
+
+// A dw part s >= 1 into out5 at base + r * Q + c (base = (s - 1) * part_stride), as store_out4.
+fn store_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = base + o.x * Q + c;
+        if (acc) { out5[i] = out5[i] + v[e]; } else { out5[i] = v[e]; }
+      }
+    }
+  }
 }
 
 // Second half of tile_rstd (and tile_rstd_v4): a_tile[k * A_ROW4 + r / 4][r % 4] holds row r's sum

@@ -6,7 +6,8 @@
 
 // === vec4-load twins: matmul.wgsl's entries with one 16-byte load per global read ==============
 // matmul_forward_v4, _backward_dx_v4, _backward_dw_v4, _forward_residual_v4, _backward_v4,
-// _backward_relu_v4, _forward_rmsnorm_v4, _forward_rmsnorm_relu_v4: same bindings, uniform, grid and
+// _backward_relu_v4, _backward_split_v4, _backward_relu_split_v4, _forward_rmsnorm_v4,
+// _forward_rmsnorm_relu_v4: same bindings, uniform, grid and
 // overrides as their scalar entry; the operands are read through in0v..in2v. Precondition (checked by
 // registry.matmul_entry, the only chooser): K % 4 == 0 and M % 4 == 0. Those are the contiguous
 // dimensions of every operand read (x (N,K), w (K,M), dy and res (N,M), g (K,)); N may be anything
@@ -141,15 +142,16 @@ fn product_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32
   }
 }
 
-fn product_in2_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
+fn product_in2_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_begin: u32, I: u32,
+                  lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  let slices = (I + TK - 1u) / TK;
-  var s = load_slice_in2_v4(src, A, B, row0, col0, 0u, I, tid);
+  let slices = (I - k_begin + TK - 1u) / TK;
+  var s = load_slice_in2_v4(src, A, B, row0, col0, k_begin, I, tid);
   store_slice_v4(s, 0u, A, B, tid);
   workgroupBarrier();
   for (var t = 0u; t < slices; t++) {
     let more = t + 1u < slices;
-    if (more) { s = load_slice_in2_v4(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    if (more) { s = load_slice_in2_v4(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
     multiply_tiles(t & 1u, lid.x, lid.y);
     if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
@@ -208,7 +210,7 @@ fn matmul_backward_dw_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 fn matmul_forward_residual_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
-  product_in2_v4(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  product_in2_v4(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, 0u, p4.K, lid);
   store_out3_v4(EPI_RESIDUAL, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
 }
 
@@ -219,10 +221,10 @@ fn backward_both_v4(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>
   let tile = backward_tile(wid.y * nwg.x + wid.x, N, K, M);
   let acc = p5.accumulate != 0u;
   if (tile.x == 0u) {  // dx (N,K) = dy @ w.T
-    product_in2_v4(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), tile.y, tile.z, M, lid);
+    product_in2_v4(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), tile.y, tile.z, 0u, M, lid);
     store_out3_v4(dx_kind, tile.y, tile.z, N, K, acc, lid);
   } else if (tile.x == 1u) {  // dw (K,M) = x.T @ dy
-    product_in2_v4(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), tile.y, tile.z, N, lid);
+    product_in2_v4(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), tile.y, tile.z, 0u, N, lid);
     store_out4(tile.y, tile.z, K, M, acc, lid);
   }
 }
@@ -237,6 +239,44 @@ fn matmul_backward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 fn matmul_backward_relu_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                            @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both_v4(EPI_RELU_MASK, wid, nwg, lid);
+}
+
+// matmul.wgsl's backward_split with vec4 loads (the split entries' twins).
+fn backward_split_v4(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) {
+  let N = p6s.N;
+  let K = p6s.K;
+  let M = p6s.M;
+  let acc = p6s.accumulate != 0u;
+  let flat = wid.y * nwg.x + wid.x;
+  let dx_cols = (K + TN - 1u) / TN;
+  let dx_tiles = dx_cols * ((N + TM - 1u) / TM);
+  if (flat < dx_tiles) {  // dx (N,K) = dy @ w.T
+    let row0 = (flat / dx_cols) * TM;
+    let col0 = (flat % dx_cols) * TN;
+    product_in2_v4(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), row0, col0, 0u, M, lid);
+    store_out3_v4(dx_kind, row0, col0, N, K, acc, lid);
+    return;
+  }
+  let d = split_dw_tile(flat - dx_tiles, N, K, M);
+  if (d.s >= SPLIT) { return; }
+  product_in2_v4(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), d.row0, d.col0, d.k_begin, d.k_end, lid);
+  if (d.s == 0u) {
+    store_out4(d.row0, d.col0, K, M, acc, lid);
+  } else {
+    store_part(d.row0, d.col0, K, M, (d.s - 1u) * p6s.part_stride, acc, lid);
+  }
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward_split_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_split_v4(EPI_PLAIN, wid, nwg, lid);
+}
+
+@compute @workgroup_size(TN / 8u, TM / 8u)
+fn matmul_backward_relu_split_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_id) lid: vec3<u32>) {
+  backward_split_v4(EPI_RELU_MASK, wid, nwg, lid);
 }
 
 // tile_rstd with vec4 loads of x: slot (row u, k .. k+3) sums the squares of its 4 k columns over

@@ -24,6 +24,38 @@ WIDE = ModelConfig(n_layer=1, n_embd=64, n_head=2, block_size=40, vocab_size=70)
 @pytest.mark.parametrize("cfg,B,T", [(NARROW, 2, 7), (NARROW, 1, 12), (WIDE, 2, 37)],
                          ids=["narrow-2x7", "narrow-1x12", "wide-2x37"])  # T < context, T not a tile multiple
 def test_forward_backward_match_reference(gpu, cfg, B, T):
+    _check_forward_backward(gpu, cfg, B, T)
+
+
+# Split dw products (GPU adapters only, registry.matmul_dw_split) forced here on whatever adapter runs
+# the tests: several parts per weight, different counts per weight (the parts buffer's unused blocks),
+# lm_head split or not (the parts' range then starts at a block weight).
+SPLITS = {"all-3": lambda N, K, M, info: 3,
+          "mixed": lambda N, K, M, info: {3 * K: 2, 4 * K: 4}.get(M, 1)}
+
+
+@pytest.mark.parametrize("policy", sorted(SPLITS))
+@pytest.mark.parametrize("cfg,B,T", [(NARROW, 2, 7), (WIDE, 2, 37)], ids=["narrow-2x7", "wide-2x37"])
+def test_forward_backward_with_split_dw_match_reference(gpu, monkeypatch, cfg, B, T, policy):
+    from pyscript_app.gpu import model_ops
+
+    monkeypatch.setattr(model_ops, "matmul_dw_split", SPLITS[policy])
+    ops = _check_forward_backward(gpu, cfg, B, T)
+    assert ops.parts is not None and max(ops.split.values()) > 1
+    if policy == "mixed":
+        assert ops.split["lm_head"] == 1 and ops.split["h0.qkv"] == 2 and ops.split["h0.fc"] == 4
+
+
+def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
+    """On a GPU adapter (adapter_type reported natively) the registry's own split rule and
+    rmsnorm_backward's GPU workgroup size apply; forced here on whatever adapter runs the tests."""
+    monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
+    ops = _check_forward_backward(gpu, WIDE, 32, 20)  # N = 640: dw sums of 640 positions in 2 parts
+    assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
+    assert ops.norm_backward_overrides == {"WG": 256}
+
+
+def _check_forward_backward(gpu, cfg, B, T):
     rng = np.random.default_rng(B * 100 + T)
     flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)  # no zero-init branches
     idx = rng.integers(0, cfg.vocab_size, size=(B, T))
@@ -52,6 +84,7 @@ def test_forward_backward_match_reference(gpu, cfg, B, T):
     for s in lay.slots.values():
         padding[s.offset : s.offset + s.numel] = 0
     assert (padding == 0).all(), "the gaps between tensors must stay zero"
+    return ops
 
 
 def test_training_forward_backward_with_dropout_match_reference(gpu):

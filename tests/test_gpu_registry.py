@@ -144,7 +144,7 @@ def test_matmul_entry_keeps_scalar_loads_on_switched_off_architectures(monkeypat
 
 
 def test_vec4_twins_have_their_scalar_entrys_interface_and_grid():
-    values = {"N": 130, "K": 40, "M": 260, "accumulate": 0, "eps": 1e-5}
+    values = {"N": 130, "K": 40, "M": 260, "accumulate": 0, "eps": 1e-5, "part_stride": 10400}
     for kernel, twin in registry.MATMUL_VEC4_TWINS.items():
         a, b = KERNELS[kernel], KERNELS[twin]
         assert (a.file, b.file) == ("matmul.wgsl", "matmul_vec4.wgsl")

@@ -42,6 +42,8 @@ class BrowserExecutor(Executor):
         self.adapter_info = adapter_info(adapter)
         self.override_table = adapter_overrides(self.adapter_info)  # {} except on adapters listed there
         self.kernel_table = adapter_kernels(self.adapter_info)
+        lim = device.limits
+        self.max_binding_bytes = int(min(lim.maxStorageBufferBindingSize, lim.maxBufferSize))
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST

@@ -123,6 +123,8 @@ class Executor:
         # kernel -> the kernel dispatched instead on this adapter (registry.ADAPTER_KERNELS: same bindings
         # and uniform; the caller's overrides are dropped); empty natively
         self.kernel_table: Mapping[str, str] = {}
+        # the largest buffer this device may bind as storage (hosts set the device's limit; WebGPU's default)
+        self.max_binding_bytes = 128 << 20
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)

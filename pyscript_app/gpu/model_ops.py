@@ -28,11 +28,14 @@ Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's s
                                                                  stores xn and rstd for the backward)
     fc_act = relu(rmsnorm(x_mid) @ fc)                           matmul_forward_rmsnorm_relu
     x_mid = x + att @ proj, x_out = x_mid + fc_act @ fc_proj     matmul_forward_residual
-    each linear layer's dx and dw                                matmul_backward (one dispatch)
+    each linear layer's dx and dw                                matmul_backward (one dispatch), or
+                                                                 matmul_backward_split on GPUs: dw's
+                                                                 sum over N in parts (_plan_dw_splits),
+                                                                 added by one add_parts after backward
     fc_proj's dx times relu'(fc_pre)                             matmul_backward_relu
     each norm's dx and dg (shaders/rmsnorm.wgsl)                 rmsnorm_backward
     attention's dq, dk and dv (shaders/attention.wgsl)           attention_backward
-Dispatches per training step: 10 + 12 * n_layer (see GpuBackend.step).
+Dispatches per training step: 10 + 12 * n_layer, plus 1 (add_parts) when any dw is split (see GpuBackend.step).
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
 the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
@@ -47,7 +50,8 @@ import struct
 from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
-from .registry import matmul_backward_tiles, matmul_entry, matmul_forward_tiles
+from .registry import (RMSNORM_BACKWARD_GPU_WG, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
+                       matmul_entry, matmul_forward_tiles)
 
 
 class ModelOps:
@@ -101,12 +105,50 @@ class ModelOps:
         self.u_res = {"n": N * C}
         self.u_hidden = {"n": N * 4 * C}
         self.u_ce = {"N": N, "V": V}
+        self._plan_dw_splits(layout, N, C, V)
+        self.norm_backward_overrides = {"WG": RMSNORM_BACKWARD_GPU_WG} if is_gpu_adapter(ex.adapter_info) else None
         self.dropout = dropout
         if dropout > 0:
             sites = rng.dropout_site_count(L)
             self.dropout_keys = ex.alloc(sites * 4, label="dropout_keys")
             thr, scale = rng.dropout_threshold(dropout), rng.dropout_scale(dropout)
             self.u_drop = [{"n": N * C, "site": s, "threshold": thr, "scale": scale} for s in range(sites)]
+
+    # -- split dw products (registry.matmul_dw_split) ----------------------------------------------
+    def _plan_dw_splits(self, layout: PaddedLayout, N: int, C: int, V: int) -> None:
+        """How many parts each weight's dw is cut into, and the parts buffer they share.
+
+        Part s >= 1 of weight w lives at parts[(s - 1) * span + (offset(w) - lo)], where lo .. lo + span
+        is the smallest range of the padded gradient buffer holding every split weight; one add_parts
+        at the end of backward() adds the parts into that range (elements of unsplit tensors in it
+        see + 0.0: their parts are never written). No split when the parts buffer would not fit a
+        binding (Executor.max_binding_bytes)."""
+        shapes = {"lm_head": (N, C, V)}
+        for l in range(self.cfg.n_layer):
+            h = f"h{l}."
+            shapes.update({h + "qkv": (N, C, 3 * C), h + "proj": (N, C, C), h + "fc": (N, C, 4 * C),
+                           h + "fc_proj": (N, 4 * C, C)})
+        self.split = {name: matmul_dw_split(*dims, self.ex.adapter_info) for name, dims in shapes.items()}
+        split = [name for name, s in self.split.items() if s > 1]
+        self.parts = None
+        if not split:
+            return
+        slots = [layout.slots[name] for name in split]
+        self.parts_lo = min(t.offset for t in slots)
+        self.parts_span = max(t.offset + t.numel for t in slots) - self.parts_lo
+        self.parts_count = max(self.split.values()) - 1
+        nbytes = self.parts_count * self.parts_span * F32
+        if nbytes > self.ex.max_binding_bytes:
+            self.split = dict.fromkeys(self.split, 1)
+            return
+        self.parts = self.ex.alloc(nbytes, label="dw_parts")
+        self.u_add_parts = {"n": self.parts_span, "count": self.parts_count, "stride": self.parts_span}
+
+    def _parts_view(self, name: str):
+        """The parts buffer from weight `name`'s part 1 through its last part."""
+        t = self.layout.slots[name]
+        return self.parts.view((t.offset - self.parts_lo) * F32,
+                               ((self.split[name] - 2) * self.parts_span + t.numel) * F32)
 
     # -- parameter views ---------------------------------------------------------------------
     def view(self, flat_buf: GpuBuffer, name: str):
@@ -169,25 +211,31 @@ class ModelOps:
         ex, p, g = self.ex, (lambda n: self.view(params, n)), (lambda n: self.view(grads, n))
         xf = self.x[self.cfg.n_layer]
         # each _backward: [x, w, dy, dx, dw] -> dx = dy @ w.T, dw = x.T @ dy (one dispatch)
-        self._backward("matmul_backward", [self.xnf, p("lm_head"), self.dlogits, self.dxn, g("lm_head")], self.u_head)
-        ex.dispatch("rmsnorm_backward", [self.dxn, xf, p("lnf"), self.rstdf, self.dx, g("lnf")], self.u_norm)
+        self._backward("matmul_backward", [self.xnf, p("lm_head"), self.dlogits, self.dxn, g("lm_head")], self.u_head,
+                       "lm_head")
+        ex.dispatch("rmsnorm_backward", [self.dxn, xf, p("lnf"), self.rstdf, self.dx, g("lnf")], self.u_norm,
+                    overrides=self.norm_backward_overrides)
         for l in reversed(range(self.cfg.n_layer)):
             h = f"h{l}."
             # MLP branch; dx holds d(x_out) (N,C). dh_pre = (dx @ fc_proj.T) * (fc_act > 0)
             dy = self._drop_grad(self.dx, rng.dropout_site(l, "mlp"))
             self._backward("matmul_backward_relu", [self.fc_act[l], p(h + "fc_proj"), dy, self.dh_pre,
-                                                    g(h + "fc_proj")], self.u_fc_proj)
-            self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc)
+                                                    g(h + "fc_proj")], self.u_fc_proj, h + "fc_proj")
+            self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc,
+                           h + "fc")
             ex.dispatch("rmsnorm_backward", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx,
-                                             g(h + "ln2")], self.u_norm_acc)  # dx += branch: now d(x_mid)
+                                             g(h + "ln2")], self.u_norm_acc,
+                        overrides=self.norm_backward_overrides)  # dx += branch: now d(x_mid)
             # attention branch
             dy = self._drop_grad(self.dx, rng.dropout_site(l, "attn"))
-            self._backward("matmul_backward", [self.att[l], p(h + "proj"), dy, self.datt, g(h + "proj")], self.u_proj)
+            self._backward("matmul_backward", [self.att[l], p(h + "proj"), dy, self.datt, g(h + "proj")], self.u_proj,
+                           h + "proj")
             self.attn.backward(self.datt, self.qkv[l], self.att[l], self.lse[l], self.dqkv)
             self._backward("matmul_backward", [self.xn1[l], p(h + "qkv"), self.dqkv, self.dxn, g(h + "qkv")],
-                           self.u_qkv)
+                           self.u_qkv, h + "qkv")
             ex.dispatch("rmsnorm_backward", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx,
-                                             g(h + "ln1")], self.u_norm_acc)  # dx += branch: now d(x_in)
+                                             g(h + "ln1")], self.u_norm_acc,
+                        overrides=self.norm_backward_overrides)  # dx += branch: now d(x_in)
         dx = self._drop_grad(self.dx, rng.DROPOUT_SITE_EMBEDDING)  # d(wte[idx] + wpe)
         if self.N < self.cfg.vocab_size:
             # fewer positions than vocabulary rows: write only the rows that occur (zero the rest first);
@@ -197,6 +245,9 @@ class ModelOps:
         else:
             ex.dispatch("embedding_backward_dwte", [self.tokens, dx, g("wte")], self.u_emb)
         ex.dispatch("embedding_backward_dwpe", [dx, g("wpe")], self.u_emb)
+        if self.parts is not None:  # the split dw products' parts 1.. into the gradients
+            ex.dispatch("add_parts", [self.parts, grads.view(self.parts_lo * F32, self.parts_span * F32)],
+                        self.u_add_parts)
 
     # -- dropout -----------------------------------------------------------------------------
     def _residual(self, drop: bool, site: int, x, w, res, out, dims: dict[str, int]) -> None:
@@ -220,10 +271,15 @@ class ModelOps:
         self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
                          overrides=matmul_forward_tiles(N, K, M))
 
-    def _backward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
+    def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
+        """dx and dw of `weight` in one dispatch; dw in parts (the _split entry) when self.split says so."""
         N, K, M = dims["N"], dims["K"], dims["M"]
-        self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
-                         overrides=matmul_backward_tiles(N, K, M))
+        split = self.split[weight]
+        tiles = matmul_backward_tiles(N, K, M, split)
+        if split > 1:
+            kernel, buffers = kernel + "_split", [*buffers, self._parts_view(weight)]
+            dims, tiles = {**dims, "part_stride": self.parts_span}, {**tiles, "SPLIT": split}
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims, overrides=tiles)
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:

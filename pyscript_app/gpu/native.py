@@ -27,6 +27,8 @@ class NativeExecutor(Executor):
         self.adapter_info = {k: info.get(k) for k in ADAPTER_INFO_KEYS}
         self.adapter_info["engine"] = engine
         self.adapter_info["version"] = getattr(wgpu, "__version__", "?")
+        lim = device.limits
+        self.max_binding_bytes = int(min(lim["max-storage-buffer-binding-size"], lim["max-buffer-size"]))
         U = wgpu.BufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
         T = wgpu.BufferBindingType
@@ -90,7 +92,7 @@ class NativeExecutor(Executor):
         self.device.queue.submit([encoder.finish()])
 
 
-def _request(engine: str, power_preference: str) -> tuple[Any, Any, Any]:
+def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] = ()) -> tuple[Any, Any, Any]:
     try:
         wgpu = importlib.import_module(ENGINES[engine])
     except ImportError as e:
@@ -106,12 +108,18 @@ def _request(engine: str, power_preference: str) -> tuple[Any, Any, Any]:
     wanted = {k: lim[k] for k in ("max-storage-buffer-binding-size", "max-buffer-size",
                                   "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage")
               if k in lim}
-    device = adapter.request_device_sync(required_limits=wanted)
+    if engine == "dawn" and dawn_toggles:
+        extras = importlib.import_module("wgpudawn.backends.dawn.extras")
+        device = extras.request_device_sync(adapter, required_limits=wanted, enable_toggles=list(dawn_toggles))
+    else:
+        device = adapter.request_device_sync(required_limits=wanted)
     return wgpu, adapter, device
 
 
-def open_device(engine: str = "auto", power_preference: str = "high-performance", shader_dir=None) -> NativeExecutor:
+def open_device(engine: str = "auto", power_preference: str = "high-performance", shader_dir=None,
+                dawn_toggles: tuple[str, ...] = ()) -> NativeExecutor:
     """An executor on the first engine that finds an adapter: auto tries Dawn, then wgpu-native.
+    dawn_toggles: Dawn device toggles to enable (wgpudawn's extras.all_toggles() lists them).
 
     Raises GpuUnavailable (with every engine's reason) when none does."""
     if engine not in ("auto", *ENGINES):
@@ -120,7 +128,7 @@ def open_device(engine: str = "auto", power_preference: str = "high-performance"
     reasons = []
     for name in order:
         try:
-            wgpu, adapter, device = _request(name, power_preference)
+            wgpu, adapter, device = _request(name, power_preference, dawn_toggles)
         except GpuUnavailable as e:
             reasons.append(str(e))
             continue

@@ -122,6 +122,51 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
     return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}{variant}", kernels, make)
 
 
+def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] | None = None, variant: str = ""):
+    """The split backward entries: dx, and dw's sum over N in `split` parts, part 0 into dw and part
+    s >= 1 into the parts buffer at (s - 1) * K * M; part s sums positions [s * chunk, (s + 1) * chunk)
+    with chunk = ceil(N / split) rounded up to the k-slice TK (matmul_tiles.wgsl split_dw_tile)."""
+    t = dict(tiles or {"TM": 64, "TN": 64})
+    tk = min(8, min(t["TM"], t["TN"]) // 8)
+    chunk = -(-(-(-N // split)) // tk) * tk
+
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 5)
+        x, w, dy = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
+        x[:, ::3] = np.maximum(x[:, ::3], 0.0)  # exact zeros: relu'(0) is taken as 0
+        dims = {"N": N, "K": K, "M": M, "accumulate": 0, "part_stride": K * M}
+        for name, arr in (("x", x), ("w", w), ("dy", dy)):
+            b.input(name, arr)
+        x64, w64, dy64 = _f64(x, w, dy)
+        ref_dx = matmul_backward(dy64, x64, w64)[0]
+        parts = [x64[i:i + chunk].T @ dy64[i:i + chunk] for i in range(0, split * chunk, chunk)]
+        for kernel, tag, dx_ref in (("matmul_backward_split", "", ref_dx),
+                                    ("matmul_backward_relu_split", "_relu", np.where(x64 > 0, ref_dx, 0.0))):
+            b.output("dx" + tag, N * K), b.output("dw" + tag, K * M), b.output("parts" + tag, (split - 1) * K * M)
+            b.dispatch(kernel + variant, ["x", "w", "dy", "dx" + tag, "dw" + tag, "parts" + tag], dims,
+                       overrides={**t, "SPLIT": split}, flops=4 * N * K * M)
+            b.expect_close("dx" + tag, dx_ref, 1e-5, 1e-4, f"{kernel}: dx")
+            b.expect_close("dw" + tag, parts[0], 1e-5, 1e-4, f"{kernel}: dw = part 0")
+            b.expect_close("parts" + tag, np.concatenate([p.ravel() for p in parts[1:]]), 1e-5, 1e-4,
+                           f"{kernel}: parts 1..{split - 1}")
+    kernels = ("matmul_backward_split" + variant, "matmul_backward_relu_split" + variant)
+    suffix = f"_tile{t['TM']}x{t['TN']}" if tiles else ""
+    return ParityCase(f"matmul_split{split}_{N}x{K}x{M}{suffix}{variant}", kernels, make)
+
+
+def _add_parts(n: int, count: int, stride: int):
+    def make(b: CaseBuilder) -> None:
+        r = _rng(n, count, stride)
+        out, parts = r.standard_normal(n + 5).astype(np.float32), r.standard_normal(count * stride).astype(np.float32)
+        b.input("out", out), b.input("parts", parts)
+        b.dispatch("add_parts", ["parts", "out"], {"n": n, "count": count, "stride": stride})
+        want = out.copy()
+        for s in range(count):  # float32 adds in the kernel's order: bit-exact
+            want[:n] = want[:n] + parts[s * stride:s * stride + n]
+        b.expect_bits("out", want, "out[:n] + parts, in part order; the rest untouched")
+    return ParityCase(f"parts_added_{n}x{count}", ("add_parts",), make)  # not "add_": the add case's prefix
+
+
 def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None, eps: float = 1e-5,
                     variant: str = ""):
     """rmsnorm folded into the matmul: y = rmsnorm(x) @ w (and relu of it), plus the xn and rstd it
@@ -458,6 +503,9 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}),
     _matmul_rmsnorm(7, 16, 48),
     _matmul_rmsnorm(33, 17, 65, {"TM": 32, "TN": 32}),
+    _matmul_split(70, 17, 65, 3),  # chunks of 24 positions (TK multiples), the last one shorter
+    _matmul_split(200, 24, 36, 4, {"TM": 32, "TN": 32}, variant="_v4"),
+    _add_parts(1000, 3, 1030),
     # the vec4-load twins (K, M multiples of 4; N free)
     _matmul(65, 20, 36, variant="_v4"),
     _matmul_fused(33, 20, 68, variant="_v4"),

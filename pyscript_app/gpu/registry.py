@@ -100,7 +100,7 @@ for _name in ("init_normal", "fill"):
 # Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
 # output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-MATMUL_OVERRIDES = [("TM", 64), ("TN", 64)]
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2)]  # SPLIT: the split entries' only
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
 # on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
@@ -128,13 +128,45 @@ def matmul_forward_tiles(N: int, K: int, M: int) -> dict[str, int]:
     return matmul_tiles((N, M))
 
 
-def matmul_backward_tiles(N: int, K: int, M: int) -> dict[str, int]:
+# matmul_dw_split: adapters whose backward dw products are split (the GPUs; a CPU adapter such as
+# llvmpipe or SwiftShader has few cores, which the unsplit tiles keep busy).
+MATMUL_SPLIT_ADAPTER_TYPES = {"DiscreteGPU", "IntegratedGPU"}
+MATMUL_SPLIT_MAX = 8
+MATMUL_SPLIT_MIN_CHUNK = 256  # positions per part, at least
+
+
+def is_gpu_adapter(adapter_info: Mapping[str, object] | None) -> bool:
+    """A discrete or integrated GPU (natively reported adapter_type), not a CPU adapter."""
+    return str((adapter_info or {}).get("adapter_type") or "") in MATMUL_SPLIT_ADAPTER_TYPES
+
+
+# rmsnorm_backward's WG on GPU adapters (gpu/model_ops.py passes it): its dg columns are summed by
+# WG / 8 row lanes each, latency-bound with the default 64. Measured on an H200 under Dawn
+# (2026-12-03, benchmarks/probes/split_probe.py): large step 18.48 -> 17.76 ms, medium 5.17 -> 4.87.
+RMSNORM_BACKWARD_GPU_WG = 256
+
+
+def matmul_dw_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] | None = None) -> int:
+    """SPLIT for the backward of x (N,K) @ w (K,M) (1: matmul_backward; more: matmul_backward_split).
+
+    dx's tiles sum over M, dw's over N; the dispatch lasts as long as its longest tiles, so dw's
+    sum is cut until its parts are no longer than dx's sum (and at least MATMUL_SPLIT_MIN_CHUNK), a
+    power of two up to MATMUL_SPLIT_MAX. Only on GPU adapters (MATMUL_SPLIT_ADAPTER_TYPES)."""
+    if not is_gpu_adapter(adapter_info):
+        return 1
+    s = 1
+    while s < MATMUL_SPLIT_MAX and N // (2 * s) >= max(M, MATMUL_SPLIT_MIN_CHUNK):
+        s *= 2
+    return s
+
+
+def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1) -> dict[str, int]:
     """Tiles of matmul_backward(_relu): dx (N,K) and dw (K,M) share one pipeline. Each product must
     have enough big tiles on its own: the dispatch lasts as long as its slowest workgroup, and dw's
     inner dimension is N (all the batch's positions: long), so a few big dw tiles are the long pole
     even when dx has plenty (the large model's fc_proj: 64 dw tiles of 128 x 128 x 2048 took 0.69 ms
-    on an H200 next to 256 short dx tiles)."""
-    big = min(_tiles(N, K, 128, 128), _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
+    on an H200 next to 256 short dx tiles). `split`: dw cut into that many parts (matmul_dw_split)."""
+    big = min(_tiles(N, K, 128, 128), split * _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
     return {"TM": 128, "TN": 128} if big else {"TM": 64, "TN": 64}
 
 
@@ -162,6 +194,24 @@ for _name in ("matmul_backward", "matmul_backward_relu"):
               [("x", READ), ("w", READ), ("dy", READ), ("dx", READ_WRITE), ("dw", READ_WRITE), ("params", UNIFORM)],
               MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_backward_grid)
 
+# matmul_backward with dw's inner sum split into SPLIT parts: part 0 into dw, parts 1.. into dw_parts at
+# (s - 1) * part_stride (the caller binds dw_parts at the weight's offset in a parts buffer), added
+# into the gradients by split_reduce.wgsl's add_parts. matmul_dw_split picks SPLIT.
+MATMUL_SPLIT_UNIFORM = MATMUL_UNIFORM + (("part_stride", "u32"),)
+
+
+def _mm_split_grid(v) -> Grid:
+    """dx (N,K) tiles, then SPLIT x dw (K,M) tiles, numbered flat."""
+    n = _tiles(v["N"], v["K"], v["TM"], v["TN"]) + v["SPLIT"] * _tiles(v["K"], v["M"], v["TM"], v["TN"])
+    return grid_1d(n, 1)
+
+
+for _name in ("matmul_backward_split", "matmul_backward_relu_split"):
+    _register("matmul.wgsl", _name,
+              [("x", READ), ("w", READ), ("dy", READ), ("dx", READ_WRITE), ("dw", READ_WRITE),
+               ("dw_parts", READ_WRITE), ("params", UNIFORM)],
+              MATMUL_SPLIT_UNIFORM, MATMUL_OVERRIDES, _mm_split_grid)
+
 # rmsnorm folded into the matmul after it: y = (x * rstd * g) @ w, also storing xn (N,K) and rstd (N,)
 MATMUL_NORM_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("eps", "f32"))
 for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
@@ -179,6 +229,7 @@ for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
 MATMUL_VEC4_TWINS: dict[str, str] = {
     name: name + "_v4" for name in ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw",
                                     "matmul_forward_residual", "matmul_backward", "matmul_backward_relu",
+                                    "matmul_backward_split", "matmul_backward_relu_split",
                                     "matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu")}
 for _name, _twin in MATMUL_VEC4_TWINS.items():
     _k = KERNELS[_name]
@@ -338,6 +389,11 @@ def adamw_values(n: int, t: int, lr: float, beta1: float, beta2: float, eps: flo
 REDUCE_UNIFORM = (("n", "u32"), ("slot", "u32"))
 _register("reduce.wgsl", "mean_into_slot", [("x", READ), ("out", READ_WRITE), ("params", UNIFORM)],
           REDUCE_UNIFORM, [("WG", 256)], lambda v: (1, 1, 1))
+
+# --- split_reduce.wgsl -----------------------------------------------------------------------
+ADD_PARTS_UNIFORM = (("n", "u32"), ("count", "u32"), ("stride", "u32"))
+_register("split_reduce.wgsl", "add_parts", [("parts", READ), ("out", READ_WRITE), ("params", UNIFORM)],
+          ADD_PARTS_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
 
 # --- attention.wgsl --------------------------------------------------------------------------
 # D (head width) and BQ (query rows per tile) are overrides: gpu/attention_ops.py picks them.
