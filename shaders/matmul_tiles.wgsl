@@ -14,6 +14,10 @@ override B_ROW4: u32 = TN / 4u + 1u;  // the same for b_tile
 // The split entries (matmul_backward_split, _relu_split and twins) only: how many parts dw's inner
 // dimension N is cut into (1 .. 16). Other entries ignore it.
 override SPLIT: u32 = 2u;
+// The split entries only: how many parts dx's inner dimension M is cut into (1 .. 16); part s >= 1
+// goes into out3 right after dx, at s * N * K + i: the consumer adds the parts (rmsnorm_backward's
+// dy_parts). Plain entries only: the relu mask cannot be applied to a part.
+override DX_SPLIT: u32 = 1u;
 
 struct MatmulParams {
   N: u32,
@@ -366,14 +370,34 @@ struct SplitTile {
   k_end: u32,
 };
 
-fn split_dw_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile {
-  let dw_cols = (M + TN - 1u) / TN;
-  let dw_tiles = dw_cols * ((K + TM - 1u) / TM);
-  let s = min(t / dw_tiles, SPLIT);
-  let tile = t % dw_tiles;
-  let chunk = (((N + SPLIT - 1u) / SPLIT + TK - 1u) / TK) * TK;
-  let k_begin = min(N, s * chunk);
-  return SplitTile(s, (tile / dw_cols) * TM, (tile % dw_cols) * TN, k_begin, min(N, k_begin + chunk));
+fn split_tile(t: u32, parts: u32, rows: u32, cols: u32, I: u32) -> SplitTile {
+  let tile_cols = (cols + TN - 1u) / TN;
+  let tiles = tile_cols * ((rows + TM - 1u) / TM);
+  let s = min(t / tiles, parts);
+  let tile = t % tiles;
+  let chunk = (((I + parts - 1u) / parts + TK - 1u) / TK) * TK;
+  let k_begin = min(I, s * chunk);
+  return SplitTile(s, (tile / tile_cols) * TM, (tile % tile_cols) * TN, k_begin, min(I, k_begin + chunk));
+}
+
+// Part s of dx (N,K) (t < DX_SPLIT x dx tiles: the sum over m in one chunk of M) and of dw (K,M)
+// (t counted from the first dw workgroup).
+fn split_dx_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile { return split_tile(t, DX_SPLIT, N, K, M); }
+fn split_dw_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile { return split_tile(t, SPLIT, K, M, N); }
+
+// A dx part s >= 1 into out3 at base + r * Q + c (base = s * N * K), plain (no epilogue).
+fn store_out3_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
+  for (var j = 0u; j < 16u; j++) {
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = base + o.x * Q + c;
+        if (acc) { out3[i] = out3[i] + v[e]; } else { out3[i] = v[e]; }
+      }
+    }
+  }
 }
 
 // A dw part s >= 1 into out5 at base + r * Q + c (base = (s - 1) * part_stride), as store_out4.

@@ -248,16 +248,18 @@ fn backward_split_v4(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32
   let M = p6s.M;
   let acc = p6s.accumulate != 0u;
   let flat = wid.y * nwg.x + wid.x;
-  let dx_cols = (K + TN - 1u) / TN;
-  let dx_tiles = dx_cols * ((N + TM - 1u) / TM);
-  if (flat < dx_tiles) {  // dx (N,K) = dy @ w.T
-    let row0 = (flat / dx_cols) * TM;
-    let col0 = (flat % dx_cols) * TN;
-    product_in2_v4(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), row0, col0, 0u, M, lid);
-    store_out3_v4(dx_kind, row0, col0, N, K, acc, lid);
+  let dx_workgroups = DX_SPLIT * ((K + TN - 1u) / TN) * ((N + TM - 1u) / TM);
+  if (flat < dx_workgroups) {  // dx (N,K) = dy @ w.T, part s of the sum over M
+    let e = split_dx_tile(flat, N, K, M);
+    product_in2_v4(Sources(2u, 1u), operand(M, 1u, N), operand(M, 1u, K), e.row0, e.col0, e.k_begin, e.k_end, lid);
+    if (e.s == 0u) {
+      store_out3_v4(dx_kind, e.row0, e.col0, N, K, acc, lid);
+    } else {
+      store_out3_part(e.row0, e.col0, N, K, e.s * N * K, acc, lid);
+    }
     return;
   }
-  let d = split_dw_tile(flat - dx_tiles, N, K, M);
+  let d = split_dw_tile(flat - dx_workgroups, N, K, M);
   if (d.s >= SPLIT) { return; }
   product_in2_v4(Sources(0u, 2u), operand(1u, K, K), operand(1u, M, M), d.row0, d.col0, d.k_begin, d.k_end, lid);
   if (d.s == 0u) {

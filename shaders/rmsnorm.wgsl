@@ -9,25 +9,32 @@
 // accumulate = 1 makes the backward ADD into dx (dx of a pre-norm block is summed into the residual
 // stream's gradient); accumulate = 0 overwrites dx. dg is always overwritten (every gradient tensor
 // is written once per step), and so is the forward's output.
+// dy_parts (backward; the forward ignores it): dy is the sum of that many (N,C) blocks, one after the
+// other in the dy binding, added in block order (matmul_backward_split's dx parts: the matmul before
+// the norm cut its sum in parts, and this, its only consumer, finishes the sum). 1: dy itself.
 //
 // Bindings (group 0, uniform last):
 //   rmsnorm_forward:  0 x (read), 1 g (read), 2 y (read_write), 3 rstd (read_write), 4 params
-//   rmsnorm_backward: 0 dy (read), 1 x (read), 2 g (read), 3 rstd (read), 4 dx (read_write),
+//   rmsnorm_backward: 0 dy (read, dy_parts x (N,C)), 1 x (read), 2 g (read), 3 rstd (read), 4 dx (read_write),
 //                     5 dg (read_write), 6 params
-// Overrides: WG = 64 (invocations per row; a power of two, at least DG_COLS = 8, for the reductions)
+// Overrides: WG = 64 (invocations per row; a power of two, at least DG_COLS, for the reductions);
+//   DG_COLS = 8 (backward: dg columns per workgroup, a power of two; WG / DG_COLS row lanes each)
 // Grid: forward: one workgroup per row, grid_1d(N * WG, WG);
-//       backward: N row workgroups (dx) then ceil(C / 8) column workgroups (dg: 8 columns each, the
-//       rows split over WG / 8 invocations per column), numbered flat: grid_1d((N + ceil(C / 8)) * WG, WG)
+//       backward: N row workgroups (dx) then ceil(C / DG_COLS) column workgroups (dg: DG_COLS columns
+//       each, the rows split over WG / DG_COLS invocations per column), numbered flat:
+//       grid_1d((N + ceil(C / DG_COLS)) * WG, WG)
 // Entry points: rmsnorm_forward, rmsnorm_backward
 
 override WG: u32 = 64u;
-const DG_COLS: u32 = 8u;  // dg columns per backward workgroup (WG / DG_COLS invocations share a column)
+// dg columns per backward workgroup (WG / DG_COLS invocations share a column); a power of two <= WG
+override DG_COLS: u32 = 8u;
 
 struct RmsnormParams {
   N: u32,
   C: u32,
   eps: f32,
   accumulate: u32,
+  dy_parts: u32,  // backward: (N,C) blocks of dy to add (1 = just dy)
 };
 
 @group(0) @binding(0) var<storage, read> in0: array<f32>;           // x | dy
@@ -77,6 +84,13 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   if (lid == 0u) { rstd_out[n] = rstd; }
 }
 
+// dy[i] of the backward: the sum of its dy_parts blocks, in block order.
+fn dy_at(i: u32) -> f32 {
+  var v = in0[i];
+  for (var s = 1u; s < p6.dy_parts; s++) { v = v + in0[s * p6.N * p6.C + i]; }
+  return v;
+}
+
 // One dispatch for both gradients (independent given dy): workgroups [0, N) each do one row of dx,
 // workgroups [N, N + ceil(C / DG_COLS)) each do DG_COLS columns of dg. The branch is uniform per workgroup,
 // so the barriers of the dx rows are in uniform control flow.
@@ -90,10 +104,10 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let base = flat * C;
     let r = rstd_in[flat];
     var dot = 0.0;  // sum over c of dxhat * xhat
-    for (var c = lid; c < C; c += WG) { dot += in0[base + c] * in2[c] * (in1[base + c] * r); }
+    for (var c = lid; c < C; c += WG) { dot += dy_at(base + c) * in2[c] * (in1[base + c] * r); }
     let row_dot = workgroup_sum(lid, dot) / f32(C);
     for (var c = lid; c < C; c += WG) {
-      let v = (in0[base + c] * in2[c] - in1[base + c] * r * row_dot) * r;
+      let v = (dy_at(base + c) * in2[c] - in1[base + c] * r * row_dot) * r;
       if (p6.accumulate != 0u) { dx[base + c] = dx[base + c] + v; } else { dx[base + c] = v; }
     }
     return;
@@ -106,13 +120,14 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let c = (flat - N) * DG_COLS + lid % DG_COLS;
   var acc = 0.0;
   if (c < C) {
-    for (var n = lid / DG_COLS; n < N; n += lanes) { acc += in0[n * C + c] * (in1[n * C + c] * rstd_in[n]); }
+    for (var n = lid / DG_COLS; n < N; n += lanes) { acc += dy_at(n * C + c) * (in1[n * C + c] * rstd_in[n]); }
   }
+  // the lanes' sums by a tree (lane l += lane l + s), the same order every time
   red[lid] = acc;
   workgroupBarrier();
-  if (lid < DG_COLS && c < C) {
-    var total = 0.0;
-    for (var l = 0u; l < lanes; l++) { total += red[l * DG_COLS + lid]; }
-    dg[c] = total;
+  for (var s = lanes / 2u; s > 0u; s = s / 2u) {
+    if (lid / DG_COLS < s) { red[lid] = red[lid] + red[lid + s * DG_COLS]; }
+    workgroupBarrier();
   }
+  if (lid < DG_COLS && c < C) { dg[c] = red[lid]; }
 }

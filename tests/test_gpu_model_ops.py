@@ -27,11 +27,13 @@ def test_forward_backward_match_reference(gpu, cfg, B, T):
     _check_forward_backward(gpu, cfg, B, T)
 
 
-# Split dw products (GPU adapters only, registry.matmul_dw_split) forced here on whatever adapter runs
-# the tests: several parts per weight, different counts per weight (the parts buffer's unused blocks),
-# lm_head split or not (the parts' range then starts at a block weight).
-SPLITS = {"all-3": lambda N, K, M, info: 3,
-          "mixed": lambda N, K, M, info: {3 * K: 2, 4 * K: 4}.get(M, 1)}
+# Split backward products (GPU adapters only, registry.matmul_dw_split / matmul_dx_split) forced here on
+# whatever adapter runs the tests: several parts per weight, different counts per weight (the parts
+# buffer's unused blocks), lm_head split or not (the parts' range then starts at a block weight), dx
+# split where a norm consumes it (with and without a dw split of the same product).
+SPLITS = {"all-3": (lambda N, K, M, info: 3, lambda N, K, M, info: 2),
+          "mixed": (lambda N, K, M, info: {3 * K: 2, 4 * K: 4}.get(M, 1), lambda N, K, M, info: 3 if M == 3 * K else 1),
+          "dx-only": (lambda N, K, M, info: 1, lambda N, K, M, info: 4)}
 
 
 @pytest.mark.parametrize("policy", sorted(SPLITS))
@@ -39,11 +41,14 @@ SPLITS = {"all-3": lambda N, K, M, info: 3,
 def test_forward_backward_with_split_dw_match_reference(gpu, monkeypatch, cfg, B, T, policy):
     from pyscript_app.gpu import model_ops
 
-    monkeypatch.setattr(model_ops, "matmul_dw_split", SPLITS[policy])
+    monkeypatch.setattr(model_ops, "matmul_dw_split", SPLITS[policy][0])
+    monkeypatch.setattr(model_ops, "matmul_dx_split", SPLITS[policy][1])
     ops = _check_forward_backward(gpu, cfg, B, T)
-    assert ops.parts is not None and max(ops.split.values()) > 1
+    assert (ops.parts is not None) == (policy != "dx-only")
+    assert ops.dx_split["h0.proj"] == ops.dx_split["h0.fc_proj"] == 1  # dx feeding attention / relu-masked
     if policy == "mixed":
         assert ops.split["lm_head"] == 1 and ops.split["h0.qkv"] == 2 and ops.split["h0.fc"] == 4
+        assert ops.dx_split["h0.qkv"] == 3 and ops.dx_split["h0.fc"] == 1 and ops.dx_split["lm_head"] == 1
 
 
 def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
@@ -52,7 +57,7 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
     ops = _check_forward_backward(gpu, WIDE, 32, 20)  # N = 640: dw sums of 640 positions in 2 parts
     assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
-    assert ops.norm_backward_overrides == {"WG": 256}
+    assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
 
 
 def _check_forward_backward(gpu, cfg, B, T):

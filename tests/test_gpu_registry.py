@@ -163,3 +163,21 @@ def test_vec4_twins_follow_their_scalar_entry_in_the_adapter_tables():
             for kernel, twin in registry.MATMUL_VEC4_TWINS.items():
                 if kernel in table:
                     assert table[twin] == table[kernel], (kernel, twin)
+
+
+def test_split_rules_cut_both_sums_into_chunks_of_one_length_on_gpus_only():
+    gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
+    # large (N = 2048): chunks of 512 positions; qkv's dx sums 1536 -> 3 parts, fc's 2048 -> 4
+    assert registry.matmul_dw_split(2048, 512, 1536, gpu) == 4
+    assert registry.matmul_dx_split(2048, 512, 1536, gpu) == 3
+    assert registry.matmul_dx_split(2048, 512, 2048, gpu) == 4
+    assert registry.matmul_dx_split(2048, 2048, 512, gpu) == 1
+    # medium (N = 1024): chunks of 256; short batches are not cut at all; at most MATMUL_SPLIT_MAX
+    assert registry.matmul_dw_split(1024, 256, 768, gpu) == 4 and registry.matmul_dx_split(1024, 256, 768, gpu) == 3
+    assert registry.matmul_dw_split(256, 64, 64, gpu) == 1
+    assert registry.matmul_dx_split(1024, 256, 1 << 16, gpu) == registry.MATMUL_SPLIT_MAX
+    for rule in (registry.matmul_dw_split, registry.matmul_dx_split):
+        assert rule(2048, 512, 2048, cpu) == rule(2048, 512, 2048, None) == 1
+    # the backward's big tiles count the parts' workgroups
+    assert registry.matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
+    assert registry.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}

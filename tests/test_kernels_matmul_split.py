@@ -96,3 +96,28 @@ def test_add_parts_adds_in_part_order_and_leaves_the_rest(gpu):
         want = (want + parts[s * stride:s * stride + n]).astype(np.float32)
     assert np.array_equal(got[:n].view(np.uint32), want.view(np.uint32))
     assert np.array_equal(got[n:], out0[n:])
+
+
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("N,K,M,dx_split,split", [(70, 20, 132, 3, 2), (33, 36, 68, 2, 1), (9, 8, 12, 5, 3)])  # K, M: _v4 multiples of 4
+def test_dx_split_writes_parts_after_dx_that_sum_to_dx(gpu, N, K, M, dx_split, split, tiles):
+    """DX_SPLIT: dx's sum over M in parts, part s at s * N * K of the dx binding (the consumer adds
+    them); chunks of M are TK multiples (empty parts when M is short); dw as with DX_SPLIT = 1."""
+    x, w, dy = _case(N, K, M, seed=N + K + M)
+    stride = K * M
+    outs = {}
+    for kernel in ("matmul_backward_split", "matmul_backward_split_v4"):
+        bdx = upload(gpu, np.full(dx_split * N * K, np.nan, np.float32))
+        bdw, bparts = upload(gpu, np.full(K * M, np.nan, np.float32)), upload(gpu, np.zeros(max(1, (split - 1) * stride), np.float32))
+        gpu.dispatch(kernel, [upload(gpu, x), upload(gpu, w), upload(gpu, dy), bdx, bdw, bparts],
+                     {"N": N, "K": K, "M": M, "accumulate": 0, "part_stride": stride},
+                     overrides={**tiles, "SPLIT": split, "DX_SPLIT": dx_split})
+        gpu.dispatch("add_parts", [bparts, bdw], {"n": K * M, "count": split - 1, "stride": stride})
+        outs[kernel] = (download(gpu, bdx, (dx_split, N, K)), download(gpu, bdw, (K, M)))
+    blocks, dw = outs["matmul_backward_split"]
+    ref_dx, ref_dw = matmul_backward(*(a.astype(np.float64) for a in (dy, x, w)))
+    assert_close(blocks.astype(np.float64).sum(0), ref_dx, ATOL, RTOL, "sum of dx parts")
+    assert_close(dw, ref_dw, ATOL, RTOL, "dw")
+    assert not np.allclose(blocks[0], ref_dx, atol=1e-3)  # part 0 alone is not dx
+    for a, b in zip(outs["matmul_backward_split"], outs["matmul_backward_split_v4"]):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), "the _v4 twin differs"

@@ -1,11 +1,14 @@
 """Split-dw probe (an experiment): training-step time under other matmul_dw_split policies and other
 per-kernel overrides (Executor.override_table), then the per-kernel profile of the large step.
+Each configuration runs ROUNDS times, every other round in reverse order (the H200's step time
+drifted by ~10 % over a few minutes in the first runs).
 
     python3 benchmarks/probes/split_probe.py dawn|wgpu-native OUT.json
 
 Policies replace gpu/model_ops' matmul_dw_split (SPLIT per backward product from its N, K, M):
-none = never split (the previous kernels), balance = the registry's rule, allN = N / part >= 256
-with at most N parts. Steps: step_bench.time_step (B=8, full context, median of 3 runs of 10)."""
+none = never split (the previous kernels), balance = dw parts no longer than dx's sum, allN =
+N / part >= 256 with at most N parts, chunk = N / max(256, N / 4) parts, +dx = dx's sum cut too
+(registry.matmul_dx_split) where a norm consumes it. Steps: step_bench.time_step (B=8, full context, median of 3 runs of 10)."""
 import json
 import sys
 
@@ -23,15 +26,27 @@ def _all(n):
     return policy
 
 
-POLICIES = {"none": lambda N, K, M, info: 1, "balance": registry.matmul_dw_split,
-            "all2": _all(2), "all4": _all(4), "all8": _all(8)}
+def _chunk_dw(N, K, M, info):
+    return max(1, min(8, N // max(256, N // 4)))
+
+
+ONE = lambda N, K, M, info: 1  # noqa: E731
+# name -> (dw policy, dx policy)
+def _balance(N, K, M, info):  # dw cut until no longer than dx's sum (the first rule)
+    s = 1
+    while s < 8 and N // (2 * s) >= max(M, 256):
+        s *= 2
+    return s
+
+
+POLICIES = {"none": (ONE, ONE), "balance": (_balance, ONE), "chunk": (_chunk_dw, ONE),
+            "chunk+dx (registry)": (registry.matmul_dw_split, registry.matmul_dx_split)}
 OVERRIDES = {
-    "rmsnorm_bwd WG128": {"rmsnorm_backward": {"WG": 128}},
-    "rmsnorm_bwd WG256": {"rmsnorm_backward": {"WG": 256}},
-    "adamw PER_INV4": {"adamw_step": {"WG": 256, "PER_INV": 4}},
-    "adamw PER_INV16": {"adamw_step": {"WG": 256, "PER_INV": 16}},
-    "gradnorm WG64": {"grad_norm_partial": {"WG": 64}},
+    "rmsnorm_bwd DG_COLS4": {"rmsnorm_backward": {"DG_COLS": 4}},
+    "rmsnorm_bwd DG_COLS2": {"rmsnorm_backward": {"DG_COLS": 2}},
+    "rmsnorm_bwd DG_COLS1": {"rmsnorm_backward": {"DG_COLS": 1}},
 }
+ROUNDS = 2  # every configuration again in reverse order: the machine drifts by several percent
 
 
 def step_ms(ex, model):
@@ -43,21 +58,18 @@ def main():
     ex = open_device(sys.argv[1])
     out = {"adapter": ex.adapter_info, "policies": {}, "overrides": {}}
     step_ms(ex, "large")  # warm the clocks
-    for name, policy in POLICIES.items():
-        model_ops.matmul_dw_split = policy
-        for model in ("medium", "large"):
-            out["policies"][f"{model} {name}"] = step_ms(ex, model)
-            print(model, name, out["policies"][f"{model} {name}"], flush=True)
-    model_ops.matmul_dw_split = registry.matmul_dw_split
-    for name, table in OVERRIDES.items():
-        ex.override_table = table
-        for model in ("medium", "large"):
-            out["overrides"][f"{model} {name}"] = step_ms(ex, model)
-            print(model, name, out["overrides"][f"{model} {name}"], flush=True)
+    configs = [("policy", n) for n in POLICIES] + [("override", n) for n in OVERRIDES]
+    for r in range(ROUNDS):
+        for kind, name in (configs if r % 2 == 0 else configs[::-1]):
+            dw, dx = POLICIES[name] if kind == "policy" else (registry.matmul_dw_split, registry.matmul_dx_split)
+            model_ops.matmul_dw_split, model_ops.matmul_dx_split = dw, dx
+            ex.override_table = OVERRIDES[name] if kind == "override" else {}
+            for model in ("medium", "large"):
+                ms = step_ms(ex, model)
+                out["policies" if kind == "policy" else "overrides"].setdefault(f"{model} {name}", []).append(ms)
+                print(r, model, name, ms, flush=True)
+    model_ops.matmul_dw_split, model_ops.matmul_dx_split = registry.matmul_dw_split, registry.matmul_dx_split
     ex.override_table = {}
-    for model in ("medium", "large"):
-        out["overrides"][f"{model} (none)"] = step_ms(ex, model)
-        print(model, "(none)", out["overrides"][f"{model} (none)"], flush=True)
     be, _, _ = run_sync(step_bench.make_backend(ex, "large", 8))
     shares, whole = run_sync(step_bench.profile_step(ex, be, reps=10))
     out["profile_large"] = {"step_ms": whole, "per_kernel": [s.to_json() for s in shares]}

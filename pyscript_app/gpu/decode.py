@@ -39,7 +39,7 @@ class Decoder:
         self.k_cache = [buf(H * Tmax * D, f"h{l}.k_cache") for l in range(cfg.n_layer)]
         self.v_cache = [buf(H * Tmax * D, f"h{l}.v_cache") for l in range(cfg.n_layer)]
         self.u_emb = {"B": 1, "T": 1, "C": C, "V": V, "Tmax": 1}
-        self.u_norm = {"N": 1, "C": C, "eps": cfg.rms_eps, "accumulate": 0}
+        self.u_norm = {"N": 1, "C": C, "eps": cfg.rms_eps, "accumulate": 0, "dy_parts": 1}
         self.u_qkv, self.u_proj = _mm(C, 3 * C), _mm(C, C)
         self.u_fc, self.u_fc_proj, self.u_head = _mm(C, 4 * C), _mm(4 * C, C), _mm(C, V)
         self.u_res, self.u_hidden = {"n": C}, {"n": 4 * C}

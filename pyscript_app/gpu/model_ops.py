@@ -50,8 +50,8 @@ import struct
 from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
-from .registry import (RMSNORM_BACKWARD_GPU_WG, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
-                       matmul_entry, matmul_forward_tiles)
+from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
+                       matmul_dx_split, matmul_entry, matmul_forward_tiles)
 
 
 class ModelOps:
@@ -84,15 +84,20 @@ class ModelOps:
         self.xnf, self.rstdf = buf(N * C, "xnf"), buf(N, "rstdf")
         self.logits, self.dlogits = buf(N * V, "logits"), buf(N * V, "dlogits")
         self.losses = buf(N, "losses")
-        self.dx, self.dxn, self.datt = buf(N * C, "dx"), buf(N * C, "dxn"), buf(N * C, "datt")
+        self._plan_dw_splits(layout, N, C, V)
+        # dxn holds the dx parts of a split matmul (matmul_dx_split) one after the other
+        self.dx, self.datt = buf(N * C, "dx"), buf(N * C, "datt")
+        self.dxn = buf(max(self.dx_split.values()) * N * C, "dxn")
         self.dqkv = buf(N * 3 * C, "dqkv")
         self.dh_pre = buf(N * 4 * C, "dh_pre")
 
         # Uniform values, built once (the executor caches their buffers by content).
         eps = cfg.rms_eps
         self.u_emb = {"B": B, "T": T, "C": C, "V": V, "Tmax": cfg.block_size}
-        self.u_norm = {"N": N, "C": C, "eps": eps, "accumulate": 0}
-        self.u_norm_acc = {"N": N, "C": C, "eps": eps, "accumulate": 1}
+        # the three norms' backward: dy (dxn) arrives in as many parts as the matmul before cut it
+        self.u_norm_lnf = {"N": N, "C": C, "eps": eps, "accumulate": 0, "dy_parts": self.dx_split["lm_head"]}
+        self.u_norm_ln2 = {"N": N, "C": C, "eps": eps, "accumulate": 1, "dy_parts": self.dx_split.get("h0.fc", 1)}
+        self.u_norm_ln1 = {"N": N, "C": C, "eps": eps, "accumulate": 1, "dy_parts": self.dx_split.get("h0.qkv", 1)}
         self.u_qkv = _mm(N, C, 3 * C)
         self.u_proj = _mm(N, C, C)
         self.u_fc = _mm(N, C, 4 * C)
@@ -105,8 +110,7 @@ class ModelOps:
         self.u_res = {"n": N * C}
         self.u_hidden = {"n": N * 4 * C}
         self.u_ce = {"N": N, "V": V}
-        self._plan_dw_splits(layout, N, C, V)
-        self.norm_backward_overrides = {"WG": RMSNORM_BACKWARD_GPU_WG} if is_gpu_adapter(ex.adapter_info) else None
+        self.norm_backward_overrides = dict(RMSNORM_BACKWARD_GPU_OVERRIDES) if is_gpu_adapter(ex.adapter_info) else None
         self.dropout = dropout
         if dropout > 0:
             sites = rng.dropout_site_count(L)
@@ -116,7 +120,12 @@ class ModelOps:
 
     # -- split dw products (registry.matmul_dw_split) ----------------------------------------------
     def _plan_dw_splits(self, layout: PaddedLayout, N: int, C: int, V: int) -> None:
-        """How many parts each weight's dw is cut into, and the parts buffer they share.
+        """How many parts each weight's dw (and dx, where an rmsnorm_backward consumes it) is cut into,
+        and the parts buffer the dw parts share.
+
+        dx parts (self.dx_split) go into dxn after dx itself; only lm_head's, fc's and qkv's dx feed a
+        norm (proj's feeds attention, fc_proj's is relu-masked), and every layer cuts alike, so one
+        uniform per norm says how many parts to add.
 
         Part s >= 1 of weight w lives at parts[(s - 1) * span + (offset(w) - lo)], where lo .. lo + span
         is the smallest range of the padded gradient buffer holding every split weight; one add_parts
@@ -129,8 +138,11 @@ class ModelOps:
             shapes.update({h + "qkv": (N, C, 3 * C), h + "proj": (N, C, C), h + "fc": (N, C, 4 * C),
                            h + "fc_proj": (N, 4 * C, C)})
         self.split = {name: matmul_dw_split(*dims, self.ex.adapter_info) for name, dims in shapes.items()}
+        self.dx_split = {name: matmul_dx_split(*dims, self.ex.adapter_info)
+                         if name == "lm_head" or name.endswith((".fc", ".qkv")) else 1 for name, dims in shapes.items()}
         split = [name for name, s in self.split.items() if s > 1]
         self.parts = None
+        self.no_parts = ex_alloc_small(self.ex) if any(s > 1 for s in self.dx_split.values()) else None
         if not split:
             return
         slots = [layout.slots[name] for name in split]
@@ -145,7 +157,10 @@ class ModelOps:
         self.u_add_parts = {"n": self.parts_span, "count": self.parts_count, "stride": self.parts_span}
 
     def _parts_view(self, name: str):
-        """The parts buffer from weight `name`'s part 1 through its last part."""
+        """The parts buffer from weight `name`'s part 1 through its last part (a placeholder when
+        its dw is not split: SPLIT = 1 writes no part)."""
+        if self.split[name] == 1:
+            return self.no_parts
         t = self.layout.slots[name]
         return self.parts.view((t.offset - self.parts_lo) * F32,
                                ((self.split[name] - 2) * self.parts_span + t.numel) * F32)
@@ -213,7 +228,7 @@ class ModelOps:
         # each _backward: [x, w, dy, dx, dw] -> dx = dy @ w.T, dw = x.T @ dy (one dispatch)
         self._backward("matmul_backward", [self.xnf, p("lm_head"), self.dlogits, self.dxn, g("lm_head")], self.u_head,
                        "lm_head")
-        ex.dispatch("rmsnorm_backward", [self.dxn, xf, p("lnf"), self.rstdf, self.dx, g("lnf")], self.u_norm,
+        ex.dispatch("rmsnorm_backward", [self.dxn, xf, p("lnf"), self.rstdf, self.dx, g("lnf")], self.u_norm_lnf,
                     overrides=self.norm_backward_overrides)
         for l in reversed(range(self.cfg.n_layer)):
             h = f"h{l}."
@@ -224,7 +239,7 @@ class ModelOps:
             self._backward("matmul_backward", [self.xn2[l], p(h + "fc"), self.dh_pre, self.dxn, g(h + "fc")], self.u_fc,
                            h + "fc")
             ex.dispatch("rmsnorm_backward", [self.dxn, self.x_mid[l], p(h + "ln2"), self.rstd2[l], self.dx,
-                                             g(h + "ln2")], self.u_norm_acc,
+                                             g(h + "ln2")], self.u_norm_ln2,
                         overrides=self.norm_backward_overrides)  # dx += branch: now d(x_mid)
             # attention branch
             dy = self._drop_grad(self.dx, rng.dropout_site(l, "attn"))
@@ -234,7 +249,7 @@ class ModelOps:
             self._backward("matmul_backward", [self.xn1[l], p(h + "qkv"), self.dqkv, self.dxn, g(h + "qkv")],
                            self.u_qkv, h + "qkv")
             ex.dispatch("rmsnorm_backward", [self.dxn, self.x[l], p(h + "ln1"), self.rstd1[l], self.dx,
-                                             g(h + "ln1")], self.u_norm_acc,
+                                             g(h + "ln1")], self.u_norm_ln1,
                         overrides=self.norm_backward_overrides)  # dx += branch: now d(x_in)
         dx = self._drop_grad(self.dx, rng.DROPOUT_SITE_EMBEDDING)  # d(wte[idx] + wpe)
         if self.N < self.cfg.vocab_size:
@@ -272,14 +287,21 @@ class ModelOps:
                          overrides=matmul_forward_tiles(N, K, M))
 
     def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
-        """dx and dw of `weight` in one dispatch; dw in parts (the _split entry) when self.split says so."""
+        """dx and dw of `weight` in one dispatch; in parts (the _split entry) when self.split or
+        self.dx_split say so."""
         N, K, M = dims["N"], dims["K"], dims["M"]
-        split = self.split[weight]
-        tiles = matmul_backward_tiles(N, K, M, split)
-        if split > 1:
+        split, dx_split = self.split[weight], self.dx_split[weight]
+        tiles = matmul_backward_tiles(N, K, M, split, dx_split)
+        if split > 1 or dx_split > 1:
             kernel, buffers = kernel + "_split", [*buffers, self._parts_view(weight)]
-            dims, tiles = {**dims, "part_stride": self.parts_span}, {**tiles, "SPLIT": split}
+            dims = {**dims, "part_stride": self.parts_span if self.parts is not None else 0}
+            tiles = {**tiles, "SPLIT": split, "DX_SPLIT": dx_split}
         self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims, overrides=tiles)
+
+
+def ex_alloc_small(ex: Executor) -> GpuBuffer:
+    """A 256-byte placeholder for a binding the dispatch never touches."""
+    return ex.alloc(256, label="unused_binding")
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:

@@ -154,6 +154,28 @@ def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] |
     return ParityCase(f"matmul_split{split}_{N}x{K}x{M}{suffix}{variant}", kernels, make)
 
 
+def _matmul_dx_split(N: int, K: int, M: int, dx_split: int, split: int, variant: str = ""):
+    """matmul_backward_split with dx's sum over M cut too: dx part s at s * N * K of the dx binding
+    (sums over chunks of M, TK multiples), dw in `split` parts as in _matmul_split."""
+    tk = 8
+    cx, cw = -(-(-(-M // dx_split)) // tk) * tk, -(-(-(-N // split)) // tk) * tk
+
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 6)
+        x, w, dy = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
+        for name, arr in (("x", x), ("w", w), ("dy", dy)):
+            b.input(name, arr)
+        b.output("dx", dx_split * N * K), b.output("dw", K * M), b.output("parts", max(1, (split - 1) * K * M))
+        b.dispatch("matmul_backward_split" + variant, ["x", "w", "dy", "dx", "dw", "parts"],
+                   {"N": N, "K": K, "M": M, "accumulate": 0, "part_stride": K * M},
+                   overrides={"SPLIT": split, "DX_SPLIT": dx_split}, flops=4 * N * K * M)
+        x64, w64, dy64 = _f64(x, w, dy)
+        dx_parts = [dy64[:, i:i + cx] @ w64[:, i:i + cx].T for i in range(0, dx_split * cx, cx)]
+        b.expect_close("dx", np.concatenate([p.ravel() for p in dx_parts]), 1e-5, 1e-4, "dx parts")
+        b.expect_close("dw", x64[:cw].T @ dy64[:cw], 1e-5, 1e-4, "dw = part 0")
+    return ParityCase(f"matmul_dxsplit{dx_split}_{N}x{K}x{M}{variant}", ("matmul_backward_split" + variant,), make)
+
+
 def _add_parts(n: int, count: int, stride: int):
     def make(b: CaseBuilder) -> None:
         r = _rng(n, count, stride)
@@ -290,7 +312,7 @@ def _rmsnorm(N: int, C: int, accumulate: int, eps: float = 1e-5):
         x = (r.standard_normal((N, C)) * 3).astype(np.float32)
         g, dy = r.standard_normal(C).astype(np.float32), r.standard_normal((N, C)).astype(np.float32)
         prior_dx, prior_dg = r.standard_normal((N, C)).astype(np.float32), r.standard_normal(C).astype(np.float32)
-        dims = {"N": N, "C": C, "eps": eps, "accumulate": accumulate}
+        dims = {"N": N, "C": C, "eps": eps, "accumulate": accumulate, "dy_parts": 1}
         b.input("x", x), b.input("g", g), b.input("dy", dy), b.input("dx", prior_dx), b.input("dg", prior_dg)
         b.output("y", N * C), b.output("rstd", N)
         b.dispatch("rmsnorm_forward", ["x", "g", "y", "rstd"], dims)
@@ -505,6 +527,7 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_rmsnorm(33, 17, 65, {"TM": 32, "TN": 32}),
     _matmul_split(70, 17, 65, 3),  # chunks of 24 positions (TK multiples), the last one shorter
     _matmul_split(200, 24, 36, 4, {"TM": 32, "TN": 32}, variant="_v4"),
+    _matmul_dx_split(40, 16, 100, 3, 2, variant="_v4"),
     _add_parts(1000, 3, 1030),
     # the vec4-load twins (K, M multiples of 4; N free)
     _matmul(65, 20, 36, variant="_v4"),

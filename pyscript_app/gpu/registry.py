@@ -100,7 +100,7 @@ for _name in ("init_normal", "fill"):
 # Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
 # output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2)]  # SPLIT: the split entries' only
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1)]  # SPLIT, DX_SPLIT: the split entries' only
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
 # on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
@@ -140,33 +140,52 @@ def is_gpu_adapter(adapter_info: Mapping[str, object] | None) -> bool:
     return str((adapter_info or {}).get("adapter_type") or "") in MATMUL_SPLIT_ADAPTER_TYPES
 
 
-# rmsnorm_backward's WG on GPU adapters (gpu/model_ops.py passes it): its dg columns are summed by
-# WG / 8 row lanes each, latency-bound with the default 64. Measured on an H200 under Dawn
-# (2026-12-03, benchmarks/probes/split_probe.py): large step 18.48 -> 17.76 ms, medium 5.17 -> 4.87.
-RMSNORM_BACKWARD_GPU_WG = 256
+# rmsnorm_backward's overrides on GPU adapters (gpu/model_ops.py passes them): its dg columns are
+# summed by WG / DG_COLS row lanes each, latency-bound with the defaults (64 / 8: 8 lanes walking
+# 256 rows each at N = 2048). Measured on an H200 under Dawn (2026-12-03,
+# benchmarks/probes/split_probe.py, ms per step): WG 64 -> 256 took large 18.48 -> 17.76 and medium
+# 5.17 -> 4.87 (split-probe-h200-dawn-2026-12-03.json); then DG_COLS 8 / 4 / 2 / 1 gave large
+# 17.89 / 17.47 / 17.35 / 17.55 and medium 4.34 / 4.19 / 4.11 / 4.19 (two rounds each, within 0.04:
+# split-probe3-h200-dawn-2026-12-03.json).
+RMSNORM_BACKWARD_GPU_OVERRIDES = {"WG": 256, "DG_COLS": 2}
 
 
+def matmul_split_chunk(N: int) -> int:
+    """The length of one part of a split sum for a batch of N positions: max(MATMUL_SPLIT_MIN_CHUNK, N / 4)."""
+    return max(MATMUL_SPLIT_MIN_CHUNK, N // 4)
+
+
+# Why this rule (H200 under Dawn, 2026-12-03, benchmarks/probes/split_probe.py, ms per step,
+# benchmarks/results/split-probe{,2}-h200-dawn-2026-12-03.json): dx's tiles sum over M and dw's over
+# N, and a dispatch lasts as long as its longest workgroups, so both sums are cut into chunks of
+# about one length. medium 5.66 (no split) -> 4.86 (dw cut only where longer than dx's sum) -> 4.38
+# (this rule, dx cut too); large 19.90 -> 17.85 -> 17.93 (equal within noise).
 def matmul_dw_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] | None = None) -> int:
-    """SPLIT for the backward of x (N,K) @ w (K,M) (1: matmul_backward; more: matmul_backward_split).
-
-    dx's tiles sum over M, dw's over N; the dispatch lasts as long as its longest tiles, so dw's
-    sum is cut until its parts are no longer than dx's sum (and at least MATMUL_SPLIT_MIN_CHUNK), a
-    power of two up to MATMUL_SPLIT_MAX. Only on GPU adapters (MATMUL_SPLIT_ADAPTER_TYPES)."""
+    """SPLIT for the backward of x (N,K) @ w (K,M) (1: matmul_backward; more: matmul_backward_split):
+    dw's sum over N in parts of matmul_split_chunk(N), at most MATMUL_SPLIT_MAX; 1 off GPU adapters
+    (MATMUL_SPLIT_ADAPTER_TYPES)."""
     if not is_gpu_adapter(adapter_info):
         return 1
-    s = 1
-    while s < MATMUL_SPLIT_MAX and N // (2 * s) >= max(M, MATMUL_SPLIT_MIN_CHUNK):
-        s *= 2
-    return s
+    return max(1, min(MATMUL_SPLIT_MAX, N // matmul_split_chunk(N)))
 
 
-def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1) -> dict[str, int]:
+def matmul_dx_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] | None = None) -> int:
+    """DX_SPLIT for the backward of x (N,K) @ w (K,M) whose dx feeds rmsnorm_backward (which adds the
+    parts): dx's sum over M in parts of matmul_split_chunk(N), at most MATMUL_SPLIT_MAX; 1 off GPU
+    adapters."""
+    if not is_gpu_adapter(adapter_info):
+        return 1
+    return max(1, min(MATMUL_SPLIT_MAX, M // matmul_split_chunk(N)))
+
+
+def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1, dx_split: int = 1) -> dict[str, int]:
     """Tiles of matmul_backward(_relu): dx (N,K) and dw (K,M) share one pipeline. Each product must
     have enough big tiles on its own: the dispatch lasts as long as its slowest workgroup, and dw's
     inner dimension is N (all the batch's positions: long), so a few big dw tiles are the long pole
     even when dx has plenty (the large model's fc_proj: 64 dw tiles of 128 x 128 x 2048 took 0.69 ms
-    on an H200 next to 256 short dx tiles). `split`: dw cut into that many parts (matmul_dw_split)."""
-    big = min(_tiles(N, K, 128, 128), split * _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
+    on an H200 next to 256 short dx tiles). `split`, `dx_split`: dw's and dx's sums cut into that many
+    parts (matmul_dw_split, matmul_dx_split): that many times the workgroups."""
+    big = min(dx_split * _tiles(N, K, 128, 128), split * _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
     return {"TM": 128, "TN": 128} if big else {"TM": 64, "TN": 64}
 
 
@@ -201,8 +220,8 @@ MATMUL_SPLIT_UNIFORM = MATMUL_UNIFORM + (("part_stride", "u32"),)
 
 
 def _mm_split_grid(v) -> Grid:
-    """dx (N,K) tiles, then SPLIT x dw (K,M) tiles, numbered flat."""
-    n = _tiles(v["N"], v["K"], v["TM"], v["TN"]) + v["SPLIT"] * _tiles(v["K"], v["M"], v["TM"], v["TN"])
+    """DX_SPLIT x dx (N,K) tiles, then SPLIT x dw (K,M) tiles, numbered flat."""
+    n = v["DX_SPLIT"] * _tiles(v["N"], v["K"], v["TM"], v["TN"]) + v["SPLIT"] * _tiles(v["K"], v["M"], v["TM"], v["TN"])
     return grid_1d(n, 1)
 
 
@@ -326,17 +345,17 @@ def included_files(directory: str | Path | None = None) -> set[str]:
 
 
 # --- rmsnorm.wgsl ----------------------------------------------------------------------------
-RMSNORM_UNIFORM = (("N", "u32"), ("C", "u32"), ("eps", "f32"), ("accumulate", "u32"))
+RMSNORM_UNIFORM = (("N", "u32"), ("C", "u32"), ("eps", "f32"), ("accumulate", "u32"), ("dy_parts", "u32"))
 _row_grid = lambda v: grid_1d(v["N"] * v["WG"], v["WG"])  # noqa: E731  one workgroup per row
 _register("rmsnorm.wgsl", "rmsnorm_forward",
           [("x", READ), ("g", READ), ("y", READ_WRITE), ("rstd", READ_WRITE), ("params", UNIFORM)],
-          RMSNORM_UNIFORM, [("WG", 64)], _row_grid)
-RMSNORM_DG_COLS = 8  # rmsnorm.wgsl DG_COLS: dg columns per backward workgroup
+          RMSNORM_UNIFORM, [("WG", 64), ("DG_COLS", 8)], _row_grid)
+# DG_COLS: dg columns per backward workgroup (a power of two <= WG; the forward ignores it)
 _register("rmsnorm.wgsl", "rmsnorm_backward",  # N dx-row workgroups, then the dg column workgroups
           [("dy", READ), ("x", READ), ("g", READ), ("rstd", READ), ("dx", READ_WRITE), ("dg", READ_WRITE),
            ("params", UNIFORM)],
-          RMSNORM_UNIFORM, [("WG", 64)],
-          lambda v: grid_1d((v["N"] + ceil_div(v["C"], RMSNORM_DG_COLS)) * v["WG"], v["WG"]))
+          RMSNORM_UNIFORM, [("WG", 64), ("DG_COLS", 8)],
+          lambda v: grid_1d((v["N"] + ceil_div(v["C"], v["DG_COLS"])) * v["WG"], v["WG"]))
 
 # --- crossentropy.wgsl -----------------------------------------------------------------------
 CE_UNIFORM = (("N", "u32"), ("V", "u32"))
