@@ -32,13 +32,23 @@ async def _run(trainer: Trainer) -> tuple[list[float], list[float]]:
     return losses, vals
 
 
-def test_twenty_tiny_steps_match_numpy(gpu):
+@pytest.mark.parametrize("gpu_choices", [False, True], ids=["as-here", "gpu-adapter-choices"])
+def test_twenty_tiny_steps_match_numpy(gpu, monkeypatch, gpu_choices):
+    """gpu-adapter-choices: what a discrete GPU runs, forced on this adapter: every backward product
+    split (dw in 4 parts, dx in 3 where a norm adds them) and rmsnorm_backward's GPU overrides."""
+    if gpu_choices:
+        from pyscript_app.gpu import model_ops
+
+        monkeypatch.setattr(model_ops, "matmul_dw_split", lambda N, K, M, info: 4)
+        monkeypatch.setattr(model_ops, "matmul_dx_split", lambda N, K, M, info: 3)
+        monkeypatch.setattr(model_ops, "is_gpu_adapter", lambda info: True)
     tok, train, val = tiny_world(vocab=300)
     cfg = TrainConfig(model="tiny", vocab_size=300, steps=20, batch=4, lr=3e-3, warmup_steps=3,
                       log_every=1, eval_every=10, eval_batches=2, seed=11, backend="gpu")
     mc = cfg.model_cfg()
     assert mc.block_size == 32 and cfg.seq_len == 32
     gpu_be, np_be = GpuBackend(mc, cfg, gpu), NumpyBackend(mc, cfg)
+    assert (set(gpu_be.ops.split.values()) == {4} and gpu_be.ops.dx_split["lm_head"] == 3) == gpu_choices
     g_losses, g_vals = asyncio.run(_run(Trainer(cfg, gpu_be, train, val, tok)))
     n_losses, n_vals = asyncio.run(_run(Trainer(cfg, np_be, train, val, tok)))
 
