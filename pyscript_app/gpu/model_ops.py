@@ -142,7 +142,8 @@ class ModelOps:
                          if name == "lm_head" or name.endswith((".fc", ".qkv")) else 1 for name, dims in shapes.items()}
         split = [name for name, s in self.split.items() if s > 1]
         self.parts = None
-        self.no_parts = ex_alloc_small(self.ex) if any(s > 1 for s in self.dx_split.values()) else None
+        # the dw_parts binding of a product whose dx alone is split (SPLIT = 1 writes no part)
+        self.no_parts = self.ex.alloc(256, label="unused_binding") if any(s > 1 for s in self.dx_split.values()) else None
         if not split:
             return
         slots = [layout.slots[name] for name in split]
@@ -297,11 +298,6 @@ class ModelOps:
             dims = {**dims, "part_stride": self.parts_span if self.parts is not None else 0}
             tiles = {**tiles, "SPLIT": split, "DX_SPLIT": dx_split}
         self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims, overrides=tiles)
-
-
-def ex_alloc_small(ex: Executor) -> GpuBuffer:
-    """A 256-byte placeholder for a binding the dispatch never touches."""
-    return ex.alloc(256, label="unused_binding")
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:
