@@ -30,8 +30,10 @@ Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's s
     x_mid = x + att @ proj, x_out = x_mid + fc_act @ fc_proj     matmul_forward_residual
     each linear layer's dx and dw                                matmul_backward (one dispatch), or
                                                                  matmul_backward_split on GPUs: dw's
-                                                                 sum over N in parts (_plan_dw_splits),
-                                                                 added by one add_parts after backward
+                                                                 sum over N in parts (_plan_splits),
+                                                                 added by one add_parts after backward;
+                                                                 before a norm dx's too, which
+                                                                 rmsnorm_backward adds (dy_parts)
     fc_proj's dx times relu'(fc_pre)                             matmul_backward_relu
     each norm's dx and dg (shaders/rmsnorm.wgsl)                 rmsnorm_backward
     attention's dq, dk and dv (shaders/attention.wgsl)           attention_backward
@@ -84,7 +86,7 @@ class ModelOps:
         self.xnf, self.rstdf = buf(N * C, "xnf"), buf(N, "rstdf")
         self.logits, self.dlogits = buf(N * V, "logits"), buf(N * V, "dlogits")
         self.losses = buf(N, "losses")
-        self._plan_dw_splits(layout, N, C, V)
+        self._plan_splits(layout, N, C, V)
         # dxn holds the dx parts of a split matmul (matmul_dx_split) one after the other
         self.dx, self.datt = buf(N * C, "dx"), buf(N * C, "datt")
         self.dxn = buf(max(self.dx_split.values()) * N * C, "dxn")
@@ -118,8 +120,8 @@ class ModelOps:
             thr, scale = rng.dropout_threshold(dropout), rng.dropout_scale(dropout)
             self.u_drop = [{"n": N * C, "site": s, "threshold": thr, "scale": scale} for s in range(sites)]
 
-    # -- split dw products (registry.matmul_dw_split) ----------------------------------------------
-    def _plan_dw_splits(self, layout: PaddedLayout, N: int, C: int, V: int) -> None:
+    # -- split backward products (registry.matmul_dw_split, matmul_dx_split) ------------------------
+    def _plan_splits(self, layout: PaddedLayout, N: int, C: int, V: int) -> None:
         """How many parts each weight's dw (and dx, where an rmsnorm_backward consumes it) is cut into,
         and the parts buffer the dw parts share.
 
