@@ -6,9 +6,9 @@ drifted by ~10 % over a few minutes in the first runs).
     python3 benchmarks/probes/split_probe.py dawn|wgpu-native OUT.json
 
 Policies replace gpu/model_ops' matmul_dw_split (SPLIT per backward product from its N, K, M):
-none = never split (the previous kernels), balance = dw parts no longer than dx's sum, allN =
-N / part >= 256 with at most N parts, chunk = N / max(256, N / 4) parts, +dx = dx's sum cut too
-(registry.matmul_dx_split) where a norm consumes it. Steps: step_bench.time_step (B=8, full context, median of 3 runs of 10)."""
+none = never split (the previous kernels), balance = dw parts no longer than dx's sum, chunk =
+N / max(256, N / 4) parts, +dx = dx's sum cut too (registry.matmul_dx_split) where a norm consumes it.
+(The first two result files also have allN: N / part >= 256 with at most N parts, since dropped.) Steps: step_bench.time_step (B=8, full context, median of 3 runs of 10)."""
 import json
 import sys
 
@@ -17,21 +17,13 @@ from pyscript_app.gpu.executor import run_sync
 from pyscript_app.gpu.native import open_device
 
 
-def _all(n):
-    def policy(N, K, M, info):
-        s = 1
-        while s < n and N // (2 * s) >= 256:
-            s *= 2
-        return s
-    return policy
-
-
 def _chunk_dw(N, K, M, info):
     return max(1, min(8, N // max(256, N // 4)))
 
 
 ONE = lambda N, K, M, info: 1  # noqa: E731
-# name -> (dw policy, dx policy)
+
+
 def _balance(N, K, M, info):  # dw cut until no longer than dx's sum (the first rule)
     s = 1
     while s < 8 and N // (2 * s) >= max(M, 256):
@@ -39,6 +31,7 @@ def _balance(N, K, M, info):  # dw cut until no longer than dx's sum (the first 
     return s
 
 
+# name -> (dw policy, dx policy)
 POLICIES = {"none": (ONE, ONE), "balance": (_balance, ONE), "chunk": (_chunk_dw, ONE),
             "chunk+dx (registry)": (registry.matmul_dw_split, registry.matmul_dx_split)}
 OVERRIDES = {
