@@ -27,8 +27,11 @@ import time
 import numpy as np
 
 
-def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True) -> tuple[str, int]:
-    """WGSL of one GEMM variant and its invocations per workgroup."""
+def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True, CHECK=False, PRIV=False,
+              STRIDES=False) -> tuple[str, int]:
+    """WGSL of one GEMM variant and its invocations per workgroup. The ablation knobs add what the
+    project's generic kernels carry: CHECK (bounds tests on every load and store), PRIV (module-scope
+    var<private> accumulators), STRIDES (operand addresses from runtime strides in the uniform)."""
     TX, TY = BN // RN, BM // RM
     threads = TX * TY
     AROW, BROW = BM // 4 + 1, BN // 4 + 1  # vec4 per k row of a_s / b_s, plus one of padding
@@ -37,7 +40,7 @@ def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True) -> tuple[str, int
     b_loads = BK * BN // 4
     L = []
     w = L.append
-    w("struct Dims { M: u32, N: u32, K: u32, pad: u32 };")
+    w("struct Dims { M: u32, N: u32, K: u32, pad: u32, sau: u32, sak: u32, sbu: u32, sbk: u32 };")
     w("@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;")
     w("@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;")
     w("@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;")
@@ -56,7 +59,10 @@ def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True) -> tuple[str, int
     w("  let K4 = d.K / 4u; let N4 = d.N / 4u;")
     accs = [f"c{i}_{h}" for i in range(RM) for h in range(RN // 4)]
     for a in accs:
-        w(f"  var {a} = vec4<f32>(0.0);")
+        w(f"  {a} = vec4<f32>(0.0);" if PRIV else f"  var {a} = vec4<f32>(0.0);")
+    if PRIV:  # module scope, before the entry point
+        at = L.index(f"@compute @workgroup_size({threads})")
+        L[at:at] = [f"var<private> {a}: vec4<f32>;" for a in accs]
     na = (a_loads + threads - 1) // threads
     nb = (b_loads + threads - 1) // threads
 
@@ -65,11 +71,21 @@ def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True) -> tuple[str, int
         for j in range(na):
             e = f"(tid + {j * threads}u)"
             guard = f"if ({e} < {a_loads}u) " if (j + 1) * threads > a_loads else ""
-            out.append(f"  {guard}{{ sa{j} = A[(row0 + {e} / {BK // 4}u) * K4 + ({k0}) / 4u + {e} % {BK // 4}u]; }}")
+            r, k = f"(row0 + {e} / {BK // 4}u)", f"(({k0}) + ({e} % {BK // 4}u) * 4u)"
+            at = f"({r} * d.sau + {k} * d.sak) / 4u" if STRIDES else f"{r} * K4 + {k} / 4u"
+            body = f"sa{j} = A[{at}];"
+            if CHECK:
+                body = f"if ({r} < d.M && {k} < d.K) {{ {body} }} else {{ sa{j} = vec4<f32>(0.0); }}"
+            out.append(f"  {guard}{{ {body} }}")
         for j in range(nb):
             e = f"(tid + {j * threads}u)"
             guard = f"if ({e} < {b_loads}u) " if (j + 1) * threads > b_loads else ""
-            out.append(f"  {guard}{{ sb{j} = B[(({k0}) + {e} / {BN // 4}u) * N4 + col0 / 4u + {e} % {BN // 4}u]; }}")
+            k, c = f"(({k0}) + {e} / {BN // 4}u)", f"(col0 + ({e} % {BN // 4}u) * 4u)"
+            at = f"({k} * d.sbk + {c} * d.sbu) / 4u" if STRIDES else f"{k} * N4 + {c} / 4u"
+            body = f"sb{j} = B[{at}];"
+            if CHECK:
+                body = f"if ({c} < d.N && {k} < d.K) {{ {body} }} else {{ sb{j} = vec4<f32>(0.0); }}"
+            out.append(f"  {guard}{{ {body} }}")
         return out
 
     def store(buf):
@@ -131,7 +147,10 @@ def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True) -> tuple[str, int
     for i in range(RM):
         row = f"row0 + {(i // 4) * (BM * 4 // RM) + i % 4}u + ty * 4u"
         for h in range(RN // 4):
-            w(f"  C[({row}) * N4 + col0 / 4u + tx + {h * TX}u] = c{i}_{h};")
+            st = f"C[({row}) * N4 + col0 / 4u + tx + {h * TX}u] = c{i}_{h};"
+            if CHECK:
+                st = f"if (({row}) < d.M && col0 + (tx + {h * TX}u) * 4u < d.N) {{ {st} }}"
+            w("  " + st)
     w("}")
     return "\n".join(L) + "\n", threads
 
@@ -231,7 +250,7 @@ class Raw:
         return sorted(runs)[1], (clock.during(t0, t1) if clock else None)
 
 
-VARIANTS = {
+VARIANTS_FIRST_RUN = {
     # name: knobs of gemm_wgsl
     "t128_r8x8_k8_db": {},
     "t128_r8x8_k8_db_wx8": {"WX": 8},
@@ -249,6 +268,25 @@ VARIANTS = {
     "t128x256_r8x8_k8_db": {"BN": 256},
     "t128_r16x8_k8_db": {"RM": 16},
 }
+# Second run (after the first showed k16 single-buffered best, and the generic code's cost):
+ALL3 = {"CHECK": True, "PRIV": True, "STRIDES": True}
+VARIANTS = {
+    "t128_r8x8_k8_db": {},
+    "t128_r8x8_k8_db_check": {"CHECK": True},
+    "t128_r8x8_k8_db_priv": {"PRIV": True},
+    "t128_r8x8_k8_db_strides": {"STRIDES": True},
+    "t128_r8x8_k8_db_all3": ALL3,
+    "t128_r8x8_k16_single": {"BK": 16, "DB": False},
+    "t128_r8x8_k16_single_wx8": {"BK": 16, "DB": False, "WX": 8},
+    "t128_r8x8_k16_single_all3": {"BK": 16, "DB": False, **ALL3},
+    "t128_r8x8_k32_single": {"BK": 32, "DB": False},
+    "t128_r16x8_k16_single": {"BK": 16, "DB": False, "RM": 16},
+    "t128x256_r8x8_k16_single": {"BK": 16, "DB": False, "BN": 256},
+    "t64_r8x8_k16_single": {"BK": 16, "DB": False, "BM": 64, "BN": 64},
+    "t64x128_r8x8_k16_single": {"BK": 16, "DB": False, "BM": 64},
+    "t128x64_r8x8_k16_single": {"BK": 16, "DB": False, "BN": 64},
+}
+SHAPES = [(4096, 4096, 4096), (2048, 1536, 512), (2048, 2048, 512), (2048, 512, 2048)]  # (M, N, K)
 
 
 def main():
@@ -271,33 +309,43 @@ def main():
         s, clk = raw.timed(pl, bg, (wgs, 1, 1), 3, out, clock)
         res["fma_peak"] = {"tflops": wgs * 256 * iters * 4 * 8 * 4 * 2 / s / 1e12, "ms": s * 1e3, "clock": clk}
     print("fma_peak", json.dumps(res["fma_peak"]), flush=True)
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((n, n), dtype=np.float32)
-    B = rng.standard_normal((n, n), dtype=np.float32)
-    ba, bb, bc = raw.buf(A), raw.buf(B), raw.buf(size=A.nbytes)
-    dims = raw.buf(np.array([n, n, n, 0], np.uint32), uniform=True)
-    ref = A[:64].astype(np.float64) @ B.astype(np.float64)
-    names = list(VARIANTS) + ["t128_r8x8_k8_db"]
-    for name in names:
-        knobs = VARIANTS[name]
-        code, threads = gemm_wgsl(**knobs)
-        BM, BN = knobs.get("BM", 128), knobs.get("BN", 128)
-        try:
-            pl, bg = raw.pipeline(code, [ba, bb, bc, dims])
-            s, clk = raw.timed(pl, bg, (n // BN, n // BM, 1), reps, bc, clock)
-            got = np.frombuffer(raw.dev.queue.read_buffer(bc, size=64 * n * 4), np.float32).reshape(64, n)
-            err = float(np.abs(got - ref).max() / np.abs(ref).max())
-            row = {"tflops": 2 * n ** 3 / s / 1e12, "ms": s * 1e3, "rel_err": err, "threads": threads, "clock": clk}
-        except Exception as e:  # a variant the device refuses (limits) is reported, not fatal
-            row = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
-        key = name if name not in res["variants"] else name + " (again)"
-        res["variants"][key] = row
-        raw.dev.queue.write_buffer(bc, 0, np.zeros(64 * n, np.float32))
-        print(key, json.dumps(row), flush=True)
+    shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES
+    for M, N, K in shapes:
+        res["variants"][f"{M}x{N}x{K}"] = gemm_shape(raw, clock, M, N, K, reps if M * N * K > 2 ** 33 else 50)
     if not smoke:
         res["project"] = project_forward(engine, clock)
-        res["torch"] = torch_gemm(n, clock)
+        res["torch"] = {f"{M}x{N}x{K}": torch_gemm(M, N, K, clock) for M, N, K in SHAPES}
     json.dump(res, open(out_path, "w"), indent=1)
+
+
+def gemm_shape(raw, clock, M, N, K, reps):
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((M, K), dtype=np.float32)
+    B = rng.standard_normal((K, N), dtype=np.float32)
+    ba, bb, bc = raw.buf(A), raw.buf(B), raw.buf(size=M * N * 4)
+    dims = raw.buf(np.array([M, N, K, 0, K, 1, 1, N], np.uint32), uniform=True)
+    ref = A[:64].astype(np.float64) @ B.astype(np.float64)
+    out = {}
+    for name in list(VARIANTS) + [next(iter(VARIANTS))]:
+        knobs = VARIANTS[name]
+        BM, BN = knobs.get("BM", 128), knobs.get("BN", 128)
+        if M % BM or N % BN:
+            continue
+        try:
+            code, threads = gemm_wgsl(**knobs)
+            pl, bg = raw.pipeline(code, [ba, bb, bc, dims])
+            s, clk = raw.timed(pl, bg, (N // BN, M // BM, 1), reps, bc, clock)
+            got = np.frombuffer(raw.dev.queue.read_buffer(bc, size=64 * N * 4), np.float32).reshape(64, N)
+            err = float(np.abs(got - ref).max() / np.abs(ref).max())
+            row = {"tflops": 2 * M * N * K / s / 1e12, "ms": s * 1e3, "rel_err": err, "threads": threads,
+                   "clock": clk}
+        except Exception as e:  # a variant the device refuses (limits) is reported, not fatal
+            row = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        key = name if name not in out else name + " (again)"
+        out[key] = row
+        raw.dev.queue.write_buffer(bc, 0, np.zeros(64 * N, np.float32))
+        print(f"{M}x{N}x{K}", key, json.dumps(row), flush=True)
+    return out
 
 
 def project_forward(engine, clock):
@@ -315,14 +363,14 @@ def project_forward(engine, clock):
     return out
 
 
-def torch_gemm(n, clock):
+def torch_gemm(M, N, K, clock):
     try:
         import torch
     except ImportError:
         return None
     torch.backends.cuda.matmul.allow_tf32 = False
-    a = torch.randn(n, n, device="cuda")
-    b = torch.randn(n, n, device="cuda")
+    a = torch.randn(M, K, device="cuda")
+    b = torch.randn(K, N, device="cuda")
     for _ in range(3):
         a @ b
     torch.cuda.synchronize()
@@ -331,7 +379,7 @@ def torch_gemm(n, clock):
         a @ b
     torch.cuda.synchronize()
     t1 = time.perf_counter()
-    out = {"tflops": 2 * n ** 3 * 100 / (t1 - t0) / 1e12, "clock": clock.during(t0, t1) if clock else None}
+    out = {"tflops": 2 * M * N * K * 100 / (t1 - t0) / 1e12, "clock": clock.during(t0, t1) if clock else None}
     print("torch", json.dumps(out), flush=True)
     return out
 
