@@ -10,6 +10,7 @@ which knob moves the core. Also measured in the same run:
 
     python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json           # on the GPU machine
     python3 benchmarks/probes/gemm_core_probe.py wgpu-native OUT.json --smoke   # correctness, anywhere
+    python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --third    # the third run's variants
 
 Knobs of `gemm_wgsl`: BM x BN output tile per workgroup, BK k-slice, RM x RN outputs per invocation
 (RN a multiple of 4: vec4 accumulators), WX (invocations along x in one 32-wide warp: 0 = plain
@@ -287,6 +288,19 @@ VARIANTS = {
     "t128x64_r8x8_k16_single": {"BK": 16, "DB": False, "BN": 64},
 }
 SHAPES = [(4096, 4096, 4096), (2048, 1536, 512), (2048, 2048, 512), (2048, 512, 2048)]  # (M, N, K)
+# Third run (--third, 4096^3 only): bigger register tiles with the one-buffer loop.
+VARIANTS_THIRD = {
+    "t128_r8x8_k16_single": {"BK": 16, "DB": False},
+    "t128_r16x8_k16_single": {"BK": 16, "DB": False, "RM": 16},
+    "t128_r16x8_k8_single": {"BK": 8, "DB": False, "RM": 16},
+    "t128_r16x8_k16_single_wx8": {"BK": 16, "DB": False, "RM": 16, "WX": 8},
+    "t256x128_r16x8_k16_single": {"BK": 16, "DB": False, "RM": 16, "BM": 256},
+    "t128x256_r8x16_k16_single": {"BK": 16, "DB": False, "RN": 16, "BN": 256},
+    "t128_r8x16_k16_single": {"BK": 16, "DB": False, "RN": 16},
+    "t256x128_r16x8_k8_single": {"BK": 8, "DB": False, "RM": 16, "BM": 256},
+    "t128_r16x8_k16_db": {"BK": 16, "RM": 16},
+    "t128_r16x8_k16_single_check": {"BK": 16, "DB": False, "RM": 16, "CHECK": True, "STRIDES": True},
+}
 
 
 def main():
@@ -309,10 +323,13 @@ def main():
         s, clk = raw.timed(pl, bg, (wgs, 1, 1), 3, out, clock)
         res["fma_peak"] = {"tflops": wgs * 256 * iters * 4 * 8 * 4 * 2 / s / 1e12, "ms": s * 1e3, "clock": clk}
     print("fma_peak", json.dumps(res["fma_peak"]), flush=True)
-    shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES
+    if "--third" in sys.argv:
+        VARIANTS.clear()
+        VARIANTS.update(VARIANTS_THIRD)
+    shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES[:1] if "--third" in sys.argv else SHAPES
     for M, N, K in shapes:
         res["variants"][f"{M}x{N}x{K}"] = gemm_shape(raw, clock, M, N, K, reps if M * N * K > 2 ** 33 else 50)
-    if not smoke:
+    if not smoke and "--third" not in sys.argv:
         res["project"] = project_forward(engine, clock)
         res["torch"] = {f"{M}x{N}x{K}": torch_gemm(M, N, K, clock) for M, N, K in SHAPES}
     json.dump(res, open(out_path, "w"), indent=1)
