@@ -17,25 +17,10 @@ sys.path.insert(0, ".")
 from pyscript_app.gpu.attention_ops import rows_backward_overrides, tile_rows  # noqa: E402
 from pyscript_app.gpu.executor import run_sync  # noqa: E402
 from pyscript_app.gpu.native import open_device  # noqa: E402
+sys.path.insert(0, "benchmarks/probes")
+from attention_probe_timing import timed  # noqa: E402
 
 SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
-
-
-def timed(ex, kernel, bufs, dims, over, reps=20):
-    ex.begin_plan()
-    ex.dispatch(kernel, bufs, dims, overrides=over)
-    plan = ex.end_plan()
-    ex.submit()
-    run_sync(ex.read(bufs[-1], 4))
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            ex.replay(plan)
-        ex.submit()
-        run_sync(ex.read(bufs[-1], 4))
-        runs.append((time.perf_counter() - t0) * 1e3 / reps)
-    return float(np.median(runs))
 
 
 def main():

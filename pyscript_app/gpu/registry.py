@@ -459,10 +459,11 @@ _register("attention.wgsl", "attention_decode",
 # --- attention_rows.wgsl / attention_rows_backward.wgsl -----------------------------------------
 # The same attention for wide heads (D >= 32) with one row per invocation, its row data in
 # registers: same bindings and uniform as attention_forward / attention_backward (attention_ops picks).
-# ROWS = query rows (= invocations) per workgroup, KT = keys per workgroup-memory tile.
+# ROWS = query rows per workgroup, KT = keys per workgroup-memory tile; the forward's PARTS = key
+# parts per row (ROWS * PARTS invocations).
 _register("attention_rows.wgsl", "attention_rows_forward",
           [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
-          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16)],
+          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16), ("PARTS", 1)],
           lambda v: (ceil_div(v["T"], v["ROWS"]), v["H"], v["B"]))
 _register("attention_rows_backward.wgsl", "attention_rows_backward",
           [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
