@@ -141,14 +141,22 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
       m = m_new;
     }
   }
-  if (PARTS == 1u) {
-    if (!row_ok) { return; }
-    let inv_l = 1.0 / l;
-    for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
-    lse_out[(b * p.H + h) * T + t] = m + log(l);
-    return;
+  if (PARTS == 1u) {  // (no return in this branch: Tint's uniformity analysis would reject the barriers below)
+    if (row_ok) {
+      let inv_l = 1.0 / l;
+      for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
+      lse_out[(b * p.H + h) * T + t] = m + log(l);
+    }
+  } else {
+    merge_parts(m, l, &acc, part, r, row_ok, b, t, T, C4, h);
   }
-  // merge the parts (every invocation reaches the barriers: no early return above)
+}
+
+// PARTS > 1: y and lse of row t from every part's (m, l, acc), the parts in order (part 0 first).
+// Every invocation of the workgroup calls it (it has barriers).
+fn merge_parts(m: f32, l: f32, acc: ptr<function, array<vec4<f32>, MAX_D4>>, part: u32, r: u32, row_ok: bool,
+               b: u32, t: u32, T: u32, C4: u32, h: u32) {
+  let D4 = D / 4u;
   stat_sh[part * ROWS + r] = vec2<f32>(m, l);
   workgroupBarrier();
   var m_all = NEG_BIG;
@@ -160,10 +168,10 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   }
   let mine = exp(m - m_all) / l_all;  // this part's accumulator weight in y
   for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
-    if (part > 0u) { merge_sh[(part - 1u) * ROWS + r] = acc[i] * mine; }
+    if (part > 0u) { merge_sh[(part - 1u) * ROWS + r] = (*acc)[i] * mine; }
     workgroupBarrier();
     if (part == 0u && row_ok) {
-      var y = acc[i] * mine;
+      var y = (*acc)[i] * mine;
       for (var q_ = 1u; q_ < PARTS; q_++) { y += merge_sh[(q_ - 1u) * ROWS + r]; }
       y_out[row_vec4(b, t, T, C4, h * D4 + i)] = y;
     }
