@@ -19,29 +19,16 @@
 // flight). Loops over a row's vec4s run to the constant MAX_D4 and break at D4 (an override), so
 // the compiler can unroll them and keep the arrays in registers.
 //
-// Key parts (PARTS > 1): a row per invocation leaves a GPU mostly idle (the large preset has
-// B * H * T = 16384 rows: 16 K invocations, each walking up to T keys in a chain). With PARTS = P
-// the workgroup has ROWS * P invocations: invocation (part, r) (part = lid / ROWS, so a SIMD group
-// holds one part's rows) takes keys p * KT/P .. (p + 1) * KT/P - 1 of every key tile with its own
-// running (m, l, acc); at the end the parts are merged exactly as online softmax merges blocks:
-// m = max m_p, l = sum l_p exp(m_p - m), acc = sum acc_p exp(m_p - m), the parts in one fixed order
-// (part 0 first), one vec4 column at a time through workgroup memory (merge_sh, stat_sh).
-//
 // Bindings (group 0, uniform last): 0 qkv (read), 1 y (read_write), 2 lse (read_write), 3 params
-// Overrides: D = 64 head width; ROWS = 64 query rows per workgroup; KT = 16 keys per
-//   workgroup-memory tile (2 * KT * D/4 vec4 of workgroup memory: 8 KiB at D = 64, KT = 16);
-//   PARTS = 1 key parts per row (1, 2 or 4; KT a multiple of 4 * PARTS): ROWS * PARTS invocations,
-//   plus (PARTS - 1) * ROWS vec4 and PARTS * ROWS vec2 of workgroup memory for the merge.
+// Overrides: D = 64 head width; ROWS = 64 query rows (= invocations) per workgroup; KT = 16 keys per
+//   workgroup-memory tile (2 * KT * D/4 vec4 of workgroup memory: 8 KiB at D = 64, KT = 16).
 // Grid: (ceil(T / ROWS), H, B).
 // Entry points: attention_rows_forward
 
 override D: u32 = 64u;
 override ROWS: u32 = 64u;
 override KT: u32 = 16u;
-override PARTS: u32 = 1u;
 override KT_VEC4: u32 = KT * (D / 4u);  // derived: vec4 slots of one key tile (callers never set it)
-override KP: u32 = KT / PARTS;          // derived: keys of a tile per part
-override MERGE4: u32 = max(1u, (PARTS - 1u) * ROWS);  // derived: merge_sh's vec4 slots
 const MAX_D4: u32 = 16u;                // D <= 64
 const NEG_BIG: f32 = -3.0e38;           // "minus infinity" (exp underflows to exactly 0)
 
@@ -59,19 +46,15 @@ struct AttentionParams {
 
 var<workgroup> k_sh: array<vec4<f32>, KT_VEC4>;  // [key * D4 + c]
 var<workgroup> v_sh: array<vec4<f32>, KT_VEC4>;
-var<workgroup> merge_sh: array<vec4<f32>, MERGE4>;        // PARTS > 1: parts 1.. column i [(part - 1) * ROWS + r]
-var<workgroup> stat_sh: array<vec2<f32>, PARTS * ROWS>;  // PARTS > 1: (m, l) of every part [part * ROWS + r]
 
 // Index of vec4 column `col4` of row (b, t) in a (B,T,width4*4) tensor.
 fn row_vec4(b: u32, t: u32, T: u32, width4: u32, col4: u32) -> u32 {
   return (b * T + t) * width4 + col4;
 }
 
-@compute @workgroup_size(ROWS * PARTS)
-fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(ROWS)
+fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) r: u32) {
   let D4 = D / 4u;
-  let r = lid % ROWS;
-  let part = lid / ROWS;
   let T = p.T;
   let C4 = p.C / 4u;
   let h = wid.y;
@@ -92,7 +75,7 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   let n_keys = min(T, t0 + ROWS);  // causal: the workgroup needs keys 0 .. n_keys-1 (uniform)
   for (var s0 = 0u; s0 < n_keys; s0 += KT) {
     workgroupBarrier();  // the previous tile's reads are done
-    for (var e = lid; e < KT * D4; e += ROWS * PARTS) {
+    for (var e = r; e < KT * D4; e += ROWS) {
       let key = s0 + e / D4;
       let c = e % D4;
       var kv = vec4<f32>(0.0);
@@ -105,15 +88,14 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
       v_sh[e] = vv;
     }
     workgroupBarrier();
-    // my keys of the tile: s0 + part * KP + j, j < KP; those up to t are visible to row t
-    let first = s0 + part * KP;
-    let visible = min(KP, select(0u, t + 1u - first, t >= first));
+    // keys s0 .. min(s0 + KT, t + 1) - 1 are visible to row t (none when t < s0)
+    let visible = min(KT, select(0u, t + 1u - s0, t >= s0));
     // four keys at a time: four independent dot products, one rescale of the accumulator
     for (var j0 = 0u; j0 < visible; j0 += 4u) {
-      let k0 = (part * KP + j0) * D4;
-      let k1 = (part * KP + min(j0 + 1u, KP - 1u)) * D4;  // past my keys: a valid slot, masked below
-      let k2 = (part * KP + min(j0 + 2u, KP - 1u)) * D4;
-      let k3 = (part * KP + min(j0 + 3u, KP - 1u)) * D4;
+      let k0 = j0 * D4;
+      let k1 = min(j0 + 1u, KT - 1u) * D4;  // past the tile: a valid slot, masked below
+      let k2 = min(j0 + 2u, KT - 1u) * D4;
+      let k3 = min(j0 + 3u, KT - 1u) * D4;
       var d0 = vec4<f32>(0.0);
       var d1 = vec4<f32>(0.0);
       var d2 = vec4<f32>(0.0);
@@ -141,41 +123,8 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
       m = m_new;
     }
   }
-  if (PARTS == 1u) {  // (no return in this branch: Tint's uniformity analysis would reject the barriers below)
-    if (row_ok) {
-      let inv_l = 1.0 / l;
-      for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
-      lse_out[(b * p.H + h) * T + t] = m + log(l);
-    }
-  } else {
-    merge_parts(m, l, &acc, part, r, row_ok, b, t, T, C4, h);
-  }
-}
-
-// PARTS > 1: y and lse of row t from every part's (m, l, acc), the parts in order (part 0 first).
-// Every invocation of the workgroup calls it (it has barriers).
-fn merge_parts(m: f32, l: f32, acc: ptr<function, array<vec4<f32>, MAX_D4>>, part: u32, r: u32, row_ok: bool,
-               b: u32, t: u32, T: u32, C4: u32, h: u32) {
-  let D4 = D / 4u;
-  stat_sh[part * ROWS + r] = vec2<f32>(m, l);
-  workgroupBarrier();
-  var m_all = NEG_BIG;
-  for (var q_ = 0u; q_ < PARTS; q_++) { m_all = max(m_all, stat_sh[q_ * ROWS + r].x); }
-  var l_all = 0.0;
-  for (var q_ = 0u; q_ < PARTS; q_++) {
-    let st = stat_sh[q_ * ROWS + r];
-    l_all += st.y * exp(st.x - m_all);  // a part that saw no key: l = 0 (its m = NEG_BIG)
-  }
-  let mine = exp(m - m_all) / l_all;  // this part's accumulator weight in y
-  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; }
-    if (part > 0u) { merge_sh[(part - 1u) * ROWS + r] = (*acc)[i] * mine; }
-    workgroupBarrier();
-    if (part == 0u && row_ok) {
-      var y = (*acc)[i] * mine;
-      for (var q_ = 1u; q_ < PARTS; q_++) { y += merge_sh[(q_ - 1u) * ROWS + r]; }
-      y_out[row_vec4(b, t, T, C4, h * D4 + i)] = y;
-    }
-    workgroupBarrier();
-  }
-  if (part == 0u && row_ok) { lse_out[(b * p.H + h) * T + t] = m_all + log(l_all); }
+  if (!row_ok) { return; }
+  let inv_l = 1.0 / l;
+  for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } y_out[row_vec4(b, t, T, C4, h * D4 + i)] = acc[i] * inv_l; }
+  lse_out[(b * p.H + h) * T + t] = m + log(l);
 }

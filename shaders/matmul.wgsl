@@ -55,7 +55,7 @@
 // bindings). In a probe of this design on an H200 under Dawn (benchmarks/probes/gemm_vec4_probe.py)
 // vec4 loads took 4096^3 from 0.50x to 0.61x PyTorch and 2048 x 512 x 2048 from ~0.34x to 0.69x; on
 // llvmpipe (a CPU) the twins are as fast as the scalar entries within noise.
-// The workgroup arrays are sized by override expressions (STAGES * TK * row, TM rows of rstd), not by
+// The workgroup arrays are sized by override expressions (2 * TK * row, TM rows of rstd), not by
 // the largest tile: Dawn zero-fills workgroup memory in every shader (unless its
 // disable_workgroup_init feature is on), and SwiftShader compiles that fill at about 2 ms per vec4,
 // so a 32 x 32 pipeline with 128 x 128 arrays took seconds to compile in the browser.
@@ -249,26 +249,17 @@ fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   tile_rstd(row0, N, K, p6.eps, tid, keep);
   let A = operand(K, 1u, N);
   let B = operand(1u, M, M);
-  // the k loop of product()
+  // the software-pipelined k loop of product()
   let slices = (K + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice(load_slice_normed(A, B, row0, col0, t * TK, N, K, keep, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice_normed(A, B, row0, col0, 0u, N, K, keep, tid);
-    store_slice(s, 0u, A, B, tid);
+  var s = load_slice_normed(A, B, row0, col0, 0u, N, K, keep, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_normed(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice_normed(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
   store_out3(kind, row0, col0, N, M, false, lid);
 }

@@ -5,18 +5,8 @@
 
 override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
 override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
-// KSLICE: the host's inner-dimension slice (0: TK's default, 8, or 4 for 32-wide tiles). TK is the
-// slice every function uses (an override only because workgroup array sizes must be override
-// expressions); callers set KSLICE, never TK.
-override KSLICE: u32 = 0u;
-override TK: u32 = select(min(8u, min(TM, TN) / 8u), KSLICE, KSLICE != 0u);
-// (KSLICE is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices; at most
-// min(TM, TN) / 8: an invocation stages at most two vec4 of each operand per slice.)
-// How the k loop uses workgroup memory: 2 = two tile buffers, software-pipelined (the next slice is
-// loaded into registers while this one is multiplied; one barrier per slice); 1 = one buffer (load,
-// store, barrier, multiply, barrier). registry.matmul_pipeline picks 1 with TK = 16 for 128 x 128
-// tiles where the device allows 17 KiB of workgroup memory (measured faster on an H200; see there).
-override STAGES: u32 = 2u;
+override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step (8, or 4 for 32-wide tiles)
+// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices.)
 // A_ROW4, B_ROW4: derived from TM, TN (overrides only because workgroup array sizes must be
 // override expressions); callers never set them.
 override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding
@@ -72,11 +62,11 @@ struct NormMatmulParams {
 @group(0) @binding(6) var<uniform> p6: NormMatmulParams;
 @group(0) @binding(6) var<uniform> p6s: SplitMatmulParams;
 
-// STAGES buffers of TK x A_ROW4 (with 2: one being multiplied, one being filled), 2 x 8 x 33 or
-// 1 x 16 x 33 vec4 at most: a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k;
-// b_tile the same for B's columns with B_ROW4.
-var<workgroup> a_tile: array<vec4<f32>, STAGES * TK * A_ROW4>;
-var<workgroup> b_tile: array<vec4<f32>, STAGES * TK * B_ROW4>;
+// Two buffers of TK x A_ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
+// a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's
+// columns with B_ROW4.
+var<workgroup> a_tile: array<vec4<f32>, 2u * TK * A_ROW4>;
+var<workgroup> b_tile: array<vec4<f32>, 2u * TK * B_ROW4>;
 var<workgroup> rstd_sh: array<f32, TM>;  // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
@@ -241,31 +231,21 @@ fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
 }
 
 // The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
-// STAGES 2: software pipelined: the next k-slice is loaded into registers before the current one
-// is multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
-// buffer after it, so each slice needs one barrier. STAGES 1: fewer live registers (nothing staged
-// across the FMAs); the latency hides behind the other workgroups on the multiprocessor.
+// Software pipelined: the next k-slice is loaded into registers before the current one is
+// multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
+// buffer after it, so each slice needs one barrier.
 fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
   let slices = (I + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice(load_slice(src, A, B, row0, col0, t * TK, I, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice(src, A, B, row0, col0, 0u, I, tid);
-    store_slice(s, 0u, A, B, tid);
+  var s = load_slice(src, A, B, row0, col0, 0u, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
 }
 
@@ -275,24 +255,15 @@ fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_beg
                lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
   let slices = (I - k_begin + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice(load_slice_in2(src, A, B, row0, col0, k_begin + t * TK, I, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice_in2(src, A, B, row0, col0, k_begin, I, tid);
-    store_slice(s, 0u, A, B, tid);
+  var s = load_slice_in2(src, A, B, row0, col0, k_begin, I, tid);
+  store_slice(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
 }
 

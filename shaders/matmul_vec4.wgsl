@@ -130,24 +130,15 @@ fn store_slice_v4(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
 fn product_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
   let slices = (I + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice_v4(load_slice_v4(src, A, B, row0, col0, t * TK, I, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice_v4(src, A, B, row0, col0, 0u, I, tid);
-    store_slice_v4(s, 0u, A, B, tid);
+  var s = load_slice_v4(src, A, B, row0, col0, 0u, I, tid);
+  store_slice_v4(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_v4(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice_v4(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
 }
 
@@ -155,24 +146,15 @@ fn product_in2_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_
                   lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
   let slices = (I - k_begin + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice_v4(load_slice_in2_v4(src, A, B, row0, col0, k_begin + t * TK, I, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice_in2_v4(src, A, B, row0, col0, k_begin, I, tid);
-    store_slice_v4(s, 0u, A, B, tid);
+  var s = load_slice_in2_v4(src, A, B, row0, col0, k_begin, I, tid);
+  store_slice_v4(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_in2_v4(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice_in2_v4(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
 }
 
@@ -355,24 +337,15 @@ fn normed_forward_v4(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   let A = operand(K, 1u, N);
   let B = operand(1u, M, M);
   let slices = (K + TK - 1u) / TK;
-  if (STAGES == 1u) {  // one tile buffer: stage, barrier, multiply, barrier (see STAGES)
-    for (var t = 0u; t < slices; t++) {
-      store_slice_v4(load_slice_normed_v4(A, B, row0, col0, t * TK, N, K, keep, tid), 0u, A, B, tid);
-      workgroupBarrier();
-      multiply_tiles(0u, lid.x, lid.y);
-      workgroupBarrier();
-    }
-  } else {
-    var s = load_slice_normed_v4(A, B, row0, col0, 0u, N, K, keep, tid);
-    store_slice_v4(s, 0u, A, B, tid);
+  var s = load_slice_normed_v4(A, B, row0, col0, 0u, N, K, keep, tid);
+  store_slice_v4(s, 0u, A, B, tid);
+  workgroupBarrier();
+  for (var t = 0u; t < slices; t++) {
+    let more = t + 1u < slices;
+    if (more) { s = load_slice_normed_v4(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
+    multiply_tiles(t & 1u, lid.x, lid.y);
+    if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
-    for (var t = 0u; t < slices; t++) {
-      let more = t + 1u < slices;
-      if (more) { s = load_slice_normed_v4(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
-      multiply_tiles(t & 1u, lid.x, lid.y);
-      if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
-      workgroupBarrier();
-    }
   }
   store_out3_v4(kind, row0, col0, N, M, false, lid);
 }

@@ -60,24 +60,6 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
 
 
-@pytest.mark.parametrize("cfg,B,T", [(NARROW, 2, 7), (WIDE, 2, 37)], ids=["narrow-2x7", "wide-2x37"])
-def test_single_buffer_k_loop_on_every_matmul_matches_reference(gpu, monkeypatch, cfg, B, T):
-    """registry.matmul_pipeline's GPU choice (128 x 128 tiles, one tile buffer, 16-deep slices) forced
-    on every matmul dispatch of the step, split products included."""
-    from pyscript_app.gpu import model_ops, registry
-
-    seen = []
-
-    def single(tiles, info=None, wg=0):
-        seen.append(tiles)
-        return {**tiles, "TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE}
-    monkeypatch.setattr(model_ops, "matmul_pipeline", single)
-    monkeypatch.setattr(model_ops, "matmul_dw_split", SPLITS["all-3"][0])
-    monkeypatch.setattr(model_ops, "matmul_dx_split", SPLITS["all-3"][1])
-    _check_forward_backward(gpu, cfg, B, T)
-    assert len(seen) >= 4 * cfg.n_layer + 2  # every forward and backward product went through it
-
-
 def _check_forward_backward(gpu, cfg, B, T):
     rng = np.random.default_rng(B * 100 + T)
     flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)  # no zero-init branches

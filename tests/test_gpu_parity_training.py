@@ -35,13 +35,9 @@ async def _run(trainer: Trainer) -> tuple[list[float], list[float]]:
 @pytest.mark.parametrize("gpu_choices", [False, True], ids=["as-here", "gpu-adapter-choices"])
 def test_twenty_tiny_steps_match_numpy(gpu, monkeypatch, gpu_choices):
     """gpu-adapter-choices: what a discrete GPU runs, forced on this adapter: every backward product
-    split (dw in 4 parts, dx in 3 where a norm adds them), rmsnorm_backward's GPU overrides, and
-    every matmul on 128 x 128 tiles with the single-buffer k loop (registry.matmul_pipeline)."""
+    split (dw in 4 parts, dx in 3 where a norm adds them) and rmsnorm_backward's GPU overrides."""
     if gpu_choices:
-        from pyscript_app.gpu import model_ops, registry
-
-        monkeypatch.setattr(model_ops, "matmul_pipeline",
-                            lambda tiles, info, wg: {**tiles, "TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE})
+        from pyscript_app.gpu import model_ops
 
         monkeypatch.setattr(model_ops, "matmul_dw_split", lambda N, K, M, info: 4)
         monkeypatch.setattr(model_ops, "matmul_dx_split", lambda N, K, M, info: 3)

@@ -181,27 +181,3 @@ def test_split_rules_cut_both_sums_into_chunks_of_one_length_on_gpus_only():
     # the backward's big tiles count the parts' workgroups
     assert registry.matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
     assert registry.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}
-
-
-def test_matmul_pipeline_takes_one_deep_buffer_for_big_tiles_on_gpus_with_the_memory():
-    gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
-    big, small = {"TM": 128, "TN": 128}, {"TM": 64, "TN": 64}
-    need = registry.MATMUL_SINGLE_STAGE_BYTES
-    assert need == 2 * 16 * 33 * 16 + 128 * 4 > 16384  # past WebGPU's default: hosts must ask for more
-    assert registry.matmul_pipeline(big, gpu, need) == {**big, "KSLICE": 16, "STAGES": 1}
-    assert registry.matmul_pipeline(big, {"adapter_type": "IntegratedGPU"}, 49152)["STAGES"] == 1
-    # the shader's defaults (two buffers) everywhere else; the input is not changed
-    assert registry.matmul_pipeline(big, gpu, need - 1) == big
-    assert registry.matmul_pipeline(big, cpu, 49152) == big
-    assert registry.matmul_pipeline(big, None, 49152) == big
-    assert registry.matmul_pipeline(small, gpu, 49152) == small
-    assert registry.matmul_pipeline({"TM": 128, "TN": 32}, gpu, 49152) == {"TM": 128, "TN": 32}
-    assert big == {"TM": 128, "TN": 128}
-
-
-def test_matmul_k_loop_overrides_are_registered_with_the_shader_defaults():
-    for name in ("matmul_forward", "matmul_backward_split_v4", "matmul_forward_rmsnorm"):
-        over = registry.get(name).resolve_overrides()
-        assert over["KSLICE"] == 0 and over["STAGES"] == 2  # 0: TK's own default
-    src = registry.shader_source("matmul.wgsl")
-    assert "override KSLICE: u32 = 0u;" in src and "override STAGES: u32 = 2u;" in src

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
-from _matmul_tiles import SINGLE_128, SINGLE_64, tile_id
 from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, MATMUL_VEC4_TWINS, matmul_tiles
 from pyscript_app.reference.ops import matmul_backward, matmul_forward, relu_forward, rmsnorm_forward
 
@@ -28,8 +27,7 @@ def _inputs(N, K, M, seed):
     return x, w, dy
 
 
-TILES = [{"TM": 32, "TN": 32}, {"TM": 128, "TN": 128}, {"TM": 128, "TN": 32}, {"TM": 32, "TN": 64}, SINGLE_128, SINGLE_64]
-
+TILES = [{"TM": 32, "TN": 32}, {"TM": 128, "TN": 128}, {"TM": 128, "TN": 32}, {"TM": 32, "TN": 64}]
 FUSED_SHAPES = [(1, 1, 1), (7, 5, 3), (33, 17, 65), (65, 64, 129), (130, 40, 20)]
 
 
@@ -42,7 +40,7 @@ def test_matmul_forward_and_backward(gpu, N, K, M):
     _check_three_entries(gpu, N, K, M, None)
 
 
-@pytest.mark.parametrize("tiles", TILES, ids=tile_id)
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("N,K,M", [(33, 17, 65), (130, 40, 259)])
 def test_matmul_every_tile_size(gpu, N, K, M, tiles):
     _check_three_entries(gpu, N, K, M, tiles)
@@ -81,7 +79,7 @@ def test_matmul_does_not_write_past_the_output(gpu):
     assert (download(gpu, y, (N * M + 64,))[N * M:] == -7.0).all()
 
 
-@pytest.mark.parametrize("tiles", TILES[:2] + [SINGLE_128], ids=tile_id)
+@pytest.mark.parametrize("tiles", TILES[:2], ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("N,K,M", FUSED_SHAPES)
 def test_matmul_forward_residual(gpu, N, K, M, tiles):
     x, w, res = _inputs(N, K, M, seed=N + 7 * K + 11 * M)
@@ -93,7 +91,7 @@ def test_matmul_forward_residual(gpu, N, K, M, tiles):
     assert_close(download(gpu, y_res, (N, M)), res64 + matmul_forward(x64, w64), ATOL, RTOL, "res + x @ w")
 
 
-@pytest.mark.parametrize("tiles", TILES, ids=tile_id)
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("N,K,M", FUSED_SHAPES)
 def test_matmul_backward_fused_dx_dw(gpu, N, K, M, tiles):
     x, w, dy = _inputs(N, K, M, seed=3 * N + K + 5 * M)
@@ -139,7 +137,7 @@ def test_matmul_tiles_pick_big_tiles_for_big_outputs_only():
 NORM_EPS = 1e-5
 
 
-@pytest.mark.parametrize("tiles", [None] + TILES, ids=tile_id)
+@pytest.mark.parametrize("tiles", [None] + TILES, ids=lambda t: f"{t['TM']}x{t['TN']}" if t else "default")
 @pytest.mark.parametrize("N,K,M", [(1, 16, 48), (7, 16, 64), (33, 17, 65), (130, 40, 259), (5, 200, 3)])
 def test_matmul_forward_rmsnorm_and_relu(gpu, N, K, M, tiles):
     """y = rmsnorm(x) @ w (and relu of it): y, xn and rstd as rmsnorm_forward then matmul_forward.
@@ -172,8 +170,7 @@ def test_backward_tiles_need_enough_big_tiles_in_both_products():
 # (65 and 1: rows are never an operand's contiguous dimension), K = 20 and 36 are not multiples of
 # TK = 8, and M cuts the last column tile. 32-wide tiles take TK = 4 (one vec4 of k per row).
 V4_SHAPES = [(68, 20, 36), (65, 36, 260), (1, 4, 4)]
-V4_TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, SINGLE_128, {"TM": 32, "TN": 32}, {"TM": 128, "TN": 32},
-            SINGLE_64]
+V4_TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}, {"TM": 128, "TN": 32}]
 
 
 def _v4_case(kernel, N, K, M, accumulate, seed):
@@ -224,14 +221,14 @@ def _check_twin(gpu, kernel, N, K, M, tiles, accumulate):
         assert np.array_equal(s.view(np.uint32), v.view(np.uint32)), f"{kernel}_v4 output {i} differs from {kernel}"
 
 
-@pytest.mark.parametrize("tiles", V4_TILES, ids=tile_id)
+@pytest.mark.parametrize("tiles", V4_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("N,K,M", V4_SHAPES)
 @pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "split" not in k))  # split: own file
 def test_vec4_twin_matches_reference_and_is_bit_identical_to_scalar_entry(gpu, kernel, N, K, M, tiles):
     _check_twin(gpu, kernel, N, K, M, tiles, accumulate=0)
 
 
-@pytest.mark.parametrize("tiles", V4_TILES[:3], ids=tile_id)
+@pytest.mark.parametrize("tiles", V4_TILES[:3], ids=lambda t: f"{t['TM']}x{t['TN']}")
 @pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "rmsnorm" not in k and "split" not in k))
 def test_vec4_twin_accumulates_like_scalar_entry(gpu, kernel, tiles):
     _check_twin(gpu, kernel, 68, 20, 36, tiles, accumulate=1)

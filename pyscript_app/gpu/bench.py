@@ -23,7 +23,7 @@ from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
 from .native import open_device
-from .registry import matmul_entry, matmul_forward_tiles, matmul_pipeline
+from .registry import matmul_entry, matmul_forward_tiles
 
 
 def _torch_device():
@@ -75,7 +75,7 @@ def _time_matmul(ex, N, K, M, reps) -> float:
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
     y = ex.alloc(4 * N * M)
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
-    tiles = matmul_pipeline(matmul_forward_tiles(N, K, M), ex.adapter_info, ex.max_workgroup_bytes)
+    tiles = matmul_forward_tiles(N, K, M)
     ex.begin_plan()  # recorded once, replayed: what is timed is the GPU's work, not Python's bookkeeping
     ex.dispatch(matmul_entry("matmul_forward", N, K, M, ex.adapter_info), [x, w, y], params, overrides=tiles)
     plan = ex.end_plan()

@@ -53,7 +53,7 @@ from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
-                       matmul_dx_split, matmul_entry, matmul_forward_tiles, matmul_pipeline)
+                       matmul_dx_split, matmul_entry, matmul_forward_tiles)
 
 
 class ModelOps:
@@ -287,18 +287,14 @@ class ModelOps:
     def _forward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
         N, K, M = dims["N"], dims["K"], dims["M"]
         self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
-                         overrides=self._pipeline(matmul_forward_tiles(N, K, M)))
-
-    def _pipeline(self, tiles: dict[str, int]) -> dict[str, int]:
-        """The tiles plus the k loop this device runs fastest (registry.matmul_pipeline)."""
-        return matmul_pipeline(tiles, self.ex.adapter_info, self.ex.max_workgroup_bytes)
+                         overrides=matmul_forward_tiles(N, K, M))
 
     def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
         """dx and dw of `weight` in one dispatch; in parts (the _split entry) when self.split or
         self.dx_split say so."""
         N, K, M = dims["N"], dims["K"], dims["M"]
         split, dx_split = self.split[weight], self.dx_split[weight]
-        tiles = self._pipeline(matmul_backward_tiles(N, K, M, split, dx_split))
+        tiles = matmul_backward_tiles(N, K, M, split, dx_split)
         if split > 1 or dx_split > 1:
             kernel, buffers = kernel + "_split", [*buffers, self._parts_view(weight)]
             dims = {**dims, "part_stride": self.parts_span if self.parts is not None else 0}

@@ -58,14 +58,6 @@ def _fill(n: int, offset: int, value: float):
 
 
 # --- matmul.wgsl: atol 1e-5 + rtol 1e-4 (f32 sums in another order; float64 reference) -----------
-def _tile_suffix(tiles: Mapping[str, int] | None) -> str:
-    """A case-name suffix for tile overrides: _tile128x128, plus _k16s1 for the k loop's (KSLICE, STAGES)."""
-    if not tiles:
-        return ""
-    loop = "".join(f"{c}{tiles[k]}" for k, c in (("KSLICE", "k"), ("STAGES", "s")) if k in tiles)
-    return f"_tile{tiles['TM']}x{tiles['TN']}" + (f"_{loop}" if loop else "")
-
-
 def _matmul(N: int, K: int, M: int, variant: str = ""):
     """The three plain entries; variant: the suffix of twins with the same interface ("_v4": vec4 loads,
     K, M multiples of 4; "_direct": matmul_direct.wgsl's barrier-free entries, no tile overrides)."""
@@ -126,7 +118,7 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
         b.expect_close("dx_relu", np.where(x64 > 0, ref_dx, 0.0), 1e-5, 1e-4, "dx * (x > 0)")
         b.expect_close("dw_relu", ref_dw, 1e-5, 1e-4, "dw (relu variant)")
     kernels = tuple(k + variant for k in ("matmul_forward_residual", "matmul_backward", "matmul_backward_relu"))
-    suffix = _tile_suffix(tiles)
+    suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
     return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}{variant}", kernels, make)
 
 
@@ -135,7 +127,7 @@ def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] |
     s >= 1 into the parts buffer at (s - 1) * K * M; part s sums positions [s * chunk, (s + 1) * chunk)
     with chunk = ceil(N / split) rounded up to the k-slice TK (matmul_tiles.wgsl split_dw_tile)."""
     t = dict(tiles or {"TM": 64, "TN": 64})
-    tk = t.get("KSLICE") or min(8, min(t["TM"], t["TN"]) // 8)
+    tk = min(8, min(t["TM"], t["TN"]) // 8)
     chunk = -(-(-(-N // split)) // tk) * tk
 
     def make(b: CaseBuilder) -> None:
@@ -158,7 +150,7 @@ def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] |
             b.expect_close("parts" + tag, np.concatenate([p.ravel() for p in parts[1:]]), 1e-5, 1e-4,
                            f"{kernel}: parts 1..{split - 1}")
     kernels = ("matmul_backward_split" + variant, "matmul_backward_relu_split" + variant)
-    suffix = _tile_suffix(tiles)
+    suffix = f"_tile{t['TM']}x{t['TN']}" if tiles else ""
     return ParityCase(f"matmul_split{split}_{N}x{K}x{M}{suffix}{variant}", kernels, make)
 
 
@@ -217,7 +209,7 @@ def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = No
             b.expect_close("y" + tag, ref, 1e-5, 1e-4, f"{kernel}: y")
             b.expect_close("xn" + tag, ref_xn, 1e-5, 1e-5, f"{kernel}: xn")
             b.expect_close("rstd" + tag, ref_rstd, 0, 1e-5, f"{kernel}: rstd")
-    suffix = _tile_suffix(tiles)
+    suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
     return ParityCase(f"matmul_rmsnorm_{N}x{K}x{M}{suffix}{variant}",
                       ("matmul_forward_rmsnorm" + variant, "matmul_forward_rmsnorm_relu" + variant), make)
 
@@ -240,7 +232,7 @@ def _matmul_tiles(N: int, K: int, M: int, tiles: Mapping[str, int]):
         b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx")
         b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
     kernels = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
-    return ParityCase(f"matmul_{N}x{K}x{M}{_tile_suffix(tiles)}", kernels, make)
+    return ParityCase(f"matmul_{N}x{K}x{M}_tile{tiles['TM']}x{tiles['TN']}", kernels, make)
 
 
 # --- elementwise.wgsl: exact --------------------------------------------------------------------
@@ -537,11 +529,6 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_split(200, 24, 36, 4, {"TM": 32, "TN": 32}, variant="_v4"),
     _matmul_dx_split(40, 16, 100, 3, 2, variant="_v4"),
     _add_parts(1000, 3, 1030),
-    # the k loop GPUs run at 128 x 128 (registry.matmul_pipeline: one tile buffer, 16-deep slices)
-    _matmul_tiles(130, 40, 259, {"TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE}),
-    _matmul_fused(130, 24, 36, {"TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE}, variant="_v4"),
-    _matmul_rmsnorm(130, 40, 68, {"TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE}, variant="_v4"),
-    _matmul_split(300, 24, 36, 3, {"TM": 128, "TN": 128, **registry.MATMUL_SINGLE_STAGE}, variant="_v4"),
     # the vec4-load twins (K, M multiples of 4; N free)
     _matmul(65, 20, 36, variant="_v4"),
     _matmul_fused(33, 20, 68, variant="_v4"),

@@ -100,8 +100,7 @@ for _name in ("init_normal", "fill"):
 # Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
 # output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-# SPLIT, DX_SPLIT: the split entries' only; KSLICE, STAGES: the k loop (matmul_pipeline)
-MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1), ("KSLICE", 0), ("STAGES", 2)]
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1)]  # SPLIT, DX_SPLIT: the split entries' only
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
 # on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
@@ -149,30 +148,6 @@ def is_gpu_adapter(adapter_info: Mapping[str, object] | None) -> bool:
 # 17.89 / 17.47 / 17.35 / 17.55 and medium 4.34 / 4.19 / 4.11 / 4.19 (two rounds each, within 0.04:
 # split-probe3-h200-dawn-2026-12-03.json).
 RMSNORM_BACKWARD_GPU_OVERRIDES = {"WG": 256, "DG_COLS": 2}
-
-
-# matmul_pipeline: the k loop of 128 x 128 tiles on GPU adapters. Measured on an H200 under Dawn
-# (2026-12-03, benchmarks/probes/gemm_core_probe.py, stand-alone GEMMs at 4096^3,
-# gemm-core-probe{,2}-h200-dawn-2026-12-03.json): the two-buffer pipeline with an 8-deep slice ran at
-# 35.4 TFLOP/s without bounds tests and 30.3 with the tests and runtime strides our entries need;
-# one buffer with a 16-deep slice ran at 36.3 without and 35.1 with them (fewer registers live
-# across the FMAs; two barriers per slice instead of one). Two buffers of 16 ran at 30.8.
-MATMUL_SINGLE_STAGE = {"KSLICE": 16, "STAGES": 1}
-# Workgroup memory it needs: a_tile and b_tile of 16 x 33 vec4 each, and the rmsnorm entries' rstd_sh
-# (128 f32): 17408 bytes, past WebGPU's default 16384 (hosts request the adapter's limit).
-MATMUL_SINGLE_STAGE_BYTES = 2 * 16 * 33 * 16 + 128 * 4
-
-
-def matmul_pipeline(tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None = None,
-                    workgroup_bytes: int = 16384) -> dict[str, int]:
-    """`tiles` ({"TM", "TN"}, from matmul_tiles) plus the k loop's overrides: MATMUL_SINGLE_STAGE for
-    128 x 128 tiles on GPU adapters whose workgroup memory (`workgroup_bytes`, the device's
-    maxComputeWorkgroupStorageSize) holds it; otherwise the shader's defaults (two buffers)."""
-    out = dict(tiles)
-    if (out.get("TM") == 128 and out.get("TN") == 128 and is_gpu_adapter(adapter_info)
-            and workgroup_bytes >= MATMUL_SINGLE_STAGE_BYTES):
-        out.update(MATMUL_SINGLE_STAGE)
-    return out
 
 
 def matmul_split_chunk(N: int) -> int:
@@ -459,11 +434,10 @@ _register("attention.wgsl", "attention_decode",
 # --- attention_rows.wgsl / attention_rows_backward.wgsl -----------------------------------------
 # The same attention for wide heads (D >= 32) with one row per invocation, its row data in
 # registers: same bindings and uniform as attention_forward / attention_backward (attention_ops picks).
-# ROWS = query rows per workgroup, KT = keys per workgroup-memory tile; the forward's PARTS = key
-# parts per row (ROWS * PARTS invocations).
+# ROWS = query rows (= invocations) per workgroup, KT = keys per workgroup-memory tile.
 _register("attention_rows.wgsl", "attention_rows_forward",
           [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
-          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16), ("PARTS", 1)],
+          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16)],
           lambda v: (ceil_div(v["T"], v["ROWS"]), v["H"], v["B"]))
 _register("attention_rows_backward.wgsl", "attention_rows_backward",
           [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
