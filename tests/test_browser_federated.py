@@ -62,7 +62,16 @@ def browser(playwright_instance):  # noqa: F811
 
 
 def wait_state(page, states, timeout_ms=120_000) -> str:
-    page.wait_for_selector(", ".join(f'{STATUS}[data-state="{s}"]' for s in states), timeout=timeout_ms)
+    """The page's status state once it is one of `states`; on a timeout, an AssertionError that says
+    where the page is instead (its state, status line and last messages)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # installed: the fixtures need it
+
+    try:
+        page.wait_for_selector(", ".join(f'{STATUS}[data-state="{s}"]' for s in states), timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        messages = (page.text_content('[data-testid="messages"]') or "")[-1500:]
+        raise AssertionError(f"state {page.get_attribute(STATUS, 'data-state')!r} after {timeout_ms} ms, not one of "
+                             f"{states}: {page.text_content(STATUS)!r}; messages: {messages}") from None
     return page.get_attribute(STATUS, "data-state")
 
 

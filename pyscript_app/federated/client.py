@@ -211,6 +211,9 @@ class FederatedClient:
             self.seed_round = msg["round"]
         elif kind == "session_closed":
             self.finished, self.end_reason = True, "session_closed"
+        elif kind == "error" and msg.get("reason") == "unknown_session" and self.model is not None:
+            # the session was deleted while this client was away (reconnecting): for it, it has ended
+            self.finished, self.end_reason = True, "session_closed"
         elif kind == "error" and msg.get("reason") in REFUSALS:
             raise FederatedError("refused", f"the relay refused to join: {msg['reason']}: {msg.get('message', '')}")
 
