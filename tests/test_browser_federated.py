@@ -194,7 +194,7 @@ def test_two_pages_and_a_native_worker_train_one_session_through_a_relay_restart
         # the owner ends the session: every page says so, the native worker leaves
         pa.click('[data-testid="end-session"]')
         for p in (pa, pb, pc):
-            assert wait_state(p, ("left",), 30_000) == "left"
+            assert wait_state(p, ("left",), 60_000) == "left"
             assert "The session has ended" in p.text_content('[data-testid="messages"]')
         out, _ = worker.communicate(timeout=30)
         assert worker.returncode == 0, out
