@@ -11,6 +11,7 @@ which knob moves the core. Also measured in the same run:
     python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json           # on the GPU machine
     python3 benchmarks/probes/gemm_core_probe.py wgpu-native OUT.json --smoke   # correctness, anywhere
     python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --third    # the third run's variants
+    python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --bridge   # toward our kernel, trait by trait
 
 Knobs of `gemm_wgsl`: BM x BN output tile per workgroup, BK k-slice, RM x RN outputs per invocation
 (RN a multiple of 4: vec4 accumulators), WX (invocations along x in one 32-wide warp: 0 = plain
@@ -156,6 +157,137 @@ def gemm_wgsl(BM=128, BN=128, BK=8, RM=8, RN=8, WX=0, DB=True, CHECK=False, PRIV
     return "\n".join(L) + "\n", threads
 
 
+def bridge_wgsl(FUNCS=False, EPI=False, LID2D=False) -> tuple[str, int]:
+    """The bridge from the stand-alone kernel (128 x 128 tiles, 8 x 8 outputs, 8-deep slices, two
+    buffers) toward the project's matmul_forward_v4, one trait at a time:
+      FUNCS: loads and tile stores through functions of a run-time Operand (strides, count, k_fast),
+             bounds-tested, as matmul_tiles.wgsl / matmul_vec4.wgsl do them;
+      EPI:   module-scope accumulators, read back through a switch (result()) and stored as scalars
+             with a bounds test each, as store_out2 does;
+      LID2D: a 16 x 16 workgroup (local_invocation_id) instead of 256 x 1.
+    Same bindings as gemm_wgsl (C as scalars with EPI)."""
+    BM = BN = 128
+    BK, TX, TY, threads = 8, 16, 16, 256
+    AROW = BROW = 33
+    L = []
+    w = L.append
+    w("struct Dims { M: u32, N: u32, K: u32, pad: u32, sau: u32, sak: u32, sbu: u32, sbk: u32 };")
+    w("@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;")
+    w("@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;")
+    w(f"@group(0) @binding(2) var<storage, read_write> C: array<{'f32' if EPI else 'vec4<f32>'}>;")
+    w("@group(0) @binding(3) var<uniform> d: Dims;")
+    w(f"var<workgroup> a_s: array<vec4<f32>, {2 * BK * AROW}>;")
+    w(f"var<workgroup> b_s: array<vec4<f32>, {2 * BK * BROW}>;")
+    accs = [f"c{i}_{h}" for i in range(8) for h in range(2)]
+    if EPI:
+        L += [f"var<private> {a}: vec4<f32>;" for a in accs]
+        w("fn result(j: u32) -> vec4<f32> {\n  switch (j) {")
+        L += [f"    case {j}u: {{ return {a}; }}" for j, a in enumerate(accs[:-1])]
+        w(f"    default: {{ return {accs[-1]}; }}\n  }}\n}}")
+    if FUNCS:
+        w("""struct Operand { u_stride: u32, k_stride: u32, u_count: u32, k_fast: bool };
+fn operand(u_stride: u32, k_stride: u32, u_count: u32) -> Operand {
+  return Operand(u_stride, k_stride, u_count, k_stride == 1u);
+}
+fn origin(op: Operand, e: u32, t: u32) -> vec2<u32> {
+  if (op.k_fast) { return vec2<u32>(e / 2u, (e % 2u) * 4u); }
+  return vec2<u32>((e % (t / 4u)) * 4u, e / (t / 4u));
+}
+fn fetch_a(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (k >= I || u >= op.u_count) { return vec4<f32>(0.0); }
+  return A[(u * op.u_stride + k * op.k_stride) / 4u];
+}
+fn fetch_b(op: Operand, u: u32, k: u32, I: u32) -> vec4<f32> {
+  if (k >= I || u >= op.u_count) { return vec4<f32>(0.0); }
+  return B[(u * op.u_stride + k * op.k_stride) / 4u];
+}
+fn put_a(v: vec4<f32>, base: u32, o: vec2<u32>, k_fast: bool) {
+  if (k_fast) {
+    for (var c = 0u; c < 4u; c++) { a_s[base + (o.y + c) * 33u + o.x / 4u][o.x % 4u] = v[c]; }
+  } else { a_s[base + o.y * 33u + o.x / 4u] = v; }
+}
+fn put_b(v: vec4<f32>, base: u32, o: vec2<u32>, k_fast: bool) {
+  if (k_fast) {
+    for (var c = 0u; c < 4u; c++) { b_s[base + (o.y + c) * 33u + o.x / 4u][o.x % 4u] = v[c]; }
+  } else { b_s[base + o.y * 33u + o.x / 4u] = v; }
+}""")
+    if LID2D:
+        w(f"@compute @workgroup_size({TX}, {TY})")
+        w("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {")
+        w(f"  let tx = lid.x; let ty = lid.y; let tid = ty * {TX}u + tx;")
+    else:
+        w(f"@compute @workgroup_size({threads})")
+        w("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {")
+        w(f"  let tx = tid % {TX}u; let ty = tid / {TX}u;")
+    w(f"  let row0 = wg.y * {BM}u; let col0 = wg.x * {BN}u;")
+    w("  let K4 = d.K / 4u; let N4 = d.N / 4u;")
+    if FUNCS:
+        w("  let opA = operand(d.K, 1u, d.M); let opB = operand(1u, d.N, d.N);")
+    for a in accs:
+        w(f"  {a} = vec4<f32>(0.0);" if EPI else f"  var {a} = vec4<f32>(0.0);")
+    w("  var sa = vec4<f32>(0.0); var sb = vec4<f32>(0.0);")
+
+    def load(k0):
+        if FUNCS:
+            return [f"  {{ let o = origin(opA, tid, {BM}u); sa = fetch_a(opA, row0 + o.x, ({k0}) + o.y, d.K); }}",
+                    f"  {{ let o = origin(opB, tid, {BN}u); sb = fetch_b(opB, col0 + o.x, ({k0}) + o.y, d.K); }}"]
+        return [f"  sa = A[(row0 + tid / 2u) * K4 + ({k0}) / 4u + tid % 2u];",
+                f"  sb = B[(({k0}) + tid / 32u) * N4 + col0 / 4u + tid % 32u];"]
+
+    def store(buf):
+        if FUNCS:
+            return [f"  put_a(sa, ({buf}) * {BK * AROW}u, origin(opA, tid, {BM}u), opA.k_fast);",
+                    f"  put_b(sb, ({buf}) * {BK * BROW}u, origin(opB, tid, {BN}u), opB.k_fast);"]
+        body = " ".join(f"a_s[({buf}) * {BK * AROW}u + ((tid % 2u) * 4u + {c}u) * {AROW}u + (tid / 2u) / 4u]"
+                        f"[(tid / 2u) % 4u] = sa.{'xyzw'[c]};" for c in range(4))
+        return ["  " + body, f"  b_s[({buf}) * {BK * BROW}u + (tid / 32u) * {BROW}u + tid % 32u] = sb;"]
+
+    def compute(buf):
+        out = [f"  for (var k = 0u; k < {BK}u; k++) {{"]
+        for g in range(2):
+            out.append(f"    let a{g} = a_s[{buf} * {BK * AROW}u + k * {AROW}u + ty + {g * TY}u];")
+        for h in range(2):
+            out.append(f"    let b{h} = b_s[{buf} * {BK * BROW}u + k * {BROW}u + tx + {h * TX}u];")
+        for i in range(8):
+            for h in range(2):
+                out.append(f"    c{i}_{h} = fma(vec4<f32>(a{i // 4}.{'xyzw'[i % 4]}), b{h}, c{i}_{h});")
+        out.append("  }")
+        return out
+
+    w(f"  let slices = (d.K + {BK - 1}u) / {BK}u;")
+    L.extend(load("0u"))
+    L.extend(store("0u"))
+    w("  workgroupBarrier();")
+    w("  for (var t = 0u; t < slices; t++) {")
+    w("    let more = t + 1u < slices;")
+    w("    if (more) {")
+    L.extend("  " + x for x in load(f"(t + 1u) * {BK}u"))
+    w("    }")
+    L.extend("  " + x for x in compute("(t & 1u)"))
+    w("    if (more) {")
+    L.extend("  " + x for x in store("((t + 1u) & 1u)"))
+    w("    }")
+    w("    workgroupBarrier();")
+    w("  }")
+    if EPI:
+        w("""  for (var j = 0u; j < 16u; j++) {
+    let i = j / 2u; let h = j % 2u;
+    let r = row0 + ty * 4u + (i % 4u) + (i / 4u) * 64u;
+    let c = col0 + tx * 4u + h * 64u;
+    let v = result(j);
+    for (var e = 0u; e < 4u; e++) {
+      if (r < d.M && c + e < d.N) { C[r * d.N + c + e] = v[e]; }
+    }
+  }""")
+    else:
+        for i in range(8):
+            row = f"row0 + {(i // 4) * 64 + i % 4}u + ty * 4u"
+            for h in range(2):
+                w(f"  C[({row}) * N4 + col0 / 4u + tx + {h * TX}u] = c{i}_{h};")
+    w("}")
+    return "\n".join(L) + "\n", threads
+
+
 FMA_PEAK = """
 @group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(1) var<uniform> p: vec4<f32>;
@@ -288,6 +420,16 @@ VARIANTS = {
     "t128x64_r8x8_k16_single": {"BK": 16, "DB": False, "BN": 64},
 }
 SHAPES = [(4096, 4096, 4096), (2048, 1536, 512), (2048, 2048, 512), (2048, 512, 2048)]  # (M, N, K)
+# Fourth run (--bridge): from the stand-alone kernel toward ours, one trait at a time (bridge_wgsl).
+VARIANTS_BRIDGE = {
+    "t128_r8x8_k8_db": {},
+    "bridge_none": {"bridge": {}},
+    "bridge_funcs": {"bridge": {"FUNCS": True}},
+    "bridge_epi": {"bridge": {"EPI": True}},
+    "bridge_lid2d": {"bridge": {"LID2D": True}},
+    "bridge_funcs_epi": {"bridge": {"FUNCS": True, "EPI": True}},
+    "bridge_all": {"bridge": {"FUNCS": True, "EPI": True, "LID2D": True}},
+}
 # Third run (--third, 4096^3 only): bigger register tiles with the one-buffer loop.
 VARIANTS_THIRD = {
     "t128_r8x8_k16_single": {"BK": 16, "DB": False},
@@ -326,10 +468,13 @@ def main():
     if "--third" in sys.argv:
         VARIANTS.clear()
         VARIANTS.update(VARIANTS_THIRD)
-    shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES[:1] if "--third" in sys.argv else SHAPES
+    if "--bridge" in sys.argv:
+        VARIANTS.clear()
+        VARIANTS.update(VARIANTS_BRIDGE)
+    shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES[:1] if "--third" in sys.argv else SHAPES[:2] if "--bridge" in sys.argv else SHAPES
     for M, N, K in shapes:
         res["variants"][f"{M}x{N}x{K}"] = gemm_shape(raw, clock, M, N, K, reps if M * N * K > 2 ** 33 else 50)
-    if not smoke and "--third" not in sys.argv:
+    if not smoke and "--third" not in sys.argv and "--bridge" not in sys.argv:
         res["project"] = project_forward(engine, clock)
         res["torch"] = {f"{M}x{N}x{K}": torch_gemm(M, N, K, clock) for M, N, K in SHAPES}
     json.dump(res, open(out_path, "w"), indent=1)
@@ -349,7 +494,7 @@ def gemm_shape(raw, clock, M, N, K, reps):
         if M % BM or N % BN:
             continue
         try:
-            code, threads = gemm_wgsl(**knobs)
+            code, threads = bridge_wgsl(**knobs["bridge"]) if "bridge" in knobs else gemm_wgsl(**knobs)
             pl, bg = raw.pipeline(code, [ba, bb, bc, dims])
             s, clk = raw.timed(pl, bg, (N // BN, M // BM, 1), reps, bc, clock)
             got = np.frombuffer(raw.dev.queue.read_buffer(bc, size=64 * N * 4), np.float32).reshape(64, N)
