@@ -119,27 +119,40 @@ def test_a_session_deleted_while_the_client_reconnects_has_ended_for_it(gpu, tmp
     rejoin is refused as unknown_session, and for a client that was in the session that means the
     session has ended (run() returns "session_closed", as if it had been connected), not an error."""
     port = free_port()
+    gate: list[asyncio.Event] = []  # reconnects wait on it: the deletion happens while the client is away
+
+    def gated(connect):
+        async def again():
+            if gate[0].is_set() or not rec.of("joined"):
+                return await connect()
+            await gate[0].wait()
+            return await connect()
+        return again
 
     async def joined_then_relay_stops():
-        client, rec = _client(gpu, base, sid, "away", rounds=None, backoff_s=2.0)
+        gate.append(asyncio.Event())
+        client = FederatedClient(gated(ws_connector(ws_url(base))), sid, "away", gpu_model_factory(gpu, TOKENS), rec,
+                                 backoff_s=0.1)
         task = asyncio.ensure_future(client.run())
         while not rec.of("weights"):
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
-        return rec, task
+        return task
 
+    rec = Recorder()
     with relay_process(tmp_path, port) as (proc, base):
         s = _create(base, quorum=2)  # one client: no round closes, it waits for the round
         sid = s["session_id"]
         loop = asyncio.new_event_loop()
-        rec, task = loop.run_until_complete(joined_then_relay_stops())
+        task = loop.run_until_complete(joined_then_relay_stops())
     with relay_process(tmp_path, port) as (_, base):
         r = httpx.delete(f"{base}/api/sessions/{sid}", headers={"Authorization": f"Bearer {s['owner_token']}"})
         assert r.status_code in (200, 204), r.text
-        assert rec.of("disconnected") and len(rec.of("joined")) == 1  # still waiting to reconnect
+        gate[0].set()
         assert loop.run_until_complete(asyncio.wait_for(task, 30)) == "session_closed"
         loop.close()
+    assert rec.of("disconnected") and len(rec.of("joined")) == 1  # it never got back in
     assert [m["reason"] for m in rec.of("message") if m["type"] == "error"] == ["unknown_session"]
 
 
