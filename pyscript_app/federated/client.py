@@ -193,6 +193,12 @@ class FederatedClient:
 
     async def _on_message(self, event) -> None:
         msg, kind = event.message, event.type
+        if kind == "error" and msg.get("reason") == "unknown_session" and self.model is not None:
+            # The session was deleted while this client was away (reconnecting): for it, the session
+            # has ended. Reported as the session_closed it missed, so pages and workers say so.
+            self.finished, self.end_reason = True, "session_closed"
+            self.notify("message", {"type": "session_closed", "reason": "gone while this client was reconnecting"})
+            return
         if "remaining_ms" in msg and msg.get("phase") != "idle":
             self.deadline = self.clock() + msg["remaining_ms"] / 1000
         self.notify("message", msg)
@@ -210,9 +216,6 @@ class FederatedClient:
         elif kind == "round_started":
             self.seed_round = msg["round"]
         elif kind == "session_closed":
-            self.finished, self.end_reason = True, "session_closed"
-        elif kind == "error" and msg.get("reason") == "unknown_session" and self.model is not None:
-            # the session was deleted while this client was away (reconnecting): for it, it has ended
             self.finished, self.end_reason = True, "session_closed"
         elif kind == "error" and msg.get("reason") in REFUSALS:
             raise FederatedError("refused", f"the relay refused to join: {msg['reason']}: {msg.get('message', '')}")
