@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dawn_toggles_probe import time_forward  # noqa: E402
+from shader_dirs_probe import measure  # noqa: E402
 
-from pyscript_app.gpu import registry, step_bench  # noqa: E402
-from pyscript_app.gpu.executor import run_sync  # noqa: E402
 from pyscript_app.gpu.native import open_device  # noqa: E402
 from pyscript_app.gpu.registry import shader_dir  # noqa: E402
 
@@ -45,28 +43,16 @@ def variant_dir(root: Path, name: str) -> Path:
 def main():
     engine, out_path = sys.argv[1], sys.argv[2]
     smoke = "--smoke" in sys.argv
-    shapes = [(256, 128, 256, 2), (300, 64, 128, 2)] if smoke else [
-        (4096, 4096, 4096, 20), (2048, 512, 1536, 50), (2048, 512, 2048, 50), (2048, 2048, 512, 50)]
-    models = ["nano"] if smoke else ["medium", "large"]
     res = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("base", "static", "base", "static"):
             d = variant_dir(Path(tmp), name + str(len(res["variants"])))
             if "--keep" in sys.argv and name == "static":
                 shutil.copytree(d, sys.argv[sys.argv.index("--keep") + 1], dirs_exist_ok=True)
-            ex = open_device(engine, shader_dir=d)
-            row = {"gemm": {}, "steps": {}}
-            for N, K, M, reps in shapes:
-                row["gemm"][f"{N}x{K}x{M}"] = time_forward(ex, N, K, M, reps, {})
-            for model in models:
-                t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3))
-                row["steps"][model] = round(t.ms_per_step, 4)
             key = name if name not in res["variants"] else name + " (again)"
-            res["variants"][key] = row
-            print(key, {s: (round(v["tflops"], 1), f"{v['rel_err']:.1e}") for s, v in row["gemm"].items()},
-                  row["steps"], flush=True)
+            row = measure(open_device(engine, shader_dir=d), key, smoke)
+            res["variants"][key] = {"gemm": row["gemm"], "steps": row["steps"]}
     json.dump(res, open(out_path, "w"), indent=1)
-
 
 if __name__ == "__main__":
     main()
