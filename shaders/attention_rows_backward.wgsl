@@ -58,25 +58,19 @@
 // maxima: Dawn zero-fills workgroup memory and SwiftShader compiles that fill per vec4.
 
 override D: u32 = 64u;
-override ROWS: u32 = 64u;  // invocations per workgroup (both kinds)
-override KT: u32 = 16u;    // keys per workgroup-memory tile (dq workgroups, at most 16)
-override QT: u32 = 8u;     // queries per workgroup-memory tile (dk/dv workgroups, at most 16)
-override KV_SPLIT: u32 = 0u;  // invocations per key row (dk/dv), 1 .. 8; 0: ceil(D4 / 8)
-override DQ_SPLIT: u32 = 1u;  // invocations per query row (dq), 1 .. 8
+override ROWS: u32 = 64u;  // invocations per workgroup; query rows of a dq workgroup
+override KT: u32 = 16u;    // keys per workgroup-memory tile (dq workgroups)
+override QT: u32 = 8u;     // queries per workgroup-memory tile (dk/dv workgroups)
 // Derived (overrides only because workgroup array sizes must be override expressions).
 override D4: u32 = D / 4u;                          // vec4 columns of a head row
-override SPLIT: u32 = select(KV_SPLIT, (D4 + 7u) / 8u, KV_SPLIT == 0u);  // invocations per key row
-override CW: u32 = (D4 + SPLIT - 1u) / SPLIT;       // vec4 columns per dk/dv part (<= 8)
-override QCW: u32 = (D4 + DQ_SPLIT - 1u) / DQ_SPLIT;  // vec4 columns per dq part
+override SPLIT: u32 = (D4 + 7u) / 8u;               // invocations per key row (dk/dv)
+override CW: u32 = (D4 + SPLIT - 1u) / SPLIT;       // vec4 columns per part (<= 8)
 override KEYS: u32 = ROWS / SPLIT;                  // key rows of a dk/dv workgroup
-override QROWS: u32 = ROWS / DQ_SPLIT;              // query rows of a dq workgroup
 override TILE4: u32 = max(KT, QT) * D4;             // vec4 slots of one row tile
-// vec2 slots of the partial dots: QT per lane (split dk/dv), KT per lane (split dq); 1 when unused
-override PART2: u32 = max(select(1u, QT * ROWS, SPLIT > 1u), select(1u, KT * ROWS, DQ_SPLIT > 1u));
+override PART2: u32 = select(1u, QT * ROWS, SPLIT > 1u);  // vec2 slots of the partial dots (unused unsplit)
 
 const MAX_D4: u32 = 16u;  // D <= 64: the register row arrays' length
 const MAX_QT: u32 = 16u;  // QT <= 16: the (s, dp) register array's length
-const MAX_KT: u32 = 16u;  // KT <= 16 (the split dq's loops over a key tile)
 
 struct AttentionParams {
   B: u32,
@@ -175,90 +169,6 @@ fn backward_dq(tile: u32, h: u32, b: u32, lid: u32) {
   }
   if (!row_ok) { return; }
   for (var i = 0u; i < MAX_D4; i++) { if (i >= D4) { break; } dqkv[row_vec4(b, t, T, W4, col0 + i)] = dq[i] * scale; }
-}
-
-// dq workgroup `tile` with each query row split over DQ_SPLIT invocations (DQ_SPLIT > 1): rows
-// tile * QROWS .. + QROWS of (b, h); lane lid has row t = lid / DQ_SPLIT's QCW vec4 columns from
-// part * QCW (zeros past D4) of q * scale, dy and dq: a quarter of the registers at DQ_SPLIT = 4, so
-// four times the rows in flight. Per key tile: every lane's partial (s, dp) over its columns goes to
-// part_sh, and after a barrier each lane adds its row's DQ_SPLIT partials in ONE fixed order (the
-// parts of a row get identical s and dp), then updates its dq columns.
-fn backward_dq_split(tile: u32, h: u32, b: u32, lid: u32) {
-  let T = params.T;
-  let C4 = params.C / 4u;
-  let W4 = 3u * C4;
-  let col0 = h * D4;
-  let t = tile * QROWS + lid / DQ_SPLIT;
-  let part = lid % DQ_SPLIT;
-  let c0 = part * QCW;              // my first vec4 column inside the head row
-  let row_ok = t < T && lid < QROWS * DQ_SPLIT;
-  let scale = inverseSqrt(f32(D));
-  var q: array<vec4<f32>, MAX_D4>;   // my QCW columns of q * scale (zeros past D4)
-  var g: array<vec4<f32>, MAX_D4>;   // of dy
-  var dq: array<vec4<f32>, MAX_D4>;  // of the sum over keys of ds * k
-  var lse = 0.0;
-  var delta = 0.0;
-  for (var i = 0u; i < MAX_D4; i++) { if (i >= QCW) { break; }
-    let c = c0 + i;
-    q[i] = vec4<f32>(0.0);
-    g[i] = vec4<f32>(0.0);
-    dq[i] = vec4<f32>(0.0);
-    if (row_ok && c < D4) {
-      q[i] = qkv[row_vec4(b, t, T, W4, col0 + c)] * scale;
-      g[i] = dy[row_vec4(b, t, T, C4, col0 + c)];
-    }
-  }
-  if (row_ok) {
-    lse = lse_in[(b * params.H + h) * T + t];
-    delta = row_delta(b, t, T, C4, col0);
-  }
-  let first = (lid / DQ_SPLIT) * DQ_SPLIT;    // lane of part 0 of my row
-  let n_keys = min(T, tile * QROWS + QROWS);  // causal: keys 0 .. n_keys-1 (uniform)
-  for (var s0 = 0u; s0 < n_keys; s0 += KT) {
-    workgroupBarrier();  // the previous tile's reads of tile_a, tile_b, part_sh are done
-    for (var idx = lid; idx < KT * D4; idx += ROWS) {  // cooperative load of k, v rows s0 ..
-      let key = s0 + idx / D4;
-      let c = idx % D4;
-      var kv = vec4<f32>(0.0);
-      var vv = vec4<f32>(0.0);
-      if (key < T) {
-        kv = qkv[row_vec4(b, key, T, W4, C4 + col0 + c)];
-        vv = qkv[row_vec4(b, key, T, W4, 2u * C4 + col0 + c)];
-      }
-      tile_a[idx] = kv;
-      tile_b[idx] = vv;
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < MAX_KT; j++) { if (j >= KT) { break; }
-      var sv = vec4<f32>(0.0);
-      var dpv = vec4<f32>(0.0);
-      if (s0 + j <= t) {  // causal mask; a branch: SIMD groups of earlier rows skip the key
-        for (var i = 0u; i < MAX_D4; i++) { if (i >= QCW) { break; }
-          let at = j * D4 + min(c0 + i, D4 - 1u);  // a column past D4 reads a clamped slot times 0
-          sv += q[i] * tile_a[at];
-          dpv += g[i] * tile_b[at];
-        }
-      }
-      part_sh[j * ROWS + lid] = vec2<f32>(dot(sv, vec4<f32>(1.0)), dot(dpv, vec4<f32>(1.0)));
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < MAX_KT; j++) { if (j >= KT) { break; }
-      if (s0 + j <= t) {
-        var total = vec2<f32>(0.0);
-        for (var p = 0u; p < DQ_SPLIT; p++) { total += part_sh[j * ROWS + first + p]; }  // one fixed order
-        let pr = exp(total.x - lse);
-        let ds = pr * (total.y - delta);
-        for (var i = 0u; i < MAX_D4; i++) { if (i >= QCW) { break; }
-          dq[i] += ds * tile_a[j * D4 + min(c0 + i, D4 - 1u)];
-        }
-      }
-    }
-  }
-  if (!row_ok) { return; }
-  for (var i = 0u; i < MAX_D4; i++) { if (i >= QCW) { break; }
-    let c = c0 + i;
-    if (c < D4) { dqkv[row_vec4(b, t, T, W4, col0 + c)] = dq[i] * scale; }
-  }
 }
 
 // dk/dv workgroup `tile`: key rows tile * KEYS .. + KEYS of (b, h).
@@ -361,13 +271,9 @@ fn backward_dkv(tile: u32, h: u32, b: u32, lid: u32) {
 // the rest dk, dv (key tile 0, which sees every query, first).
 @compute @workgroup_size(ROWS)
 fn attention_rows_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let q_tiles = (params.T + QROWS - 1u) / QROWS;
+  let q_tiles = (params.T + ROWS - 1u) / ROWS;
   if (wid.x < q_tiles) {
-    if (DQ_SPLIT > 1u) {
-      backward_dq_split(q_tiles - 1u - wid.x, wid.y, wid.z, lid);
-    } else {
-      backward_dq(q_tiles - 1u - wid.x, wid.y, wid.z, lid);
-    }
+    backward_dq(q_tiles - 1u - wid.x, wid.y, wid.z, lid);
   } else {
     backward_dkv(wid.x - q_tiles, wid.y, wid.z, lid);
   }

@@ -90,17 +90,6 @@ def test_attention_rows_backward_any_tiles(gpu, ROWS, KT, QT):
     _check_backward(gpu, 1, 45, 128, 2, seed=ROWS + KT + QT, ROWS=ROWS, KT=KT, QT=QT)
 
 
-@pytest.mark.parametrize("DQ_SPLIT,KV_SPLIT,ROWS,KT,D", [
-    (2, 0, 64, 8, 64), (4, 0, 64, 8, 64), (4, 4, 64, 8, 64), (4, 4, 128, 8, 64), (8, 8, 64, 4, 64),
-    (4, 2, 32, 8, 44), (3, 3, 30, 5, 60), (3, 3, 64, 8, 64), (2, 1, 64, 16, 16), (4, 4, 64, 8, 12)])
-def test_attention_rows_backward_split_rows(gpu, DQ_SPLIT, KV_SPLIT, ROWS, KT, D):
-    # query rows over DQ_SPLIT invocations, key rows over KV_SPLIT (0: the default ceil(D/32)), with
-    # column parts that do not divide the head (D = 44, 60, 12: some parts hold zero columns) and
-    # workgroups with an idle lane (ROWS = 64 at split 3; 30 is exact); T = 45
-    _check_backward(gpu, 2, 45, 2 * D, 2, seed=DQ_SPLIT * 100 + KV_SPLIT * 10 + ROWS + KT + D,
-                    ROWS=ROWS, KT=KT, DQ_SPLIT=DQ_SPLIT, KV_SPLIT=KV_SPLIT)
-
-
 def test_attention_rows_backward_large_model_shape(gpu):
     """The large model's attention (B=2 of its 8, T=256, C=512, H=8: D=64) matches the reference."""
     _check_backward(gpu, 2, 256, 512, 8, seed=5)

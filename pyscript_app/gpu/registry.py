@@ -441,9 +441,9 @@ _register("attention_rows.wgsl", "attention_rows_forward",
           lambda v: (ceil_div(v["T"], v["ROWS"]), v["H"], v["B"]))
 _register("attention_rows_backward.wgsl", "attention_rows_backward",
           [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
-          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16), ("QT", 8), ("KV_SPLIT", 0), ("DQ_SPLIT", 1)],
-          lambda v: (ceil_div(v["T"], v["ROWS"] // v["DQ_SPLIT"])                  # dq: ROWS / DQ_SPLIT rows
-                     + ceil_div(v["T"], v["ROWS"] // (v["KV_SPLIT"] or ceil_div(v["D"] // 4, 8))),  # dk/dv
+          ATTENTION_UNIFORM, [("D", 64), ("ROWS", 64), ("KT", 16), ("QT", 8)],
+          lambda v: (ceil_div(v["T"], v["ROWS"])                                   # dq workgroups
+                     + ceil_div(v["T"], v["ROWS"] // ceil_div(v["D"] // 4, 8)),   # dk/dv: ROWS / SPLIT keys
                      v["H"], v["B"]))
 
 # --- federated.wgsl --------------------------------------------------------------------------
