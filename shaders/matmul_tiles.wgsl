@@ -18,6 +18,15 @@ override SPLIT: u32 = 2u;
 // goes into out3 right after dx, at s * N * K + i: the consumer adds the parts (rmsnorm_backward's
 // dy_parts). Plain entries only: the relu mask cannot be applied to a part.
 override DX_SPLIT: u32 = 1u;
+// Sliced K (1, 2, 4 or 8; the entries built on product / product_in2 and their _v4 twins, not the
+// rmsnorm entries): the workgroup is KGROUPS groups of (TN/8) x (TM/8) invocations (lid.z = group),
+// which multiply KGROUPS consecutive k-slices at once, each in its own pair of workgroup buffers, and
+// add their 8 x 8 results at the end in group order (reduce_groups), group 0 storing the tile. More
+// invocations per tile: a product with few, long tiles (a long inner dimension) keeps more of a
+// large GPU's lanes busy. Outputs equal KGROUPS = 1's up to the order of the sum (deterministic).
+// Needs (KGROUPS - 1) * 8 * (TM/8) * (TN/8) <= 2 * (the tiles' vec4 slots): any KGROUPS at TM, TN <= 64,
+// KGROUPS <= 2 at 128 (registry checks).
+override KGROUPS: u32 = 1u;
 
 struct MatmulParams {
   N: u32,
@@ -62,11 +71,11 @@ struct NormMatmulParams {
 @group(0) @binding(6) var<uniform> p6: NormMatmulParams;
 @group(0) @binding(6) var<uniform> p6s: SplitMatmulParams;
 
-// Two buffers of TK x A_ROW4 (one being multiplied, one being filled), 2 x 8 x 33 vec4 at most:
-// a_tile[buf * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3 at k; b_tile the same for B's
-// columns with B_ROW4.
-var<workgroup> a_tile: array<vec4<f32>, 2u * TK * A_ROW4>;
-var<workgroup> b_tile: array<vec4<f32>, 2u * TK * B_ROW4>;
+// Two buffers of TK x A_ROW4 per group (one being multiplied, one being filled): buffer `buf` of
+// group g is slot buf * KGROUPS + g; a_tile[slot * TK * A_ROW4 + k * A_ROW4 + r / 4] = A rows r..r+3
+// at k; b_tile the same for B's columns with B_ROW4.
+var<workgroup> a_tile: array<vec4<f32>, 2u * KGROUPS * TK * A_ROW4>;
+var<workgroup> b_tile: array<vec4<f32>, 2u * KGROUPS * TK * B_ROW4>;
 var<workgroup> rstd_sh: array<f32, TM>;  // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
@@ -230,23 +239,82 @@ fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
   }
 }
 
+// Sliced K's end: the groups' accumulators added into group 0's, in group order (1, 2, ...), half
+// (a or b) at a time through the idle tiles: groups g >= 1 put their 8 vec4 of the half at scratch
+// slot ((g - 1) * 8 + i) * n + tid (a_tile first, then b_tile), group 0 adds them. Workgroup-uniform
+// (every invocation reaches both barriers); nothing happens when KGROUPS == 1.
+fn scratch_put(e: u32, v: vec4<f32>) {
+  let na = 2u * KGROUPS * TK * A_ROW4;
+  if (e < na) { a_tile[e] = v; } else { b_tile[e - na] = v; }
+}
+
+fn scratch_get(e: u32) -> vec4<f32> {
+  let na = 2u * KGROUPS * TK * A_ROW4;
+  if (e < na) { return a_tile[e]; }
+  return b_tile[e - na];
+}
+
+fn reduce_groups(tid: u32, g: u32) {
+  if (KGROUPS == 1u) { return; }
+  let n = invocations();
+  if (g > 0u) {
+    let o = (g - 1u) * 8u;
+    scratch_put((o + 0u) * n + tid, c0a); scratch_put((o + 1u) * n + tid, c1a);
+    scratch_put((o + 2u) * n + tid, c2a); scratch_put((o + 3u) * n + tid, c3a);
+    scratch_put((o + 4u) * n + tid, c4a); scratch_put((o + 5u) * n + tid, c5a);
+    scratch_put((o + 6u) * n + tid, c6a); scratch_put((o + 7u) * n + tid, c7a);
+  }
+  workgroupBarrier();
+  if (g == 0u) {
+    for (var h = 1u; h < KGROUPS; h++) {
+      let o = (h - 1u) * 8u;
+      c0a += scratch_get((o + 0u) * n + tid); c1a += scratch_get((o + 1u) * n + tid);
+      c2a += scratch_get((o + 2u) * n + tid); c3a += scratch_get((o + 3u) * n + tid);
+      c4a += scratch_get((o + 4u) * n + tid); c5a += scratch_get((o + 5u) * n + tid);
+      c6a += scratch_get((o + 6u) * n + tid); c7a += scratch_get((o + 7u) * n + tid);
+    }
+  }
+  workgroupBarrier();
+  if (g > 0u) {
+    let o = (g - 1u) * 8u;
+    scratch_put((o + 0u) * n + tid, c0b); scratch_put((o + 1u) * n + tid, c1b);
+    scratch_put((o + 2u) * n + tid, c2b); scratch_put((o + 3u) * n + tid, c3b);
+    scratch_put((o + 4u) * n + tid, c4b); scratch_put((o + 5u) * n + tid, c5b);
+    scratch_put((o + 6u) * n + tid, c6b); scratch_put((o + 7u) * n + tid, c7b);
+  }
+  workgroupBarrier();
+  if (g == 0u) {
+    for (var h = 1u; h < KGROUPS; h++) {
+      let o = (h - 1u) * 8u;
+      c0b += scratch_get((o + 0u) * n + tid); c1b += scratch_get((o + 1u) * n + tid);
+      c2b += scratch_get((o + 2u) * n + tid); c3b += scratch_get((o + 3u) * n + tid);
+      c4b += scratch_get((o + 4u) * n + tid); c5b += scratch_get((o + 5u) * n + tid);
+      c6b += scratch_get((o + 6u) * n + tid); c7b += scratch_get((o + 7u) * n + tid);
+    }
+  }
+}
+
 // The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
 // Software pipelined: the next k-slice is loaded into registers before the current one is
 // multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
 // buffer after it, so each slice needs one barrier.
+// With KGROUPS > 1, group g takes slices g, g + KGROUPS, ... (round t: slice t * KGROUPS + g; slices
+// past the end load zeros) and the groups' results are added by reduce_groups.
 fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  let slices = (I + TK - 1u) / TK;
-  var s = load_slice(src, A, B, row0, col0, 0u, I, tid);
-  store_slice(s, 0u, A, B, tid);
+  let g = lid.z;
+  let rounds = ((I + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
+  var s = load_slice(src, A, B, row0, col0, g * TK, I, tid);
+  store_slice(s, g, A, B, tid);
   workgroupBarrier();
-  for (var t = 0u; t < slices; t++) {
-    let more = t + 1u < slices;
-    if (more) { s = load_slice(src, A, B, row0, col0, (t + 1u) * TK, I, tid); }
-    multiply_tiles(t & 1u, lid.x, lid.y);
-    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
+  for (var t = 0u; t < rounds; t++) {
+    let more = t + 1u < rounds;
+    if (more) { s = load_slice(src, A, B, row0, col0, ((t + 1u) * KGROUPS + g) * TK, I, tid); }
+    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    if (more) { store_slice(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
+  reduce_groups(tid, g);
 }
 
 // The same for entries that bind in2, over the inner range k_begin .. I - 1 (k_begin a multiple of
@@ -254,17 +322,19 @@ fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, l
 fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_begin: u32, I: u32,
                lid: vec3<u32>) {
   let tid = lid.y * (TN / 8u) + lid.x;
-  let slices = (I - k_begin + TK - 1u) / TK;
-  var s = load_slice_in2(src, A, B, row0, col0, k_begin, I, tid);
-  store_slice(s, 0u, A, B, tid);
+  let g = lid.z;
+  let rounds = ((I - k_begin + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
+  var s = load_slice_in2(src, A, B, row0, col0, k_begin + g * TK, I, tid);
+  store_slice(s, g, A, B, tid);
   workgroupBarrier();
-  for (var t = 0u; t < slices; t++) {
-    let more = t + 1u < slices;
-    if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + (t + 1u) * TK, I, tid); }
-    multiply_tiles(t & 1u, lid.x, lid.y);
-    if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
+  for (var t = 0u; t < rounds; t++) {
+    let more = t + 1u < rounds;
+    if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + ((t + 1u) * KGROUPS + g) * TK, I, tid); }
+    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    if (more) { store_slice(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
+  reduce_groups(tid, g);
 }
 
 // Output element (r, c) of the tile's accumulators: row block i (0..7), column half h (0 = a, 1 = b).
@@ -302,6 +372,7 @@ fn epilogue_in2(kind: u32, i: u32, v: f32) -> f32 {
 
 // Store the tile into out2 / out3 / out4 (one function each: an entry may only touch its bindings).
 fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
@@ -317,6 +388,7 @@ fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: v
 }
 
 fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
@@ -332,6 +404,7 @@ fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: v
 }
 
 fn store_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
@@ -387,6 +460,7 @@ fn split_dw_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile { return split_til
 
 // A dx part s >= 1 into out3 at base + r * Q + c (base = s * N * K), plain (no epilogue).
 fn store_out3_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
@@ -402,6 +476,7 @@ fn store_out3_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, l
 
 // A dw part s >= 1 into out5 at base + r * Q + c (base = (s - 1) * part_stride), as store_out4.
 fn store_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);

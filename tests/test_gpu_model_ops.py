@@ -55,9 +55,20 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     """On a GPU adapter (adapter_type reported natively) the registry's own split rule and
     rmsnorm_backward's GPU workgroup size apply; forced here on whatever adapter runs the tests."""
     monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
+    sliced = set()  # the kernels dispatched with sliced K
+    dispatch = gpu.dispatch
+
+    def recording(kernel, buffers, params, **kw):
+        if (kw.get("overrides") or {}).get("KGROUPS", 1) > 1:
+            sliced.add(kernel)
+        return dispatch(kernel, buffers, params, **kw)
+
+    monkeypatch.setattr(gpu, "dispatch", recording)
     ops = _check_forward_backward(gpu, WIDE, 32, 20)  # N = 640: dw sums of 640 positions in 2 parts
     assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
     assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
+    # proj and fc_proj: 10 x 1 tiles of 64 x 64, few enough for sliced K (registry.matmul_forward_kgroups)
+    assert sliced == {"matmul_forward_residual_v4"}, sliced
 
 
 def _check_forward_backward(gpu, cfg, B, T):

@@ -181,3 +181,17 @@ def test_split_rules_cut_both_sums_into_chunks_of_one_length_on_gpus_only():
     # the backward's big tiles count the parts' workgroups
     assert registry.matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
     assert registry.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}
+
+
+def test_sliced_k_only_for_few_64_tiles_on_gpus_with_the_workgroup_memory():
+    from pyscript_app.gpu.registry import matmul_forward_kgroups, matmul_workgroup_bytes
+    gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
+    t64 = {"TM": 64, "TN": 64}
+    assert matmul_forward_kgroups(1024, 256, t64, gpu, 49152) == {**t64, "KGROUPS": 2}  # medium proj: 64 tiles
+    assert matmul_forward_kgroups(2048, 512, t64, gpu, 49152) == t64  # large proj: 256 tiles
+    assert matmul_forward_kgroups(1024, 256, t64, cpu, 49152) == t64
+    assert matmul_forward_kgroups(1024, 256, t64, None, 49152) == t64  # the browser reports no adapter type
+    assert matmul_forward_kgroups(1024, 256, t64, gpu, 16384) == t64  # WebGPU's default limit: too small
+    assert matmul_forward_kgroups(64, 64, {"TM": 128, "TN": 128}, gpu, 49152) == {"TM": 128, "TN": 128}
+    # the sizes Tint reports for these pipelines (rstd_sh included: the rmsnorm entries' total)
+    assert matmul_workgroup_bytes(64, 64, 2) == 17664 and matmul_workgroup_bytes(128, 128) == 17408

@@ -233,3 +233,37 @@ def test_vec4_twin_matches_reference_and_is_bit_identical_to_scalar_entry(gpu, k
 def test_vec4_twin_accumulates_like_scalar_entry(gpu, kernel, tiles):
     _check_twin(gpu, kernel, 68, 20, 36, tiles, accumulate=1)
 
+
+
+# --- sliced K (KGROUPS): the workgroup's groups multiply consecutive k-slices, added in group order ---
+# K = 20, 36, 100 give 3, 5, 13 slices of 8 (4 at 32-wide tiles): the last round has groups past the
+# end (zeros). Outputs match the reference, and each twin stays bit-identical to its scalar entry.
+KGROUP_TILES = [{"TM": 64, "TN": 64, "KGROUPS": 2}, {"TM": 64, "TN": 64, "KGROUPS": 4},
+                {"TM": 32, "TN": 32, "KGROUPS": 8}, {"TM": 32, "TN": 64, "KGROUPS": 3}]
+
+
+@pytest.mark.parametrize("tiles", KGROUP_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}k{t['KGROUPS']}")
+@pytest.mark.parametrize("N,K,M", [(68, 20, 36), (65, 100, 132)])
+@pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "rmsnorm" not in k and "split" not in k))
+def test_sliced_k_matches_reference(gpu, kernel, N, K, M, tiles):
+    _check_twin(gpu, kernel, N, K, M, tiles, accumulate=0)
+
+
+@pytest.mark.parametrize("kernel", ["matmul_forward_residual", "matmul_backward_relu"])
+def test_sliced_k_accumulates(gpu, kernel):
+    _check_twin(gpu, kernel, 68, 36, 36, {"TM": 64, "TN": 64, "KGROUPS": 4}, accumulate=1)
+
+
+def test_sliced_k_sums_differ_from_one_group_only_by_order(gpu):
+    """KGROUPS = 4 is not KGROUPS = 1 with extra steps: its sums are grouped differently (a test that
+    passed with the groups ignored would see identical bits)."""
+    x, w, _ = _inputs(64, 256, 64, seed=11)
+    outs = []
+    for kg in (1, 4):
+        y = empty(gpu, (64, 64))
+        gpu.dispatch("matmul_forward", [upload(gpu, x), upload(gpu, w), y], {"N": 64, "K": 256, "M": 64, "accumulate": 0},
+                     overrides={"TM": 64, "TN": 64, "KGROUPS": kg})
+        outs.append(download(gpu, y, (64, 64)))
+    ref = x.astype(np.float64) @ w.astype(np.float64)
+    assert_close(outs[1], ref, ATOL, RTOL, "y")
+    assert not np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))

@@ -14,6 +14,7 @@ from pyscript_app.reference.ops import matmul_backward
 pytestmark = pytest.mark.gpu
 ATOL, RTOL = 1e-5, 1e-4
 TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}]
+SLICED = {"TM": 64, "TN": 64, "KGROUPS": 4}  # sliced K (matmul_tiles.wgsl's KGROUPS) with the split sums
 
 
 def _case(N, K, M, seed):
@@ -98,7 +99,7 @@ def test_add_parts_adds_in_part_order_and_leaves_the_rest(gpu):
     assert np.array_equal(got[n:], out0[n:])
 
 
-@pytest.mark.parametrize("tiles", TILES, ids=lambda t: f"{t['TM']}x{t['TN']}")
+@pytest.mark.parametrize("tiles", TILES + [SLICED], ids=lambda t: f"{t['TM']}x{t['TN']}k{t.get('KGROUPS', 1)}")
 @pytest.mark.parametrize("N,K,M,dx_split,split", [(70, 20, 132, 3, 2), (33, 36, 68, 2, 1), (9, 8, 12, 5, 3)])  # K, M: _v4 multiples of 4
 def test_dx_split_writes_parts_after_dx_that_sum_to_dx(gpu, N, K, M, dx_split, split, tiles):
     """DX_SPLIT: dx's sum over M in parts, part s at s * N * K of the dx binding (the consumer adds

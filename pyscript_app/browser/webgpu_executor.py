@@ -44,6 +44,7 @@ class BrowserExecutor(Executor):
         self.kernel_table = adapter_kernels(self.adapter_info)
         lim = device.limits
         self.max_binding_bytes = int(min(lim.maxStorageBufferBindingSize, lim.maxBufferSize))
+        self.max_workgroup_bytes = int(lim.maxComputeWorkgroupStorageSize)
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST

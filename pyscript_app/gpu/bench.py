@@ -23,7 +23,7 @@ from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
 from .native import open_device
-from .registry import matmul_entry, matmul_forward_tiles
+from .registry import matmul_entry, matmul_forward_overrides
 
 
 def _torch_device():
@@ -67,15 +67,15 @@ def kernel_timings(ex, results, metas, blobs) -> list:
 
 def _time_matmul(ex, N, K, M, reps) -> float:
     """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, with the
-    entry (scalar or vec4-load twin, registry.matmul_entry) and tile size the model's own dispatches
-    use for that shape (gpu/model_ops.py). The dispatch is replayed from a plan, as the training
+    entry (scalar or vec4-load twin, registry.matmul_entry), tile size and sliced K the model's own
+    dispatches use for that shape (gpu/model_ops.py). The dispatch is replayed from a plan, as the training
     step's are."""
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
     y = ex.alloc(4 * N * M)
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
-    tiles = matmul_forward_tiles(N, K, M)
+    tiles = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
     ex.begin_plan()  # recorded once, replayed: what is timed is the GPU's work, not Python's bookkeeping
     ex.dispatch(matmul_entry("matmul_forward", N, K, M, ex.adapter_info), [x, w, y], params, overrides=tiles)
     plan = ex.end_plan()

@@ -125,6 +125,8 @@ class Executor:
         self.kernel_table: Mapping[str, str] = {}
         # the largest buffer this device may bind as storage (hosts set the device's limit; WebGPU's default)
         self.max_binding_bytes = 128 << 20
+        # the device's workgroup memory per workgroup (hosts set the device's limit; WebGPU's default)
+        self.max_workgroup_bytes = 16384
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)

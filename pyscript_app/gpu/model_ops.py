@@ -53,7 +53,7 @@ from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
-                       matmul_dx_split, matmul_entry, matmul_forward_tiles)
+                       matmul_dx_split, matmul_entry, matmul_forward_overrides)
 
 
 class ModelOps:
@@ -286,8 +286,9 @@ class ModelOps:
     # -- matmuls with the tile size their shape wants, through vec4 loads where the shape allows --
     def _forward(self, kernel: str, buffers, dims: dict[str, int]) -> None:
         N, K, M = dims["N"], dims["K"], dims["M"]
-        self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims,
-                         overrides=matmul_forward_tiles(N, K, M))
+        info = self.ex.adapter_info
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, dims,
+                         overrides=matmul_forward_overrides(kernel, N, K, M, info, self.ex.max_workgroup_bytes))
 
     def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
         """dx and dw of `weight` in one dispatch; in parts (the _split entry) when self.split or

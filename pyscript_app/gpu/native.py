@@ -29,6 +29,7 @@ class NativeExecutor(Executor):
         self.adapter_info["version"] = getattr(wgpu, "__version__", "?")
         lim = device.limits
         self.max_binding_bytes = int(min(lim["max-storage-buffer-binding-size"], lim["max-buffer-size"]))
+        self.max_workgroup_bytes = int(lim["max-compute-workgroup-storage-size"])
         U = wgpu.BufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
         T = wgpu.BufferBindingType

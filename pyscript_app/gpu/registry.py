@@ -100,7 +100,7 @@ for _name in ("init_normal", "fill"):
 # Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
 # output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1)]  # SPLIT, DX_SPLIT: the split entries' only
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1), ("KGROUPS", 1)]  # SPLIT, DX_SPLIT: the split entries' only
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
 # on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
@@ -126,6 +126,43 @@ def matmul_tiles(*outputs: tuple[int, int]) -> dict[str, int]:
 
 def matmul_forward_tiles(N: int, K: int, M: int) -> dict[str, int]:
     return matmul_tiles((N, M))
+
+
+# Sliced K (matmul_tiles.wgsl's KGROUPS) for forward products with very few 64 x 64 tiles, on GPU
+# adapters: two groups of invocations per tile halve each one's share of the inner dimension. Measured
+# on an H200 under Dawn (2026-12-03, benchmarks/probes/kgroups_probe.py and variants_probe.py, ms per
+# step, B = 8): the medium model's proj and fc_proj (64 tiles each) with KGROUPS 2 took the step from
+# 4.07-4.18 to 3.86-3.88 ms; KGROUPS 4 was slower (4.43), and so were the large model's proj and fc_proj
+# (256 tiles: 17.36 -> 17.41; fc_proj alone 23.7 -> 19.5 TFLOP/s), and sliced K in the backward
+# products (medium 4.11 with it in both).
+MATMUL_KGROUPS = 2
+MATMUL_KGROUPS_MAX_TILES = 128  # at most this many 64 x 64 tiles
+
+
+def matmul_workgroup_bytes(TM: int, TN: int, KGROUPS: int = 1) -> int:
+    """Workgroup memory of a matmul.wgsl pipeline (its a_tile, b_tile and rstd_sh), in bytes."""
+    tk = min(8, min(TM, TN) // 8)
+    return 16 * 2 * KGROUPS * tk * ((TM // 4 + 1) + (TN // 4 + 1)) + 4 * TM
+
+
+def matmul_forward_kgroups(N: int, M: int, tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None,
+                           workgroup_bytes: int) -> dict[str, int]:
+    """`tiles` plus {"KGROUPS": MATMUL_KGROUPS} for a plain or residual forward product (not the rmsnorm
+    entries) that the rule above picks and the device's workgroup memory allows, else `tiles`."""
+    few = tiles["TM"] == tiles["TN"] == 64 and _tiles(N, M, 64, 64) <= MATMUL_KGROUPS_MAX_TILES
+    fits = matmul_workgroup_bytes(64, 64, MATMUL_KGROUPS) <= workgroup_bytes
+    return {**tiles, "KGROUPS": MATMUL_KGROUPS} if few and fits and is_gpu_adapter(adapter_info) else dict(tiles)
+
+
+def matmul_forward_overrides(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str, object] | None,
+                             workgroup_bytes: int) -> dict[str, int]:
+    """The overrides of a forward product x (N,K) @ w (K,M) through matmul.wgsl's scalar entry `kernel`
+    (or its _v4 twin): its tiles, and sliced K where matmul_forward_kgroups picks it (never for the
+    rmsnorm entries, which have none). gpu/model_ops.py and the bench's GEMM table both use this."""
+    tiles = matmul_forward_tiles(N, K, M)
+    if kernel.startswith("matmul_forward_rmsnorm"):
+        return tiles
+    return matmul_forward_kgroups(N, M, tiles, adapter_info, workgroup_bytes)
 
 
 # matmul_dw_split: adapters whose backward dw products are split (the GPUs; a CPU adapter such as

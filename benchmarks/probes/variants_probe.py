@@ -1,0 +1,104 @@
+"""Shader folders and host choices compared through the project's own dispatches (an experiment): for
+each variant NAME=DIR[+HOST] (DIR a copy of shaders/; HOST: fwdkg2 = KGROUPS 2 on every plain or
+residual forward product's 64 x 64 tiles; nokg = no sliced K at all (registry.matmul_forward_kgroups
+off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK, FM, which DIR's
+matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
+forward products with fewer than 256 big tiles; the GEMM table's shapes too), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
+the medium and large shapes, and the medium and large training steps (B=8); every variant twice, in
+alternation.
+
+    python3 benchmarks/probes/variants_probe.py dawn OUT.json NAME=DIR[+HOST] ... [--smoke]"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from attention_probe_timing import timed  # noqa: E402
+from shader_dirs_probe import measure  # noqa: E402
+
+from pyscript_app.gpu import attention_ops, registry  # noqa: E402
+from pyscript_app.gpu.native import NativeExecutor, open_device  # noqa: E402
+
+ATTN_SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
+_fwd = registry.matmul_forward_tiles      # both reached through registry.matmul_forward_overrides
+_kg = registry.matmul_forward_kgroups
+_dispatch = NativeExecutor.dispatch
+_kernels = dict(registry.KERNELS)
+DIMS = (("FN", 0), ("FK", 0), ("FM", 0))
+
+
+def _dims_dispatch(self, kernel, buffers, dims, overrides=None, **kw):
+    if kernel.startswith("matmul_") and "direct" not in kernel:
+        overrides = {**(overrides or {}), "FN": dims["N"], "FK": dims["K"], "FM": dims["M"]}
+    return _dispatch(self, kernel, buffers, dims, overrides=overrides, **kw)
+
+
+def host(choice: str) -> None:
+    """Set this process's host choices for one variant (see the docstring)."""
+    registry.matmul_forward_tiles, registry.matmul_forward_kgroups = _fwd, _kg
+    NativeExecutor.dispatch = _dispatch
+    registry.KERNELS.update(_kernels)
+    if choice == "fwdkg2":
+        registry.matmul_forward_kgroups = lambda N, M, tiles, *a: (
+            {**tiles, "KGROUPS": 2} if tiles["TM"] == tiles["TN"] == 64 else dict(tiles))
+    elif choice == "nokg":
+        registry.matmul_forward_kgroups = lambda N, M, tiles, *a: dict(tiles)
+    elif choice == "dims":
+        for name, k in _kernels.items():
+            if name.startswith("matmul_") and "direct" not in name:
+                registry.KERNELS[name] = k._replace(overrides=k.overrides + DIMS) if hasattr(k, "_replace") \
+                    else __import__("dataclasses").replace(k, overrides=k.overrides + DIMS)
+        NativeExecutor.dispatch = _dims_dispatch
+    elif choice in ("wide", "tall"):
+        rect = {"TM": 64, "TN": 128} if choice == "wide" else {"TM": 128, "TN": 64}
+        registry.matmul_forward_tiles = lambda N, K, M: (
+            dict(rect) if _fwd(N, K, M) == {"TM": 128, "TN": 128} and -(-N // 128) * -(-M // 128) < 256
+            else _fwd(N, K, M))
+    elif choice:
+        raise SystemExit(f"unknown host choice {choice!r}")
+
+
+def attention_alone(ex, smoke: bool) -> dict:
+    out = {}
+    for shape, (B, T, C, H) in ({"nano": (2, 16, 64, 2)} if smoke else ATTN_SHAPES).items():
+        D = C // H
+        r = np.random.default_rng(0)
+        qkv = ex.upload((r.standard_normal(B * T * 3 * C) * 1.5).astype(np.float32).tobytes())
+        dy = ex.upload(r.standard_normal(B * T * C).astype(np.float32).tobytes())
+        y, lse, dqkv = ex.alloc(4 * B * T * C), ex.alloc(4 * B * H * T), ex.alloc(4 * B * T * 3 * C)
+        dims = {"B": B, "T": T, "C": C, "H": H}
+        fo, bo = attention_ops.rows_forward_overrides(D, T), attention_ops.rows_backward_overrides(D, T)
+        for _ in range(3):
+            timed(ex, "attention_rows_forward", [qkv, y, lse], dims, fo)
+        f = timed(ex, "attention_rows_forward", [qkv, y, lse], dims, fo)
+        for _ in range(3):
+            timed(ex, "attention_rows_backward", [dy, qkv, y, lse, dqkv], dims, bo)
+        b = timed(ex, "attention_rows_backward", [dy, qkv, y, lse, dqkv], dims, bo)
+        out[shape] = {"forward_ms": round(f, 4), "backward_ms": round(b, 4)}
+    return out
+
+
+def main():
+    engine, out_path = sys.argv[1], sys.argv[2]
+    smoke = "--smoke" in sys.argv
+    variants = [a.split("=", 1) for a in sys.argv[3:] if "=" in a]
+    res = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "variants": dict(variants), "runs": []}
+    for _ in range(2):
+        for name, spec in variants:
+            folder, _, choice = spec.partition("+")
+            host(choice)
+            ex = open_device(engine, shader_dir=folder)
+            attn = attention_alone(ex, smoke)
+            print(name, "attention", attn, flush=True)
+            row = measure(ex, name, smoke)
+            row["attention"] = attn
+            res["runs"].append(row)
+    host("")
+    json.dump(res, open(out_path, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
