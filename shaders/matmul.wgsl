@@ -38,6 +38,10 @@
 //   invocation owns an 8 x 8 block of outputs, so a workgroup has (TN/8) x (TM/8) invocations
 //   (16 x 16 at 128 x 128). Large products want 128 x 128 (64 FMAs per 4 vec4 reads of workgroup
 //   memory); small ones want small tiles so that enough workgroups run (registry.matmul_tiles picks).
+//   KGROUPS = 1 (default), 2, 4, 8 (not the rmsnorm entries): sliced K, a workgroup of KGROUPS x
+//   (TN/8) x (TM/8) invocations (lid.z = group) whose groups multiply consecutive k-slices and add
+//   their results in group order at the end (matmul_tiles.wgsl's reduce_groups); for products with
+//   very few tiles (registry.matmul_forward_kgroups). SPLIT, DX_SPLIT: the split entries (below).
 // Grid: (ceil(out_cols / TN), ceil(out_rows / TM), 1):
 //   forward* (the rmsnorm entries too) (ceil(M/TN), ceil(N/TM)), backward_dx (ceil(K/TN), ceil(N/TM)),
 //   backward_dw (ceil(M/TN), ceil(K/TM));
