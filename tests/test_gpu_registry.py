@@ -195,3 +195,15 @@ def test_sliced_k_only_for_few_64_tiles_on_gpus_with_the_workgroup_memory():
     assert matmul_forward_kgroups(64, 64, {"TM": 128, "TN": 128}, gpu, 49152) == {"TM": 128, "TN": 128}
     # the sizes Tint reports for these pipelines (rstd_sh included: the rmsnorm entries' total)
     assert matmul_workgroup_bytes(64, 64, 2) == 17664 and matmul_workgroup_bytes(128, 128) == 17408
+
+
+def test_forward_products_take_64_by_128_tiles_on_gpus_outside_the_measured_band():
+    from pyscript_app.gpu.registry import matmul_forward_overrides
+    gpu = {"adapter_type": "DiscreteGPU"}
+    wide, big, small = {"TM": 64, "TN": 128}, {"TM": 128, "TN": 128}, {"TM": 64, "TN": 64}
+    assert matmul_forward_overrides("matmul_forward", 2048, 512, 1536, gpu, 49152) == wide  # 192 big tiles
+    assert matmul_forward_overrides("matmul_forward_rmsnorm", 2048, 512, 1536, gpu, 49152) == wide
+    assert matmul_forward_overrides("matmul_forward", 2048, 512, 2048, gpu, 49152) == big  # 256
+    assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, gpu, 49152) == wide  # 1024
+    assert matmul_forward_overrides("matmul_forward", 2048, 2048, 512, gpu, 49152) == small  # 64: fewer than 160
+    assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, {"adapter_type": "CPU"}, 49152) == big

@@ -3,7 +3,9 @@ each variant NAME=DIR[+HOST] (DIR a copy of shaders/; HOST: fwdkg2 = KGROUPS 2 o
 residual forward product's 64 x 64 tiles; nokg = no sliced K at all (registry.matmul_forward_kgroups
 off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK, FM, which DIR's
 matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
-forward products with fewer than 256 big tiles; the GEMM table's shapes too), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
+forward products with fewer than 256 big tiles; the GEMM table's shapes too; square = no 64 x 128
+forward tiles (registry.MATMUL_WIDE_* off); bwdwide = 64 x 128 instead of 128 x 128 in the backward
+products too), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
 the medium and large shapes, and the medium and large training steps (B=8); every variant twice, in
 alternation.
 
@@ -19,12 +21,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from attention_probe_timing import timed  # noqa: E402
 from shader_dirs_probe import measure  # noqa: E402
 
-from pyscript_app.gpu import attention_ops, registry  # noqa: E402
+from pyscript_app.gpu import attention_ops, model_ops, registry  # noqa: E402
 from pyscript_app.gpu.native import NativeExecutor, open_device  # noqa: E402
 
 ATTN_SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
 _fwd = registry.matmul_forward_tiles      # both reached through registry.matmul_forward_overrides
 _kg = registry.matmul_forward_kgroups
+_wide = (registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM)
+_bwd = model_ops.matmul_backward_tiles
 _dispatch = NativeExecutor.dispatch
 _kernels = dict(registry.KERNELS)
 DIMS = (("FN", 0), ("FK", 0), ("FM", 0))
@@ -39,6 +43,8 @@ def _dims_dispatch(self, kernel, buffers, dims, overrides=None, **kw):
 def host(choice: str) -> None:
     """Set this process's host choices for one variant (see the docstring)."""
     registry.matmul_forward_tiles, registry.matmul_forward_kgroups = _fwd, _kg
+    registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM = _wide
+    model_ops.matmul_backward_tiles = _bwd
     NativeExecutor.dispatch = _dispatch
     registry.KERNELS.update(_kernels)
     if choice == "fwdkg2":
@@ -57,6 +63,11 @@ def host(choice: str) -> None:
         registry.matmul_forward_tiles = lambda N, K, M: (
             dict(rect) if _fwd(N, K, M) == {"TM": 128, "TN": 128} and -(-N // 128) * -(-M // 128) < 256
             else _fwd(N, K, M))
+    elif choice == "square":
+        registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM = 0, 1 << 30
+    elif choice == "bwdwide":
+        model_ops.matmul_backward_tiles = lambda *a: (
+            {"TM": 64, "TN": 128} if _bwd(*a) == {"TM": 128, "TN": 128} else _bwd(*a))
     elif choice:
         raise SystemExit(f"unknown host choice {choice!r}")
 

@@ -154,12 +154,26 @@ def matmul_forward_kgroups(N: int, M: int, tiles: Mapping[str, int], adapter_inf
     return {**tiles, "KGROUPS": MATMUL_KGROUPS} if few and fits and is_gpu_adapter(adapter_info) else dict(tiles)
 
 
+# Forward products on GPU adapters: 64 x 128 tiles (TM x TN: 128 invocations) instead of 128 x 128
+# when the big tiles are fewer than MATMUL_WIDE_BELOW or at least MATMUL_WIDE_FROM. Measured alone on an
+# H200 under Dawn (2026-12-03, benchmarks/probes/rect_tiles_probe.py, TFLOP/s at 128 x 128 -> 64 x 128):
+# large qkv 2048 x 512 -> 1536 (192 big tiles) 19.5 -> 26.1, 4096^3 (1024) 30.8 -> 32.8, but large fc
+# 2048 x 512 -> 2048 (256) 26.3 -> 22.8; in the large step (variants_probe.py, "wide": qkv only)
+# 17.31 -> 16.87-16.88 ms.
+MATMUL_WIDE_BELOW = 256
+MATMUL_WIDE_FROM = 512
+
+
 def matmul_forward_overrides(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str, object] | None,
                              workgroup_bytes: int) -> dict[str, int]:
     """The overrides of a forward product x (N,K) @ w (K,M) through matmul.wgsl's scalar entry `kernel`
-    (or its _v4 twin): its tiles, and sliced K where matmul_forward_kgroups picks it (never for the
-    rmsnorm entries, which have none). gpu/model_ops.py and the bench's GEMM table both use this."""
+    (or its _v4 twin): its tiles (64 x 128 for some big ones on GPUs, above), and sliced K where
+    matmul_forward_kgroups picks it (never for the rmsnorm entries, which have none). gpu/model_ops.py
+    and the bench's GEMM table both use this."""
     tiles = matmul_forward_tiles(N, K, M)
+    big = _tiles(N, M, 128, 128)
+    if tiles["TM"] == 128 and is_gpu_adapter(adapter_info) and not MATMUL_WIDE_BELOW <= big < MATMUL_WIDE_FROM:
+        tiles = {"TM": 64, "TN": 128}
     if kernel.startswith("matmul_forward_rmsnorm"):
         return tiles
     return matmul_forward_kgroups(N, M, tiles, adapter_info, workgroup_bytes)
