@@ -13,7 +13,7 @@ from pyscript_app.reference.ops import matmul_backward
 
 pytestmark = pytest.mark.gpu
 ATOL, RTOL = 1e-5, 1e-4
-TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}]
+TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}, {"TM": 64, "TN": 128}]
 SLICED = {"TM": 64, "TN": 64, "KGROUPS": 4}  # sliced K (matmul_tiles.wgsl's KGROUPS) with the split sums
 
 

@@ -5,7 +5,8 @@ off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK,
 matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
 forward products with fewer than 256 big tiles; the GEMM table's shapes too; square = no 64 x 128
 forward tiles (registry.MATMUL_WIDE_* off); bwdwide = 64 x 128 instead of 128 x 128 in the backward
-products too), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
+products too; fwd64wide / bwd64wide / all64wide = 64 x 128 instead of 64 x 64 in the forward / backward /
+both products), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
 the medium and large shapes, and the medium and large training steps (B=8); every variant twice, in
 alternation.
 
@@ -68,6 +69,12 @@ def host(choice: str) -> None:
     elif choice == "bwdwide":
         model_ops.matmul_backward_tiles = lambda *a: (
             {"TM": 64, "TN": 128} if _bwd(*a) == {"TM": 128, "TN": 128} else _bwd(*a))
+    elif choice in ("fwd64wide", "bwd64wide", "all64wide"):
+        sq, rect = {"TM": 64, "TN": 64}, {"TM": 64, "TN": 128}
+        if choice != "bwd64wide":
+            registry.matmul_forward_tiles = lambda N, K, M: dict(rect) if _fwd(N, K, M) == sq else _fwd(N, K, M)
+        if choice != "fwd64wide":
+            model_ops.matmul_backward_tiles = lambda *a: dict(rect) if _bwd(*a) == sq else _bwd(*a)
     elif choice:
         raise SystemExit(f"unknown host choice {choice!r}")
 
