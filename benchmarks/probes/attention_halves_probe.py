@@ -11,11 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks/probes")
-from attention_probe_timing import timed  # noqa: E402
+from attention_probe_timing import attention_inputs, timed  # noqa: E402
 from pyscript_app.gpu.attention_ops import rows_backward_overrides  # noqa: E402
 from pyscript_app.gpu.native import open_device  # noqa: E402
 from pyscript_app.gpu.registry import shader_dir  # noqa: E402
@@ -43,11 +42,7 @@ def main():
             ex = open_device(sys.argv[1], shader_dir=variant_dir(Path(tmp), name + str(time.time())))
             for shape, (B, T, C, H) in SHAPES.items():
                 D = C // H
-                r = np.random.default_rng(0)
-                qkv = ex.upload((r.standard_normal(B * T * 3 * C) * 1.5).astype(np.float32).tobytes())
-                dy = ex.upload(r.standard_normal(B * T * C).astype(np.float32).tobytes())
-                y, lse, dqkv = ex.alloc(4 * B * T * C), ex.alloc(4 * B * H * T), ex.alloc(4 * B * T * 3 * C)
-                dims = {"B": B, "T": T, "C": C, "H": H}
+                qkv, dy, y, lse, dqkv, dims = attention_inputs(ex, B, T, C, H)
                 bufs = [dy, qkv, y, lse, dqkv]
                 over = rows_backward_overrides(D, T)
                 for _ in range(5):
@@ -58,4 +53,5 @@ def main():
     json.dump(out, open(sys.argv[2], "w"), indent=1)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from pyscript_app.gpu.attention_ops import rows_backward_overrides, tile_rows  #
 from pyscript_app.gpu.executor import run_sync  # noqa: E402
 from pyscript_app.gpu.native import open_device  # noqa: E402
 sys.path.insert(0, "benchmarks/probes")
-from attention_probe_timing import timed  # noqa: E402
+from attention_probe_timing import attention_inputs, timed  # noqa: E402
 
 SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
 
@@ -28,11 +28,7 @@ def main():
     out = {"adapter": ex.adapter_info, "shapes": {}}
     for name, (B, T, C, H) in SHAPES.items():
         D = C // H
-        r = np.random.default_rng(0)
-        qkv = ex.upload((r.standard_normal(B * T * 3 * C) * 1.5).astype(np.float32).tobytes())
-        dy = ex.upload(r.standard_normal(B * T * C).astype(np.float32).tobytes())
-        y, lse, dqkv = ex.alloc(4 * B * T * C), ex.alloc(4 * B * H * T), ex.alloc(4 * B * T * 3 * C)
-        dims = {"B": B, "T": T, "C": C, "H": H}
+        qkv, dy, y, lse, dqkv, dims = attention_inputs(ex, B, T, C, H)
         rows = {}
         base = {"D": D, "BQ": tile_rows(D)}
         ex.dispatch("attention_forward", [qkv, y, lse], dims, overrides=base)
@@ -69,4 +65,5 @@ def main():
     json.dump(out, open(sys.argv[2], "w"), indent=1, default=str)
 
 
-main()
+if __name__ == "__main__":
+    main()

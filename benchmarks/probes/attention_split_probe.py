@@ -13,11 +13,10 @@ import json
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks/probes")
-from attention_probe_timing import timed  # noqa: E402
+from attention_probe_timing import attention_inputs, timed  # noqa: E402
 from pyscript_app.gpu import attention_ops, step_bench  # noqa: E402
 from pyscript_app.gpu.executor import run_sync  # noqa: E402
 from pyscript_app.gpu.native import open_device  # noqa: E402
@@ -47,17 +46,13 @@ def main():
     out["adapter"] = ex.adapter_info
     for shape, (B, T, C, H) in shapes.items():
         D = C // H
-        r = np.random.default_rng(0)
-        qkv = ex.upload((r.standard_normal(B * T * 3 * C) * 1.5).astype(np.float32).tobytes())
-        dy = ex.upload(r.standard_normal(B * T * C).astype(np.float32).tobytes())
-        y, lse, dqkv = ex.alloc(4 * B * T * C), ex.alloc(4 * B * H * T), ex.alloc(4 * B * T * 3 * C)
-        ex.dispatch("attention_rows_forward", [qkv, y, lse], {"B": B, "T": T, "C": C, "H": H},
+        qkv, dy, y, lse, dqkv, dims = attention_inputs(ex, B, T, C, H)
+        ex.dispatch("attention_rows_forward", [qkv, y, lse], dims,
                     overrides=attention_ops.rows_forward_overrides(D, T))
         ex.submit()
         for name, extra in VARIANTS.items():
             over = {**_base_overrides(D, T), **extra}
             bufs = [dy, qkv, y, lse, dqkv]
-            dims = {"B": B, "T": T, "C": C, "H": H}
             for _ in range(3):
                 timed(ex, "attention_rows_backward", bufs, dims, over)
             ms = timed(ex, "attention_rows_backward", bufs, dims, over)

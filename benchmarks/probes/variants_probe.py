@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from attention_probe_timing import timed  # noqa: E402
+from attention_probe_timing import attention_inputs, timed  # noqa: E402
 from shader_dirs_probe import measure  # noqa: E402
 
 from pyscript_app.gpu import attention_ops, model_ops, registry  # noqa: E402
@@ -83,11 +82,7 @@ def attention_alone(ex, smoke: bool) -> dict:
     out = {}
     for shape, (B, T, C, H) in ({"nano": (2, 16, 64, 2)} if smoke else ATTN_SHAPES).items():
         D = C // H
-        r = np.random.default_rng(0)
-        qkv = ex.upload((r.standard_normal(B * T * 3 * C) * 1.5).astype(np.float32).tobytes())
-        dy = ex.upload(r.standard_normal(B * T * C).astype(np.float32).tobytes())
-        y, lse, dqkv = ex.alloc(4 * B * T * C), ex.alloc(4 * B * H * T), ex.alloc(4 * B * T * 3 * C)
-        dims = {"B": B, "T": T, "C": C, "H": H}
+        qkv, dy, y, lse, dqkv, dims = attention_inputs(ex, B, T, C, H)
         fo, bo = attention_ops.rows_forward_overrides(D, T), attention_ops.rows_backward_overrides(D, T)
         for _ in range(3):
             timed(ex, "attention_rows_forward", [qkv, y, lse], dims, fo)
