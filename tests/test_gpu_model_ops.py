@@ -71,6 +71,27 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     assert sliced == {"matmul_forward_residual_v4"}, sliced
 
 
+def test_gpu_big_tile_choices_match_reference(gpu, monkeypatch):
+    """The big-tile rules on a GPU adapter, forced down to this test's small shapes: 128 x 128 tiles for
+    every product, which the forward turns into 64 x 128 (registry.matmul_forward_overrides)."""
+    from pyscript_app.gpu import registry
+
+    monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
+    monkeypatch.setattr(registry, "MATMUL_BIG_TILE_WORKGROUPS", 1)
+    tiles = set()
+    dispatch = gpu.dispatch
+
+    def recording(kernel, buffers, params, **kw):
+        if kernel.startswith("matmul_forward"):
+            o = kw.get("overrides") or {}
+            tiles.add((o.get("TM"), o.get("TN")))
+        return dispatch(kernel, buffers, params, **kw)
+
+    monkeypatch.setattr(gpu, "dispatch", recording)
+    _check_forward_backward(gpu, WIDE, 32, 20)
+    assert tiles == {(64, 128)}, tiles
+
+
 def _check_forward_backward(gpu, cfg, B, T):
     rng = np.random.default_rng(B * 100 + T)
     flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)  # no zero-init branches
