@@ -244,6 +244,8 @@ fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
 // (a or b) at a time through the idle tiles: groups g >= 1 put their 8 vec4 of the half at scratch
 // slot ((g - 1) * 8 + i) * n + tid (a_tile first, then b_tile), group 0 adds them. Workgroup-uniform
 // (every invocation reaches both barriers); nothing happens when KGROUPS == 1.
+// The two halves are written out accumulator by accumulator: picking an accumulator through a
+// switch or an index is what made the driver's code slower in the epilogue experiments.
 fn scratch_put(e: u32, v: vec4<f32>) {
   let na = 2u * KGROUPS * TK * A_ROW4;
   if (e < na) { a_tile[e] = v; } else { b_tile[e - na] = v; }

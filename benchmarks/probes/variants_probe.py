@@ -11,6 +11,7 @@ the medium and large shapes, and the medium and large training steps (B=8); ever
 alternation.
 
     python3 benchmarks/probes/variants_probe.py dawn OUT.json NAME=DIR[+HOST] ... [--smoke]"""
+import dataclasses
 import json
 import sys
 import time
@@ -55,8 +56,7 @@ def host(choice: str) -> None:
     elif choice == "dims":
         for name, k in _kernels.items():
             if name.startswith("matmul_") and "direct" not in name:
-                registry.KERNELS[name] = k._replace(overrides=k.overrides + DIMS) if hasattr(k, "_replace") \
-                    else __import__("dataclasses").replace(k, overrides=k.overrides + DIMS)
+                registry.KERNELS[name] = dataclasses.replace(k, overrides=k.overrides + DIMS)
         NativeExecutor.dispatch = _dims_dispatch
     elif choice in ("wide", "tall"):
         rect = {"TM": 64, "TN": 128} if choice == "wide" else {"TM": 128, "TN": 64}
