@@ -16,7 +16,10 @@ are dict values (cached by content), and `pos` goes through one uniform buffer o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .executor import Executor, Target
+from .registry import is_gpu_adapter
 
 MAX_HEAD_DIM = 64
 TILE_VEC4 = 128  # vec4 slots of one row tile in attention.wgsl: BQ * D/4 <= 128
@@ -43,6 +46,25 @@ def rows_backward_overrides(D: int, T: int) -> dict[str, int]:
     return {"D": D, "ROWS": 64 if T > 32 else 32, "KT": 16, "QT": 8}
 
 
+# attention_blocks_backward.wgsl (64 x 64 block products, 256 invocations) on GPU adapters whose
+# workgroup memory holds its 40.5 KiB, for heads at least BLOCKS_BACKWARD_MIN_HEAD_DIM wide (narrower
+# heads are padded to 64 columns there). Elsewhere (CPU adapters such as llvmpipe and SwiftShader, the
+# browser's default 16 KiB limit) the rows kernel stays.
+BLOCKS_BACKWARD_MIN_HEAD_DIM = 64
+BLOCKS_BACKWARD_WORKGROUP_BYTES = 2 * 16384 + 8192 + 512
+
+
+def backward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
+                    workgroup_bytes: int) -> tuple[str, dict[str, int]]:
+    """(kernel, overrides) of the attention backward for head width D and context T on this adapter."""
+    if (D >= BLOCKS_BACKWARD_MIN_HEAD_DIM and workgroup_bytes >= BLOCKS_BACKWARD_WORKGROUP_BYTES
+            and is_gpu_adapter(adapter_info)):
+        return "attention_blocks_backward", {"D": D}
+    if D >= ROWS_BACKWARD_MIN_HEAD_DIM:
+        return "attention_rows_backward", rows_backward_overrides(D, T)
+    return "attention_backward", {"D": D, "BQ": tile_rows(D)}
+
+
 def tile_rows(D: int) -> int:
     """Query rows per workgroup tile (the BQ override) for head width D: the largest that fits the
     shader's workgroup arrays, so a workgroup has BQ * D/4 <= 128 invocations."""
@@ -66,9 +88,8 @@ class AttentionOps:
         self.forward_kernel, self.forward_overrides = (
             ("attention_rows_forward", rows_forward_overrides(D, T)) if D >= ROWS_FORWARD_MIN_HEAD_DIM
             else ("attention_forward", self.overrides))
-        self.backward_kernel, self.backward_overrides = (
-            ("attention_rows_backward", rows_backward_overrides(D, T)) if D >= ROWS_BACKWARD_MIN_HEAD_DIM
-            else ("attention_backward", self.overrides))
+        self.backward_kernel, self.backward_overrides = backward_choice(
+            D, T, ex.adapter_info, ex.max_workgroup_bytes)
         self.dims = {"B": B, "T": T, "C": C, "H": H}
         self.decode_params = ex.uniform_buffer("attention_decode", "attention.decode params")
         self._decode_pos: int | None = None  # the pos held by decode_params

@@ -497,6 +497,13 @@ _register("attention_rows_backward.wgsl", "attention_rows_backward",
                      + ceil_div(v["T"], v["ROWS"] // ceil_div(v["D"] // 4, 8)),   # dk/dv: ROWS / SPLIT keys
                      v["H"], v["B"]))
 
+# attention_blocks_backward.wgsl: the same backward as 64 x 64 block products (GPUs only: 40.5 KiB of
+# workgroup memory; attention_ops picks it). Grid: a dq and a dk/dv workgroup per 64-row block.
+_register("attention_blocks_backward.wgsl", "attention_blocks_backward",
+          [("dy", READ), ("qkv", READ), ("y", READ), ("lse", READ), ("dqkv", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, [("D", 64)],
+          lambda v: (2 * ceil_div(v["T"], 64), v["H"], v["B"]))
+
 # --- federated.wgsl --------------------------------------------------------------------------
 # A federated client's delta (f16, bit-exact with numpy) and the relay's update applied in f32.
 FEDERATED_UNIFORM = (("n", "u32"),)
