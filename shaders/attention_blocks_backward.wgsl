@@ -61,8 +61,8 @@ struct AttentionParams {
 @group(0) @binding(4) var<storage, read_write> dqkv: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> params: AttentionParams;
 
-var<workgroup> blk_a: array<vec4<f32>, 1024>;  // [row][column / 4]: dq kind: dS [key][query/4]; dk/dv: P [query][key/4]
-var<workgroup> blk_b: array<vec4<f32>, 1024>;  // dk/dv kind: dS [query][key/4]
+var<workgroup> blk_a: array<vec4<f32>, 1024>;  // [row][column / 4]: dq kind: dS [query][key/4]; dk/dv: P [key][query/4]
+var<workgroup> blk_b: array<vec4<f32>, 1024>;  // dk/dv kind: dS [key][query/4]
 var<workgroup> chunk: array<vec4<f32>, CHUNK4>; // staging (see the header): scores, then product rows
 var<workgroup> stat: array<vec2<f32>, BR>;     // (lse, delta) of the current query block's rows
 
@@ -177,30 +177,32 @@ fn backward_dq(blk: u32, h: u32, b: u32, tid: u32) {
     let c0 = kb * BR;
     let o = scores(b, h, r0, c0, 0u, tx, ty, tid);  // S[row ty*4+i][key tx*4+j]
     let keys = vec4<u32>(c0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-    // dS of my rows i against my keys j, written as blk_a[key][row / 4] (component i)
-    var ds: array<vec4<f32>, 4>;
+    // dS of my row i against my 4 keys, stored as it comes: blk_a[row][key / 4]
     let st0 = stat[ty * 4u]; let st1 = stat[ty * 4u + 1u]; let st2 = stat[ty * 4u + 2u]; let st3 = stat[ty * 4u + 3u];
-    ds[0] = probabilities(o.s0, o.p0, vec4<u32>(rows.x), keys, vec4<f32>(st0.x), vec4<f32>(st0.y))[1];
-    ds[1] = probabilities(o.s1, o.p1, vec4<u32>(rows.y), keys, vec4<f32>(st1.x), vec4<f32>(st1.y))[1];
-    ds[2] = probabilities(o.s2, o.p2, vec4<u32>(rows.z), keys, vec4<f32>(st2.x), vec4<f32>(st2.y))[1];
-    ds[3] = probabilities(o.s3, o.p3, vec4<u32>(rows.w), keys, vec4<f32>(st3.x), vec4<f32>(st3.y))[1];
-    for (var j = 0u; j < 4u; j++) {
-      blk_a[(tx * 4u + j) * 16u + ty] = vec4<f32>(ds[0][j], ds[1][j], ds[2][j], ds[3][j]);
-    }
-    // dq += dS @ k over the block's 64 keys, k rows staged 32 at a time as chunk[key * 16 + c4]
+    blk_a[(ty * 4u) * 16u + tx] = probabilities(o.s0, o.p0, vec4<u32>(rows.x), keys, vec4<f32>(st0.x), vec4<f32>(st0.y))[1];
+    blk_a[(ty * 4u + 1u) * 16u + tx] = probabilities(o.s1, o.p1, vec4<u32>(rows.y), keys, vec4<f32>(st1.x), vec4<f32>(st1.y))[1];
+    blk_a[(ty * 4u + 2u) * 16u + tx] = probabilities(o.s2, o.p2, vec4<u32>(rows.z), keys, vec4<f32>(st2.x), vec4<f32>(st2.y))[1];
+    blk_a[(ty * 4u + 3u) * 16u + tx] = probabilities(o.s3, o.p3, vec4<u32>(rows.w), keys, vec4<f32>(st3.x), vec4<f32>(st3.y))[1];
+    // dq += dS @ k over the block's 64 keys, k rows staged 32 at a time as chunk[key * 16 + c4]; per
+    // 4 keys: my 4 rows' dS (4 vec4, broadcast within a row group) and the 4 k rows' column group
     for (var kc = 0u; kc < BR; kc += 32u) {
       workgroupBarrier();  // dS is written; the previous users of chunk are done
       for (var e = tid; e < 32u * 16u; e += NT) {
         chunk[e] = head_vec4(b, h, c0 + kc + e / 16u, e % 16u, 1u);
       }
       workgroupBarrier();
-      for (var c = 0u; c < 32u; c++) {
-        let a = blk_a[(kc + c) * 16u + ty];
-        let kv = chunk[c * 16u + tx];
-        dq0 = fma(vec4<f32>(a.x), kv, dq0);
-        dq1 = fma(vec4<f32>(a.y), kv, dq1);
-        dq2 = fma(vec4<f32>(a.z), kv, dq2);
-        dq3 = fma(vec4<f32>(a.w), kv, dq3);
+      for (var c4 = 0u; c4 < 8u; c4++) {
+        let a0 = blk_a[(ty * 4u) * 16u + kc / 4u + c4];
+        let a1 = blk_a[(ty * 4u + 1u) * 16u + kc / 4u + c4];
+        let a2 = blk_a[(ty * 4u + 2u) * 16u + kc / 4u + c4];
+        let a3 = blk_a[(ty * 4u + 3u) * 16u + kc / 4u + c4];
+        for (var cc = 0u; cc < 4u; cc++) {
+          let kv = chunk[(c4 * 4u + cc) * 16u + tx];
+          dq0 = fma(vec4<f32>(a0[cc]), kv, dq0);
+          dq1 = fma(vec4<f32>(a1[cc]), kv, dq1);
+          dq2 = fma(vec4<f32>(a2[cc]), kv, dq2);
+          dq3 = fma(vec4<f32>(a3[cc]), kv, dq3);
+        }
       }
     }
   }
@@ -232,18 +234,18 @@ fn backward_dkv(blk: u32, h: u32, b: u32, tid: u32) {
     let sa = stat[tx * 4u]; let sb = stat[tx * 4u + 1u]; let sc = stat[tx * 4u + 2u]; let sd = stat[tx * 4u + 3u];
     let st_l = vec4<f32>(sa.x, sb.x, sc.x, sd.x);
     let st_d = vec4<f32>(sa.y, sb.y, sc.y, sd.y);
-    var pp: array<vec4<f32>, 4>;
-    var ds: array<vec4<f32>, 4>;
-    let e0 = probabilities(o.s0, o.p0, queries, vec4<u32>(keys.x), st_l, st_d); pp[0] = e0[0]; ds[0] = e0[1];
-    let e1 = probabilities(o.s1, o.p1, queries, vec4<u32>(keys.y), st_l, st_d); pp[1] = e1[0]; ds[1] = e1[1];
-    let e2 = probabilities(o.s2, o.p2, queries, vec4<u32>(keys.z), st_l, st_d); pp[2] = e2[0]; ds[2] = e2[1];
-    let e3 = probabilities(o.s3, o.p3, queries, vec4<u32>(keys.w), st_l, st_d); pp[3] = e3[0]; ds[3] = e3[1];
-    for (var j = 0u; j < 4u; j++) {  // as [query][key / 4], component i = my key ty*4 + i
-      blk_a[(tx * 4u + j) * 16u + ty] = vec4<f32>(pp[0][j], pp[1][j], pp[2][j], pp[3][j]);
-      blk_b[(tx * 4u + j) * 16u + ty] = vec4<f32>(ds[0][j], ds[1][j], ds[2][j], ds[3][j]);
-    }
+    // P and dS of my key i against my 4 queries, stored as they come: blk_a / blk_b[key][query / 4]
+    let e0 = probabilities(o.s0, o.p0, queries, vec4<u32>(keys.x), st_l, st_d);
+    blk_a[(ty * 4u) * 16u + tx] = e0[0]; blk_b[(ty * 4u) * 16u + tx] = e0[1];
+    let e1 = probabilities(o.s1, o.p1, queries, vec4<u32>(keys.y), st_l, st_d);
+    blk_a[(ty * 4u + 1u) * 16u + tx] = e1[0]; blk_b[(ty * 4u + 1u) * 16u + tx] = e1[1];
+    let e2 = probabilities(o.s2, o.p2, queries, vec4<u32>(keys.z), st_l, st_d);
+    blk_a[(ty * 4u + 2u) * 16u + tx] = e2[0]; blk_b[(ty * 4u + 2u) * 16u + tx] = e2[1];
+    let e3 = probabilities(o.s3, o.p3, queries, vec4<u32>(keys.w), st_l, st_d);
+    blk_a[(ty * 4u + 3u) * 16u + tx] = e3[0]; blk_b[(ty * 4u + 3u) * 16u + tx] = e3[1];
     // dv += P.T @ dy, dk += dS.T @ (q * scale) over the block's 64 queries, staged 16 rows at a time:
-    // chunk[query * 16 + c4] = q * scale, chunk[256 + query * 16 + c4] = dy
+    // chunk[query * 16 + c4] = q * scale, chunk[256 + query * 16 + c4] = dy; per 4 queries: my 4 keys'
+    // P and dS (8 vec4, broadcast within a key group), then each query's q and dy column group
     for (var rc = 0u; rc < BR; rc += 16u) {
       workgroupBarrier();
       for (var e = tid; e < 2u * 16u * 16u; e += NT) {
@@ -251,15 +253,20 @@ fn backward_dkv(blk: u32, h: u32, b: u32, tid: u32) {
         chunk[e] = head_vec4(b, h, r0 + rc + w / 16u, w % 16u, select(0u, 3u, e >= 256u));
       }
       workgroupBarrier();
-      for (var r = 0u; r < 16u; r++) {
-        let pa = blk_a[(rc + r) * 16u + ty];
-        let da = blk_b[(rc + r) * 16u + ty];
-        let qv = chunk[r * 16u + tx];
-        let gv = chunk[256u + r * 16u + tx];
-        dv0 = fma(vec4<f32>(pa.x), gv, dv0); dk0 = fma(vec4<f32>(da.x), qv, dk0);
-        dv1 = fma(vec4<f32>(pa.y), gv, dv1); dk1 = fma(vec4<f32>(da.y), qv, dk1);
-        dv2 = fma(vec4<f32>(pa.z), gv, dv2); dk2 = fma(vec4<f32>(da.z), qv, dk2);
-        dv3 = fma(vec4<f32>(pa.w), gv, dv3); dk3 = fma(vec4<f32>(da.w), qv, dk3);
+      for (var r4 = 0u; r4 < 4u; r4++) {
+        let at = rc / 4u + r4;
+        let p0 = blk_a[(ty * 4u) * 16u + at]; let g0 = blk_b[(ty * 4u) * 16u + at];
+        let p1 = blk_a[(ty * 4u + 1u) * 16u + at]; let g1 = blk_b[(ty * 4u + 1u) * 16u + at];
+        let p2 = blk_a[(ty * 4u + 2u) * 16u + at]; let g2 = blk_b[(ty * 4u + 2u) * 16u + at];
+        let p3 = blk_a[(ty * 4u + 3u) * 16u + at]; let g3 = blk_b[(ty * 4u + 3u) * 16u + at];
+        for (var rr = 0u; rr < 4u; rr++) {
+          let qv = chunk[(r4 * 4u + rr) * 16u + tx];
+          let gv = chunk[256u + (r4 * 4u + rr) * 16u + tx];
+          dv0 = fma(vec4<f32>(p0[rr]), gv, dv0); dk0 = fma(vec4<f32>(g0[rr]), qv, dk0);
+          dv1 = fma(vec4<f32>(p1[rr]), gv, dv1); dk1 = fma(vec4<f32>(g1[rr]), qv, dk1);
+          dv2 = fma(vec4<f32>(p2[rr]), gv, dv2); dk2 = fma(vec4<f32>(g2[rr]), qv, dk2);
+          dv3 = fma(vec4<f32>(p3[rr]), gv, dv3); dk3 = fma(vec4<f32>(g3[rr]), qv, dk3);
+        }
       }
     }
   }

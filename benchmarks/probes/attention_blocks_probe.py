@@ -1,8 +1,10 @@
 """The attention backward as 64 x 64 block products against the rows kernel (an experiment): each kernel
 alone at the medium and large shapes (B = 8), then the medium and large training steps with and
 without the blocks kernel (attention_ops.backward_choice's rule on, and forced off), twice, alternating.
+With NAME=DIR arguments, every shader folder is measured that way (the blocks kernel's variants);
+NAME=DIR+d32 also lets the blocks kernel take 32-wide heads (padded to 64) in the steps.
 
-    python3 benchmarks/probes/attention_blocks_probe.py dawn OUT.json [--smoke]"""
+    python3 benchmarks/probes/attention_blocks_probe.py dawn OUT.json [NAME=DIR ...] [--smoke]"""
 import json
 import sys
 import time
@@ -41,18 +43,26 @@ def alone(ex, smoke):
 def main():
     engine, out_path = sys.argv[1], sys.argv[2]
     smoke = "--smoke" in sys.argv
-    ex = open_device(engine)
-    res = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "adapter": ex.adapter_info, "alone": alone(ex, smoke),
-           "steps": []}
-    for name in ("rows", "blocks", "rows", "blocks"):
-        attention_ops.backward_choice = rows_only if name == "rows" else _rule
-        row = {"name": name}
-        for model in ["nano"] if smoke else ["medium", "large"]:
-            t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3))
-            row[model] = round(t.ms_per_step, 4)
-        print(row, flush=True)
-        res["steps"].append(row)
+    dirs = [a.split("=", 1) for a in sys.argv[3:] if "=" in a] or [("shaders", None)]
+    res = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dirs": dict(dirs), "alone": {}, "steps": []}
+    devices = {name: open_device(engine, shader_dir=d and d.split("+")[0]) for name, d in dirs}
+    min_dim = attention_ops.BLOCKS_BACKWARD_MIN_HEAD_DIM
+    res["adapter"] = next(iter(devices.values())).adapter_info
+    for name, ex in devices.items():
+        res["alone"][name] = alone(ex, smoke)
+    for _ in range(2):
+        for name, ex in [("rows", devices[dirs[0][0]])] + list(devices.items()):
+            attention_ops.backward_choice = rows_only if name == "rows" else _rule
+            d32 = name != "rows" and (dict(dirs)[name] or "").endswith("+d32")
+            attention_ops.BLOCKS_BACKWARD_MIN_HEAD_DIM = 32 if d32 else min_dim
+            row = {"name": name}
+            for model in ["nano"] if smoke else ["medium", "large"]:
+                t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3))
+                row[model] = round(t.ms_per_step, 4)
+            print(row, flush=True)
+            res["steps"].append(row)
     attention_ops.backward_choice = _rule
+    attention_ops.BLOCKS_BACKWARD_MIN_HEAD_DIM = min_dim
     json.dump(res, open(out_path, "w"), indent=1)
 
 
