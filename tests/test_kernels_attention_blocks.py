@@ -1,12 +1,14 @@
-"""shaders/attention_blocks_backward.wgsl against reference attention_backward (float64 reference), and
-attention_ops.backward_choice (which adapters get it).
+"""shaders/attention_blocks.wgsl (forward) and attention_blocks_backward.wgsl against the reference
+attention_forward / attention_backward (float64), and attention_ops.forward_choice / backward_choice
+(which adapters get them).
 
 As test_kernels_attention_rows.py: y and lse come from attention.wgsl's attention_forward (checked in
 test_kernels_attention.py); dqkv is pre-filled with NaN (every element must be written); tolerances
 dqkv atol 2e-5 + rtol 2e-4. Shapes cover one token, T not a multiple of the 64-row blocks (5, 63, 65,
 97, 130), T spanning 1 .. 5 blocks (so both kinds of workgroup walk several blocks), D = 4 .. 64 (D/4
 odd, D not a multiple of the 8-column chunks: padded with zero columns), H = 1 .. 8, B = 1 .. 3, and the
-large model's attention. One test compiles the kernel under Dawn's Tint with the limit it needs."""
+large model's attention. The forward's y and lse: atol 1e-5 + rtol 1e-4 and 1e-5 + 1e-5 (as
+test_kernels_attention_rows.py). One test compiles the kernels under Dawn's Tint."""
 
 import os
 import subprocess
@@ -25,6 +27,8 @@ from pyscript_app.reference.ops_attention import attention_backward, attention_f
 
 pytestmark = pytest.mark.gpu
 BWD_ATOL, BWD_RTOL = 2e-5, 2e-4
+FWD_ATOL, FWD_RTOL = 1e-5, 1e-4
+LSE_ATOL, LSE_RTOL = 1e-5, 1e-5
 GPU = {"adapter_type": "DiscreteGPU"}
 
 # (B, T, C, H)
@@ -39,23 +43,62 @@ def _world(B, T, C, seed):
     return qkv, dy
 
 
+_FORWARD_OVERRIDES = {
+    "attention_forward": lambda D, T: {"D": D, "BQ": tile_rows(D)},
+    "attention_rows_forward": rows_forward_overrides,
+    "attention_blocks_forward": lambda D, T: {"D": D},
+}
+
+
 def _check(gpu, B, T, C, H, seed, forward="attention_forward"):
-    """attention_blocks_backward after `forward` (its y, lse) against the float64 reference."""
+    """attention_blocks_backward after `forward` (its y, lse) against the float64 reference; with the
+    blocks forward, its y and lse are checked too."""
     D = C // H
     qkv, dy = _world(B, T, C, seed)
     dims = {"B": B, "T": T, "C": C, "H": H}
     bqkv, bdy = upload(gpu, qkv), upload(gpu, dy)
     y, lse = empty(gpu, (B, T, C)), empty(gpu, (B, H, T))
-    over = {"D": D, "BQ": tile_rows(D)} if forward == "attention_forward" else rows_forward_overrides(D, T)
-    gpu.dispatch(forward, [bqkv, y, lse], dims, overrides=over)
+    gpu.dispatch(forward, [bqkv, y, lse], dims, overrides=_FORWARD_OVERRIDES[forward](D, T))
     dqkv = upload(gpu, np.full(qkv.shape, np.nan, np.float32))  # every element must be overwritten
     gpu.dispatch("attention_blocks_backward", [bdy, bqkv, y, lse, dqkv], dims, overrides={"D": D})
     got = download(gpu, dqkv, qkv.shape)
     qkv64, dy64 = qkv.astype(np.float64), dy.astype(np.float64)
     ref_y, ref_lse = attention_forward(qkv64, H)
     ref = attention_backward(dy64, qkv64, ref_y, ref_lse, H)
+    if forward == "attention_blocks_forward":
+        assert_close(download(gpu, y, (B, T, C)), ref_y, FWD_ATOL, FWD_RTOL, "y")
+        assert_close(download(gpu, lse, (B, H, T)), ref_lse, LSE_ATOL, LSE_RTOL, "lse")
     for name, cols in (("dq", slice(0, C)), ("dk", slice(C, 2 * C)), ("dv", slice(2 * C, 3 * C))):
         assert_close(got[..., cols], ref[..., cols], BWD_ATOL, BWD_RTOL, name)
+
+
+@pytest.mark.parametrize("B,T,C,H", SHAPES)
+def test_attention_blocks_forward_then_backward_match_reference(gpu, B, T, C, H):
+    """The blocks pair as attention_ops runs it on GPUs: the forward's y, lse (NaN-filled before:
+    every element written) feed the backward."""
+    _check(gpu, B, T, C, H, seed=B * 1000 + T * 10 + C + H + 1, forward="attention_blocks_forward")
+
+
+@pytest.mark.parametrize("D", [4, 12, 20, 32, 44, 60])
+def test_attention_blocks_forward_any_head_width(gpu, D):
+    _check(gpu, 2, 70, 2 * D, 2, seed=D * 7 + 1, forward="attention_blocks_forward")
+
+
+def test_attention_blocks_forward_is_causal(gpu):
+    """Changing the last token's q, k, v changes no earlier row's y or lse (T = 130: three blocks)."""
+    B, T, C, H = 1, 130, 128, 2
+    qkv, _ = _world(B, T, C, seed=21)
+    dims = {"B": B, "T": T, "C": C, "H": H}
+    outs = []
+    for last in (qkv[:, -1], qkv[:, -1] * -3.0 + 1.0):
+        x = qkv.copy()
+        x[:, -1] = last
+        y, lse = empty(gpu, (B, T, C)), empty(gpu, (B, H, T))
+        gpu.dispatch("attention_blocks_forward", [upload(gpu, x), y, lse], dims, overrides={"D": C // H})
+        outs.append((download(gpu, y, (B, T, C)), download(gpu, lse, (B, H, T))))
+    assert np.array_equal(outs[0][0][:, :-1], outs[1][0][:, :-1])
+    assert np.array_equal(outs[0][1][..., :-1], outs[1][1][..., :-1])
+    assert not np.array_equal(outs[0][0][:, -1], outs[1][0][:, -1])
 
 
 @pytest.mark.parametrize("B,T,C,H", SHAPES)
@@ -104,20 +147,36 @@ def test_backward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
     assert attention_ops.backward_choice(16, 32, GPU, 49152) == ("attention_backward", {"D": 16, "BQ": tile_rows(16)})
 
 
+def test_forward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
+    need = attention_ops.BLOCKS_FORWARD_WORKGROUP_BYTES
+    assert attention_ops.forward_choice(64, 256, GPU, need) == ("attention_blocks_forward", {"D": 64})
+    assert attention_ops.forward_choice(64, 256, {"adapter_type": "CPU"}, 65536) == (
+        "attention_rows_forward", rows_forward_overrides(64, 256))
+    assert attention_ops.forward_choice(64, 256, GPU, need - 1)[0] == "attention_rows_forward"
+    assert attention_ops.forward_choice(32, 128, GPU, 49152)[0] == "attention_rows_forward"
+    assert attention_ops.forward_choice(16, 32, GPU, 49152) == ("attention_forward", {"D": 16, "BQ": tile_rows(16)})
+
+
 def test_attention_ops_dispatches_the_chosen_backward(gpu, monkeypatch):
-    """AttentionOps asks backward_choice with the executor's adapter and workgroup limit, and its
-    backward (forced to the blocks kernel here, as on a GPU) matches the reference."""
+    """AttentionOps asks forward_choice and backward_choice with the executor's adapter and workgroup
+    limit, and its forward and backward (forced to the blocks kernels here, as on a GPU) match the
+    reference."""
     seen = []
 
     def forced(D, T, adapter_info, workgroup_bytes):
         seen.append((adapter_info, workgroup_bytes))
         return "attention_blocks_backward", {"D": D}
 
+    def forced_forward(D, T, adapter_info, workgroup_bytes):
+        seen.append((adapter_info, workgroup_bytes))
+        return "attention_blocks_forward", {"D": D}
+
     monkeypatch.setattr(attention_ops, "backward_choice", forced)
+    monkeypatch.setattr(attention_ops, "forward_choice", forced_forward)
     B, T, C, H = 1, 70, 128, 2
     attn = attention_ops.AttentionOps(gpu, B, T, C, H, T)
-    assert attn.backward_kernel == "attention_blocks_backward"
-    assert seen == [(gpu.adapter_info, gpu.max_workgroup_bytes)]
+    assert (attn.forward_kernel, attn.backward_kernel) == ("attention_blocks_forward", "attention_blocks_backward")
+    assert seen == [(gpu.adapter_info, gpu.max_workgroup_bytes)] * 2
     qkv, dy = _world(B, T, C, seed=11)
     bqkv, bdy = upload(gpu, qkv), upload(gpu, dy)
     y, lse, dqkv = empty(gpu, (B, T, C)), empty(gpu, (B, H, T)), empty(gpu, qkv.shape)
@@ -126,6 +185,7 @@ def test_attention_ops_dispatches_the_chosen_backward(gpu, monkeypatch):
     qkv64 = qkv.astype(np.float64)
     ref_y, ref_lse = attention_forward(qkv64, H)
     ref = attention_backward(dy.astype(np.float64), qkv64, ref_y, ref_lse, H)
+    assert_close(download(gpu, y, (B, T, C)), ref_y, FWD_ATOL, FWD_RTOL, "y")
     assert_close(download(gpu, dqkv, qkv.shape), ref, BWD_ATOL, BWD_RTOL, "dqkv")
 
 
@@ -139,23 +199,26 @@ _TINT_SCRIPT = textwrap.dedent("""
     for d in (4, 20, 32, 64):
         try:
             device.create_compute_pipeline(layout="auto", compute={
-                "module": module, "entry_point": "attention_blocks_backward", "constants": {"D": d}})
+                "module": module, "entry_point": sys.argv[2], "constants": {"D": d}})
             print("ok", d)
         except Exception as e:
             print("fail", d, str(e).strip().splitlines()[0])
 """)
 
 
-def test_attention_blocks_backward_compiles_under_tint_and_declares_its_workgroup_memory():
+@pytest.mark.parametrize("file,entry,need", [
+    ("attention_blocks.wgsl", "attention_blocks_forward", attention_ops.BLOCKS_FORWARD_WORKGROUP_BYTES),
+    ("attention_blocks_backward.wgsl", "attention_blocks_backward", attention_ops.BLOCKS_BACKWARD_WORKGROUP_BYTES),
+])
+def test_attention_blocks_compile_under_tint_and_declare_their_workgroup_memory(file, entry, need):
     """Dawn's shader compiler (Tint: WGSL validation, uniformity analysis) on its Null backend, in a
     subprocess (WGPU_BACKEND_TYPE=Null must not reach this session's device). That backend offers only
     WebGPU's default 16 KiB of workgroup memory, so each pipeline must fail on exactly that, naming
-    the total attention_ops requires (BLOCKS_BACKWARD_WORKGROUP_BYTES) and nothing else."""
+    the total attention_ops requires (BLOCKS_*_WORKGROUP_BYTES) and nothing else."""
     require(module_available("wgpudawn"), "wgpudawn is not installed")
-    need = attention_ops.BLOCKS_BACKWARD_WORKGROUP_BYTES
-    shader = Path(__file__).resolve().parents[1] / "shaders" / "attention_blocks_backward.wgsl"
+    shader = Path(__file__).resolve().parents[1] / "shaders" / file
     env = {**os.environ, "WGPU_BACKEND_TYPE": "Null"}
-    out = subprocess.run([sys.executable, "-c", _TINT_SCRIPT, str(shader)],
+    out = subprocess.run([sys.executable, "-c", _TINT_SCRIPT, str(shader), entry],
                          env=env, capture_output=True, text=True, timeout=120)
     lines = [line for line in out.stdout.splitlines() if line.startswith(("module", "ok", "fail"))]
     assert lines[:1] == ["module ok"] and len(lines) == 5, out.stdout + out.stderr

@@ -54,6 +54,22 @@ BLOCKS_BACKWARD_MIN_HEAD_DIM = 64
 BLOCKS_BACKWARD_WORKGROUP_BYTES = 2 * 16384 + 8192 + 512
 
 
+# attention_blocks.wgsl's forward, under the same conditions as its backward (25 KiB of workgroup memory).
+BLOCKS_FORWARD_MIN_HEAD_DIM = 64
+BLOCKS_FORWARD_WORKGROUP_BYTES = 16384 + 8192 + 1024
+
+
+def forward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
+                   workgroup_bytes: int) -> tuple[str, dict[str, int]]:
+    """(kernel, overrides) of the attention forward for head width D and context T on this adapter."""
+    if (D >= BLOCKS_FORWARD_MIN_HEAD_DIM and workgroup_bytes >= BLOCKS_FORWARD_WORKGROUP_BYTES
+            and is_gpu_adapter(adapter_info)):
+        return "attention_blocks_forward", {"D": D}
+    if D >= ROWS_FORWARD_MIN_HEAD_DIM:
+        return "attention_rows_forward", rows_forward_overrides(D, T)
+    return "attention_forward", {"D": D, "BQ": tile_rows(D)}
+
+
 def backward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
                     workgroup_bytes: int) -> tuple[str, dict[str, int]]:
     """(kernel, overrides) of the attention backward for head width D and context T on this adapter."""
@@ -85,9 +101,7 @@ class AttentionOps:
         self.ex = ex
         self.B, self.T, self.C, self.H, self.D, self.Tmax = B, T, C, H, D, Tmax
         self.overrides = {"D": D, "BQ": tile_rows(D)}
-        self.forward_kernel, self.forward_overrides = (
-            ("attention_rows_forward", rows_forward_overrides(D, T)) if D >= ROWS_FORWARD_MIN_HEAD_DIM
-            else ("attention_forward", self.overrides))
+        self.forward_kernel, self.forward_overrides = forward_choice(D, T, ex.adapter_info, ex.max_workgroup_bytes)
         self.backward_kernel, self.backward_overrides = backward_choice(
             D, T, ex.adapter_info, ex.max_workgroup_bytes)
         self.dims = {"B": B, "T": T, "C": C, "H": H}

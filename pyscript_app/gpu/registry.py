@@ -497,6 +497,12 @@ _register("attention_rows_backward.wgsl", "attention_rows_backward",
                      + ceil_div(v["T"], v["ROWS"] // ceil_div(v["D"] // 4, 8)),   # dk/dv: ROWS / SPLIT keys
                      v["H"], v["B"]))
 
+# attention_blocks.wgsl: attention_rows_forward as 64 x 64 block products (GPUs only: 25 KiB of
+# workgroup memory; attention_ops picks it). Grid: a workgroup per 64 query rows.
+_register("attention_blocks.wgsl", "attention_blocks_forward",
+          [("qkv", READ), ("y", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)],
+          ATTENTION_UNIFORM, [("D", 64)],
+          lambda v: (ceil_div(v["T"], 64), v["H"], v["B"]))
 # attention_blocks_backward.wgsl: the same backward as 64 x 64 block products (GPUs only: 40.5 KiB of
 # workgroup memory; attention_ops picks it). Grid: a dq and a dk/dv workgroup per 64-row block.
 _register("attention_blocks_backward.wgsl", "attention_blocks_backward",
