@@ -18,7 +18,7 @@ pytestmark = pytest.mark.gpu
 def bundle(tmp_path_factory):
     """Written to disk and read back, exactly as the site build ships it."""
     folder = tmp_path_factory.mktemp("refvectors")
-    build_bundle().write(folder)
+    build_bundle(workgroup_bytes=None).write(folder)  # every case, the GPU-only ones too (they run on llvmpipe)
     index = parity_runner.load_index(json.loads((folder / INDEX_NAME).read_text(encoding="utf-8")))
     return index, {meta["name"]: (folder / meta["file"]).read_bytes() for meta in index["cases"]}
 
@@ -34,9 +34,22 @@ def test_bundle_holds_every_case_whose_kernels_are_registered(bundle):
     assert len({c.name for c in CASES}) == len(CASES)
 
 
+def test_bundles_leave_out_the_cases_their_device_has_too_little_workgroup_memory_for():
+    """The site's bundle (WebGPU's default 16 KiB) holds no case of the GPU-only kernels; a device with
+    more workgroup memory gets the cases that fit it, each left-out case names what it needs."""
+    big = {c.name: c.workgroup_bytes for c in CASES if c.workgroup_bytes > 16384}
+    assert set(big) == {"attention_B2_T70_C128_H2_blocks_forward", "attention_B2_T70_C128_H2_blocks"}
+    site = build_bundle()
+    assert not set(big) & {m["name"] for m in site.index["cases"]}
+    assert {s["name"]: s["needs_workgroup_bytes"] for s in site.index["skipped"]} == big
+    mid = build_bundle(workgroup_bytes=32768)  # the forward's 25 KiB fit, the backward's 40.5 KiB do not
+    assert [s["name"] for s in mid.index["skipped"]] == ["attention_B2_T70_C128_H2_blocks"]
+    assert not build_bundle(workgroup_bytes=49152).index["skipped"]
+
+
 def test_cases_with_unregistered_kernels_are_skipped_not_built():
     known = {k: None for k in registry.KERNELS if not k.startswith("matmul")}
-    b = build_bundle(kernels=known)
+    b = build_bundle(kernels=known, workgroup_bytes=None)
     skipped = {s["name"] for s in b.index["skipped"]}
     assert skipped and all(name.startswith("matmul") for name in skipped)
     assert not any(m["name"].startswith("matmul") for m in b.index["cases"])

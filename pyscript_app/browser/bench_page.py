@@ -56,7 +56,8 @@ class BenchPage:
         status.setAttribute("data-ready-ms", str(round(window.performance.now())))
         status.setAttribute("data-state", "ready")
         status.textContent = (f"Ready: {len(self.index['cases'])} parity cases"
-                              + (f" ({skipped} skipped: kernels not in this build)" if skipped else "") + ".")
+                              + (f" ({skipped} left out: kernels not in this build, or GPU-only kernels that need "
+                                 "more workgroup memory than WebGPU's default 16 KiB)" if skipped else "") + ".")
 
     def on_click(self, _event) -> None:
         if not self.running:

@@ -123,6 +123,9 @@ class ParityCase:
     name: str
     kernels: tuple[str, ...]  # declared up front so a case can be skipped without building it
     make: Callable[[CaseBuilder], None]
+    # workgroup memory its kernels declare, when above WebGPU's default 16 KiB (the GPU-only kernels):
+    # a bundle for a device that allows less leaves the case out (parity_cases.build_bundle)
+    workgroup_bytes: int = 0
 
     def build(self) -> tuple[dict, bytes]:
         b = CaseBuilder(self.name)

@@ -12,7 +12,9 @@ are float32 / uint32 little-endian; expected values are float64 (compared with |
 
 Adding a kernel: add a case below that dispatches it (tests/test_gpu_parity_cases.py fails while a
 registered kernel has none). A case whose kernels are missing from the registry is left out of the
-bundle (listed under "skipped"), so the bundle always matches the registry it ships with.
+bundle (listed under "skipped"), so the bundle always matches the registry it ships with; so is a
+case whose kernels need more workgroup memory than the bundle's device allows (the site's bundle:
+WebGPU's default 16 KiB; the native bench's: its device's limit).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from ..reference.dropout import dropout_forward, dropout_mask
 from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
-from .attention_ops import rows_backward_overrides, rows_forward_overrides, tile_rows
+from .attention_ops import (BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, rows_backward_overrides,
+                            rows_forward_overrides, tile_rows)
 
 # --- init.wgsl: bit-exact against reference/init.py ------------------------------------------------
 def _init_normal(seed: int, index: int, n: int, std: float, offset: int = 5):
@@ -414,33 +417,44 @@ def _adamw_three_steps(model: str = "nano"):
 
 
 # --- attention.wgsl: y atol 1e-5 + rtol 1e-4; lse atol 1e-5 + rtol 1e-5; dqkv atol 2e-5 + rtol 2e-4
-def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None, rows: bool = False):
-    """forward + backward; rows: attention_rows*.wgsl's kernels (the wide heads') instead."""
-    forward, backward = ("attention_rows_forward", "attention_rows_backward") if rows else \
-        ("attention_forward", "attention_backward")
+_ATTENTION_KINDS = {  # kind -> (forward, backward, workgroup bytes beyond the default, name suffix)
+    "columns": ("attention_forward", "attention_backward", 0, ""),
+    "rows": ("attention_rows_forward", "attention_rows_backward", 0, "_rows"),
+    "blocks_forward": ("attention_blocks_forward", "attention_rows_backward", BLOCKS_FORWARD_WORKGROUP_BYTES,
+                       "_blocks_forward"),
+    "blocks": ("attention_blocks_forward", "attention_blocks_backward", BLOCKS_BACKWARD_WORKGROUP_BYTES, "_blocks"),
+}
+
+
+def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None, kind: str = "columns"):
+    """forward + backward; kind: attention.wgsl's kernels (columns), attention_rows*.wgsl's (the wide
+    heads'), or the GPU-only blocks kernels (the forward alone, or both)."""
+    forward, backward, workgroup_bytes, suffix = _ATTENTION_KINDS[kind]
+    overrides = {"attention_forward": lambda D, T: {"D": D, "BQ": BQ or tile_rows(D)},
+                 "attention_backward": lambda D, T: {"D": D, "BQ": BQ or tile_rows(D)},
+                 "attention_rows_forward": rows_forward_overrides, "attention_rows_backward": rows_backward_overrides,
+                 "attention_blocks_forward": lambda D, T: {"D": D}, "attention_blocks_backward": lambda D, T: {"D": D}}
 
     def make(b: CaseBuilder) -> None:
         r = _rng(B, T, C, H, BQ or 0)
         qkv = (r.standard_normal((B, T, 3 * C)) * 1.5).astype(np.float32)  # softmax far from uniform
         dy = r.standard_normal((B, T, C)).astype(np.float32)
         D = C // H
-        dims, over = {"B": B, "T": T, "C": C, "H": H}, {"D": D, "BQ": BQ or tile_rows(D)}
+        dims = {"B": B, "T": T, "C": C, "H": H}
         b.input("qkv", qkv), b.input("dy", dy)
         b.output("y", B * T * C), b.output("lse", B * H * T), b.output("dqkv", qkv.size)
         flops = 4 * B * H * T * T * D // 2  # QK^T and PV over the causal half
-        fwd_over = rows_forward_overrides(D, T) if rows else over
-        b.dispatch(forward, ["qkv", "y", "lse"], dims, overrides=fwd_over, flops=flops)
-        bwd_over = rows_backward_overrides(D, T) if rows else over
-        b.dispatch(backward, ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=bwd_over, flops=2 * flops)
+        b.dispatch(forward, ["qkv", "y", "lse"], dims, overrides=overrides[forward](D, T), flops=flops)
+        b.dispatch(backward, ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=overrides[backward](D, T),
+                   flops=2 * flops)
         qkv64, dy64 = _f64(qkv, dy)
         ref_y, ref_lse = attention_forward(qkv64, H)
         ref_dqkv = attention_backward(dy64, qkv64, ref_y, ref_lse, H)
         b.expect_close("y", ref_y, 1e-5, 1e-4, "y")
         b.expect_close("lse", ref_lse, 1e-5, 1e-5, "lse")
         b.expect_close("dqkv", ref_dqkv, 2e-5, 2e-4, "dqkv")
-    kernels = (forward, backward)
-    return ParityCase(f"attention_B{B}_T{T}_C{C}_H{H}" + (f"_BQ{BQ}" if BQ else "") + ("_rows" if rows else ""),
-                      kernels, make)
+    return ParityCase(f"attention_B{B}_T{T}_C{C}_H{H}" + (f"_BQ{BQ}" if BQ else "") + suffix,
+                      (forward, backward), make, workgroup_bytes)
 
 
 def _attention_decode(C: int, H: int, Tmax: int):
@@ -555,7 +569,9 @@ CASES: tuple[ParityCase, ...] = (
     _attention(2, 5, 16, 4),
     _attention(3, 33, 64, 2),
     _attention(2, 11, 24, 2, BQ=3),
-    _attention(2, 70, 64, 2, rows=True),
+    _attention(2, 70, 64, 2, kind="rows"),
+    _attention(2, 70, 128, 2, kind="blocks_forward"),
+    _attention(2, 70, 128, 2, kind="blocks"),
     _attention_decode(48, 4, 9),
     _mean_into_slot(257),
     _mean_into_slot(8 * 32 * 3 + 5),
@@ -568,8 +584,13 @@ def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
     return {k for c in cases for k in c.kernels}
 
 
-def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None) -> Bundle:
-    """Index + blobs for the cases whose kernels are all registered (others go under "skipped")."""
+WEBGPU_DEFAULT_WORKGROUP_BYTES = 16384  # maxComputeWorkgroupStorageSize without a requested limit
+
+
+def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None,
+                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES) -> Bundle:
+    """Index + blobs for the cases whose kernels are all registered and fit `workgroup_bytes` of
+    workgroup memory (None: every case); the others go under "skipped", with the reason."""
     known = registry.KERNELS if kernels is None else kernels
     index: dict[str, Any] = {"format": FORMAT, "cases": [], "skipped": []}
     blobs: dict[str, bytes] = {}
@@ -577,6 +598,9 @@ def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, obje
         missing = [k for k in case.kernels if k not in known]
         if missing:
             index["skipped"].append({"name": case.name, "missing_kernels": missing})
+            continue
+        if workgroup_bytes is not None and case.workgroup_bytes > workgroup_bytes:
+            index["skipped"].append({"name": case.name, "needs_workgroup_bytes": case.workgroup_bytes})
             continue
         meta, blob = case.build()
         index["cases"].append(meta)
