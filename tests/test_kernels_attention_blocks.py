@@ -143,8 +143,10 @@ def test_backward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
     assert attention_ops.backward_choice(64, 256, GPU, need - 1)[0] == "attention_rows_backward"
     assert attention_ops.backward_choice(64, 256, GPU, 16384) == (
         "attention_rows_backward", attention_ops.rows_backward_overrides(64, 256))
-    assert attention_ops.backward_choice(32, 128, GPU, 49152)[0] == "attention_rows_backward"
-    assert attention_ops.backward_choice(16, 32, GPU, 49152) == ("attention_backward", {"D": 16, "BQ": tile_rows(16)})
+    assert attention_ops.backward_choice(32, 128, GPU, 49152) == ("attention_blocks_backward", {"D": 32})
+    # contexts shorter than two blocks, heads narrower than 32: rows or columns
+    assert attention_ops.backward_choice(32, 127, GPU, 49152)[0] == "attention_rows_backward"
+    assert attention_ops.backward_choice(16, 256, GPU, 49152) == ("attention_backward", {"D": 16, "BQ": tile_rows(16)})
 
 
 def test_forward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
@@ -153,8 +155,9 @@ def test_forward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
     assert attention_ops.forward_choice(64, 256, {"adapter_type": "CPU"}, 65536) == (
         "attention_rows_forward", rows_forward_overrides(64, 256))
     assert attention_ops.forward_choice(64, 256, GPU, need - 1)[0] == "attention_rows_forward"
-    assert attention_ops.forward_choice(32, 128, GPU, 49152)[0] == "attention_rows_forward"
-    assert attention_ops.forward_choice(16, 32, GPU, 49152) == ("attention_forward", {"D": 16, "BQ": tile_rows(16)})
+    assert attention_ops.forward_choice(32, 128, GPU, 49152) == ("attention_blocks_forward", {"D": 32})
+    assert attention_ops.forward_choice(64, 64, GPU, 49152) == ("attention_rows_forward", rows_forward_overrides(64, 64))
+    assert attention_ops.forward_choice(16, 256, GPU, 49152) == ("attention_forward", {"D": 16, "BQ": tile_rows(16)})
 
 
 def test_attention_ops_dispatches_the_chosen_backward(gpu, monkeypatch):

@@ -6,7 +6,8 @@ alternating.
 
 DIR is a shader folder (a copy of shaders/); KERNELS which attention kernels the steps use: rows (both
 rows kernels: attention_ops' rules forced off), bwd (the blocks backward only), both (the blocks forward
-and backward: the rules as committed), both32 (both, and for 32-wide heads too, padded to 64)."""
+and backward: the rules as committed), both64 (both, for 64-wide heads only: the first rule), bothall
+(both, at any context length)."""
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ from pyscript_app.gpu.native import open_device  # noqa: E402
 
 SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
 RULES = {name: getattr(attention_ops, name) for name in (
-    "forward_choice", "backward_choice", "BLOCKS_FORWARD_MIN_HEAD_DIM", "BLOCKS_BACKWARD_MIN_HEAD_DIM")}
+    "forward_choice", "backward_choice", "BLOCKS_MIN_HEAD_DIM", "BLOCKS_MIN_CONTEXT")}
 
 
 def no_gpu(rule):
@@ -37,8 +38,10 @@ def choose(kernels: str) -> None:
         attention_ops.forward_choice = no_gpu(RULES["forward_choice"])
     if kernels == "rows":
         attention_ops.backward_choice = no_gpu(RULES["backward_choice"])
-    if kernels == "both32":
-        attention_ops.BLOCKS_FORWARD_MIN_HEAD_DIM = attention_ops.BLOCKS_BACKWARD_MIN_HEAD_DIM = 32
+    if kernels == "both64":
+        attention_ops.BLOCKS_MIN_HEAD_DIM = 64
+    if kernels == "bothall":
+        attention_ops.BLOCKS_MIN_CONTEXT = 1
 
 
 def alone(ex, smoke):
@@ -74,7 +77,7 @@ def main():
             d, _, kernels = spec.partition("+")
             choose(kernels or "both")
             row = {"name": name}
-            for model in ["nano"] if smoke else ["medium", "large"]:
+            for model in ["nano"] if smoke else ["small", "medium", "large"]:
                 t = run_sync(step_bench.time_step(devices[d], model, batch=8, repeats=10, runs=3))
                 row[model] = round(t.ms_per_step, 4)
             print(row, flush=True)

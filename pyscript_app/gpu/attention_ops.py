@@ -46,24 +46,29 @@ def rows_backward_overrides(D: int, T: int) -> dict[str, int]:
     return {"D": D, "ROWS": 64 if T > 32 else 32, "KT": 16, "QT": 8}
 
 
-# attention_blocks_backward.wgsl (64 x 64 block products, 256 invocations) on GPU adapters whose
-# workgroup memory holds its 40.5 KiB, for heads at least BLOCKS_BACKWARD_MIN_HEAD_DIM wide (narrower
-# heads are padded to 64 columns there). Elsewhere (CPU adapters such as llvmpipe and SwiftShader, the
-# browser's default 16 KiB limit) the rows kernel stays.
-BLOCKS_BACKWARD_MIN_HEAD_DIM = 64
+# The blocks kernels (attention_blocks.wgsl, attention_blocks_backward.wgsl: 64 x 64 block products,
+# 256 invocations) on GPU adapters whose workgroup memory holds them (25 KiB forward, 40.5 KiB
+# backward), for heads at least BLOCKS_MIN_HEAD_DIM wide (narrower ones are padded to 64 columns there)
+# and contexts of at least BLOCKS_MIN_CONTEXT (two 64-row blocks). Elsewhere (CPU adapters such as
+# llvmpipe and SwiftShader, the browser's default 16 KiB) the rows kernels stay. Measured on an H200
+# under Dawn (2026-12-03, benchmarks/probes/attention_blocks_probe.py, ms per step, rows -> blocks):
+# large (D = 64, T = 256) 17.00-17.02 -> 16.35-16.39; medium (D = 32, T = 128) 3.92 -> 3.74-3.82.
+# Contexts below 128 (small: T = 64) were not measured with them and keep the rows kernels.
+BLOCKS_MIN_HEAD_DIM = 32
+BLOCKS_MIN_CONTEXT = 128
+BLOCKS_FORWARD_WORKGROUP_BYTES = 16384 + 8192 + 1024
 BLOCKS_BACKWARD_WORKGROUP_BYTES = 2 * 16384 + 8192 + 512
 
 
-# attention_blocks.wgsl's forward, under the same conditions as its backward (25 KiB of workgroup memory).
-BLOCKS_FORWARD_MIN_HEAD_DIM = 64
-BLOCKS_FORWARD_WORKGROUP_BYTES = 16384 + 8192 + 1024
+def _blocks(D: int, T: int, adapter_info: Mapping[str, object] | None, workgroup_bytes: int, need: int) -> bool:
+    return (D >= BLOCKS_MIN_HEAD_DIM and T >= BLOCKS_MIN_CONTEXT and workgroup_bytes >= need
+            and is_gpu_adapter(adapter_info))
 
 
 def forward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
                    workgroup_bytes: int) -> tuple[str, dict[str, int]]:
     """(kernel, overrides) of the attention forward for head width D and context T on this adapter."""
-    if (D >= BLOCKS_FORWARD_MIN_HEAD_DIM and workgroup_bytes >= BLOCKS_FORWARD_WORKGROUP_BYTES
-            and is_gpu_adapter(adapter_info)):
+    if _blocks(D, T, adapter_info, workgroup_bytes, BLOCKS_FORWARD_WORKGROUP_BYTES):
         return "attention_blocks_forward", {"D": D}
     if D >= ROWS_FORWARD_MIN_HEAD_DIM:
         return "attention_rows_forward", rows_forward_overrides(D, T)
@@ -73,8 +78,7 @@ def forward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
 def backward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
                     workgroup_bytes: int) -> tuple[str, dict[str, int]]:
     """(kernel, overrides) of the attention backward for head width D and context T on this adapter."""
-    if (D >= BLOCKS_BACKWARD_MIN_HEAD_DIM and workgroup_bytes >= BLOCKS_BACKWARD_WORKGROUP_BYTES
-            and is_gpu_adapter(adapter_info)):
+    if _blocks(D, T, adapter_info, workgroup_bytes, BLOCKS_BACKWARD_WORKGROUP_BYTES):
         return "attention_blocks_backward", {"D": D}
     if D >= ROWS_BACKWARD_MIN_HEAD_DIM:
         return "attention_rows_backward", rows_backward_overrides(D, T)
