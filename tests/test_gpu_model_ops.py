@@ -71,6 +71,26 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     assert sliced == {"matmul_forward_residual_v4"}, sliced
 
 
+@pytest.mark.parametrize("adapter_type", ["CPU", "DiscreteGPU"])
+def test_no_buffer_is_assumed_zero(gpu, monkeypatch, adapter_type):
+    """alloc's contents are undefined (a pooled buffer keeps what its last user left): every storage
+    buffer ModelOps allocates is handed over full of NaN here, and the results still match. On a GPU
+    adapter this covers the dw parts buffer, whose unowned elements add_parts adds (a gain between two
+    split weights once got a pooled buffer's leftovers)."""
+    monkeypatch.setitem(gpu.adapter_info, "adapter_type", adapter_type)
+    alloc = gpu.alloc
+
+    def dirty(nbytes, usage="storage", label=""):
+        buf = alloc(nbytes, usage, label)
+        if usage == "storage":
+            gpu.write(buf, b"\xff\xff\xff\x7f" * (buf.nbytes // 4))  # NaN
+        return buf
+
+    monkeypatch.setattr(gpu, "alloc", dirty)
+    ops = _check_forward_backward(gpu, WIDE, 32, 20)
+    assert (ops.parts is not None) == (adapter_type == "DiscreteGPU")
+
+
 def test_gpu_big_tile_choices_match_reference(gpu, monkeypatch):
     """The big-tile rules on a GPU adapter, forced down to this test's small shapes: 128 x 128 tiles for
     every product, which the forward turns into 64 x 128 (registry.matmul_forward_overrides)."""

@@ -157,6 +157,10 @@ class ModelOps:
             self.split = dict.fromkeys(self.split, 1)
             return
         self.parts = self.ex.alloc(nbytes, label="dw_parts")
+        # Zeros once: add_parts adds the whole span, and the elements no split weight owns (norm gains
+        # between weights, padding, the blocks past a weight's own parts) are never written. alloc's
+        # contents are undefined (a pooled buffer keeps what its last user left).
+        self.ex.dispatch("fill", [self.parts], {"n": nbytes // F32, "offset": 0, "key": 0, "scale": 0.0})
         self.u_add_parts = {"n": self.parts_span, "count": self.parts_count, "stride": self.parts_span}
 
     def _parts_view(self, name: str):
