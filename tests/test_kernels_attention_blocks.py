@@ -145,7 +145,8 @@ def test_backward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
         "attention_rows_backward", attention_ops.rows_backward_overrides(64, 256))
     assert attention_ops.backward_choice(32, 128, GPU, 49152) == ("attention_blocks_backward", {"D": 32})
     # contexts shorter than two blocks, heads narrower than 32: rows or columns
-    assert attention_ops.backward_choice(32, 127, GPU, 49152)[0] == "attention_rows_backward"
+    assert attention_ops.backward_choice(32, 64, GPU, 49152)[0] == "attention_blocks_backward"
+    assert attention_ops.backward_choice(32, 63, GPU, 49152)[0] == "attention_rows_backward"
     assert attention_ops.backward_choice(16, 256, GPU, 49152) == ("attention_backward", {"D": 16, "BQ": tile_rows(16)})
 
 
@@ -156,7 +157,7 @@ def test_forward_choice_takes_blocks_only_on_gpus_with_the_workgroup_memory():
         "attention_rows_forward", rows_forward_overrides(64, 256))
     assert attention_ops.forward_choice(64, 256, GPU, need - 1)[0] == "attention_rows_forward"
     assert attention_ops.forward_choice(32, 128, GPU, 49152) == ("attention_blocks_forward", {"D": 32})
-    assert attention_ops.forward_choice(64, 64, GPU, 49152) == ("attention_rows_forward", rows_forward_overrides(64, 64))
+    assert attention_ops.forward_choice(64, 63, GPU, 49152) == ("attention_rows_forward", rows_forward_overrides(64, 63))
     assert attention_ops.forward_choice(16, 256, GPU, 49152) == ("attention_forward", {"D": 16, "BQ": tile_rows(16)})
 
 

@@ -49,13 +49,14 @@ def rows_backward_overrides(D: int, T: int) -> dict[str, int]:
 # The blocks kernels (attention_blocks.wgsl, attention_blocks_backward.wgsl: 64 x 64 block products,
 # 256 invocations) on GPU adapters whose workgroup memory holds them (25 KiB forward, 40.5 KiB
 # backward), for heads at least BLOCKS_MIN_HEAD_DIM wide (narrower ones are padded to 64 columns there)
-# and contexts of at least BLOCKS_MIN_CONTEXT (two 64-row blocks). Elsewhere (CPU adapters such as
+# and contexts of at least BLOCKS_MIN_CONTEXT (one 64-row block). Elsewhere (CPU adapters such as
 # llvmpipe and SwiftShader, the browser's default 16 KiB) the rows kernels stay. Measured on an H200
 # under Dawn (2026-12-03, benchmarks/probes/attention_blocks_probe.py, ms per step, rows -> blocks):
-# large (D = 64, T = 256) 17.00-17.02 -> 16.35-16.39; medium (D = 32, T = 128) 3.92 -> 3.74-3.82.
-# Contexts below 128 (small: T = 64) were not measured with them and keep the rows kernels.
+# large (D = 64, T = 256) 17.00-17.02 -> 16.35-16.39; medium (D = 32, T = 128) 3.92 -> 3.74-3.82;
+# small (D = 32, T = 64) 1.86 -> 1.75-1.78. Shorter contexts were not measured (no preset has D >= 32
+# with T < 64) and keep the rows kernels.
 BLOCKS_MIN_HEAD_DIM = 32
-BLOCKS_MIN_CONTEXT = 128
+BLOCKS_MIN_CONTEXT = 64
 BLOCKS_FORWARD_WORKGROUP_BYTES = 16384 + 8192 + 1024
 BLOCKS_BACKWARD_WORKGROUP_BYTES = 2 * 16384 + 8192 + 512
 
