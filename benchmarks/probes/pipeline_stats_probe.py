@@ -10,6 +10,7 @@ memory, shared memory...).
 
     sh benchmarks/probes/vk_capture_layer/build.sh          # here: gcc + libvulkan-dev
     python3 benchmarks/probes/pipeline_stats_probe.py dawn CAPTURE_DIR OUT.json large [medium ...]
+    TABGPT_SHADER_DIR=DIR python3 benchmarks/probes/pipeline_stats_probe.py ...   # a shader folder's variant
 
 It sets the layer's environment itself (before the engine loads Vulkan), so run it as a script."""
 import asyncio
@@ -40,7 +41,7 @@ def main(engine: str, capture: Path, out_json: Path, models: list[str]) -> None:
     def count() -> int:
         return len(lines.read_text().splitlines()) if lines.exists() else 0
 
-    ex = open_device(engine)
+    ex = open_device(engine, shader_dir=os.environ.get("TABGPT_SHADER_DIR"))  # a variant folder, if given
     named: dict[int, dict] = {}  # captured pipeline line -> what the executor asked for
     make = ex._create_pipeline
 

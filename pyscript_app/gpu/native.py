@@ -104,10 +104,12 @@ def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] =
         raise GpuUnavailable(f"{engine}: no adapter ({str(e).strip().splitlines()[0]})") from None
     if adapter is None:
         raise GpuUnavailable(f"{engine}: no adapter")
-    # Large presets need big storage bindings: ask for what the adapter offers.
+    # Large presets need big storage bindings: ask for what the adapter offers (and for its workgroup
+    # sizes, which probes of bigger workgroups need).
     lim = adapter.limits
     wanted = {k: lim[k] for k in ("max-storage-buffer-binding-size", "max-buffer-size",
-                                  "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage")
+                                  "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage",
+                                  "max-compute-invocations-per-workgroup", "max-compute-workgroup-size-x")
               if k in lim}
     if engine == "dawn" and dawn_toggles:
         extras = importlib.import_module("wgpudawn.backends.dawn.extras")
