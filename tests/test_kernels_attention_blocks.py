@@ -43,13 +43,6 @@ def _world(B, T, C, seed):
     return qkv, dy
 
 
-_FORWARD_OVERRIDES = {
-    "attention_forward": lambda D, T: {"D": D, "BQ": tile_rows(D)},
-    "attention_rows_forward": rows_forward_overrides,
-    "attention_blocks_forward": lambda D, T: {"D": D},
-}
-
-
 def _check(gpu, B, T, C, H, seed, forward="attention_forward"):
     """attention_blocks_backward after `forward` (its y, lse) against the float64 reference; with the
     blocks forward, its y and lse are checked too."""
@@ -58,7 +51,7 @@ def _check(gpu, B, T, C, H, seed, forward="attention_forward"):
     dims = {"B": B, "T": T, "C": C, "H": H}
     bqkv, bdy = upload(gpu, qkv), upload(gpu, dy)
     y, lse = empty(gpu, (B, T, C)), empty(gpu, (B, H, T))
-    gpu.dispatch(forward, [bqkv, y, lse], dims, overrides=_FORWARD_OVERRIDES[forward](D, T))
+    gpu.dispatch(forward, [bqkv, y, lse], dims, overrides=attention_ops.kernel_overrides(forward, D, T))
     dqkv = upload(gpu, np.full(qkv.shape, np.nan, np.float32))  # every element must be overwritten
     gpu.dispatch("attention_blocks_backward", [bdy, bqkv, y, lse, dqkv], dims, overrides={"D": D})
     got = download(gpu, dqkv, qkv.shape)

@@ -66,24 +66,35 @@ def _blocks(D: int, T: int, adapter_info: Mapping[str, object] | None, workgroup
             and is_gpu_adapter(adapter_info))
 
 
+def kernel_overrides(kernel: str, D: int, T: int) -> dict[str, int]:
+    """The overrides AttentionOps dispatches attention kernel `kernel` with (head width D, context T)."""
+    if kernel == "attention_rows_forward":
+        return rows_forward_overrides(D, T)
+    if kernel == "attention_rows_backward":
+        return rows_backward_overrides(D, T)
+    if kernel.startswith("attention_blocks"):
+        return {"D": D}
+    return {"D": D, "BQ": tile_rows(D)}  # attention.wgsl
+
+
 def forward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
                    workgroup_bytes: int) -> tuple[str, dict[str, int]]:
     """(kernel, overrides) of the attention forward for head width D and context T on this adapter."""
     if _blocks(D, T, adapter_info, workgroup_bytes, BLOCKS_FORWARD_WORKGROUP_BYTES):
-        return "attention_blocks_forward", {"D": D}
-    if D >= ROWS_FORWARD_MIN_HEAD_DIM:
-        return "attention_rows_forward", rows_forward_overrides(D, T)
-    return "attention_forward", {"D": D, "BQ": tile_rows(D)}
+        kernel = "attention_blocks_forward"
+    else:
+        kernel = "attention_rows_forward" if D >= ROWS_FORWARD_MIN_HEAD_DIM else "attention_forward"
+    return kernel, kernel_overrides(kernel, D, T)
 
 
 def backward_choice(D: int, T: int, adapter_info: Mapping[str, object] | None,
                     workgroup_bytes: int) -> tuple[str, dict[str, int]]:
     """(kernel, overrides) of the attention backward for head width D and context T on this adapter."""
     if _blocks(D, T, adapter_info, workgroup_bytes, BLOCKS_BACKWARD_WORKGROUP_BYTES):
-        return "attention_blocks_backward", {"D": D}
-    if D >= ROWS_BACKWARD_MIN_HEAD_DIM:
-        return "attention_rows_backward", rows_backward_overrides(D, T)
-    return "attention_backward", {"D": D, "BQ": tile_rows(D)}
+        kernel = "attention_blocks_backward"
+    else:
+        kernel = "attention_rows_backward" if D >= ROWS_BACKWARD_MIN_HEAD_DIM else "attention_backward"
+    return kernel, kernel_overrides(kernel, D, T)
 
 
 def tile_rows(D: int) -> int:

@@ -39,8 +39,7 @@ from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_dx_split, _matmul_fused,
                                   _matmul_rmsnorm, _matmul_split, _matmul_tiles)
-from .attention_ops import (BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, rows_backward_overrides,
-                            rows_forward_overrides, tile_rows)
+from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
 
 # --- init.wgsl: bit-exact against reference/init.py ------------------------------------------------
 def _init_normal(seed: int, index: int, n: int, std: float, offset: int = 5):
@@ -256,10 +255,9 @@ def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None, kind: str 
     """forward + backward; kind: attention.wgsl's kernels (columns), attention_rows*.wgsl's (the wide
     heads'), or the GPU-only blocks kernels (the forward alone, or both)."""
     forward, backward, workgroup_bytes, suffix = _ATTENTION_KINDS[kind]
-    overrides = {"attention_forward": lambda D, T: {"D": D, "BQ": BQ or tile_rows(D)},
-                 "attention_backward": lambda D, T: {"D": D, "BQ": BQ or tile_rows(D)},
-                 "attention_rows_forward": rows_forward_overrides, "attention_rows_backward": rows_backward_overrides,
-                 "attention_blocks_forward": lambda D, T: {"D": D}, "attention_blocks_backward": lambda D, T: {"D": D}}
+
+    def overrides(kernel: str, D: int, T: int) -> dict[str, int]:  # AttentionOps' own, or the given BQ
+        return {**kernel_overrides(kernel, D, T), **({"BQ": BQ} if BQ else {})}
 
     def make(b: CaseBuilder) -> None:
         r = _rng(B, T, C, H, BQ or 0)
@@ -270,8 +268,8 @@ def _attention(B: int, T: int, C: int, H: int, BQ: int | None = None, kind: str 
         b.input("qkv", qkv), b.input("dy", dy)
         b.output("y", B * T * C), b.output("lse", B * H * T), b.output("dqkv", qkv.size)
         flops = 4 * B * H * T * T * D // 2  # QK^T and PV over the causal half
-        b.dispatch(forward, ["qkv", "y", "lse"], dims, overrides=overrides[forward](D, T), flops=flops)
-        b.dispatch(backward, ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=overrides[backward](D, T),
+        b.dispatch(forward, ["qkv", "y", "lse"], dims, overrides=overrides(forward, D, T), flops=flops)
+        b.dispatch(backward, ["dy", "qkv", "y", "lse", "dqkv"], dims, overrides=overrides(backward, D, T),
                    flops=2 * flops)
         qkv64, dy64 = _f64(qkv, dy)
         ref_y, ref_lse = attention_forward(qkv64, H)
