@@ -75,21 +75,21 @@ fn three_buffer(src: Sources, kind: u32, A: Operand, B: Operand, R: u32, I: u32,
   store_out2(kind, row0, col0, R, Q, p3.accumulate != 0u, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   // y (N,M) = x (N,K) @ w (K,M)
   three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(p3.K, 1u, p3.N), operand(1u, p3.M, p3.M),
                p3.N, p3.K, p3.M, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   // dx (N,K) = dy (N,M) @ w.T: B element (m, k) = w[k * M + m]
   three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(p3.M, 1u, p3.N), operand(p3.M, 1u, p3.K),
                p3.N, p3.M, p3.K, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   // dw (K,M) = x.T @ dy (N,M): A element (k, n) = x[n * K + k]
   three_buffer(Sources(0u, 1u), EPI_PLAIN, operand(1u, p3.K, p3.K), operand(1u, p3.M, p3.M),
@@ -97,7 +97,7 @@ fn matmul_backward_dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
 }
 
 // --- y = res + x @ w ---------------------------------------------------------------------------
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_forward_residual(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
@@ -123,13 +123,13 @@ fn backward_both(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both(EPI_PLAIN, wid, nwg, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both(EPI_RELU_MASK, wid, nwg, lid);
@@ -172,13 +172,13 @@ fn backward_split(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) 
   }
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_split(EPI_PLAIN, wid, nwg, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_relu_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                               @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_split(EPI_RELU_MASK, wid, nwg, lid);
@@ -248,7 +248,7 @@ fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   let M = p6.M;
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let keep = wid.x == 0u;
   tile_rstd(row0, N, K, p6.eps, tid, keep);
   let A = operand(K, 1u, N);
@@ -261,19 +261,19 @@ fn normed_forward(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   for (var t = 0u; t < slices; t++) {
     let more = t + 1u < slices;
     if (more) { s = load_slice_normed(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
-    multiply_tiles(t & 1u, lid.x, lid.y);
+    multiply(t & 1u, lid.x, lid.y);
     if (more) { store_slice(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
   }
   store_out3(kind, row0, col0, N, M, false, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u)
+@compute @workgroup_size(TN / RPI, TM / RPI)
 fn matmul_forward_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward(EPI_PLAIN, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u)
+@compute @workgroup_size(TN / RPI, TM / RPI)
 fn matmul_forward_rmsnorm_relu(@builtin(workgroup_id) wid: vec3<u32>,
                                @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward(EPI_RELU, wid, lid);

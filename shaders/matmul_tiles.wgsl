@@ -3,10 +3,19 @@
 // point of its own; matmul.wgsl's header documents the family: math, bindings, overrides, grids
 // and the speed reasoning behind this code.
 
-override TM: u32 = 64u;  // output rows per workgroup (8 per invocation in y)
-override TN: u32 = 64u;  // output columns per workgroup (8 per invocation in x)
-override TK: u32 = min(8u, min(TM, TN) / 8u);  // inner-dimension slice per step (8, or 4 for 32-wide tiles)
-// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices.)
+override TM: u32 = 64u;  // output rows per workgroup (RPI per invocation in y)
+override TN: u32 = 64u;  // output columns per workgroup (RPI per invocation in x)
+// Outputs per invocation along rows and along columns: 8 (the default: two 4 x 4 quads per dimension,
+// half a tile apart, 16 vec4 accumulators, 64 FMAs per 4 vec4 reads of the tiles) or 4 (one 4 x 4
+// quad, c0a .. c3a only: 4x the invocations per tile). 4 is for products with few outputs (a long
+// inner dimension, small models) where 8 x 8 leaves a GPU a few warps per multiprocessor
+// (registry.matmul_small_outputs picks it).
+override RPI: u32 = 8u;
+// inner-dimension slice per step: 8 (4 for 32-wide tiles) at RPI 8; at RPI 4, 16 (8 for 32-wide
+// tiles): with 4x the invocations, one barrier per 8 k would leave each only 128 FMAs between two.
+override TK: u32 = select(min(8u, min(TM, TN) / 8u), min(16u, min(TM, TN) / 4u), RPI == 4u);
+// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices. TK <= min(TM, TN) * RPI / 64
+// keeps each operand's slice within two vec4 loads per invocation: Staged.)
 // A_ROW4, B_ROW4: derived from TM, TN (overrides only because workgroup array sizes must be
 // override expressions); callers never set them.
 override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding
@@ -25,7 +34,7 @@ override DX_SPLIT: u32 = 1u;
 // invocations per tile: a product with few, long tiles (a long inner dimension) keeps more of a
 // large GPU's lanes busy. Outputs equal KGROUPS = 1's up to the order of the sum (deterministic).
 // Needs (KGROUPS - 1) * 8 * (TM/8) * (TN/8) <= the tiles' vec4 slots (a_tile + b_tile): any KGROUPS at
-// TM, TN <= 64, KGROUPS <= 2 at 128 x 128. Its only chooser, registry.matmul_forward_kgroups, takes 2 at
+// TM, TN <= 64, KGROUPS <= 2 at 128 x 128 (at RPI 4: (KGROUPS - 1) * 4 * (TM/4) * (TN/4), reduce_groups_4x4). Its only chooser, registry.matmul_forward_kgroups, takes 2 at
 // 64 x 64 (tests/test_kernels_matmul.py covers 2 .. 8 at 64 and 32).
 override KGROUPS: u32 = 1u;
 
@@ -80,7 +89,8 @@ var<workgroup> b_tile: array<vec4<f32>, 2u * KGROUPS * TK * B_ROW4>;
 var<workgroup> rstd_sh: array<f32, TM>;  // rmsnorm entries: rstd of the tile's TM rows
 
 // The invocation's 8 x 8 outputs: rows ty*4 + i (c{i}) and TM/2 + ty*4 + i (c{i+4}), i = 0..3;
-// columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b).
+// columns tx*4 .. +3 (suffix a) and TN/2 + tx*4 .. +3 (suffix b). At RPI 4 only c0a .. c3a (rows
+// ty*4 + i, columns tx*4 .. +3); the others stay 0 and are never stored (owned()).
 var<private> c0a: vec4<f32>; var<private> c0b: vec4<f32>;
 var<private> c1a: vec4<f32>; var<private> c1b: vec4<f32>;
 var<private> c2a: vec4<f32>; var<private> c2b: vec4<f32>;
@@ -175,7 +185,10 @@ struct Staged {
   b1: vec4<f32>,
 };
 
-fn invocations() -> u32 { return (TM / 8u) * (TN / 8u); }
+fn invocations() -> u32 { return (TM / RPI) * (TN / RPI); }
+
+// Invocation index within its group of invocations (lid.z is the sliced-K group).
+fn local_index(lid: vec3<u32>) -> u32 { return lid.y * (TN / RPI) + lid.x; }
 
 // Global memory -> registers: this invocation's loads of the k-slice starting at k0. Two copies of
 // the same code: an entry may only touch its own bindings, and in2 shares binding 2 with out2.
@@ -218,7 +231,27 @@ fn store_slice(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
   if (tid + n < TK * TN / 4u) { let e = load_slot(B, tid + n, TN); b_tile[b_base + e.y * B_ROW4 + e.x] = s.b1; }
 }
 
-// c += A_tile @ B_tile (workgroup buffer `buf`) for this invocation's 8 x 8 outputs.
+// c += A_tile @ B_tile (workgroup buffer `buf`) for this invocation's RPI x RPI outputs.
+fn multiply(buf: u32, tx: u32, ty: u32) {
+  if (RPI == 4u) { multiply_tiles_4x4(buf, tx, ty); } else { multiply_tiles(buf, tx, ty); }
+}
+
+// RPI 4: one vec4 of A and one of B per k, 16 FMAs (each accumulator sums k in the same order as
+// at RPI 8, so a tile's outputs do not depend on RPI).
+fn multiply_tiles_4x4(buf: u32, tx: u32, ty: u32) {
+  let a_base = buf * TK * A_ROW4;
+  let b_base = buf * TK * B_ROW4;
+  for (var k = 0u; k < TK; k++) {
+    let a0 = a_tile[a_base + k * A_ROW4 + ty];
+    let b0 = b_tile[b_base + k * B_ROW4 + tx];
+    c0a = fma(vec4<f32>(a0.x), b0, c0a);
+    c1a = fma(vec4<f32>(a0.y), b0, c1a);
+    c2a = fma(vec4<f32>(a0.z), b0, c2a);
+    c3a = fma(vec4<f32>(a0.w), b0, c3a);
+  }
+}
+
+// RPI 8: the invocation's 8 x 8 outputs.
 fn multiply_tiles(buf: u32, tx: u32, ty: u32) {
   let a_hi = TM / 8u;  // vec4 offset of the lower half of the rows
   let b_hi = TN / 8u;
@@ -259,6 +292,7 @@ fn scratch_get(e: u32) -> vec4<f32> {
 
 fn reduce_groups(tid: u32, g: u32) {
   if (KGROUPS == 1u) { return; }
+  if (RPI == 4u) { reduce_groups_4x4(tid, g); return; }
   let n = invocations();
   if (g > 0u) {
     let o = (g - 1u) * 8u;
@@ -297,6 +331,26 @@ fn reduce_groups(tid: u32, g: u32) {
   }
 }
 
+// reduce_groups at RPI 4: only c0a .. c3a hold outputs, so one round through the scratch (slot
+// ((g - 1) * 4 + i) * n + tid); needs (KGROUPS - 1) * 4 * n <= the tiles' vec4 slots (any KGROUPS <= 8
+// at 32 x 32 and 64 x 64).
+fn reduce_groups_4x4(tid: u32, g: u32) {
+  let n = invocations();
+  if (g > 0u) {
+    let o = (g - 1u) * 4u;
+    scratch_put((o + 0u) * n + tid, c0a); scratch_put((o + 1u) * n + tid, c1a);
+    scratch_put((o + 2u) * n + tid, c2a); scratch_put((o + 3u) * n + tid, c3a);
+  }
+  workgroupBarrier();
+  if (g == 0u) {
+    for (var h = 1u; h < KGROUPS; h++) {
+      let o = (h - 1u) * 4u;
+      c0a += scratch_get((o + 0u) * n + tid); c1a += scratch_get((o + 1u) * n + tid);
+      c2a += scratch_get((o + 2u) * n + tid); c3a += scratch_get((o + 3u) * n + tid);
+    }
+  }
+}
+
 // The whole product for the tile at (row0, col0), left in c0a .. c7b (in0 / in1 entries).
 // Software pipelined: the next k-slice is loaded into registers before the current one is
 // multiplied (the loads' latency hides behind 64 * TK FMAs) and stored into the other workgroup
@@ -304,7 +358,7 @@ fn reduce_groups(tid: u32, g: u32) {
 // With KGROUPS > 1, group g takes slices g, g + KGROUPS, ... (round t: slice t * KGROUPS + g; slices
 // past the end load zeros) and the groups' results are added by reduce_groups.
 fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let g = lid.z;
   let rounds = ((I + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
   var s = load_slice(src, A, B, row0, col0, g * TK, I, tid);
@@ -313,7 +367,7 @@ fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, l
   for (var t = 0u; t < rounds; t++) {
     let more = t + 1u < rounds;
     if (more) { s = load_slice(src, A, B, row0, col0, ((t + 1u) * KGROUPS + g) * TK, I, tid); }
-    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    multiply((t & 1u) * KGROUPS + g, lid.x, lid.y);
     if (more) { store_slice(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
@@ -324,7 +378,7 @@ fn product(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, l
 // TK; 0 but for the split entries' dw parts).
 fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_begin: u32, I: u32,
                lid: vec3<u32>) {
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let g = lid.z;
   let rounds = ((I - k_begin + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
   var s = load_slice_in2(src, A, B, row0, col0, k_begin + g * TK, I, tid);
@@ -333,12 +387,16 @@ fn product_in2(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_beg
   for (var t = 0u; t < rounds; t++) {
     let more = t + 1u < rounds;
     if (more) { s = load_slice_in2(src, A, B, row0, col0, k_begin + ((t + 1u) * KGROUPS + g) * TK, I, tid); }
-    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    multiply((t & 1u) * KGROUPS + g, lid.x, lid.y);
     if (more) { store_slice(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
   reduce_groups(tid, g);
 }
+
+// Whether accumulator (j / 2, j % 2) (result()'s numbering) holds this invocation's outputs: all 16
+// at RPI 8, c0a .. c3a at RPI 4.
+fn owned(j: u32) -> bool { return RPI == 8u || (j % 2u == 0u && j < 8u); }
 
 // Output element (r, c) of the tile's accumulators: row block i (0..7), column half h (0 = a, 1 = b).
 fn result(i: u32, h: u32) -> vec4<f32> {
@@ -377,6 +435,7 @@ fn epilogue_in2(kind: u32, i: u32, v: f32) -> f32 {
 fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {
@@ -393,6 +452,7 @@ fn store_out2(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: v
 fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {
@@ -409,6 +469,7 @@ fn store_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: v
 fn store_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {
@@ -465,6 +526,7 @@ fn split_dw_tile(t: u32, N: u32, K: u32, M: u32) -> SplitTile { return split_til
 fn store_out3_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {
@@ -481,6 +543,7 @@ fn store_out3_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, l
 fn store_part(row0: u32, col0: u32, R: u32, Q: u32, base: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {

@@ -128,7 +128,7 @@ fn store_slice_v4(s: Staged, buf: u32, A: Operand, B: Operand, tid: u32) {
 
 // product / product_in2 with vec4 loads (the same software pipeline).
 fn product_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32, lid: vec3<u32>) {
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let g = lid.z;
   let rounds = ((I + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
   var s = load_slice_v4(src, A, B, row0, col0, g * TK, I, tid);
@@ -137,7 +137,7 @@ fn product_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32
   for (var t = 0u; t < rounds; t++) {
     let more = t + 1u < rounds;
     if (more) { s = load_slice_v4(src, A, B, row0, col0, ((t + 1u) * KGROUPS + g) * TK, I, tid); }
-    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    multiply((t & 1u) * KGROUPS + g, lid.x, lid.y);
     if (more) { store_slice_v4(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
@@ -146,7 +146,7 @@ fn product_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, I: u32
 
 fn product_in2_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_begin: u32, I: u32,
                   lid: vec3<u32>) {
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let g = lid.z;
   let rounds = ((I - k_begin + TK - 1u) / TK + KGROUPS - 1u) / KGROUPS;
   var s = load_slice_in2_v4(src, A, B, row0, col0, k_begin + g * TK, I, tid);
@@ -155,7 +155,7 @@ fn product_in2_v4(src: Sources, A: Operand, B: Operand, row0: u32, col0: u32, k_
   for (var t = 0u; t < rounds; t++) {
     let more = t + 1u < rounds;
     if (more) { s = load_slice_in2_v4(src, A, B, row0, col0, k_begin + ((t + 1u) * KGROUPS + g) * TK, I, tid); }
-    multiply_tiles((t & 1u) * KGROUPS + g, lid.x, lid.y);
+    multiply((t & 1u) * KGROUPS + g, lid.x, lid.y);
     if (more) { store_slice_v4(s, ((t + 1u) & 1u) * KGROUPS + g, A, B, tid); }
     workgroupBarrier();
   }
@@ -172,6 +172,7 @@ fn epilogue_in2_v4(kind: u32, i: u32, v: f32) -> f32 {
 fn store_out3_v4(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
   if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
   for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
     let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
     let v = result(j / 2u, j % 2u);
     for (var e = 0u; e < 4u; e++) {
@@ -193,25 +194,25 @@ fn three_buffer_v4(src: Sources, kind: u32, A: Operand, B: Operand, R: u32, I: u
   store_out2(kind, row0, col0, R, Q, p3.accumulate != 0u, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_forward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   three_buffer_v4(Sources(0u, 1u), EPI_PLAIN, operand(p3.K, 1u, p3.N), operand(1u, p3.M, p3.M),
                   p3.N, p3.K, p3.M, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_dx_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   three_buffer_v4(Sources(0u, 1u), EPI_PLAIN, operand(p3.M, 1u, p3.N), operand(p3.M, 1u, p3.K),
                   p3.N, p3.M, p3.K, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_dw_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   three_buffer_v4(Sources(0u, 1u), EPI_PLAIN, operand(1u, p3.K, p3.K), operand(1u, p3.M, p3.M),
                   p3.K, p3.N, p3.M, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_forward_residual_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
@@ -234,13 +235,13 @@ fn backward_both_v4(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>
   }
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both_v4(EPI_PLAIN, wid, nwg, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_relu_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                            @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_both_v4(EPI_RELU_MASK, wid, nwg, lid);
@@ -274,13 +275,13 @@ fn backward_split_v4(dx_kind: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32
   }
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_split_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_split_v4(EPI_PLAIN, wid, nwg, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u, KGROUPS)
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
 fn matmul_backward_relu_split_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_id) lid: vec3<u32>) {
   backward_split_v4(EPI_RELU_MASK, wid, nwg, lid);
@@ -336,7 +337,7 @@ fn normed_forward_v4(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   let M = p6.M;
   let row0 = wid.y * TM;
   let col0 = wid.x * TN;
-  let tid = lid.y * (TN / 8u) + lid.x;
+  let tid = local_index(lid);
   let keep = wid.x == 0u;
   tile_rstd_v4(row0, N, K, p6.eps, tid, keep);
   let A = operand(K, 1u, N);
@@ -348,19 +349,19 @@ fn normed_forward_v4(kind: u32, wid: vec3<u32>, lid: vec3<u32>) {
   for (var t = 0u; t < slices; t++) {
     let more = t + 1u < slices;
     if (more) { s = load_slice_normed_v4(A, B, row0, col0, (t + 1u) * TK, N, K, keep, tid); }
-    multiply_tiles(t & 1u, lid.x, lid.y);
+    multiply(t & 1u, lid.x, lid.y);
     if (more) { store_slice_v4(s, (t + 1u) & 1u, A, B, tid); }
     workgroupBarrier();
   }
   store_out3_v4(kind, row0, col0, N, M, false, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u)
+@compute @workgroup_size(TN / RPI, TM / RPI)
 fn matmul_forward_rmsnorm_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward_v4(EPI_PLAIN, wid, lid);
 }
 
-@compute @workgroup_size(TN / 8u, TM / 8u)
+@compute @workgroup_size(TN / RPI, TM / RPI)
 fn matmul_forward_rmsnorm_relu_v4(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward_v4(EPI_RELU, wid, lid);

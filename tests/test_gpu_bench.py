@@ -37,3 +37,14 @@ def test_step_timing_counts_dispatches_per_layer(gpu):  # noqa: F811
 
 def test_matmul_timing_is_positive(gpu):  # noqa: F811
     assert bench._time_matmul(gpu, 33, 17, 65, reps=2) > 0
+
+
+def test_gemm_repeats_hold_enough_work_per_timed_run():
+    """Each timed GEMM run holds >= 4e11 FLOP (or 200 dispatches), and never fewer than 3 dispatches, so the
+    closing read-back is a small share of what is timed."""
+    assert bench.gemm_repeats(2 * 4096 ** 3) == 3
+    assert bench.gemm_repeats(2 * 2048 * 512 * 2048) == 94
+    assert bench.gemm_repeats(2 * 256 * 64 * 192) == 200
+    for flops in (2, 10 ** 6, 10 ** 9, 3 * 10 ** 9, 10 ** 11, 10 ** 12, 10 ** 13):
+        r = bench.gemm_repeats(flops)
+        assert 3 <= r <= 200 and (r * flops >= 4e11 or r == 200)

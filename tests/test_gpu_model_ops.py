@@ -55,20 +55,28 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     """On a GPU adapter (adapter_type reported natively) the registry's own split rule and
     rmsnorm_backward's GPU workgroup size apply; forced here on whatever adapter runs the tests."""
     monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
-    sliced = set()  # the kernels dispatched with sliced K
+    sliced, four = set(), set()  # the kernels dispatched with sliced K, with 4 x 4 outputs per invocation
     dispatch = gpu.dispatch
 
     def recording(kernel, buffers, params, **kw):
         if (kw.get("overrides") or {}).get("KGROUPS", 1) > 1:
             sliced.add(kernel)
+        if (kw.get("overrides") or {}).get("RPI", 8) == 4:
+            four.add(kernel)
         return dispatch(kernel, buffers, params, **kw)
 
     monkeypatch.setattr(gpu, "dispatch", recording)
     ops = _check_forward_backward(gpu, WIDE, 32, 20)  # N = 640: dw sums of 640 positions in 2 parts
     assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
     assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
-    # proj and fc_proj: 10 x 1 tiles of 64 x 64, few enough for sliced K (registry.matmul_forward_kgroups)
-    assert sliced == {"matmul_forward_residual_v4"}, sliced
+    # every product has few 64 x 64 tiles here (10 x 1 .. 10 x 16): the forward's take 32 x 32 tiles with
+    # 4 x 4 outputs per invocation (registry.matmul_small_outputs), which rules sliced K out; the
+    # backward's keep 64 x 64 at RPI 4 (registry.matmul_backward_small_outputs). (lm_head's vocabulary of
+    # 70 is no multiple of 4: the scalar entries)
+    assert four == {"matmul_forward_rmsnorm_v4", "matmul_forward_rmsnorm_relu_v4", "matmul_forward_residual_v4",
+                    "matmul_forward_rmsnorm", "matmul_backward_split_v4", "matmul_backward_relu_split_v4",
+                    "matmul_backward_split"}, four
+    assert sliced == set(), sliced
 
 
 @pytest.mark.parametrize("adapter_type", ["CPU", "DiscreteGPU"])

@@ -205,5 +205,41 @@ def test_forward_products_take_64_by_128_tiles_on_gpus_outside_the_measured_band
     assert matmul_forward_overrides("matmul_forward_rmsnorm", 2048, 512, 1536, gpu, 49152) == wide
     assert matmul_forward_overrides("matmul_forward", 2048, 512, 2048, gpu, 49152) == big  # 256
     assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, gpu, 49152) == wide  # 1024
-    assert matmul_forward_overrides("matmul_forward", 2048, 2048, 512, gpu, 49152) == small  # 64: fewer than 160
+    # 64 big tiles, fewer than 160: 64 x 64, with 4 x 4 outputs per invocation (matmul_small_outputs)
+    assert matmul_forward_overrides("matmul_forward", 2048, 2048, 512, gpu, 49152) == {**small, "RPI": 4}
     assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, {"adapter_type": "CPU"}, 49152) == big
+
+
+def test_few_outputs_take_4_by_4_per_invocation_on_gpus_with_the_workgroup_memory():
+    from pyscript_app.gpu.registry import matmul_forward_overrides, matmul_small_outputs, matmul_workgroup_bytes
+    gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
+    t64 = {"TM": 64, "TN": 64}
+    r64, r32 = {**t64, "RPI": 4}, {"TM": 32, "TN": 32, "RPI": 4}
+    assert matmul_small_outputs(2048, 512, t64, gpu, 49152) == r64  # large proj, fc_proj: 256 tiles
+    assert matmul_small_outputs(1024, 1024, t64, gpu, 49152) == r64  # medium fc: 256
+    assert matmul_small_outputs(2048, 1024, t64, gpu, 49152) == t64  # large lm_head: 512 tiles, RPI 8
+    assert matmul_small_outputs(1024, 768, t64, gpu, 49152) == r32  # medium qkv: 192
+    assert matmul_small_outputs(1024, 256, t64, gpu, 49152) == r32  # medium proj, fc_proj: 64
+    assert matmul_small_outputs(2048, 512, t64, cpu, 49152) == t64
+    assert matmul_small_outputs(2048, 512, t64, None, 49152) == t64  # the browser reports no adapter type
+    assert matmul_small_outputs(2048, 512, t64, gpu, 16384) == t64  # 16-deep slices of 64 x 64: 17.7 KiB
+    assert matmul_small_outputs(1024, 256, t64, gpu, 16384) == r32  # 32 x 32: 8-deep, 4.5 KiB
+    assert matmul_small_outputs(64, 64, {"TM": 128, "TN": 128}, gpu, 49152) == {"TM": 128, "TN": 128}
+    assert matmul_small_outputs(64, 64, {"TM": 64, "TN": 128}, gpu, 49152) == {"TM": 64, "TN": 128}
+    # the sizes Tint reports (rstd_sh included), and never with sliced K (its scratch holds 8 x 8)
+    assert matmul_workgroup_bytes(64, 64, 1, 4) == 17664 and matmul_workgroup_bytes(32, 32, 1, 4) == 4736
+    for N, K, M in [(2048, 2048, 512), (1024, 1024, 256), (512, 512, 128), (256, 256, 64), (2048, 512, 1536)]:
+        for kernel in ("matmul_forward", "matmul_forward_residual", "matmul_forward_rmsnorm"):
+            o = matmul_forward_overrides(kernel, N, K, M, gpu, 49152)
+            assert not (o.get("RPI") == 4 and o.get("KGROUPS", 1) > 1), (kernel, N, K, M, o)
+
+
+def test_backward_64_tiles_take_4_by_4_per_invocation_on_gpus():
+    from pyscript_app.gpu.registry import matmul_backward_small_outputs
+    gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
+    t64, t128 = {"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}
+    assert matmul_backward_small_outputs(t64, gpu, 49152) == {**t64, "RPI": 4}
+    assert matmul_backward_small_outputs(t128, gpu, 49152) == t128
+    assert matmul_backward_small_outputs(t64, cpu, 49152) == t64
+    assert matmul_backward_small_outputs(t64, None, 49152) == t64
+    assert matmul_backward_small_outputs(t64, gpu, 16384) == t64

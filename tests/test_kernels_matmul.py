@@ -240,10 +240,11 @@ def test_vec4_twin_accumulates_like_scalar_entry(gpu, kernel, tiles):
 # K = 20, 36, 100 give 3, 5, 13 slices of 8 (4 at 32-wide tiles): the last round has groups past the
 # end (zeros). Outputs match the reference, and each twin stays bit-identical to its scalar entry.
 KGROUP_TILES = [{"TM": 64, "TN": 64, "KGROUPS": 2}, {"TM": 64, "TN": 64, "KGROUPS": 4},
-                {"TM": 32, "TN": 32, "KGROUPS": 8}, {"TM": 32, "TN": 64, "KGROUPS": 3}]
+                {"TM": 32, "TN": 32, "KGROUPS": 8}, {"TM": 32, "TN": 64, "KGROUPS": 3},
+                {"TM": 32, "TN": 32, "KGROUPS": 4, "RPI": 4}, {"TM": 64, "TN": 64, "KGROUPS": 2, "RPI": 4}]
 
 
-@pytest.mark.parametrize("tiles", KGROUP_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}k{t['KGROUPS']}")
+@pytest.mark.parametrize("tiles", KGROUP_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}k{t['KGROUPS']}r{t.get('RPI', 8)}")
 @pytest.mark.parametrize("N,K,M", [(68, 20, 36), (65, 100, 132)])
 @pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "rmsnorm" not in k and "split" not in k))
 def test_sliced_k_matches_reference(gpu, kernel, N, K, M, tiles):
@@ -251,8 +252,9 @@ def test_sliced_k_matches_reference(gpu, kernel, N, K, M, tiles):
 
 
 @pytest.mark.parametrize("kernel", ["matmul_forward_residual", "matmul_backward_relu"])
-def test_sliced_k_accumulates(gpu, kernel):
-    _check_twin(gpu, kernel, 68, 36, 36, {"TM": 64, "TN": 64, "KGROUPS": 4}, accumulate=1)
+@pytest.mark.parametrize("rpi", [8, 4])
+def test_sliced_k_accumulates(gpu, kernel, rpi):
+    _check_twin(gpu, kernel, 68, 36, 36, {"TM": 64, "TN": 64, "KGROUPS": 4, "RPI": rpi}, accumulate=1)
 
 
 def test_sliced_k_sums_differ_from_one_group_only_by_order(gpu):
@@ -280,3 +282,33 @@ def test_64_by_128_tiles_give_the_same_bits_as_128_by_128(gpu, kernel):
     wide = _run(gpu, kernel, inputs, prior, dims, {"TM": 64, "TN": 128})
     for s, w in zip(square, wide):
         assert np.array_equal(s.view(np.uint32), w.view(np.uint32))
+
+
+# --- 4 x 4 outputs per invocation (RPI 4): one 4 x 4 quad each, k-slices of 16 (8 at 32-wide tiles) ---
+# K = 20, 36, 100: 2, 3 and 7 slices of 16, the last one ragged; N and M cut the last tiles.
+RPI4_TILES = [{"TM": 64, "TN": 64, "RPI": 4}, {"TM": 32, "TN": 32, "RPI": 4}, {"TM": 64, "TN": 32, "RPI": 4},
+              {"TM": 128, "TN": 32, "RPI": 4}]
+
+
+@pytest.mark.parametrize("tiles", RPI4_TILES, ids=lambda t: f"{t['TM']}x{t['TN']}r4")
+@pytest.mark.parametrize("N,K,M", [(68, 20, 36), (65, 100, 132), (1, 4, 4)])
+@pytest.mark.parametrize("kernel", sorted(k for k in MATMUL_VEC4_TWINS if "split" not in k))
+def test_4x4_outputs_per_invocation_match_reference(gpu, kernel, N, K, M, tiles):
+    _check_twin(gpu, kernel, N, K, M, tiles, accumulate=0)
+
+
+@pytest.mark.parametrize("kernel", ["matmul_forward_residual", "matmul_backward_relu"])
+def test_4x4_outputs_per_invocation_accumulate(gpu, kernel):
+    _check_twin(gpu, kernel, 68, 36, 36, {"TM": 32, "TN": 32, "RPI": 4}, accumulate=1)
+
+
+@pytest.mark.parametrize("kernel", ["matmul_forward_v4", "matmul_forward_residual_v4", "matmul_backward_relu_v4"])
+def test_4x4_outputs_per_invocation_give_the_same_bits_as_8x8(gpu, kernel):
+    """GPUs take RPI 4 for forward products with few outputs (registry.matmul_small_outputs): each output
+    still sums k in order, one FMA at a time, so only who computes it changes, not its bits. (The rmsnorm
+    entries' rstd sums squares in TK groups, which RPI 4 makes 16 deep: those differ in rounding.)"""
+    inputs, prior, dims, _ = _v4_case(kernel[:-3], 130, 100, 260, 0, seed=5)
+    eight = _run(gpu, kernel, inputs, prior, dims, {"TM": 64, "TN": 64})
+    four = _run(gpu, kernel, inputs, prior, dims, {"TM": 64, "TN": 64, "RPI": 4})
+    for e, f in zip(eight, four):
+        assert np.array_equal(e.view(np.uint32), f.view(np.uint32))

@@ -12,6 +12,7 @@ which knob moves the core. Also measured in the same run:
     python3 benchmarks/probes/gemm_core_probe.py wgpu-native OUT.json --smoke   # correctness, anywhere
     python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --third    # the third run's variants
     python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --bridge   # toward our kernel, trait by trait
+    python3 benchmarks/probes/gemm_core_probe.py dawn OUT.json --small    # 4 x 4 outputs per invocation, few-tile shapes
 
 Knobs of `gemm_wgsl`: BM x BN output tile per workgroup, BK k-slice, RM x RN outputs per invocation
 (RN a multiple of 4: vec4 accumulators), WX (invocations along x in one 32-wide warp: 0 = plain
@@ -445,6 +446,26 @@ VARIANTS_THIRD = {
 }
 
 
+# Fifth run (--small): shapes with few output tiles (the long-K fc_proj, proj, the medium model's),
+# where 8 x 8 outputs per invocation leave ~4 warps per SM; 4 x 4 outputs per invocation give 4x more.
+VARIANTS_SMALL = {
+    "t64_r8x8_k8_db": {"BM": 64, "BN": 64},
+    "t64_r8x8_k16_single": {"BM": 64, "BN": 64, "BK": 16, "DB": False},
+    "t64_r4x4_k8_db": {"BM": 64, "BN": 64, "RM": 4, "RN": 4},
+    "t64_r4x4_k16_db": {"BM": 64, "BN": 64, "RM": 4, "RN": 4, "BK": 16},
+    "t64_r4x4_k16_single": {"BM": 64, "BN": 64, "RM": 4, "RN": 4, "BK": 16, "DB": False},
+    "t32_r4x4_k8_db": {"BM": 32, "BN": 32, "RM": 4, "RN": 4},
+    "t64x32_r4x4_k8_db": {"BM": 64, "BN": 32, "RM": 4, "RN": 4},
+    "t32x64_r4x4_k8_db": {"BM": 32, "BN": 64, "RM": 4, "RN": 4},
+    "t64_r8x4_k8_db": {"BM": 64, "BN": 64, "RN": 4},
+    "t128x64_r8x4_k8_db": {"BM": 128, "BN": 64, "RN": 4},
+    "t128_r8x8_k8_db": {},
+}
+SHAPES_SMALL = [(2048, 512, 2048), (2048, 512, 512), (2048, 1536, 512), (2048, 1024, 512), (2048, 2048, 512),
+                (1024, 256, 1024), (1024, 256, 256), (1024, 768, 256), (1024, 1024, 256), (512, 128, 512),
+                (512, 512, 128)]  # (M, N, K): large fc_proj, proj, qkv, lm_head, fc; medium ...; small ...
+
+
 def main():
     engine, out_path = sys.argv[1], sys.argv[2]
     smoke = "--smoke" in sys.argv
@@ -471,10 +492,17 @@ def main():
     if "--bridge" in sys.argv:
         VARIANTS.clear()
         VARIANTS.update(VARIANTS_BRIDGE)
+    if "--small" in sys.argv:
+        VARIANTS.clear()
+        VARIANTS.update(VARIANTS_SMALL)
+        if not smoke:
+            SHAPES[:] = SHAPES_SMALL
     shapes = [(256, 256, 256), (256, 128, 64)] if smoke else SHAPES[:1] if "--third" in sys.argv else SHAPES[:2] if "--bridge" in sys.argv else SHAPES
     for M, N, K in shapes:
         res["variants"][f"{M}x{N}x{K}"] = gemm_shape(raw, clock, M, N, K, reps if M * N * K > 2 ** 33 else 50)
-    if not smoke and "--third" not in sys.argv and "--bridge" not in sys.argv:
+    if not smoke and "--small" in sys.argv:
+        res["torch"] = {f"{M}x{N}x{K}": torch_gemm(M, N, K, clock) for M, N, K in SHAPES}
+    elif not smoke and "--third" not in sys.argv and "--bridge" not in sys.argv:
         res["project"] = project_forward(engine, clock)
         res["torch"] = {f"{M}x{N}x{K}": torch_gemm(M, N, K, clock) for M, N, K in SHAPES}
     json.dump(res, open(out_path, "w"), indent=1)

@@ -21,11 +21,11 @@ SMOKE_SHAPES = [(256, 128, 256, 2), (300, 64, 128, 2)]
 
 
 def measure(ex, name: str, smoke: bool) -> dict:
-    """GEMMs (SHAPES, N x K x M, through time_forward) and the medium and large steps on `ex`; printed."""
+    """GEMMs (SHAPES, N x K x M, through time_forward) and the small, medium and large steps on `ex`; printed."""
     row = {"name": name, "gemm": {}, "steps": {}}
     for N, K, M, reps in SMOKE_SHAPES if smoke else SHAPES:
         row["gemm"][f"{N}x{K}x{M}"] = time_forward(ex, N, K, M, reps, {})
-    for model in ["nano"] if smoke else ["medium", "large"]:
+    for model in ["nano"] if smoke else ["small", "medium", "large"]:
         t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3))
         row["steps"][model] = round(t.ms_per_step, 4)
     print(name, {s: (round(v["tflops"], 1), f"{v['rel_err']:.1e}") for s, v in row["gemm"].items()},

@@ -4,7 +4,10 @@ residual forward product's 64 x 64 tiles; nokg = no sliced K at all (registry.ma
 off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK, FM, which DIR's
 matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
 forward products with fewer than 256 big tiles; the GEMM table's shapes too; square = no 64 x 128
-forward tiles (registry.MATMUL_WIDE_* off); bwdwide = 64 x 128 instead of 128 x 128 in the backward
+forward tiles (registry.MATMUL_WIDE_* off); nor4 = no 4 x 4 outputs per invocation (registry.matmul_small_outputs
+off); nobwdr4 = none in the backward products (registry.matmul_backward_small_outputs off); r4kg2 / r4kg4 =
+sliced K (2 / 4 groups) on the plain and residual forward products that take 32 x 32 tiles at RPI 4,
+r4kg2all = 2 groups on all of them at RPI 4; bwdwide = 64 x 128 instead of 128 x 128 in the backward
 products too; fwd64wide / bwd64wide / all64wide = 64 x 128 instead of 64 x 64 in the forward / backward /
 both products), GEMM 4096^3 and the large model's forward shapes, attention_rows_forward / _backward alone at
 the medium and large shapes, and the medium and large training steps (B=8); every variant twice, in
@@ -26,10 +29,13 @@ from pyscript_app.gpu import attention_ops, model_ops, registry  # noqa: E402
 from pyscript_app.gpu.native import NativeExecutor, open_device  # noqa: E402
 
 ATTN_SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
-_fwd = registry.matmul_forward_tiles      # both reached through registry.matmul_forward_overrides
+_fwd = registry.matmul_forward_tiles      # all three reached through registry.matmul_forward_overrides
 _kg = registry.matmul_forward_kgroups
+_small = registry.matmul_small_outputs
 _wide = (registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM)
 _bwd = model_ops.matmul_backward_tiles
+_bwd_small = model_ops.matmul_backward_small_outputs
+_fwd_over = model_ops.matmul_forward_overrides
 _dispatch = NativeExecutor.dispatch
 _kernels = dict(registry.KERNELS)
 DIMS = (("FN", 0), ("FK", 0), ("FM", 0))
@@ -44,13 +50,28 @@ def _dims_dispatch(self, kernel, buffers, dims, overrides=None, **kw):
 def host(choice: str) -> None:
     """Set this process's host choices for one variant (see the docstring)."""
     registry.matmul_forward_tiles, registry.matmul_forward_kgroups = _fwd, _kg
+    registry.matmul_small_outputs = _small
     registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM = _wide
     model_ops.matmul_backward_tiles = _bwd
+    model_ops.matmul_backward_small_outputs, model_ops.matmul_forward_overrides = _bwd_small, _fwd_over
     NativeExecutor.dispatch = _dispatch
     registry.KERNELS.update(_kernels)
     if choice == "fwdkg2":
         registry.matmul_forward_kgroups = lambda N, M, tiles, *a: (
             {**tiles, "KGROUPS": 2} if tiles["TM"] == tiles["TN"] == 64 else dict(tiles))
+    elif choice == "nor4":
+        registry.matmul_small_outputs = lambda N, M, tiles, *a: dict(tiles)
+    elif choice == "nobwdr4":
+        model_ops.matmul_backward_small_outputs = lambda tiles, *a: dict(tiles)
+    elif choice.startswith("r4kg"):  # r4kg2 / r4kg4: KGROUPS on RPI 4's 32 x 32 tiles; r4kg2all: on all RPI 4
+        kg = int(choice[4])
+
+        def fwd(kernel, *a):
+            o = _fwd_over(kernel, *a)
+            if o.get("RPI") == 4 and "rmsnorm" not in kernel and (choice.endswith("all") or o["TM"] == 32):
+                o = {**o, "KGROUPS": kg}
+            return o
+        model_ops.matmul_forward_overrides = fwd
     elif choice == "nokg":
         registry.matmul_forward_kgroups = lambda N, M, tiles, *a: dict(tiles)
     elif choice == "dims":

@@ -52,8 +52,8 @@ import struct
 from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
-from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_tiles, matmul_dw_split,
-                       matmul_dx_split, matmul_entry, matmul_forward_overrides)
+from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_small_outputs,
+                       matmul_backward_tiles, matmul_dw_split, matmul_dx_split, matmul_entry, matmul_forward_overrides)
 
 
 class ModelOps:
@@ -299,7 +299,8 @@ class ModelOps:
         self.dx_split say so."""
         N, K, M = dims["N"], dims["K"], dims["M"]
         split, dx_split = self.split[weight], self.dx_split[weight]
-        tiles = matmul_backward_tiles(N, K, M, split, dx_split)
+        tiles = matmul_backward_small_outputs(matmul_backward_tiles(N, K, M, split, dx_split), self.ex.adapter_info,
+                                              self.ex.max_workgroup_bytes)
         if split > 1 or dx_split > 1:
             kernel, buffers = kernel + "_split", [*buffers, self._parts_view(weight)]
             dims = {**dims, "part_stride": self.parts_span if self.parts is not None else 0}

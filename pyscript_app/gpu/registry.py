@@ -100,7 +100,8 @@ for _name in ("init_normal", "fill"):
 # Field names are the FORWARD's shapes for all entries: x (N,K), w (K,M), y (N,M). TM x TN is the
 # output tile of one workgroup (32, 64 or 128 each); matmul_tiles picks it per shape.
 MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("accumulate", "u32"))
-MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1), ("KGROUPS", 1)]  # SPLIT, DX_SPLIT: the split entries' only
+MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1), ("KGROUPS", 1),  # SPLIT, DX_SPLIT: the split entries' only
+                    ("RPI", 8)]  # outputs per invocation along each dimension: 8 or 4 (matmul_small_outputs)
 MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # matmul_tiles takes 128 x 128 when that gives at least this many workgroups, else 64 x 64. Measured
 # on an H200 (132 multiprocessors; Dawn, 2026-11-22, the software-pipelined kernel,
@@ -139,9 +140,14 @@ MATMUL_KGROUPS = 2
 MATMUL_KGROUPS_MAX_TILES = 128  # at most this many 64 x 64 tiles
 
 
-def matmul_workgroup_bytes(TM: int, TN: int, KGROUPS: int = 1) -> int:
+def matmul_slice_depth(TM: int, TN: int, RPI: int = 8) -> int:
+    """TK, the k-slice depth matmul_tiles.wgsl derives from the tile and RPI (its override's default)."""
+    return min(16, min(TM, TN) // 4) if RPI == 4 else min(8, min(TM, TN) // 8)
+
+
+def matmul_workgroup_bytes(TM: int, TN: int, KGROUPS: int = 1, RPI: int = 8) -> int:
     """Workgroup memory of a matmul.wgsl pipeline (its a_tile, b_tile and rstd_sh), in bytes."""
-    tk = min(8, min(TM, TN) // 8)
+    tk = matmul_slice_depth(TM, TN, RPI)
     return 16 * 2 * KGROUPS * tk * ((TM // 4 + 1) + (TN // 4 + 1)) + 4 * TM
 
 
@@ -152,6 +158,34 @@ def matmul_forward_kgroups(N: int, M: int, tiles: Mapping[str, int], adapter_inf
     few = tiles["TM"] == tiles["TN"] == 64 and _tiles(N, M, 64, 64) <= MATMUL_KGROUPS_MAX_TILES
     fits = matmul_workgroup_bytes(64, 64, MATMUL_KGROUPS) <= workgroup_bytes
     return {**tiles, "KGROUPS": MATMUL_KGROUPS} if few and fits and is_gpu_adapter(adapter_info) else dict(tiles)
+
+
+# Forward products with few outputs on GPU adapters: 4 x 4 outputs per invocation (matmul_tiles.wgsl's
+# RPI 4, k-slices of 16) instead of 8 x 8. With 8 x 8, the large model's proj and fc_proj (2048 x 512
+# outputs) are 512 warps for 132 multiprocessors, ~4 each: too few to hide the loads' latency. A
+# stand-alone probe of the two designs on an H200 under Dawn (2026-12-03, benchmarks/probes/
+# gemm_core_probe.py --small, gemm-core-probe5-small-h200-dawn-2026-12-03.json, TFLOP/s, 8 x 8 at
+# 64 x 64 -> RPI 4): large fc_proj 20.9 -> 26.3 (64 x 64), proj 18.4 -> 22.4, medium fc 16.1 -> 19.5;
+# below 256 tiles of 64 x 64, 32 x 32 tiles were best: medium fc_proj 5.0 -> 11.6, proj 4.1 -> 7.5,
+# qkv 12.1 -> 15.4, small fc_proj 1.2 -> 2.7, small fc 3.4 -> 5.4.
+# In the project's kernels (bench, 2026-12-03 18:01 UTC) RPI 4 lost at 512 tiles: large lm_head
+# (2048 x 1024 outputs) 0.087 -> 0.098 ms.
+MATMUL_SMALL_OUTPUTS_64 = 256  # at least this many 64 x 64 tiles: 64 x 64 at RPI 4; fewer: 32 x 32
+MATMUL_SMALL_OUTPUTS_MAX_64 = 512  # from this many 64 x 64 tiles on, RPI 8
+
+
+def matmul_small_outputs(N: int, M: int, tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None,
+                         workgroup_bytes: int) -> dict[str, int]:
+    """For a forward product whose rule gave fewer than MATMUL_SMALL_OUTPUTS_MAX_64 tiles of 64 x 64, on a
+    GPU adapter whose workgroup memory allows it: RPI 4 at 64 x 64 (at least MATMUL_SMALL_OUTPUTS_64
+    tiles) or at 32 x 32 (fewer). Else `tiles` unchanged."""
+    n64 = _tiles(N, M, 64, 64)
+    if dict(tiles) != {"TM": 64, "TN": 64} or not is_gpu_adapter(adapter_info) or n64 >= MATMUL_SMALL_OUTPUTS_MAX_64:
+        return dict(tiles)
+    t = 64 if n64 >= MATMUL_SMALL_OUTPUTS_64 else 32
+    if matmul_workgroup_bytes(t, t, 1, 4) > workgroup_bytes:
+        return dict(tiles)
+    return {"TM": t, "TN": t, "RPI": 4}
 
 
 # Forward products on GPU adapters: 64 x 128 tiles (TM x TN: 128 invocations) instead of 128 x 128
@@ -167,15 +201,17 @@ MATMUL_WIDE_FROM = 512
 def matmul_forward_overrides(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str, object] | None,
                              workgroup_bytes: int) -> dict[str, int]:
     """The overrides of a forward product x (N,K) @ w (K,M) through matmul.wgsl's scalar entry `kernel`
-    (or its _v4 twin): its tiles (64 x 128 for some big ones on GPUs, above), and sliced K where
-    matmul_forward_kgroups picks it (never for the rmsnorm entries, which have none). gpu/model_ops.py
+    (or its _v4 twin): its tiles (64 x 128 for some big ones on GPUs, above), 4 x 4 outputs per
+    invocation where matmul_small_outputs picks them, else sliced K where matmul_forward_kgroups picks
+    it (never for the rmsnorm entries, which have none). gpu/model_ops.py
     and the bench's GEMM table both use this."""
     tiles = matmul_forward_tiles(N, K, M)
     big = _tiles(N, M, 128, 128)
     if tiles["TM"] == 128 and is_gpu_adapter(adapter_info) and not MATMUL_WIDE_BELOW <= big < MATMUL_WIDE_FROM:
         tiles = {"TM": 64, "TN": 128}
-    if kernel.startswith("matmul_forward_rmsnorm"):
-        return tiles
+    small = matmul_small_outputs(N, M, tiles, adapter_info, workgroup_bytes)
+    if small.get("RPI") == 4 or kernel.startswith("matmul_forward_rmsnorm"):
+        return small
     return matmul_forward_kgroups(N, M, tiles, adapter_info, workgroup_bytes)
 
 
@@ -227,6 +263,19 @@ def matmul_dx_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] |
     if not is_gpu_adapter(adapter_info):
         return 1
     return max(1, min(MATMUL_SPLIT_MAX, M // matmul_split_chunk(N)))
+
+
+def matmul_backward_small_outputs(tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None,
+                                  workgroup_bytes: int) -> dict[str, int]:
+    """The backward products' 64 x 64 tiles (matmul_backward_tiles) at RPI 4 on GPU adapters whose
+    workgroup memory allows it. Measured on an H200 under Dawn (2026-12-03 18:00 UTC, variants_probe.py,
+    variants-r4-h200-dawn-2026-12-03.json, ms per step with RPI 4 in the forward products already):
+    small 1.52 -> 1.20, medium 3.50 -> 3.47, large 15.90 -> 15.96 (its big backward products keep
+    128 x 128); 32 x 32 tiles at RPI 4 instead: small 1.28, medium 3.66, large 16.20."""
+    if dict(tiles) == {"TM": 64, "TN": 64} and is_gpu_adapter(adapter_info) and \
+            matmul_workgroup_bytes(64, 64, 1, 4) <= workgroup_bytes:
+        return {**tiles, "RPI": 4}
+    return dict(tiles)
 
 
 def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1, dx_split: int = 1) -> dict[str, int]:
