@@ -35,11 +35,13 @@
 //   matmul_forward_rmsnorm, _relu: 0 x, 1 w, 2 g (read), 3 y, 4 xn, 5 rstd (read_write),
 //                            6 params (NormMatmulParams)
 // Overrides: TM, TN = output rows / columns per workgroup, each 32, 64 or 128 (default 64). Every
-//   invocation owns an 8 x 8 block of outputs, so a workgroup has (TN/8) x (TM/8) invocations
-//   (16 x 16 at 128 x 128). Large products want 128 x 128 (64 FMAs per 4 vec4 reads of workgroup
-//   memory); small ones want small tiles so that enough workgroups run (registry.matmul_tiles picks).
+//   invocation owns an RPI x RPI block of outputs (RPI = 8, the default, or 4), so a workgroup has
+//   (TN/RPI) x (TM/RPI) invocations (16 x 16 at 128 x 128). Large products want 128 x 128 at RPI 8
+//   (64 FMAs per 4 vec4 reads of workgroup memory); small ones want small tiles and RPI 4 so that
+//   enough invocations run (registry.matmul_tiles, matmul_small_outputs pick). RPI x RPI blocks at
+//   128 x 128 and RPI 4 would be 1024 invocations: more than WebGPU's default limit of 256.
 //   KGROUPS = 1 (default), 2, 4, 8 (not the rmsnorm entries): sliced K, a workgroup of KGROUPS x
-//   (TN/8) x (TM/8) invocations (lid.z = group) whose groups multiply consecutive k-slices and add
+//   (TN/RPI) x (TM/RPI) invocations (lid.z = group) whose groups multiply consecutive k-slices and add
 //   their results in group order at the end (matmul_tiles.wgsl's reduce_groups); for products with
 //   very few tiles (registry.matmul_forward_kgroups). SPLIT, DX_SPLIT: the split entries (below).
 // Grid: (ceil(out_cols / TN), ceil(out_rows / TM), 1):

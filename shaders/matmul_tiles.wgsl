@@ -34,8 +34,9 @@ override DX_SPLIT: u32 = 1u;
 // invocations per tile: a product with few, long tiles (a long inner dimension) keeps more of a
 // large GPU's lanes busy. Outputs equal KGROUPS = 1's up to the order of the sum (deterministic).
 // Needs (KGROUPS - 1) * 8 * (TM/8) * (TN/8) <= the tiles' vec4 slots (a_tile + b_tile): any KGROUPS at
-// TM, TN <= 64, KGROUPS <= 2 at 128 x 128 (at RPI 4: (KGROUPS - 1) * 4 * (TM/4) * (TN/4), reduce_groups_4x4). Its only chooser, registry.matmul_forward_kgroups, takes 2 at
-// 64 x 64 (tests/test_kernels_matmul.py covers 2 .. 8 at 64 and 32).
+// TM, TN <= 64, KGROUPS <= 2 at 128 x 128 (at RPI 4: (KGROUPS - 1) * 4 * (TM/4) * (TN/4), reduce_groups_4x4).
+// Its only chooser, registry.matmul_forward_kgroups, takes 4 at 32 x 32 with RPI 4
+// (tests/test_kernels_matmul.py covers 2 .. 8 at 64 and 32, RPI 8 and 4).
 override KGROUPS: u32 = 1u;
 
 struct MatmulParams {

@@ -70,13 +70,14 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
     assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
     # every product has few 64 x 64 tiles here (10 x 1 .. 10 x 16): the forward's take 32 x 32 tiles with
-    # 4 x 4 outputs per invocation (registry.matmul_small_outputs), which rules sliced K out; the
-    # backward's keep 64 x 64 at RPI 4 (registry.matmul_backward_small_outputs). (lm_head's vocabulary of
-    # 70 is no multiple of 4: the scalar entries)
+    # 4 x 4 outputs per invocation (registry.matmul_small_outputs), plus sliced K in the residual ones
+    # (registry.matmul_forward_kgroups); the backward's keep 64 x 64 at RPI 4
+    # (registry.matmul_backward_small_outputs). (lm_head's vocabulary of 70 is no multiple of 4: the
+    # scalar entries)
     assert four == {"matmul_forward_rmsnorm_v4", "matmul_forward_rmsnorm_relu_v4", "matmul_forward_residual_v4",
                     "matmul_forward_rmsnorm", "matmul_backward_split_v4", "matmul_backward_relu_split_v4",
                     "matmul_backward_split"}, four
-    assert sliced == set(), sliced
+    assert sliced == {"matmul_forward_residual_v4"}, sliced
 
 
 @pytest.mark.parametrize("adapter_type", ["CPU", "DiscreteGPU"])

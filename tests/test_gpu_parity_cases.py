@@ -38,7 +38,8 @@ def test_bundles_leave_out_the_cases_their_device_has_too_little_workgroup_memor
     """The site's bundle (WebGPU's default 16 KiB) holds no case of the GPU-only kernels; a device with
     more workgroup memory gets the cases that fit it, each left-out case names what it needs."""
     big = {c.name: c.workgroup_bytes for c in CASES if c.workgroup_bytes > 16384}
-    assert set(big) == {"attention_B2_T70_C128_H2_blocks_forward", "attention_B2_T70_C128_H2_blocks"}
+    assert set(big) == {"attention_B2_T70_C128_H2_blocks_forward", "attention_B2_T70_C128_H2_blocks",
+                        "matmul_fused_70x100x68_tile32x32_r4_k4_v4", "matmul_split3_200x20x36_tile64x64_r4_v4"}
     site = build_bundle()
     assert not set(big) & {m["name"] for m in site.index["cases"]}
     assert {s["name"]: s["needs_workgroup_bytes"] for s in site.index["skipped"]} == big

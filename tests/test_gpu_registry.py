@@ -183,18 +183,22 @@ def test_split_rules_cut_both_sums_into_chunks_of_one_length_on_gpus_only():
     assert registry.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}
 
 
-def test_sliced_k_only_for_few_64_tiles_on_gpus_with_the_workgroup_memory():
-    from pyscript_app.gpu.registry import matmul_forward_kgroups, matmul_workgroup_bytes
+def test_sliced_k_only_for_32_tiles_at_rpi_4_on_gpus_with_the_workgroup_memory():
+    from pyscript_app.gpu.registry import matmul_forward_kgroups, matmul_forward_overrides, matmul_workgroup_bytes
     gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
-    t64 = {"TM": 64, "TN": 64}
-    assert matmul_forward_kgroups(1024, 256, t64, gpu, 49152) == {**t64, "KGROUPS": 2}  # medium proj: 64 tiles
-    assert matmul_forward_kgroups(2048, 512, t64, gpu, 49152) == t64  # large proj: 256 tiles
-    assert matmul_forward_kgroups(1024, 256, t64, cpu, 49152) == t64
-    assert matmul_forward_kgroups(1024, 256, t64, None, 49152) == t64  # the browser reports no adapter type
-    assert matmul_forward_kgroups(1024, 256, t64, gpu, 16384) == t64  # WebGPU's default limit: too small
-    assert matmul_forward_kgroups(64, 64, {"TM": 128, "TN": 128}, gpu, 49152) == {"TM": 128, "TN": 128}
+    r32, r64 = {"TM": 32, "TN": 32, "RPI": 4}, {"TM": 64, "TN": 64, "RPI": 4}
+    assert matmul_forward_kgroups(1024, 256, r32, gpu, 49152) == {**r32, "KGROUPS": 4}
+    assert matmul_forward_kgroups(2048, 512, r64, gpu, 49152) == r64
+    assert matmul_forward_kgroups(1024, 256, {"TM": 64, "TN": 64}, gpu, 49152) == {"TM": 64, "TN": 64}
+    assert matmul_forward_kgroups(1024, 256, r32, cpu, 49152) == r32
+    assert matmul_forward_kgroups(1024, 256, r32, None, 49152) == r32  # the browser reports no adapter type
+    assert matmul_forward_kgroups(1024, 256, r32, gpu, 16384) == r32  # WebGPU's default limit: too small
     # the sizes Tint reports for these pipelines (rstd_sh included: the rmsnorm entries' total)
     assert matmul_workgroup_bytes(64, 64, 2) == 17664 and matmul_workgroup_bytes(128, 128) == 17408
+    assert matmul_workgroup_bytes(32, 32, 4, 4) == 18560
+    # through the whole rule: medium proj (64 tiles of 64 x 64) and its rmsnorm products (no sliced K)
+    assert matmul_forward_overrides("matmul_forward_residual", 1024, 256, 256, gpu, 49152) == {**r32, "KGROUPS": 4}
+    assert matmul_forward_overrides("matmul_forward_rmsnorm", 1024, 256, 768, gpu, 49152) == r32
 
 
 def test_forward_products_take_64_by_128_tiles_on_gpus_outside_the_measured_band():
@@ -226,12 +230,9 @@ def test_few_outputs_take_4_by_4_per_invocation_on_gpus_with_the_workgroup_memor
     assert matmul_small_outputs(1024, 256, t64, gpu, 16384) == r32  # 32 x 32: 8-deep, 4.5 KiB
     assert matmul_small_outputs(64, 64, {"TM": 128, "TN": 128}, gpu, 49152) == {"TM": 128, "TN": 128}
     assert matmul_small_outputs(64, 64, {"TM": 64, "TN": 128}, gpu, 49152) == {"TM": 64, "TN": 128}
-    # the sizes Tint reports (rstd_sh included), and never with sliced K (its scratch holds 8 x 8)
+    # the sizes Tint reports (rstd_sh included)
     assert matmul_workgroup_bytes(64, 64, 1, 4) == 17664 and matmul_workgroup_bytes(32, 32, 1, 4) == 4736
-    for N, K, M in [(2048, 2048, 512), (1024, 1024, 256), (512, 512, 128), (256, 256, 64), (2048, 512, 1536)]:
-        for kernel in ("matmul_forward", "matmul_forward_residual", "matmul_forward_rmsnorm"):
-            o = matmul_forward_overrides(kernel, N, K, M, gpu, 49152)
-            assert not (o.get("RPI") == 4 and o.get("KGROUPS", 1) > 1), (kernel, N, K, M, o)
+    assert matmul_forward_overrides("matmul_forward", 2048, 2048, 512, gpu, 49152) == r64  # large fc_proj
 
 
 def test_backward_64_tiles_take_4_by_4_per_invocation_on_gpus():

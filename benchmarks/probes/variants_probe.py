@@ -58,7 +58,7 @@ def host(choice: str) -> None:
     registry.KERNELS.update(_kernels)
     if choice == "fwdkg2":
         registry.matmul_forward_kgroups = lambda N, M, tiles, *a: (
-            {**tiles, "KGROUPS": 2} if tiles["TM"] == tiles["TN"] == 64 else dict(tiles))
+            {**tiles, "KGROUPS": 2} if dict(tiles) == {"TM": 64, "TN": 64} else dict(tiles))
     elif choice == "nor4":
         registry.matmul_small_outputs = lambda N, M, tiles, *a: dict(tiles)
     elif choice == "nobwdr4":

@@ -37,6 +37,7 @@ from ..reference.dropout import dropout_forward, dropout_mask
 from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
+from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES  # noqa: F401  (build_bundle's default; callers import it here)
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_dx_split, _matmul_fused,
                                   _matmul_rmsnorm, _matmul_split, _matmul_tiles)
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
@@ -373,6 +374,11 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}, variant="_v4"),
     _matmul_rmsnorm(7, 16, 48, variant="_v4"),
     _matmul_rmsnorm(33, 20, 68, {"TM": 32, "TN": 32}, variant="_v4"),
+    # 4 x 4 outputs per invocation (registry.matmul_small_outputs, matmul_backward_small_outputs,
+    # matmul_forward_kgroups: what GPUs run for products with few outputs); K = 100: ragged 16-deep slices
+    _matmul_rmsnorm(70, 100, 68, {"TM": 32, "TN": 32, "RPI": 4}, variant="_v4"),
+    _matmul_fused(70, 100, 68, {"TM": 32, "TN": 32, "RPI": 4, "KGROUPS": 4}, variant="_v4"),
+    _matmul_split(200, 20, 36, 3, {"TM": 64, "TN": 64, "RPI": 4}, variant="_v4"),
     # the barrier-free twins (matmul_direct.wgsl) that SwiftShader dispatches instead
     _matmul_fused(33, 17, 65, variant="_direct"),
     _matmul_rmsnorm(33, 17, 65, variant="_direct"),
@@ -408,7 +414,6 @@ def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
     return {k for c in cases for k in c.kernels}
 
 
-WEBGPU_DEFAULT_WORKGROUP_BYTES = 16384  # maxComputeWorkgroupStorageSize without a requested limit
 
 
 def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None,

@@ -11,6 +11,22 @@ import numpy as np
 
 from ..reference.ops import matmul_backward, matmul_forward, rmsnorm_forward
 from .parity_case_builder import CaseBuilder, ParityCase, _f64, _rng
+from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES, matmul_slice_depth, matmul_workgroup_bytes
+
+
+def _tile_suffix(tiles: Mapping[str, int] | None) -> str:
+    """A case name's tile part: "_tile64x64", plus "_r4" (RPI 4) and "_k4" (KGROUPS 4) when set."""
+    if not tiles:
+        return ""
+    rpi, kg = tiles.get("RPI", 8), tiles.get("KGROUPS", 1)
+    return f"_tile{tiles['TM']}x{tiles['TN']}" + (f"_r{rpi}" if rpi != 8 else "") + (f"_k{kg}" if kg != 1 else "")
+
+
+def _wg_bytes(tiles: Mapping[str, int] | None) -> int:
+    """ParityCase.workgroup_bytes for these overrides: 0 when they fit WebGPU's default limit."""
+    t = dict(tiles or {"TM": 64, "TN": 64})
+    need = matmul_workgroup_bytes(t["TM"], t["TN"], t.get("KGROUPS", 1), t.get("RPI", 8))
+    return need if need > WEBGPU_DEFAULT_WORKGROUP_BYTES else 0
 
 
 # --- matmul.wgsl: atol 1e-5 + rtol 1e-4 (f32 sums in another order; float64 reference) -----------
@@ -74,8 +90,7 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
         b.expect_close("dx_relu", np.where(x64 > 0, ref_dx, 0.0), 1e-5, 1e-4, "dx * (x > 0)")
         b.expect_close("dw_relu", ref_dw, 1e-5, 1e-4, "dw (relu variant)")
     kernels = tuple(k + variant for k in ("matmul_forward_residual", "matmul_backward", "matmul_backward_relu"))
-    suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
-    return ParityCase(f"matmul_fused_{N}x{K}x{M}{suffix}{variant}", kernels, make)
+    return ParityCase(f"matmul_fused_{N}x{K}x{M}{_tile_suffix(tiles)}{variant}", kernels, make, _wg_bytes(tiles))
 
 
 def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] | None = None, variant: str = ""):
@@ -83,7 +98,7 @@ def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] |
     s >= 1 into the parts buffer at (s - 1) * K * M; part s sums positions [s * chunk, (s + 1) * chunk)
     with chunk = ceil(N / split) rounded up to the k-slice TK (matmul_tiles.wgsl split_dw_tile)."""
     t = dict(tiles or {"TM": 64, "TN": 64})
-    tk = min(8, min(t["TM"], t["TN"]) // 8)
+    tk = matmul_slice_depth(t["TM"], t["TN"], t.get("RPI", 8))
     chunk = -(-(-(-N // split)) // tk) * tk
 
     def make(b: CaseBuilder) -> None:
@@ -106,14 +121,13 @@ def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] |
             b.expect_close("parts" + tag, np.concatenate([p.ravel() for p in parts[1:]]), 1e-5, 1e-4,
                            f"{kernel}: parts 1..{split - 1}")
     kernels = ("matmul_backward_split" + variant, "matmul_backward_relu_split" + variant)
-    suffix = f"_tile{t['TM']}x{t['TN']}" if tiles else ""
-    return ParityCase(f"matmul_split{split}_{N}x{K}x{M}{suffix}{variant}", kernels, make)
+    return ParityCase(f"matmul_split{split}_{N}x{K}x{M}{_tile_suffix(tiles)}{variant}", kernels, make, _wg_bytes(tiles))
 
 
 def _matmul_dx_split(N: int, K: int, M: int, dx_split: int, split: int, variant: str = ""):
     """matmul_backward_split with dx's sum over M cut too: dx part s at s * N * K of the dx binding
     (sums over chunks of M, TK multiples), dw in `split` parts as in _matmul_split."""
-    tk = 8
+    tk = matmul_slice_depth(64, 64)  # the default tiles
     cx, cw = -(-(-(-M // dx_split)) // tk) * tk, -(-(-(-N // split)) // tk) * tk
 
     def make(b: CaseBuilder) -> None:
@@ -165,9 +179,9 @@ def _matmul_rmsnorm(N: int, K: int, M: int, tiles: Mapping[str, int] | None = No
             b.expect_close("y" + tag, ref, 1e-5, 1e-4, f"{kernel}: y")
             b.expect_close("xn" + tag, ref_xn, 1e-5, 1e-5, f"{kernel}: xn")
             b.expect_close("rstd" + tag, ref_rstd, 0, 1e-5, f"{kernel}: rstd")
-    suffix = f"_tile{tiles['TM']}x{tiles['TN']}" if tiles else ""
-    return ParityCase(f"matmul_rmsnorm_{N}x{K}x{M}{suffix}{variant}",
-                      ("matmul_forward_rmsnorm" + variant, "matmul_forward_rmsnorm_relu" + variant), make)
+    return ParityCase(f"matmul_rmsnorm_{N}x{K}x{M}{_tile_suffix(tiles)}{variant}",
+                      ("matmul_forward_rmsnorm" + variant, "matmul_forward_rmsnorm_relu" + variant), make,
+                      _wg_bytes(tiles))
 
 
 def _matmul_tiles(N: int, K: int, M: int, tiles: Mapping[str, int]):

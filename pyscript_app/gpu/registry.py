@@ -26,6 +26,7 @@ from pathlib import Path
 
 READ, READ_WRITE, UNIFORM = "read", "read_write", "uniform"
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
+WEBGPU_DEFAULT_WORKGROUP_BYTES = 16384  # maxComputeWorkgroupStorageSize without a requested limit
 
 Grid = tuple[int, int, int]
 
@@ -129,17 +130,6 @@ def matmul_forward_tiles(N: int, K: int, M: int) -> dict[str, int]:
     return matmul_tiles((N, M))
 
 
-# Sliced K (matmul_tiles.wgsl's KGROUPS) for forward products with very few 64 x 64 tiles, on GPU
-# adapters: two groups of invocations per tile halve each one's share of the inner dimension. Measured
-# on an H200 under Dawn (2026-12-03, benchmarks/probes/kgroups_probe.py and variants_probe.py, ms per
-# step, B = 8): the medium model's proj and fc_proj (64 tiles each) with KGROUPS 2 took the step from
-# 4.07-4.18 to 3.86-3.88 ms; KGROUPS 4 was slower (4.43), and so were the large model's proj and fc_proj
-# (256 tiles: 17.36 -> 17.41; fc_proj alone 23.7 -> 19.5 TFLOP/s), and sliced K in the backward
-# products (medium 4.11 with it in both).
-MATMUL_KGROUPS = 2
-MATMUL_KGROUPS_MAX_TILES = 128  # at most this many 64 x 64 tiles
-
-
 def matmul_slice_depth(TM: int, TN: int, RPI: int = 8) -> int:
     """TK, the k-slice depth matmul_tiles.wgsl derives from the tile and RPI (its override's default)."""
     return min(16, min(TM, TN) // 4) if RPI == 4 else min(8, min(TM, TN) // 8)
@@ -151,12 +141,25 @@ def matmul_workgroup_bytes(TM: int, TN: int, KGROUPS: int = 1, RPI: int = 8) -> 
     return 16 * 2 * KGROUPS * tk * ((TM // 4 + 1) + (TN // 4 + 1)) + 4 * TM
 
 
+# Sliced K (matmul_tiles.wgsl's KGROUPS) for the plain and residual forward products that
+# matmul_small_outputs gives 32 x 32 tiles at RPI 4 (fewer than 256 tiles of 64 x 64: the small and
+# medium models' products), on GPU adapters: 4 groups of invocations per tile, each a quarter of the
+# inner dimension. Measured on an H200 under Dawn (2026-12-03 18:06 UTC, variants_probe.py,
+# variants-r4b-h200-dawn-2026-12-03.json, ms per step, two rounds): small 1.27 -> 1.08-1.11, medium
+# 3.57 -> 3.05-3.14, large unchanged (none of its products qualifies); 2 groups: small 1.12-1.20,
+# medium 3.15-3.27; 2 groups on the 64 x 64 RPI 4 products too: large 16.04 -> 16.39-16.49.
+# (Before RPI 4, KGROUPS 2 on 64 x 64 tiles had taken the medium step from 4.07-4.18 to 3.86-3.88 ms:
+# kgroups_probe.py, 2026-12-03.)
+MATMUL_KGROUPS = 4
+
+
 def matmul_forward_kgroups(N: int, M: int, tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None,
                            workgroup_bytes: int) -> dict[str, int]:
     """`tiles` plus {"KGROUPS": MATMUL_KGROUPS} for a plain or residual forward product (not the rmsnorm
-    entries) that the rule above picks and the device's workgroup memory allows, else `tiles`."""
-    few = tiles["TM"] == tiles["TN"] == 64 and _tiles(N, M, 64, 64) <= MATMUL_KGROUPS_MAX_TILES
-    fits = matmul_workgroup_bytes(64, 64, MATMUL_KGROUPS) <= workgroup_bytes
+    entries, which have no sliced K) whose tiles are 32 x 32 at RPI 4, on a GPU adapter whose workgroup
+    memory allows it; else `tiles`. (N, M: the output's shape, for callers that patch the rule.)"""
+    few = dict(tiles) == {"TM": 32, "TN": 32, "RPI": 4}
+    fits = matmul_workgroup_bytes(32, 32, MATMUL_KGROUPS, 4) <= workgroup_bytes
     return {**tiles, "KGROUPS": MATMUL_KGROUPS} if few and fits and is_gpu_adapter(adapter_info) else dict(tiles)
 
 
@@ -202,17 +205,17 @@ def matmul_forward_overrides(kernel: str, N: int, K: int, M: int, adapter_info: 
                              workgroup_bytes: int) -> dict[str, int]:
     """The overrides of a forward product x (N,K) @ w (K,M) through matmul.wgsl's scalar entry `kernel`
     (or its _v4 twin): its tiles (64 x 128 for some big ones on GPUs, above), 4 x 4 outputs per
-    invocation where matmul_small_outputs picks them, else sliced K where matmul_forward_kgroups picks
-    it (never for the rmsnorm entries, which have none). gpu/model_ops.py
+    invocation where matmul_small_outputs picks them, and sliced K on top where matmul_forward_kgroups
+    picks it (never for the rmsnorm entries, which have none). gpu/model_ops.py
     and the bench's GEMM table both use this."""
     tiles = matmul_forward_tiles(N, K, M)
     big = _tiles(N, M, 128, 128)
     if tiles["TM"] == 128 and is_gpu_adapter(adapter_info) and not MATMUL_WIDE_BELOW <= big < MATMUL_WIDE_FROM:
         tiles = {"TM": 64, "TN": 128}
     small = matmul_small_outputs(N, M, tiles, adapter_info, workgroup_bytes)
-    if small.get("RPI") == 4 or kernel.startswith("matmul_forward_rmsnorm"):
+    if kernel.startswith("matmul_forward_rmsnorm"):
         return small
-    return matmul_forward_kgroups(N, M, tiles, adapter_info, workgroup_bytes)
+    return matmul_forward_kgroups(N, M, small, adapter_info, workgroup_bytes)
 
 
 # matmul_dw_split: adapters whose backward dw products are split (the GPUs; a CPU adapter such as
