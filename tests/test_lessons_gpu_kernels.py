@@ -78,6 +78,13 @@ def test_workgroup_size_expressions_allow_only_arithmetic():
         _eval_u32("__import__", {"__import__": "os"})
     with pytest.raises(ValueError, match="TQ"):
         _eval_u32("TQ / 2u", {})
+    # select(f, t, cond), as matmul_tiles.wgsl's TK: the k-slice depth follows RPI
+    tk = "select(min(8u, min(TM, TN) / 8u), min(16u, min(TM, TN) / 4u), RPI == 4u)"
+    assert _eval_u32(tk, {"TM": 64, "TN": 64, "RPI": 8}) == 8
+    assert _eval_u32(tk, {"TM": 64, "TN": 64, "RPI": 4}) == 16
+    assert _eval_u32(tk, {"TM": 32, "TN": 32, "RPI": 4}) == 8
+    with pytest.raises(ValueError):
+        _eval_u32("RPI = 4u", {"RPI": 8})
 
 
 def test_tiling_stats_count_workgroups_and_loads():

@@ -52,19 +52,26 @@ def tile_overrides(kernel: str, *outputs: tuple[int, int]) -> dict[str, int]:
     return dict(pick(*outputs)) if pick else {}
 
 
+def _select(false_value: int, true_value: int, condition: bool) -> int:
+    """WGSL's select(f, t, cond): t where cond holds, else f."""
+    return true_value if condition else false_value
+
+
 def _eval_u32(expr: str, values: dict[str, int]) -> int:
-    """A WGSL constant expression of integers, names in `values`, min/max and + - * / ( ) (as in
-    @workgroup_size(TN / 8u, TM / 8u) or min(8u, min(TM, TN) / 8u)), with integer division."""
+    """A WGSL constant expression of integers, names in `values`, min/max/select, == and + - * / ( ) (as
+    in @workgroup_size(TN / RPI, TM / RPI) or select(min(8u, min(TM, TN) / 8u), ..., RPI == 4u)), with
+    integer division."""
     text = re.sub(r"\b(\d+)u\b", r"\1", expr)
     def value(m: re.Match) -> str:
         if m.group(0) not in values:
             raise ValueError(f"cannot evaluate {expr!r}: {m.group(0)!r} is not a known constant")
         return str(values[m.group(0)])
 
-    text = re.sub(r"\b(?!min\b|max\b)[A-Za-z_]\w*\b", value, text)
-    if not re.fullmatch(r"(?:[\d\s+\-*/(),]|min|max)+", text):
+    text = re.sub(r"\b(?!min\b|max\b|select\b)[A-Za-z_]\w*\b", value, text)
+    if not re.fullmatch(r"(?:[\d\s+\-*/(),]|==|min|max|select)+", text):
         raise ValueError(f"cannot evaluate {expr!r}")
-    return int(eval(text.replace("/", "//"), {"__builtins__": {}, "min": min, "max": max}))  # noqa: S307
+    scope = {"__builtins__": {}, "min": min, "max": max, "select": _select}
+    return int(eval(text.replace("/", "//"), scope))  # noqa: S307
 
 
 def matmul_tiles(source: str, N: int, K: int, M: int) -> MatmulTiles:
