@@ -24,7 +24,12 @@ for name in sys.argv[3:]:
     N = 8 * mc.block_size
     xa = array('H', np.random.default_rng(0).integers(0, mc.vocab_size, N).astype(np.uint16).tobytes())
     asyncio.run(be.step(xa, xa, 1e-3)); asyncio.run(be.pop_losses())
-    names = {pl: key[0] + str(dict(key[1]).get('TM', '')) for key, pl in ex._pipelines.items()}
+    def label(kernel, ov):  # e.g. matmul_backward_split_v4 64x64r4, matmul_forward_residual_v4 32x32r4k4
+        if 'TM' not in ov:
+            return kernel
+        extra = (f"r{ov['RPI']}" if ov.get('RPI', 8) != 8 else '') + (f"k{ov['KGROUPS']}" if ov.get('KGROUPS', 1) != 1 else '')
+        return f"{kernel} {ov['TM']}x{ov['TN']}{extra}"
+    names = {pl: label(key[0], dict(key[1])) for key, pl in ex._pipelines.items()}
     plan = be._step_plan
     reps = 20
     per = collections.defaultdict(float); counts = collections.Counter()

@@ -5,7 +5,7 @@ off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK,
 matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
 forward products with fewer than 256 big tiles; the GEMM table's shapes too; square = no 64 x 128
 forward tiles (registry.MATMUL_WIDE_* off); nor4 = no 4 x 4 outputs per invocation (registry.matmul_small_outputs
-off); nobwdr4 = none in the backward products (registry.matmul_backward_small_outputs off); r4kg2 / r4kg4 =
+off); bwd64r4all = every backward product at 64 x 64 tiles (so at RPI 4); nobwdr4 = none in the backward products (registry.matmul_backward_small_outputs off); r4kg2 / r4kg4 =
 sliced K (2 / 4 groups) on the plain and residual forward products that take 32 x 32 tiles at RPI 4,
 r4kg2all = 2 groups on all of them at RPI 4; bwdwide = 64 x 128 instead of 128 x 128 in the backward
 products too; fwd64wide / bwd64wide / all64wide = 64 x 128 instead of 64 x 64 in the forward / backward /
@@ -61,6 +61,8 @@ def host(choice: str) -> None:
             {**tiles, "KGROUPS": 2} if dict(tiles) == {"TM": 64, "TN": 64} else dict(tiles))
     elif choice == "nor4":
         registry.matmul_small_outputs = lambda N, M, tiles, *a: dict(tiles)
+    elif choice == "bwd64r4all":  # every backward product at 64 x 64, RPI 4 (the 128 x 128 ones too)
+        model_ops.matmul_backward_tiles = lambda *a: {"TM": 64, "TN": 64}
     elif choice == "nobwdr4":
         model_ops.matmul_backward_small_outputs = lambda tiles, *a: dict(tiles)
     elif choice.startswith("r4kg"):  # r4kg2 / r4kg4: KGROUPS on RPI 4's 32 x 32 tiles; r4kg2all: on all RPI 4
