@@ -38,12 +38,12 @@
 //   invocation owns an RPI x RPI block of outputs (RPI = 8, the default, or 4), so a workgroup has
 //   (TN/RPI) x (TM/RPI) invocations (16 x 16 at 128 x 128). Large products want 128 x 128 at RPI 8
 //   (64 FMAs per 4 vec4 reads of workgroup memory); small ones want small tiles and RPI 4 so that
-//   enough invocations run (registry.matmul_tiles, matmul_small_outputs pick). RPI x RPI blocks at
+//   enough invocations run (matmul_rules.matmul_tiles, matmul_small_outputs pick). RPI x RPI blocks at
 //   128 x 128 and RPI 4 would be 1024 invocations: more than WebGPU's default limit of 256.
 //   KGROUPS = 1 (default), 2, 4, 8 (not the rmsnorm entries): sliced K, a workgroup of KGROUPS x
 //   (TN/RPI) x (TM/RPI) invocations (lid.z = group) whose groups multiply consecutive k-slices and add
 //   their results in group order at the end (matmul_tiles.wgsl's reduce_groups); for products with
-//   very few tiles (registry.matmul_forward_kgroups). SPLIT, DX_SPLIT: the split entries (below).
+//   very few tiles (matmul_rules.matmul_forward_kgroups). SPLIT, DX_SPLIT: the split entries (below).
 // Grid: (ceil(out_cols / TN), ceil(out_rows / TM), 1):
 //   forward* (the rmsnorm entries too) (ceil(M/TN), ceil(N/TM)), backward_dx (ceil(K/TN), ceil(N/TM)),
 //   backward_dw (ceil(M/TN), ceil(K/TM));

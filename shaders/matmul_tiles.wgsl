@@ -9,7 +9,7 @@ override TN: u32 = 64u;  // output columns per workgroup (RPI per invocation in 
 // half a tile apart, 16 vec4 accumulators, 64 FMAs per 4 vec4 reads of the tiles) or 4 (one 4 x 4
 // quad, c0a .. c3a only: 4x the invocations per tile). 4 is for products with few outputs (a long
 // inner dimension, small models) where 8 x 8 leaves a GPU a few warps per multiprocessor
-// (registry.matmul_small_outputs picks it).
+// (matmul_rules.matmul_small_outputs picks it).
 override RPI: u32 = 8u;
 // inner-dimension slice per step: 8 (4 for 32-wide tiles) at RPI 8; at RPI 4, 16 (8 for 32-wide
 // tiles): with 4x the invocations, one barrier per 8 k would leave each only 128 FMAs between two.
@@ -35,7 +35,7 @@ override DX_SPLIT: u32 = 1u;
 // large GPU's lanes busy. Outputs equal KGROUPS = 1's up to the order of the sum (deterministic).
 // Needs (KGROUPS - 1) * 8 * (TM/8) * (TN/8) <= the tiles' vec4 slots (a_tile + b_tile): any KGROUPS at
 // TM, TN <= 64, KGROUPS <= 2 at 128 x 128 (at RPI 4: (KGROUPS - 1) * 4 * (TM/4) * (TN/4), reduce_groups_4x4).
-// Its only chooser, registry.matmul_forward_kgroups, takes 4 at 32 x 32 with RPI 4
+// Its only chooser, matmul_rules.matmul_forward_kgroups, takes 4 at 32 x 32 with RPI 4
 // (tests/test_kernels_matmul.py covers 2 .. 8 at 64 and 32, RPI 8 and 4).
 override KGROUPS: u32 = 1u;
 

@@ -12,7 +12,7 @@ import pytest
 
 from _gpu import gpu  # noqa: F401
 from pyscript_app.config import ModelConfig, TrainConfig
-from pyscript_app.gpu import registry
+from pyscript_app.gpu import matmul_rules, registry
 from pyscript_app.gpu.executor import run_sync
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.playground.pipeline_plan import PlanningExecutor, training_pipelines
@@ -31,7 +31,7 @@ def test_every_table_entry_is_a_valid_override_of_a_registered_kernel(adapter):
     for kernel, values in registry.ADAPTER_OVERRIDES[adapter].items():
         registry.get(kernel).resolve_overrides(values)  # KeyError on an unknown kernel or override
         if "TM" in values:
-            assert values["TM"] in registry.MATMUL_TILE_SIZES and values["TN"] in registry.MATMUL_TILE_SIZES
+            assert values["TM"] in matmul_rules.MATMUL_TILE_SIZES and values["TN"] in matmul_rules.MATMUL_TILE_SIZES
         if "WG" in values and kernel.startswith(REDUCTIONS_NEED_POWER_OF_TWO):
             assert values["WG"] & (values["WG"] - 1) == 0, (kernel, values)
 

@@ -27,7 +27,7 @@ def test_forward_backward_match_reference(gpu, cfg, B, T):
     _check_forward_backward(gpu, cfg, B, T)
 
 
-# Split backward products (GPU adapters only, registry.matmul_dw_split / matmul_dx_split) forced here on
+# Split backward products (GPU adapters only, matmul_rules.matmul_dw_split / matmul_dx_split) forced here on
 # whatever adapter runs the tests: several parts per weight, different counts per weight (the parts
 # buffer's unused blocks), lm_head split or not (the parts' range then starts at a block weight), dx
 # split where a norm consumes it (with and without a dw split of the same product).
@@ -70,9 +70,9 @@ def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     assert set(ops.split.values()) == {2}  # every M <= 320 = N / 2
     assert ops.norm_backward_overrides == {"WG": 256, "DG_COLS": 2}
     # every product has few 64 x 64 tiles here (10 x 1 .. 10 x 16): the forward's take 32 x 32 tiles with
-    # 4 x 4 outputs per invocation (registry.matmul_small_outputs), plus sliced K in the residual ones
-    # (registry.matmul_forward_kgroups); the backward's keep 64 x 64 at RPI 4
-    # (registry.matmul_backward_small_outputs). (lm_head's vocabulary of 70 is no multiple of 4: the
+    # 4 x 4 outputs per invocation (matmul_rules.matmul_small_outputs), plus sliced K in the residual ones
+    # (matmul_rules.matmul_forward_kgroups); the backward's keep 64 x 64 at RPI 4
+    # (matmul_rules.matmul_backward_small_outputs). (lm_head's vocabulary of 70 is no multiple of 4: the
     # scalar entries)
     assert four == {"matmul_forward_rmsnorm_v4", "matmul_forward_rmsnorm_relu_v4", "matmul_forward_residual_v4",
                     "matmul_forward_rmsnorm", "matmul_backward_split_v4", "matmul_backward_relu_split_v4",
@@ -102,11 +102,11 @@ def test_no_buffer_is_assumed_zero(gpu, monkeypatch, adapter_type):
 
 def test_gpu_big_tile_choices_match_reference(gpu, monkeypatch):
     """The big-tile rules on a GPU adapter, forced down to this test's small shapes: 128 x 128 tiles for
-    every product, which the forward turns into 64 x 128 (registry.matmul_forward_overrides)."""
-    from pyscript_app.gpu import registry
+    every product, which the forward turns into 64 x 128 (matmul_rules.matmul_forward_overrides)."""
+    from pyscript_app.gpu import matmul_rules
 
     monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
-    monkeypatch.setattr(registry, "MATMUL_BIG_TILE_WORKGROUPS", 1)
+    monkeypatch.setattr(matmul_rules, "MATMUL_BIG_TILE_WORKGROUPS", 1)
     tiles = set()
     dispatch = gpu.dispatch
 

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from pyscript_app.gpu import registry, uniforms
+from pyscript_app.gpu import matmul_rules, registry, uniforms
 from pyscript_app.gpu.registry import KERNELS, grid_1d
 
 VAR_RE = re.compile(r"@group\(0\)\s*@binding\((\d+)\)\s*var<(storage,\s*(read_write|read)|uniform)>\s*(\w+)\s*:\s*([\w<>]+)")
@@ -168,23 +168,23 @@ def test_vec4_twins_follow_their_scalar_entry_in_the_adapter_tables():
 def test_split_rules_cut_both_sums_into_chunks_of_one_length_on_gpus_only():
     gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
     # large (N = 2048): chunks of 512 positions; qkv's dx sums 1536 -> 3 parts, fc's 2048 -> 4
-    assert registry.matmul_dw_split(2048, 512, 1536, gpu) == 4
-    assert registry.matmul_dx_split(2048, 512, 1536, gpu) == 3
-    assert registry.matmul_dx_split(2048, 512, 2048, gpu) == 4
-    assert registry.matmul_dx_split(2048, 2048, 512, gpu) == 1
+    assert matmul_rules.matmul_dw_split(2048, 512, 1536, gpu) == 4
+    assert matmul_rules.matmul_dx_split(2048, 512, 1536, gpu) == 3
+    assert matmul_rules.matmul_dx_split(2048, 512, 2048, gpu) == 4
+    assert matmul_rules.matmul_dx_split(2048, 2048, 512, gpu) == 1
     # medium (N = 1024): chunks of 256; short batches are not cut at all; at most MATMUL_SPLIT_MAX
-    assert registry.matmul_dw_split(1024, 256, 768, gpu) == 4 and registry.matmul_dx_split(1024, 256, 768, gpu) == 3
-    assert registry.matmul_dw_split(256, 64, 64, gpu) == 1
-    assert registry.matmul_dx_split(1024, 256, 1 << 16, gpu) == registry.MATMUL_SPLIT_MAX
-    for rule in (registry.matmul_dw_split, registry.matmul_dx_split):
+    assert matmul_rules.matmul_dw_split(1024, 256, 768, gpu) == 4 and matmul_rules.matmul_dx_split(1024, 256, 768, gpu) == 3
+    assert matmul_rules.matmul_dw_split(256, 64, 64, gpu) == 1
+    assert matmul_rules.matmul_dx_split(1024, 256, 1 << 16, gpu) == matmul_rules.MATMUL_SPLIT_MAX
+    for rule in (matmul_rules.matmul_dw_split, matmul_rules.matmul_dx_split):
         assert rule(2048, 512, 2048, cpu) == rule(2048, 512, 2048, None) == 1
     # the backward's big tiles count the parts' workgroups
-    assert registry.matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
-    assert registry.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}
+    assert matmul_rules.matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
+    assert matmul_rules.matmul_backward_tiles(2048, 2048, 512, split=4) == {"TM": 128, "TN": 128}
 
 
 def test_sliced_k_only_for_32_tiles_at_rpi_4_on_gpus_with_the_workgroup_memory():
-    from pyscript_app.gpu.registry import matmul_forward_kgroups, matmul_forward_overrides, matmul_workgroup_bytes
+    from pyscript_app.gpu.matmul_rules import matmul_forward_kgroups, matmul_forward_overrides, matmul_workgroup_bytes
     gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
     r32, r64 = {"TM": 32, "TN": 32, "RPI": 4}, {"TM": 64, "TN": 64, "RPI": 4}
     assert matmul_forward_kgroups(1024, 256, r32, gpu, 49152) == {**r32, "KGROUPS": 4}
@@ -202,7 +202,7 @@ def test_sliced_k_only_for_32_tiles_at_rpi_4_on_gpus_with_the_workgroup_memory()
 
 
 def test_forward_products_take_64_by_128_tiles_on_gpus_outside_the_measured_band():
-    from pyscript_app.gpu.registry import matmul_forward_overrides
+    from pyscript_app.gpu.matmul_rules import matmul_forward_overrides
     gpu = {"adapter_type": "DiscreteGPU"}
     wide, big, small = {"TM": 64, "TN": 128}, {"TM": 128, "TN": 128}, {"TM": 64, "TN": 64}
     assert matmul_forward_overrides("matmul_forward", 2048, 512, 1536, gpu, 49152) == wide  # 192 big tiles
@@ -215,7 +215,7 @@ def test_forward_products_take_64_by_128_tiles_on_gpus_outside_the_measured_band
 
 
 def test_few_outputs_take_4_by_4_per_invocation_on_gpus_with_the_workgroup_memory():
-    from pyscript_app.gpu.registry import matmul_forward_overrides, matmul_small_outputs, matmul_workgroup_bytes
+    from pyscript_app.gpu.matmul_rules import matmul_forward_overrides, matmul_small_outputs, matmul_workgroup_bytes
     gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
     t64 = {"TM": 64, "TN": 64}
     r64, r32 = {**t64, "RPI": 4}, {"TM": 32, "TN": 32, "RPI": 4}
@@ -236,7 +236,7 @@ def test_few_outputs_take_4_by_4_per_invocation_on_gpus_with_the_workgroup_memor
 
 
 def test_backward_64_tiles_take_4_by_4_per_invocation_on_gpus():
-    from pyscript_app.gpu.registry import matmul_backward_small_outputs
+    from pyscript_app.gpu.matmul_rules import matmul_backward_small_outputs
     gpu, cpu = {"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}
     t64, t128 = {"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}
     assert matmul_backward_small_outputs(t64, gpu, 49152) == {**t64, "RPI": 4}

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
-from pyscript_app.gpu.registry import MATMUL_TILE_SIZES, MATMUL_VEC4_TWINS, matmul_tiles
+from pyscript_app.gpu.registry import MATMUL_VEC4_TWINS
+from pyscript_app.gpu.matmul_rules import MATMUL_TILE_SIZES, matmul_tiles
 from pyscript_app.reference.ops import matmul_backward, matmul_forward, relu_forward, rmsnorm_forward
 
 pytestmark = pytest.mark.gpu
@@ -158,7 +159,7 @@ def test_matmul_forward_rmsnorm_and_relu(gpu, N, K, M, tiles):
 
 
 def test_backward_tiles_need_enough_big_tiles_in_both_products():
-    from pyscript_app.gpu.registry import matmul_backward_tiles
+    from pyscript_app.gpu.matmul_rules import matmul_backward_tiles
     assert matmul_backward_tiles(4096, 4096, 4096) == {"TM": 128, "TN": 128}
     # large fc_proj: dx (2048,2048) has 256 big tiles but dw (2048,512) only 64 -> small tiles
     assert matmul_backward_tiles(2048, 2048, 512) == {"TM": 64, "TN": 64}
@@ -171,7 +172,7 @@ def test_backward_tiles_need_enough_big_tiles_in_both_products():
 # TK = 8, and M cuts the last column tile. 32-wide tiles take TK = 4 (one vec4 of k per row).
 V4_SHAPES = [(68, 20, 36), (65, 36, 260), (1, 4, 4)]
 V4_TILES = [{"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}, {"TM": 32, "TN": 32}, {"TM": 128, "TN": 32},
-            {"TM": 64, "TN": 128}]  # the last: what GPUs take for some big products (registry.matmul_forward_overrides)
+            {"TM": 64, "TN": 128}]  # the last: what GPUs take for some big products (matmul_rules.matmul_forward_overrides)
 
 
 def _v4_case(kernel, N, K, M, accumulate, seed):
@@ -274,7 +275,7 @@ def test_sliced_k_sums_differ_from_one_group_only_by_order(gpu):
 
 @pytest.mark.parametrize("kernel", ["matmul_forward_v4", "matmul_forward_rmsnorm_v4", "matmul_forward_residual_v4"])
 def test_64_by_128_tiles_give_the_same_bits_as_128_by_128(gpu, kernel):
-    """GPUs take 64 x 128 tiles for some big forward products (registry.matmul_forward_overrides): every
+    """GPUs take 64 x 128 tiles for some big forward products (matmul_rules.matmul_forward_overrides): every
     output's sum (and rmsnorm's rstd) runs over k in the same order as with square tiles."""
     scalar = kernel[:-3]
     inputs, prior, dims, _ = _v4_case(scalar, 130, 40, 260, 0, seed=3)
@@ -304,7 +305,7 @@ def test_4x4_outputs_per_invocation_accumulate(gpu, kernel):
 
 @pytest.mark.parametrize("kernel", ["matmul_forward_v4", "matmul_forward_residual_v4", "matmul_backward_relu_v4"])
 def test_4x4_outputs_per_invocation_give_the_same_bits_as_8x8(gpu, kernel):
-    """GPUs take RPI 4 for forward products with few outputs (registry.matmul_small_outputs): each output
+    """GPUs take RPI 4 for forward products with few outputs (matmul_rules.matmul_small_outputs): each output
     still sums k in order, one FMA at a time, so only who computes it changes, not its bits. (The rmsnorm
     entries' rstd sums squares in TK groups, which RPI 4 makes 16 deep: those differ in rounding.)"""
     inputs, prior, dims, _ = _v4_case(kernel[:-3], 130, 100, 260, 0, seed=5)

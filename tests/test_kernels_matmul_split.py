@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from _gpu import assert_close, download, gpu, upload  # noqa: F401
-from pyscript_app.gpu.registry import MATMUL_VEC4_TWINS, matmul_slice_depth
+from pyscript_app.gpu.registry import MATMUL_VEC4_TWINS
+from pyscript_app.gpu.matmul_rules import matmul_slice_depth
 from pyscript_app.reference.ops import matmul_backward
 
 pytestmark = pytest.mark.gpu

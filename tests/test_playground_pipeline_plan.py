@@ -13,8 +13,8 @@ import pytest
 from _gpu import gpu  # noqa: F401
 from pyscript_app.config import ModelConfig, TrainConfig
 from pyscript_app.gpu.executor import run_sync
-from pyscript_app.gpu import registry
-from pyscript_app.gpu.registry import matmul_backward_tiles, matmul_forward_tiles
+from pyscript_app.gpu import matmul_rules, registry
+from pyscript_app.gpu.matmul_rules import matmul_backward_tiles, matmul_forward_tiles
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.playground.pipeline_plan import PlanningExecutor, training_pipelines
 
@@ -63,7 +63,7 @@ def test_the_plan_has_the_tiles_each_matmul_shape_picks():
     wanted = training_pipelines(mc, tc)
     N, C, V = tc.batch * tc.seq_len, mc.n_embd, mc.vocab_size
     matmuls = [(k, o) for k, o in wanted if k.startswith("matmul")]
-    assert matmuls and all(o["TM"] in registry.MATMUL_TILE_SIZES for _, o in matmuls)
+    assert matmuls and all(o["TM"] in matmul_rules.MATMUL_TILE_SIZES for _, o in matmuls)
     head_forward, head_backward = matmul_forward_tiles(N, C, V), matmul_backward_tiles(N, C, V)  # lm_head
     assert any(k.startswith("matmul_forward") and o.items() >= head_forward.items() for k, o in matmuls)
     assert any(k.startswith("matmul_backward") and o.items() >= head_backward.items() for k, o in matmuls)

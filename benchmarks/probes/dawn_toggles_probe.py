@@ -31,7 +31,8 @@ SHAPES = [(4096, 4096, 4096, 10), (2048, 512, 1536, 50), (2048, 512, 2048, 50), 
 def time_forward(ex, N, K, M, reps, extra):
     import numpy as np
     from pyscript_app.gpu.executor import run_sync
-    from pyscript_app.gpu.registry import matmul_entry, matmul_forward_tiles
+    from pyscript_app.gpu.registry import matmul_entry
+    from pyscript_app.gpu.matmul_rules import matmul_forward_tiles
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())

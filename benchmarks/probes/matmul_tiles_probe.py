@@ -7,7 +7,7 @@ at 4096^3 and the model's shapes, forward and backward_dw; PyTorch fp32 (TF32 of
                                                                   # shapes (NxKxMxREPS)
 
 Each entry: (ms per dispatch, TFLOP/s, max relative error of the first 64 output rows). Used to pick
-registry.MATMUL_BIG_TILE_WORKGROUPS (benchmarks/results/matmul-tiles-h200-dawn-2026-11-22.json:
+matmul_rules.MATMUL_BIG_TILE_WORKGROUPS (benchmarks/results/matmul-tiles-h200-dawn-2026-11-22.json:
 old = the kernel before the software-pipelined k loop, new = after)."""
 import sys, time, json
 import numpy as np

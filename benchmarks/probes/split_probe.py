@@ -7,12 +7,12 @@ drifted by ~10 % over a few minutes in the first runs).
 
 Policies replace gpu/model_ops' matmul_dw_split (SPLIT per backward product from its N, K, M):
 none = never split (the previous kernels), balance = dw parts no longer than dx's sum, chunk =
-N / max(256, N / 4) parts, +dx = dx's sum cut too (registry.matmul_dx_split) where a norm consumes it.
+N / max(256, N / 4) parts, +dx = dx's sum cut too (matmul_rules.matmul_dx_split) where a norm consumes it.
 (The first two result files also have allN: N / part >= 256 with at most N parts, since dropped.) Steps: step_bench.time_step (B=8, full context, median of 3 runs of 10)."""
 import json
 import sys
 
-from pyscript_app.gpu import model_ops, registry, step_bench
+from pyscript_app.gpu import matmul_rules, model_ops, step_bench
 from pyscript_app.gpu.executor import run_sync
 from pyscript_app.gpu.native import open_device
 
@@ -33,7 +33,7 @@ def _balance(N, K, M, info):  # dw cut until no longer than dx's sum (the first 
 
 # name -> (dw policy, dx policy)
 POLICIES = {"none": (ONE, ONE), "balance": (_balance, ONE), "chunk": (_chunk_dw, ONE),
-            "chunk+dx (registry)": (registry.matmul_dw_split, registry.matmul_dx_split)}
+            "chunk+dx (registry)": (matmul_rules.matmul_dw_split, matmul_rules.matmul_dx_split)}
 OVERRIDES = {
     "rmsnorm_bwd DG_COLS4": {"rmsnorm_backward": {"DG_COLS": 4}},
     "rmsnorm_bwd DG_COLS2": {"rmsnorm_backward": {"DG_COLS": 2}},
@@ -54,14 +54,14 @@ def main():
     configs = [("policy", n) for n in POLICIES] + [("override", n) for n in OVERRIDES]
     for r in range(ROUNDS):
         for kind, name in (configs if r % 2 == 0 else configs[::-1]):
-            dw, dx = POLICIES[name] if kind == "policy" else (registry.matmul_dw_split, registry.matmul_dx_split)
+            dw, dx = POLICIES[name] if kind == "policy" else (matmul_rules.matmul_dw_split, matmul_rules.matmul_dx_split)
             model_ops.matmul_dw_split, model_ops.matmul_dx_split = dw, dx
             ex.override_table = OVERRIDES[name] if kind == "override" else {}
             for model in ("medium", "large"):
                 ms = step_ms(ex, model)
                 out["policies" if kind == "policy" else "overrides"].setdefault(f"{model} {name}", []).append(ms)
                 print(r, model, name, ms, flush=True)
-    model_ops.matmul_dw_split, model_ops.matmul_dx_split = registry.matmul_dw_split, registry.matmul_dx_split
+    model_ops.matmul_dw_split, model_ops.matmul_dx_split = matmul_rules.matmul_dw_split, matmul_rules.matmul_dx_split
     ex.override_table = {}
     be, _, _ = run_sync(step_bench.make_backend(ex, "large", 8))
     shares, whole = run_sync(step_bench.profile_step(ex, be, reps=10))

@@ -1,11 +1,11 @@
 """Shader folders and host choices compared through the project's own dispatches (an experiment): for
 each variant NAME=DIR[+HOST] (DIR a copy of shaders/; HOST: fwdkg2 = KGROUPS 2 on every plain or
-residual forward product's 64 x 64 tiles; nokg = no sliced K at all (registry.matmul_forward_kgroups
+residual forward product's 64 x 64 tiles; nokg = no sliced K at all (matmul_rules.matmul_forward_kgroups
 off); dims = each matmul's N, K, M also passed as the pipeline constants FN, FK, FM, which DIR's
 matmul shaders must declare; wide / tall = 64 x 128 / 128 x 64 tiles (TM x TN) instead of 128 x 128 for
 forward products with fewer than 256 big tiles; the GEMM table's shapes too; square = no 64 x 128
-forward tiles (registry.MATMUL_WIDE_* off); nor4 = no 4 x 4 outputs per invocation (registry.matmul_small_outputs
-off); bwd64r4all = every backward product at 64 x 64 tiles (so at RPI 4); nobwdr4 = none in the backward products (registry.matmul_backward_small_outputs off); r4kg2 / r4kg4 =
+forward tiles (matmul_rules.MATMUL_WIDE_* off); nor4 = no 4 x 4 outputs per invocation (matmul_rules.matmul_small_outputs
+off); bwd64r4all = every backward product at 64 x 64 tiles (so at RPI 4); nobwdr4 = none in the backward products (matmul_rules.matmul_backward_small_outputs off); r4kg2 / r4kg4 =
 sliced K (2 / 4 groups) on the plain and residual forward products that take 32 x 32 tiles at RPI 4,
 r4kg2all = 2 groups on all of them at RPI 4; bwdwide = 64 x 128 instead of 128 x 128 in the backward
 products too; fwd64wide / bwd64wide / all64wide = 64 x 128 instead of 64 x 64 in the forward / backward /
@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from attention_probe_timing import attention_inputs, timed  # noqa: E402
 from shader_dirs_probe import measure  # noqa: E402
 
-from pyscript_app.gpu import attention_ops, model_ops, registry  # noqa: E402
+from pyscript_app.gpu import attention_ops, matmul_rules, model_ops, registry  # noqa: E402
 from pyscript_app.gpu.native import NativeExecutor, open_device  # noqa: E402
 
 ATTN_SHAPES = {"medium": (8, 128, 256, 8), "large": (8, 256, 512, 8)}
-_fwd = registry.matmul_forward_tiles      # all three reached through registry.matmul_forward_overrides
-_kg = registry.matmul_forward_kgroups
-_small = registry.matmul_small_outputs
-_wide = (registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM)
+_fwd = matmul_rules.matmul_forward_tiles      # all three reached through matmul_rules.matmul_forward_overrides
+_kg = matmul_rules.matmul_forward_kgroups
+_small = matmul_rules.matmul_small_outputs
+_wide = (matmul_rules.MATMUL_WIDE_BELOW, matmul_rules.MATMUL_WIDE_FROM)
 _bwd = model_ops.matmul_backward_tiles
 _bwd_small = model_ops.matmul_backward_small_outputs
 _fwd_over = model_ops.matmul_forward_overrides
@@ -49,18 +49,18 @@ def _dims_dispatch(self, kernel, buffers, dims, overrides=None, **kw):
 
 def host(choice: str) -> None:
     """Set this process's host choices for one variant (see the docstring)."""
-    registry.matmul_forward_tiles, registry.matmul_forward_kgroups = _fwd, _kg
-    registry.matmul_small_outputs = _small
-    registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM = _wide
+    matmul_rules.matmul_forward_tiles, matmul_rules.matmul_forward_kgroups = _fwd, _kg
+    matmul_rules.matmul_small_outputs = _small
+    matmul_rules.MATMUL_WIDE_BELOW, matmul_rules.MATMUL_WIDE_FROM = _wide
     model_ops.matmul_backward_tiles = _bwd
     model_ops.matmul_backward_small_outputs, model_ops.matmul_forward_overrides = _bwd_small, _fwd_over
     NativeExecutor.dispatch = _dispatch
     registry.KERNELS.update(_kernels)
     if choice == "fwdkg2":
-        registry.matmul_forward_kgroups = lambda N, M, tiles, *a: (
+        matmul_rules.matmul_forward_kgroups = lambda N, M, tiles, *a: (
             {**tiles, "KGROUPS": 2} if dict(tiles) == {"TM": 64, "TN": 64} else dict(tiles))
     elif choice == "nor4":
-        registry.matmul_small_outputs = lambda N, M, tiles, *a: dict(tiles)
+        matmul_rules.matmul_small_outputs = lambda N, M, tiles, *a: dict(tiles)
     elif choice == "bwd64r4all":  # every backward product at 64 x 64, RPI 4 (the 128 x 128 ones too)
         model_ops.matmul_backward_tiles = lambda *a: {"TM": 64, "TN": 64}
     elif choice == "nobwdr4":
@@ -75,7 +75,7 @@ def host(choice: str) -> None:
             return o
         model_ops.matmul_forward_overrides = fwd
     elif choice == "nokg":
-        registry.matmul_forward_kgroups = lambda N, M, tiles, *a: dict(tiles)
+        matmul_rules.matmul_forward_kgroups = lambda N, M, tiles, *a: dict(tiles)
     elif choice == "dims":
         for name, k in _kernels.items():
             if name.startswith("matmul_") and "direct" not in name:
@@ -83,18 +83,18 @@ def host(choice: str) -> None:
         NativeExecutor.dispatch = _dims_dispatch
     elif choice in ("wide", "tall"):
         rect = {"TM": 64, "TN": 128} if choice == "wide" else {"TM": 128, "TN": 64}
-        registry.matmul_forward_tiles = lambda N, K, M: (
+        matmul_rules.matmul_forward_tiles = lambda N, K, M: (
             dict(rect) if _fwd(N, K, M) == {"TM": 128, "TN": 128} and -(-N // 128) * -(-M // 128) < 256
             else _fwd(N, K, M))
     elif choice == "square":
-        registry.MATMUL_WIDE_BELOW, registry.MATMUL_WIDE_FROM = 0, 1 << 30
+        matmul_rules.MATMUL_WIDE_BELOW, matmul_rules.MATMUL_WIDE_FROM = 0, 1 << 30
     elif choice == "bwdwide":
         model_ops.matmul_backward_tiles = lambda *a: (
             {"TM": 64, "TN": 128} if _bwd(*a) == {"TM": 128, "TN": 128} else _bwd(*a))
     elif choice in ("fwd64wide", "bwd64wide", "all64wide"):
         sq, rect = {"TM": 64, "TN": 64}, {"TM": 64, "TN": 128}
         if choice != "bwd64wide":
-            registry.matmul_forward_tiles = lambda N, K, M: dict(rect) if _fwd(N, K, M) == sq else _fwd(N, K, M)
+            matmul_rules.matmul_forward_tiles = lambda N, K, M: dict(rect) if _fwd(N, K, M) == sq else _fwd(N, K, M)
         if choice != "fwd64wide":
             model_ops.matmul_backward_tiles = lambda *a: dict(rect) if _bwd(*a) == sq else _bwd(*a)
     elif choice:

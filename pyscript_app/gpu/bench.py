@@ -23,7 +23,8 @@ from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
 from .native import open_device
-from .registry import matmul_entry, matmul_forward_overrides
+from .registry import matmul_entry
+from .matmul_rules import matmul_forward_overrides
 
 
 def _torch_device():

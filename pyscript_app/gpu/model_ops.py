@@ -52,8 +52,9 @@ import struct
 from .. import rng
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
-from .registry import (RMSNORM_BACKWARD_GPU_OVERRIDES, is_gpu_adapter, matmul_backward_small_outputs,
-                       matmul_backward_tiles, matmul_dw_split, matmul_dx_split, matmul_entry, matmul_forward_overrides)
+from .matmul_rules import (is_gpu_adapter, matmul_backward_small_outputs, matmul_backward_tiles, matmul_dw_split,
+                           matmul_dx_split, matmul_forward_overrides)
+from .registry import RMSNORM_BACKWARD_GPU_OVERRIDES, matmul_entry
 
 
 class ModelOps:
@@ -120,7 +121,7 @@ class ModelOps:
             thr, scale = rng.dropout_threshold(dropout), rng.dropout_scale(dropout)
             self.u_drop = [{"n": N * C, "site": s, "threshold": thr, "scale": scale} for s in range(sites)]
 
-    # -- split backward products (registry.matmul_dw_split, matmul_dx_split) ------------------------
+    # -- split backward products (matmul_rules.matmul_dw_split, matmul_dx_split) ------------------------
     def _plan_splits(self, layout: PaddedLayout, N: int, C: int, V: int) -> None:
         """How many parts each weight's dw (and dx, where an rmsnorm_backward consumes it) is cut into,
         and the parts buffer the dw parts share.

@@ -374,7 +374,7 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_fused(130, 24, 36, {"TM": 128, "TN": 32}, variant="_v4"),
     _matmul_rmsnorm(7, 16, 48, variant="_v4"),
     _matmul_rmsnorm(33, 20, 68, {"TM": 32, "TN": 32}, variant="_v4"),
-    # 4 x 4 outputs per invocation (registry.matmul_small_outputs, matmul_backward_small_outputs,
+    # 4 x 4 outputs per invocation (matmul_rules.matmul_small_outputs, matmul_backward_small_outputs,
     # matmul_forward_kgroups: what GPUs run for products with few outputs); K = 100: ragged 16-deep slices
     _matmul_rmsnorm(70, 100, 68, {"TM": 32, "TN": 32, "RPI": 4}, variant="_v4"),
     _matmul_fused(70, 100, 68, {"TM": 32, "TN": 32, "RPI": 4, "KGROUPS": 4}, variant="_v4"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..gpu import registry
+from ..gpu import matmul_rules, registry
 
 SHADER = "matmul.wgsl"
 SIZES = (64, 128, 256, 512, 1024, 2048)  # square shapes the page offers to time
@@ -44,12 +44,11 @@ class MatmulTiles:
 
 
 def tile_overrides(kernel: str, *outputs: tuple[int, int]) -> dict[str, int]:
-    """The {"TM", "TN"} overrides the registry picks for a dispatch of `kernel` writing these
-    (rows, cols) outputs; {} when the kernel has no tile overrides (fixed tiles)."""
+    """The {"TM", "TN"} overrides gpu/matmul_rules.py picks for a dispatch of `kernel` writing these
+    (rows, cols) outputs on any adapter; {} when the kernel has no tile overrides (fixed tiles)."""
     if "TM" not in dict(registry.get(kernel).overrides):
         return {}
-    pick = getattr(registry, "matmul_tiles", None)
-    return dict(pick(*outputs)) if pick else {}
+    return dict(matmul_rules.matmul_tiles(*outputs))
 
 
 def _select(false_value: int, true_value: int, condition: bool) -> int:
