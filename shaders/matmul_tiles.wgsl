@@ -14,8 +14,9 @@ override RPI: u32 = 8u;
 // inner-dimension slice per step: 8 (4 for 32-wide tiles) at RPI 8; at RPI 4, 16 (8 for 32-wide
 // tiles): with 4x the invocations, one barrier per 8 k would leave each only 128 FMAs between two.
 override TK: u32 = select(min(8u, min(TM, TN) / 8u), min(16u, min(TM, TN) / 4u), RPI == 4u);
-// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices. TK <= min(TM, TN) * RPI / 64
-// keeps each operand's slice within two vec4 loads per invocation: Staged.)
+// (TK is a multiple of 4: a _v4 twin's vec4 of 4 k values never straddles two slices. A slice of an
+// operand is TK * T / 4 vec4 for (TM / RPI) * (TN / RPI) invocations, so TK <= 8 * min(TM, TN) / RPI^2
+// keeps it within two vec4 loads per invocation: Staged. Both defaults do.)
 // A_ROW4, B_ROW4: derived from TM, TN (overrides only because workgroup array sizes must be
 // override expressions); callers never set them.
 override A_ROW4: u32 = TM / 4u + 1u;  // vec4 slots per k row of a_tile: TM / 4, plus one of padding

@@ -22,9 +22,9 @@ import numpy as np
 from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
+from .matmul_rules import matmul_forward_overrides
 from .native import open_device
 from .registry import matmul_entry
-from .matmul_rules import matmul_forward_overrides
 
 
 def _torch_device():

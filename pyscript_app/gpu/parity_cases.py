@@ -37,7 +37,7 @@ from ..reference.dropout import dropout_forward, dropout_mask
 from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
-from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES  # noqa: F401  (build_bundle's default; callers import it here)
+from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_dx_split, _matmul_fused,
                                   _matmul_rmsnorm, _matmul_split, _matmul_tiles)
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..reference.ops import matmul_backward, matmul_forward, rmsnorm_forward
 from .parity_case_builder import CaseBuilder, ParityCase, _f64, _rng
-from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 from .matmul_rules import matmul_slice_depth, matmul_workgroup_bytes
+from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 
 
 def _tile_suffix(tiles: Mapping[str, int] | None) -> str:
