@@ -20,6 +20,7 @@ MATMUL_TILE_SIZES = (128, 64, 32)  # what TM / TN may be
 # 192: 1.2x) and lost with 64 or fewer (2048 x 2048 x 512 and every dw of the large model's layers:
 # 64 x 64 was 1.3-1.4x faster). 32 x 32 was never faster, not even for the small presets' long-K
 # products (matmul-tiles-32-vs-64-h200-dawn-2026-11-22.json): those want split-K, not smaller tiles.
+# (All at 8 x 8 outputs per invocation; with 4 x 4, 32 x 32 tiles win for few outputs: matmul_small_outputs.)
 MATMUL_BIG_TILE_WORKGROUPS = 160
 
 
