@@ -48,3 +48,11 @@ def test_gemm_repeats_hold_enough_work_per_timed_run():
     for flops in (2, 10 ** 6, 10 ** 9, 3 * 10 ** 9, 10 ** 11, 10 ** 12, 10 ** 13):
         r = bench.gemm_repeats(flops)
         assert 3 <= r <= 200 and (r * flops >= 4e11 or r == 200)
+
+
+def test_gemm_table_rows_name_the_tiles_and_dispatches_they_timed(gpu):  # noqa: F811
+    rows = bench.gemm_table(gpu, None, "cpu", ["nano"], 0)
+    assert [r["shape"] for r in rows] == [s[0] for s in bench.gemm_shapes(["nano"], 0)]
+    for r in rows:
+        assert r["ours_ms"] > 0 and r["torch_ms"] is None
+        assert {"TM", "TN"} <= set(r["overrides"]) and r["dispatches_per_run"] == 200  # nano: tiny products

@@ -145,7 +145,9 @@ def gemm_table(ex, torch, device, models, gemm) -> list[dict]:
         reps = gemm_repeats(flops)
         ours = _time_matmul(ex, N, K, M, reps)
         theirs = _time_torch_matmul(torch, device, N, K, M, reps)
-        row = {"shape": label, "N": N, "K": K, "M": M, "ours_ms": ours, "ours_gflops": flops / ours / 1e6,
+        overrides = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
+        row = {"shape": label, "N": N, "K": K, "M": M, "overrides": overrides, "dispatches_per_run": reps,
+               "ours_ms": ours, "ours_gflops": flops / ours / 1e6,
                "torch_ms": theirs, "torch_gflops": flops / theirs / 1e6 if theirs else None,
                "rate_ratio_ours_over_torch": theirs / ours if theirs else None}
         rows.append(row)
