@@ -66,17 +66,18 @@ def kernel_timings(ex, results, metas, blobs) -> list:
     return timings
 
 
-def _time_matmul(ex, N, K, M, reps) -> float:
+def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
     """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, with the
     entry (scalar or vec4-load twin, registry.matmul_entry), tile size and sliced K the model's own
     dispatches use for that shape (gpu/model_ops.py). The dispatch is replayed from a plan, as the training
-    step's are."""
+    step's are. `tiles`: those overrides when the caller has them already."""
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
     y = ex.alloc(4 * N * M)
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
-    tiles = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
+    if tiles is None:
+        tiles = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
     ex.begin_plan()  # recorded once, replayed: what is timed is the GPU's work, not Python's bookkeeping
     ex.dispatch(matmul_entry("matmul_forward", N, K, M, ex.adapter_info), [x, w, y], params, overrides=tiles)
     plan = ex.end_plan()
@@ -143,9 +144,9 @@ def gemm_table(ex, torch, device, models, gemm) -> list[dict]:
     for label, N, K, M in gemm_shapes(models, gemm):
         flops = 2 * N * K * M
         reps = gemm_repeats(flops)
-        ours = _time_matmul(ex, N, K, M, reps)
-        theirs = _time_torch_matmul(torch, device, N, K, M, reps)
         overrides = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
+        ours = _time_matmul(ex, N, K, M, reps, overrides)
+        theirs = _time_torch_matmul(torch, device, N, K, M, reps)
         row = {"shape": label, "N": N, "K": K, "M": M, "overrides": overrides, "dispatches_per_run": reps,
                "ours_ms": ours, "ours_gflops": flops / ours / 1e6,
                "torch_ms": theirs, "torch_gflops": flops / theirs / 1e6 if theirs else None,
