@@ -2,7 +2,10 @@
 
 The relay never awaits a client's socket while handling an event: it puts frames in that client's
 queue and one sender task per connection writes them. A reader too slow to keep its queue below
-`send_queue_frames` is dropped, so it can never delay the broadcast to anyone else.
+`send_queue_frames` is dropped, so it can never delay the broadcast to anyone else. Status frames
+that a newer one supersedes (send(..., latest=True): live_loss) take one place in the queue at most:
+a newer one replaces the queued one, so a tab busy with a long step is not dropped for missing
+loss updates it would have skipped anyway.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ CLOSE_SUPERSEDED = 4001
 class _CloseMarker:
     code: int
     reason: str
+
+
+class _LatestMarker:
+    """The queue position of the pending `latest` frame (Connection._latest holds its data)."""
 
 
 class TokenBucket:
@@ -56,19 +63,28 @@ class Connection:
         self.dropped = asyncio.Event()  # set when the connection must end (closed, dropped, failed)
         self.close_code: int | None = None
         self._sender: asyncio.Task | None = None
+        self._latest: str | bytes | None = None  # the newest superseding frame, not yet sent
 
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_loop())
 
-    def send(self, data: str | bytes) -> None:
-        """Queue a frame without waiting; drop this client if its queue is full."""
+    def send(self, data: str | bytes, latest: bool = False) -> None:
+        """Queue a frame without waiting; drop this client if its queue is full. `latest`: a status
+        frame that supersedes the previous one: it replaces one still queued instead of queueing."""
         if self.closing:
+            return
+        if latest and self._latest is not None:
+            self._latest = data  # sent where the superseded one was queued
             return
         if self.queue.qsize() >= self.queue_frames:
             log.warning("dropping slow reader %s", self.client_id)
             self.drop(CLOSE_SLOW_READER, "slow reader")
             return
-        self.queue.put_nowait(data)
+        if latest:
+            self._latest = data
+            self.queue.put_nowait(_LatestMarker())
+        else:
+            self.queue.put_nowait(data)
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been sent."""
@@ -93,6 +109,8 @@ class Connection:
                 if isinstance(item, _CloseMarker):
                     await self.ws.close(item.code, item.reason)
                     break
+                if isinstance(item, _LatestMarker):
+                    item, self._latest = self._latest, None
                 if isinstance(item, str):
                     await self.ws.send_text(item)
                 else:

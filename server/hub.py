@@ -256,6 +256,6 @@ class Relay:
                 if conn is None:
                     continue
                 if isinstance(effect, Send):
-                    conn.send(effect.data)
+                    conn.send(effect.data, latest=effect.latest)
                 elif isinstance(effect, Close):
                     conn.close(effect.code, effect.reason)

@@ -46,6 +46,9 @@ TIMELINE_KEEP = 400  # timeline items kept per session (deltas and round closes)
 class Send:
     to: tuple[str, ...]
     data: str | bytes
+    # True for a status frame that a newer one supersedes (live_loss): a client's queue holds at
+    # most one of them, replaced in place, so chatter never makes a busy reader "slow".
+    latest: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class Session:
         self.live[client_id] = (loss, max(tokens, 1))
         total = sum(t for _, t in self.live.values())
         mean = sum(l * t for l, t in self.live.values()) / total
-        return [Send(self.roster.connected_ids(), encode("live_loss", loss=mean, clients=len(self.live)))]
+        return [Send(self.roster.connected_ids(), encode("live_loss", loss=mean, clients=len(self.live)), latest=True)]
 
     # --- submissions ---------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@
         ...
 
 On exit a still-running relay gets SIGTERM (a final checkpoint, clients closed with 1012).
+The relay's log (uvicorn's access lines, slow-reader drops) goes to a file, `proc.log_path`: a
+pipe nobody reads fills after 64 KiB and then blocks the relay's event loop mid-write.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +33,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _temporary_log() -> Path:
+    fd, name = tempfile.mkstemp(prefix="relay-", suffix=".log")
+    os.close(fd)
+    return Path(name)
+
+
 @contextmanager
-def relay_process(state_dir: Path | None = None, port: int | None = None, env: dict | None = None):
+def relay_process(state_dir: Path | None = None, port: int | None = None, env: dict | None = None,
+                  log_path: Path | None = None):
+    """`log_path`: where the relay logs (kept); by default a temporary file, removed at exit."""
     port = port or free_port()
     full_env = {**os.environ, **(ROUND_ENV if env is None else env), "PYTHONPATH": str(REPO)}
     code = f"from server import run; run('127.0.0.1', {port}, {str(state_dir) if state_dir else None!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=full_env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    path = Path(log_path) if log_path is not None else _temporary_log()
+    with open(path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=full_env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = path
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -46,9 +60,16 @@ def relay_process(state_dir: Path | None = None, port: int | None = None, env: d
             except httpx.HTTPError:
                 time.sleep(0.05)
         else:
-            raise RuntimeError("relay did not start: " + proc.stderr.read().decode()[-2000:])
+            raise RuntimeError("relay did not start: " + relay_log(proc)[-2000:])
         yield proc, base
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
+        if log_path is None:
+            proc.log_path.unlink(missing_ok=True)
+
+
+def relay_log(proc) -> str:
+    """What the relay of relay_process has logged so far."""
+    return proc.log_path.read_text(errors="replace")

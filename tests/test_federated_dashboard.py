@@ -78,3 +78,5 @@ def test_rounds_losses_and_traffic_follow_the_events():
     assert d.round == 1 and d.history == [{"round": 0, "loss": 6.7, "contributors": 2, "tokens": 384}]
     assert d.loss_points() == ([(0, 6.7)], [(0, 6.5)])
     assert d.joined == {"round": 0, "sha256": "a" * 64} and d.weights_bytes == 428 and d.mine == "waiting"
+    d.on_event("weights", {"round": 3, "sha256": "d" * 64, "bytes": 428})  # a resume loads W_3 whole
+    assert d.joined["round"] == 0 and d.loaded == [{"round": 0, "sha256": "a" * 64}, {"round": 3, "sha256": "d" * 64}]

@@ -24,7 +24,8 @@ def test_the_dashboard_has_the_contract_test_hooks():
         assert f'data-testid="{testid}"' in html, testid
     assert 'data-testid="round" data-round="1"' in html
     log = json.loads(re.search(r'data-testid="round-log">([^<]*)<', html)[1].replace("&quot;", '"'))
-    assert log == {"joined": {"round": 1, "sha256": "a" * 64}, "rounds": [{"round": 1, "sha256": "c" * 64}]}
+    assert log == {"joined": {"round": 1, "sha256": "a" * 64}, "loaded": [{"round": 1, "sha256": "a" * 64}],
+                   "rounds": [{"round": 1, "sha256": "c" * 64}]}
 
 
 def test_names_are_escaped_and_the_timeline_shows_weights():

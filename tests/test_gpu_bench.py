@@ -1,5 +1,7 @@
 """`tabgpt bench --backend gpu` pieces on the native adapter (llvmpipe in CI): gate, GEMM, step timing."""
 
+import time
+
 import pytest
 
 from _gpu import gpu  # noqa: F401  (fixture)
@@ -51,8 +53,15 @@ def test_gemm_repeats_hold_enough_work_per_timed_run():
 
 
 def test_gemm_table_rows_name_the_tiles_and_dispatches_they_timed(gpu):  # noqa: F811
-    rows = bench.gemm_table(gpu, None, "cpu", ["nano"], 0)
+    rows = bench.gemm_table(gpu, None, "cpu", ["nano"], 0, warm_up_s=0.05)
     assert [r["shape"] for r in rows] == [s[0] for s in bench.gemm_shapes(["nano"], 0)]
     for r in rows:
         assert r["ours_ms"] > 0 and r["torch_ms"] is None
         assert {"TM", "TN"} <= set(r["overrides"]) and r["dispatches_per_run"] == 200  # nano: tiny products
+
+
+def test_the_warm_up_runs_products_for_its_time_and_at_least_once(gpu):  # noqa: F811
+    t0 = time.perf_counter()
+    assert bench.warm_up(gpu, None, "cpu", 0.0) == 1  # no time asked: still one run
+    runs = bench.warm_up(gpu, None, "cpu", 0.3)
+    assert runs >= 1 and time.perf_counter() - t0 >= 0.3

@@ -94,3 +94,57 @@ def test_close_flushes_queued_frames_first():
         await conn.finish()
 
     asyncio.run(scenario())
+
+
+class GatedSocket(FakeSocket):
+    """Blocks every send until `gate` is set (a tab busy with a long step), then records them."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def _send(self, data):
+        await self.gate.wait()
+        self.sent.append(data)
+
+
+def test_superseded_status_frames_take_one_queue_place_and_the_newest_is_sent_in_order():
+    async def scenario():
+        sock = GatedSocket()
+        conn = Connection(sock, 4, TokenBucket(1, 1, FakeClock()))
+        conn.start()
+        conn.send("first")  # taken by the sender, which then waits on the gate
+        await drain()
+        conn.send("live 1", latest=True)
+        conn.send("round_closed")
+        for i in range(2, 40):  # far more than the queue holds: the queued one is replaced each time
+            conn.send(f"live {i}", latest=True)
+        conn.send(b"UPDATE")
+        assert not conn.dropped.is_set() and conn.queue.qsize() == 3
+        sock.gate.set()
+        await drain()
+        assert sock.sent == ["first", "live 39", "round_closed", b"UPDATE"]
+        conn.send("live 40", latest=True)  # none queued any more: it takes a place again
+        await drain()
+        assert sock.sent[-1] == "live 40"
+        conn.close(1000, "bye")
+        await asyncio.wait_for(conn.dropped.wait(), 1)
+        await conn.finish()
+
+    asyncio.run(scenario())
+
+
+def test_ordinary_frames_still_drop_a_reader_whose_queue_is_full():
+    async def scenario():
+        conn = Connection(FakeSocket(stuck=True), 4, TokenBucket(1, 1, FakeClock()))
+        conn.start()
+        conn.send("taken by the stuck sender")
+        await drain()
+        for i in range(4):
+            conn.send(f"frame {i}")
+        assert not conn.dropped.is_set()
+        conn.send("one too many")
+        assert conn.dropped.is_set() and conn.close_code == CLOSE_SLOW_READER
+        await conn.finish(timeout=0.01)
+
+    asyncio.run(scenario())

@@ -213,8 +213,10 @@ def test_loss_pings_give_a_token_weighted_live_loss():
     s = make_session()
     (a, _), (b, _) = join(s, "a"), join(s, "b")
     s.loss_ping(a, 2.0, 100, T0)
-    [live] = inbox(s.loss_ping(b, 4.0, 300, T0), a)
+    effects = s.loss_ping(b, 4.0, 300, T0)
+    [live] = inbox(effects, a)
     assert live == {"type": "live_loss", "loss": 3.5, "clients": 2}
+    assert [e.latest for e in effects] == [True]  # a newer live_loss supersedes a queued one
 
 
 def test_checkpoint_round_trip_restores_weights_history_and_tokens():

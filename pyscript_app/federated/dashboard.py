@@ -61,6 +61,7 @@ class Dashboard:
         self.local_losses: dict[int, float] = {}  # round -> this tab's mean local loss
         self.rounds: list[dict] = []  # this tab's applied updates: {round, sha256, sent, delta, received, update}
         self.joined: dict | None = None  # {round, sha256} of the first weights this tab loaded
+        self.loaded: list[dict] = []  # {round, sha256} of every WEIGHTS frame: the join and each resume
         self.weights_bytes = 0  # WEIGHTS frames received (on join and on every resume)
         self.clients: list[dict] = []
         self.timeline: list[dict] = []
@@ -85,6 +86,7 @@ class Dashboard:
                 self.note("info", f"Reconnected: resumed as the same device at round {info['round']}.")
         elif kind == "weights":
             self.joined = self.joined or {"round": info["round"], "sha256": info["sha256"]}
+            self.loaded.append({"round": info["round"], "sha256": info["sha256"]})
             self.weights_bytes += info.get("bytes", 0)
             self.mine = "waiting"
         elif kind == "step":

@@ -152,8 +152,11 @@ def messages_html(d: Dashboard) -> str:
 
 
 def round_log_html(d: Dashboard) -> str:
-    """Hidden JSON for tests and the curious: the weights this tab loaded and held after each round."""
-    log = {"joined": d.joined, "rounds": [{"round": x["round"], "sha256": x["sha256"]} for x in d.rounds]}
+    """Hidden JSON for tests and the curious: the weights this tab loaded whole (`joined`: the first;
+    `loaded`: every one, W_round, on joining and on each resume) and held after each round it saw
+    close (`rounds`: W_round+1)."""
+    log = {"joined": d.joined, "loaded": d.loaded,
+           "rounds": [{"round": x["round"], "sha256": x["sha256"]} for x in d.rounds]}
     return f'<pre hidden data-testid="round-log">{escape(json.dumps(log))}</pre>'
 
 

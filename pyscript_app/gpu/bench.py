@@ -22,7 +22,7 @@ import numpy as np
 from ..config import TrainConfig, preset
 from . import parity_cases, parity_runner, step_bench
 from .executor import run_sync
-from .matmul_rules import matmul_forward_overrides
+from .matmul_rules import is_gpu_adapter, matmul_forward_overrides
 from .native import open_device
 from .registry import matmul_entry
 
@@ -137,8 +137,26 @@ def gemm_repeats(flops: int) -> int:
     return max(3, min(200, -(-400_000_000_000 // flops)))
 
 
-def gemm_table(ex, torch, device, models, gemm) -> list[dict]:
+GEMM_WARM_UP_S = 1.0
+
+
+def warm_up(ex, torch, device, seconds: float = GEMM_WARM_UP_S) -> int:
+    """Products back to back for `seconds` on both sides before any is timed; returns how many runs.
+    The GPU's clocks are low after idling: without this, the table's first row (the tiny model's qkv)
+    was timed at 0.026 ms against 0.009 ms for the next, bigger, one (H200 under Dawn, 2026-12-03,
+    gpu-h200-dawn-2026-12-03-pass8.json). 2048^3 on a GPU adapter, 256^3 on a CPU one."""
+    n = 2048 if is_gpu_adapter(ex.adapter_info) else 256
+    t0, runs = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds or runs == 0:
+        _time_matmul(ex, n, n, n, 3)
+        _time_torch_matmul(torch, device, n, n, n, 3)
+        runs += 1
+    return runs
+
+
+def gemm_table(ex, torch, device, models, gemm, warm_up_s: float = GEMM_WARM_UP_S) -> list[dict]:
     rows = []
+    warm_up(ex, torch, device, warm_up_s)
     print(f"\n{'GEMM':<18} {'ours ms':>9} {'GFLOP/s':>9} {'torch ms':>9} {'GFLOP/s':>9} {'ours/torch':>10}  "
           f"(torch on {device}, TF32 off)")
     for label, N, K, M in gemm_shapes(models, gemm):
