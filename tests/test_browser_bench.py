@@ -56,6 +56,8 @@ def test_bench_page_passes_every_parity_case_in_the_browser(browser, site_server
         page.wait_for_selector(f'{STATUS}[data-state="done"]', timeout=120_000)
         report = _downloaded_report(page)
         assert report["summary"] == summary and report["adapter"]["engine"] == "browser-webgpu"
+        # headless Chromium's SwiftShader is told apart from a GPU: it keeps the CPU adapters' choices
+        assert report["adapter"]["adapter_type"] == "CPU", report["adapter"]
         timed = {t["kernel"] for t in report["timings"]}
         assert timed == {k for case in index["cases"] for k in case["kernels"]}
         assert all(t["median_ms"] > 0 for t in report["timings"])

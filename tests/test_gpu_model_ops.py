@@ -121,6 +121,30 @@ def test_gpu_big_tile_choices_match_reference(gpu, monkeypatch):
     assert tiles == {(64, 128)}, tiles
 
 
+def test_a_gpu_that_grants_only_16_kib_of_workgroup_memory_gets_tiles_that_fit(gpu, monkeypatch):
+    """A browser's GPU adapter may grant only WebGPU's default 16 KiB of workgroup memory: the big-tile
+    rule (forced down to these shapes) must then fall back to tiles that fit (matmul_rules.matmul_fit),
+    and the results still match."""
+    from pyscript_app.gpu import matmul_rules
+
+    monkeypatch.setitem(gpu.adapter_info, "adapter_type", "IntegratedGPU")
+    monkeypatch.setattr(gpu, "max_workgroup_bytes", 16384)
+    monkeypatch.setattr(matmul_rules, "MATMUL_BIG_TILE_WORKGROUPS", 1)
+    used = []
+    dispatch = gpu.dispatch
+
+    def recording(kernel, buffers, params, **kw):
+        if kernel.startswith("matmul_"):
+            o = kw.get("overrides") or {}
+            used.append((o.get("TM", 64), o.get("TN", 64), o.get("KGROUPS", 1), o.get("RPI", 8)))
+        return dispatch(kernel, buffers, params, **kw)
+
+    monkeypatch.setattr(gpu, "dispatch", recording)
+    _check_forward_backward(gpu, WIDE, 32, 20)
+    assert used and all(matmul_rules.matmul_workgroup_bytes(*u) <= 16384 for u in used), used
+    assert (128, 128, 1, 8) not in used
+
+
 def _check_forward_backward(gpu, cfg, B, T):
     rng = np.random.default_rng(B * 100 + T)
     flat = (rng.standard_normal(cfg.param_count) * 0.3).astype(np.float32)  # no zero-init branches

@@ -244,3 +244,18 @@ def test_backward_64_tiles_take_4_by_4_per_invocation_on_gpus():
     assert matmul_backward_small_outputs(t64, cpu, 49152) == t64
     assert matmul_backward_small_outputs(t64, None, 49152) == t64
     assert matmul_backward_small_outputs(t64, gpu, 16384) == t64
+
+
+def test_tiles_that_need_more_workgroup_memory_than_the_device_has_fall_back_to_64():
+    from pyscript_app.gpu.matmul_rules import (matmul_backward_small_outputs, matmul_fit, matmul_forward_overrides,
+                                               matmul_workgroup_bytes)
+    t64, t128 = {"TM": 64, "TN": 64}, {"TM": 128, "TN": 128}
+    assert matmul_workgroup_bytes(128, 128) == 17408 > 16384 >= matmul_workgroup_bytes(64, 64)
+    assert matmul_fit(t128, 16384) == t64 and matmul_fit(t128, 17408) == t128
+    assert matmul_fit({"TM": 64, "TN": 128}, 16384) == {"TM": 64, "TN": 128}  # 13,056 bytes
+    # WebGPU's default 16 KiB (a browser adapter that grants no more): 4096^3 would take 128 x 128
+    for info in ({"adapter_type": "CPU"}, None):
+        assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, info, 16384) == t64
+        assert matmul_forward_overrides("matmul_forward", 4096, 4096, 4096, info, 32768) == t128
+    assert matmul_backward_small_outputs(t128, {"adapter_type": "CPU"}, 16384) == t64
+    assert matmul_backward_small_outputs(t128, {"adapter_type": "CPU"}, 32768) == t128

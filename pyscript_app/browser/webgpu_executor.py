@@ -19,6 +19,7 @@ from typing import Any
 import js
 from pyodide.ffi import create_proxy, to_js
 
+from ..gpu.browser_adapters import browser_adapter_type
 from ..gpu.executor import STORAGE, UNIFORM_USAGE, Executor, GpuUnavailable
 from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_kernels, adapter_overrides
 from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
@@ -162,10 +163,14 @@ def pipeline_descriptor(module: Any, entry: str, layout: Any, constants: dict, l
 
 
 def adapter_info(adapter: Any) -> dict[str, Any]:
-    """What the page shows about the adapter: vendor/architecture/device/description, fallback flag."""
+    """What the page shows about the adapter: vendor/architecture/device/description, fallback flag,
+    and the adapter type inferred from them (the choice rules key on it)."""
     info = js_get(adapter, "info")
     out = {k: str(js_get(info, k, "")) for k in ADAPTER_INFO_KEYS}
     out["fallback"] = bool(js_get(info, "isFallbackAdapter", js_get(adapter, "isFallbackAdapter", False)))
+    # what native engines report and the browser does not: inferred (gpu/browser_adapters.py)
+    out["adapter_type"] = browser_adapter_type(out)
+    out["adapter_type_from"] = "vendor"
     out["engine"] = BrowserExecutor.engine
     out["user_agent"] = str(js_get(js.navigator, "userAgent", ""))
     return out

@@ -51,6 +51,17 @@ def matmul_workgroup_bytes(TM: int, TN: int, KGROUPS: int = 1, RPI: int = 8) -> 
     return 16 * 2 * KGROUPS * tk * ((TM // 4 + 1) + (TN // 4 + 1)) + 4 * TM
 
 
+MATMUL_FALLBACK_TILES = {"TM": 64, "TN": 64}  # 8,960 bytes: within WebGPU's guaranteed 16 KiB
+
+
+def matmul_fit(tiles: Mapping[str, int], workgroup_bytes: int) -> dict[str, int]:
+    """`tiles`, or MATMUL_FALLBACK_TILES when their workgroup memory exceeds the device's: 128 x 128 takes
+    17,408 bytes, and a browser's adapter may grant only WebGPU's default 16 KiB (the pipeline would
+    then fail to build)."""
+    need = matmul_workgroup_bytes(tiles["TM"], tiles["TN"], tiles.get("KGROUPS", 1), tiles.get("RPI", 8))
+    return dict(tiles) if need <= workgroup_bytes else dict(MATMUL_FALLBACK_TILES)
+
+
 # Sliced K (matmul_tiles.wgsl's KGROUPS) for the plain and residual forward products that
 # matmul_small_outputs gives 32 x 32 tiles at RPI 4 (fewer than 256 tiles of 64 x 64: the small and
 # medium models' products), on GPU adapters: 4 groups of invocations per tile, each a quarter of the
@@ -118,7 +129,7 @@ def matmul_forward_overrides(kernel: str, N: int, K: int, M: int, adapter_info: 
     invocation where matmul_small_outputs picks them, and sliced K on top where matmul_forward_kgroups
     picks it (never for the rmsnorm entries, which have none). gpu/model_ops.py
     and the bench's GEMM table both use this."""
-    tiles = matmul_forward_tiles(N, K, M)
+    tiles = matmul_fit(matmul_forward_tiles(N, K, M), workgroup_bytes)
     big = _tiles(N, M, 128, 128)
     if tiles["TM"] == 128 and is_gpu_adapter(adapter_info) and not MATMUL_WIDE_BELOW <= big < MATMUL_WIDE_FROM:
         tiles = {"TM": 64, "TN": 128}
@@ -178,7 +189,7 @@ def matmul_backward_small_outputs(tiles: Mapping[str, int], adapter_info: Mappin
     if dict(tiles) == {"TM": 64, "TN": 64} and is_gpu_adapter(adapter_info) and \
             matmul_workgroup_bytes(64, 64, 1, 4) <= workgroup_bytes:
         return {**tiles, "RPI": 4}
-    return dict(tiles)
+    return matmul_fit(tiles, workgroup_bytes)
 
 
 def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1, dx_split: int = 1) -> dict[str, int]:
