@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from _gpu import gpu  # noqa: F401  (fixture)
@@ -65,3 +66,24 @@ def test_the_warm_up_runs_products_for_its_time_and_at_least_once(gpu):  # noqa:
     assert bench.warm_up(gpu, None, "cpu", 0.0) == 1  # no time asked: still one run
     runs = bench.warm_up(gpu, None, "cpu", 0.3)
     assert runs >= 1 and time.perf_counter() - t0 >= 0.3
+
+
+class _NumpyTorch:
+    """Enough of torch for the bench's PyTorch side, on numpy: counts the products it is asked for."""
+
+    def __init__(self):
+        self.products = 0
+
+    def randn(self, *shape, device=None):
+        return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+    def matmul(self, a, b):
+        self.products += 1
+        return a @ b
+
+
+def test_the_warm_up_and_the_table_time_pytorch_too_when_it_is_there(gpu):  # noqa: F811
+    fake = _NumpyTorch()
+    assert bench.warm_up(gpu, fake, "cpu", 0.0) == 1 and fake.products == 3
+    [row] = [r for r in bench.gemm_table(gpu, fake, "cpu", ["nano"], 0, warm_up_s=0.0) if r["shape"] == "nano qkv"]
+    assert row["torch_ms"] > 0 and row["rate_ratio_ours_over_torch"] == row["torch_ms"] / row["ours_ms"]

@@ -66,11 +66,10 @@ def kernel_timings(ex, results, metas, blobs) -> list:
     return timings
 
 
-def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
-    """Median ms per dispatch of matmul_forward (N,K)x(K,M), `reps` dispatches per submission, with the
-    entry (scalar or vec4-load twin, registry.matmul_entry), tile size and sliced K the model's own
-    dispatches use for that shape (gpu/model_ops.py). The dispatch is replayed from a plan, as the training
-    step's are. `tiles`: those overrides when the caller has them already."""
+def _matmul_plan(ex, N, K, M, tiles: dict | None = None):
+    """(plan, buffers): one matmul_forward (N,K)x(K,M) on random inputs, recorded as a replayable plan, with
+    the entry (scalar or vec4-load twin, registry.matmul_entry), tile size and sliced K the model's own
+    dispatches use for that shape (gpu/model_ops.py) unless `tiles` gives them. Release the buffers after."""
     r = np.random.default_rng(0)
     x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
     w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
@@ -80,18 +79,26 @@ def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
         tiles = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
     ex.begin_plan()  # recorded once, replayed: what is timed is the GPU's work, not Python's bookkeeping
     ex.dispatch(matmul_entry("matmul_forward", N, K, M, ex.adapter_info), [x, w, y], params, overrides=tiles)
-    plan = ex.end_plan()
-    for _ in range(reps):  # warm-up, untimed: the first shape of a table found the GPU's clocks low
+    return ex.end_plan(), (x, w, y)
+
+
+def _run_plan(ex, plan, y, reps: int) -> float:
+    """ms per dispatch of `reps` replays in one submission, up to the read-back that waits for them."""
+    t0 = time.perf_counter()
+    for _ in range(reps):
         ex.replay(plan)
     run_sync(ex.read(y, 4))
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            ex.replay(plan)
-        run_sync(ex.read(y, 4))
-        runs.append((time.perf_counter() - t0) * 1e3 / reps)
-    for b in (x, w, y):
+    return (time.perf_counter() - t0) * 1e3 / reps
+
+
+def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
+    """Median ms per dispatch of matmul_forward (N,K)x(K,M) (_matmul_plan), `reps` dispatches per
+    submission, after one untimed run of as many. The dispatch is replayed from a plan, as the
+    training step's are. `tiles`: those overrides when the caller has them already."""
+    plan, buffers = _matmul_plan(ex, N, K, M, tiles)
+    _run_plan(ex, plan, buffers[2], reps)  # warm-up, untimed
+    runs = [_run_plan(ex, plan, buffers[2], reps) for _ in range(3)]
+    for b in buffers:
         ex.release(b)
     return float(np.median(runs))
 
@@ -146,11 +153,18 @@ def warm_up(ex, torch, device, seconds: float = GEMM_WARM_UP_S) -> int:
     was timed at 0.026 ms against 0.009 ms for the next, bigger, one (H200 under Dawn, 2026-12-03,
     gpu-h200-dawn-2026-12-03-pass8.json). 2048^3 on a GPU adapter, 256^3 on a CPU one."""
     n = 2048 if is_gpu_adapter(ex.adapter_info) else 256
+    plan, buffers = _matmul_plan(ex, n, n, n)
+    theirs = (torch.randn(n, n, device=device), torch.randn(n, n, device=device)) if torch is not None else None
     t0, runs = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds or runs == 0:
-        _time_matmul(ex, n, n, n, 3)
-        _time_torch_matmul(torch, device, n, n, n, 3)
+        _run_plan(ex, plan, buffers[2], 3)
+        if theirs is not None:
+            for _ in range(3):
+                torch.matmul(*theirs)
+            _torch_sync(torch, device)
         runs += 1
+    for b in buffers:
+        ex.release(b)
     return runs
 
 
