@@ -2,7 +2,7 @@
 outputs per invocation (RPI), sliced K (KGROUPS) and slice depth (TK, the default or twice it), each
 timed exactly as `tabgpt bench`'s GEMM table times its row (gpu/bench._time_matmul: one submission of
 gemm_repeats dispatches after an untimed warm-up, median of 3), next to the row's own choice
-(matmul_rules.matmul_forward_overrides) and PyTorch. First a warm-up of the GPU (clocks). Checks each
+(matmul_rules.matmul_forward_overrides) and PyTorch. First the table's warm-up (bench.warm_up). Checks each
 configuration's output against numpy once (small shapes) so a fast wrong kernel cannot win.
 
     python3 benchmarks/probes/gemm_grid_probe.py dawn OUT.json [MODELS] [--gemm 4096] [--smoke]"""
@@ -95,9 +95,7 @@ def main():
     except ImportError:
         torch, device = None, None
     max_inv = int(ex.device.limits.get("max-compute-invocations-per-workgroup", 256))
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < (0.2 if smoke else 2.0):  # clocks up before anything is timed
-        bench._time_matmul(ex, 1024, 1024, 1024, 20)
+    bench.warm_up(ex, torch, device, 0.2 if smoke else 2.0)  # clocks up before anything is timed
     out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "adapter": ex.adapter_info, "max_invocations": max_inv,
            "shapes": []}
     for label, N, K, M in bench.gemm_shapes(["nano"] if smoke else models, gemm):
