@@ -60,7 +60,6 @@ class Dashboard:
         self.history: list[dict] = []  # the relay's rounds: {round, loss, contributors, tokens}
         self.local_losses: dict[int, float] = {}  # round -> this tab's mean local loss
         self.rounds: list[dict] = []  # this tab's applied updates: {round, sha256, sent, delta, received, update}
-        self.joined: dict | None = None  # {round, sha256} of the first weights this tab loaded
         self.loaded: list[dict] = []  # {round, sha256} of every WEIGHTS frame: the join and each resume
         self.weights_bytes = 0  # WEIGHTS frames received (on join and on every resume)
         self.clients: list[dict] = []
@@ -68,6 +67,11 @@ class Dashboard:
         self.contributed: dict[str, int] = {}
         self.weights_sha256: str | None = None  # the relay's current (from status)
         self.messages: list[Message] = []
+
+    @property
+    def joined(self) -> dict | None:
+        """{round, sha256} of the first weights this tab loaded (on joining), None before."""
+        return self.loaded[0] if self.loaded else None
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -85,7 +89,6 @@ class Dashboard:
             if info["resumed"]:
                 self.note("info", f"Reconnected: resumed as the same device at round {info['round']}.")
         elif kind == "weights":
-            self.joined = self.joined or {"round": info["round"], "sha256": info["sha256"]}
             self.loaded.append({"round": info["round"], "sha256": info["sha256"]})
             self.weights_bytes += info.get("bytes", 0)
             self.mine = "waiting"
