@@ -17,8 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyscript_app.bpe import Tokenizer, count_chunks  # noqa: E402
-from pyscript_app.datasets import load_text, split_documents  # noqa: E402
+from pyscript_app.data.bpe import Tokenizer, count_chunks  # noqa: E402
+from pyscript_app.data.datasets import load_text  # noqa: E402
+from pyscript_app.data.splits import split_documents  # noqa: E402
 
 
 def main() -> None:

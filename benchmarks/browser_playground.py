@@ -90,7 +90,7 @@ def browser_run(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
 
 
 def native_run(site: Path, form: dict) -> dict:
-    from pyscript_app.bpe import Tokenizer
+    from pyscript_app.data.bpe import Tokenizer
     from pyscript_app.gpu.executor import run_sync
     from pyscript_app.gpu.native import open_device
     from pyscript_app.gpu.trainer_backend import GpuBackend
@@ -98,7 +98,7 @@ def native_run(site: Path, form: dict) -> dict:
     from pyscript_app.playground.settings import parse_settings
     from pyscript_app.playground.store import CheckpointStore, MemoryFiles
     from pyscript_app.playground.textdata import registry_data
-    from pyscript_app.tokenfile import read_tokens
+    from pyscript_app.data.tokenfile import read_tokens
 
     data_dir = site / "py" / "data"
     name = form["dataset"]

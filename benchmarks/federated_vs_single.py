@@ -50,11 +50,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pyscript_app.config import ModelConfig  # noqa: E402
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32, frame_size, split_frame  # noqa: E402
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32, frame_size, split_frame  # noqa: E402
 from pyscript_app.reference import model  # noqa: E402
 from pyscript_app.reference.init import init_params  # noqa: E402
-from pyscript_app.tokenfile import load_prepared  # noqa: E402
-from pyscript_app.trainer import eval_starts, make_windows  # noqa: E402
+from pyscript_app.data.prepare import load_prepared  # noqa: E402
+from pyscript_app.train.trainer import eval_starts, make_windows  # noqa: E402
 from pyscript_app.federated.local import session_train_config  # noqa: E402
 from pyscript_app.federated.numpy_model import NumpyRoundModel  # noqa: E402
 

@@ -37,9 +37,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyscript_app.config import TrainConfig  # noqa: E402
-from pyscript_app.numpy_backend import NumpyBackend  # noqa: E402
-from pyscript_app.tokenfile import load_prepared  # noqa: E402
-from pyscript_app.trainer import Trainer, make_windows  # noqa: E402
+from pyscript_app.train.numpy_backend import NumpyBackend  # noqa: E402
+from pyscript_app.data.prepare import load_prepared  # noqa: E402
+from pyscript_app.train.trainer import Trainer, make_windows  # noqa: E402
 
 
 def full_val(val, T: int):

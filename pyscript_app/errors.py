@@ -12,17 +12,18 @@ class GpuUnavailable(RuntimeError):
 
 
 def _collect() -> tuple[type[BaseException], ...]:
-    from .checkpoint import CheckpointError
+    from .train.checkpoint import CheckpointError
     from .config import ConfigError
 
     errs: list[type[BaseException]] = [UserError, GpuUnavailable, ConfigError, CheckpointError,
                                        FileNotFoundError, IsADirectoryError, PermissionError]
     try:
-        from .bpe import TokenizerError
-        from .datasets import DatasetError
-        from .tokenfile import TokenFileError
+        from .data.bpe import TokenizerError
+        from .data.datasets import DatasetError
+        from .data.splits import SplitError
+        from .data.tokenfile import TokenFileError
 
-        errs += [DatasetError, TokenFileError, TokenizerError]
+        errs += [DatasetError, SplitError, TokenFileError, TokenizerError]
     except ImportError:  # pragma: no cover - during bootstrap only
         pass
     return tuple(errs)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32, HEADER_SIZE, KIND_DELTA, FrameError, FrameHeader, decode_header
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32, HEADER_SIZE, KIND_DELTA, FrameError, FrameHeader, decode_header
 
 from .protocol import SessionConfig
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyscript_app.frames import DTYPE_F16, DTYPE_BY_NAME, KIND_DELTA, encode_frame
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_BY_NAME, KIND_DELTA, encode_frame
 
 REPO = Path(__file__).resolve().parents[1]
 

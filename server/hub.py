@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from pyscript_app.config import ModelConfig
-from pyscript_app.frames import HEADER_SIZE
+from pyscript_app.federated.frames import HEADER_SIZE
 from pyscript_app.reference.init import init_params
 
 from . import aggregate

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from pyscript_app.config import PRESETS, VOCAB_SIZE, ConfigError, preset
-from pyscript_app.frames import DTYPE_BY_NAME
+from pyscript_app.federated.frames import DTYPE_BY_NAME
 
 from .settings import RelaySettings
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import uvicorn
 
-from pyscript_app.frames import HEADER_SIZE
+from pyscript_app.federated.frames import HEADER_SIZE
 
 from .app import create_app
 from .hub import Relay

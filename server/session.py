@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyscript_app.frames import DTYPE_BY_NAME, DTYPE_F32, KIND_UPDATE, KIND_WEIGHTS, FrameHeader, encode_header
+from pyscript_app.federated.frames import DTYPE_BY_NAME, DTYPE_F32, KIND_UPDATE, KIND_WEIGHTS, FrameHeader, encode_header
 
 from . import aggregate
 from .aggregate import Rejected, WeightedSum

@@ -1,5 +1,5 @@
 """Native pieces for driving federated/client.py in tests: random tokens and a GPU round model.
-(The `websockets` connection is the native worker's: pyscript_app.worker.ws_connector.)
+(The `websockets` connection is the native worker's: pyscript_app.federated.worker.ws_connector.)
 
     make = gpu_model_factory(ex, tokens)                              # make_model for FederatedClient
 """

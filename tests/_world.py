@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from array import array
 
-from pyscript_app.bpe import Tokenizer
+from pyscript_app.data.bpe import Tokenizer
 from pyscript_app.config import ModelConfig, TrainConfig
 
 SYLLABLES = ["ka", "ri", "mo", "an", "el", "la", "to", "ne", "sa", "vi", "or", "u"]

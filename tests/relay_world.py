@@ -9,7 +9,7 @@ import anyio
 import numpy as np
 from starlette.testclient import TestClient
 
-from pyscript_app.frames import DTYPE_F16, KIND_DELTA, encode_frame
+from pyscript_app.federated.frames import DTYPE_F16, KIND_DELTA, encode_frame
 from server.app import create_app
 from server.settings import RelaySettings
 

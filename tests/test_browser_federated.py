@@ -24,7 +24,7 @@ import pytest
 from _browser import build_site, open_page, playwright_instance, serve_directory, launch_chromium  # noqa: F401
 from _require import REPO_ROOT, require
 from _relay_process import free_port, relay_process
-from test_worker import ROUND_LINE
+from test_federated_worker import ROUND_LINE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 STATUS = '[data-testid="status"]'

@@ -25,7 +25,7 @@ RTOL = 1e-4
 
 def native_losses(site_dir) -> tuple[list[float], str]:
     """Every step's loss of the same run on the native host (wgpu-native), from the site's data files."""
-    from pyscript_app.bpe import Tokenizer
+    from pyscript_app.data.bpe import Tokenizer
     from pyscript_app.gpu.executor import GpuUnavailable
     from pyscript_app.gpu.native import open_device
     from pyscript_app.gpu.trainer_backend import GpuBackend
@@ -33,7 +33,7 @@ def native_losses(site_dir) -> tuple[list[float], str]:
     from pyscript_app.playground.settings import parse_settings
     from pyscript_app.playground.store import CheckpointStore, MemoryFiles
     from pyscript_app.playground.textdata import registry_data
-    from pyscript_app.tokenfile import read_tokens
+    from pyscript_app.data.tokenfile import read_tokens
 
     require(module_available("wgpu"), "wgpu-py (wgpu-native) is not installed")
     try:

@@ -118,8 +118,8 @@ def _bad_input_changes_nothing(page, tmp_path) -> None:
     expect_user_error(page, "photo.txt", before)
     assert len(page.input_value('[data-testid="custom-text"]')) > 2 * 2**20  # the text area is untouched
 
-    from pyscript_app.bpe import Tokenizer
-    from pyscript_app.run_state import checkpoint_bytes, make_train_config
+    from pyscript_app.data.bpe import Tokenizer
+    from pyscript_app.train.run_state import checkpoint_bytes, make_train_config
 
     cfg = make_train_config(dataset="names", model="tiny", steps=10, batch=2)
     n = cfg.model_cfg().param_count

@@ -21,7 +21,8 @@ def hook() -> ModuleType:
 
 
 def test_prepared_files_and_an_index_land_in_the_site(hook, data_mirror, tmp_path, monkeypatch):
-    from pyscript_app.tokenfile import load_tokenizer, read_tokens
+    from pyscript_app.data.prepare import load_tokenizer
+    from pyscript_app.data.tokenfile import read_tokens
 
     monkeypatch.setenv("TABGPT_DATA_MIRROR", str(data_mirror))
     cache, out = tmp_path / "cache", tmp_path / "site" / "py" / "data"

@@ -14,8 +14,8 @@ import pytest
 from _federated import gpu_model_factory, random_tokens
 from _gpu import gpu  # noqa: F401
 from pyscript_app.federated.client import FederatedClient, FederatedError
-from pyscript_app.frames import HEADER_SIZE
-from pyscript_app.worker import ws_connector, ws_url
+from pyscript_app.federated.frames import HEADER_SIZE
+from pyscript_app.federated.worker import ws_connector, ws_url
 from _relay_process import free_port, relay_process
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(120)]

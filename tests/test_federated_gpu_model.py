@@ -13,7 +13,7 @@ from _gpu import gpu  # noqa: F401
 from pyscript_app.config import preset
 from pyscript_app.federated.gpu_model import GpuRoundModel
 from pyscript_app.federated.local import session_train_config
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.reference.init import init_params
 from pyscript_app.federated.numpy_model import f32_sha256

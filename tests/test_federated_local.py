@@ -7,7 +7,7 @@ import pytest
 from pyscript_app import rng
 from pyscript_app.config import TrainConfig, preset
 from pyscript_app.federated.local import LOCAL_WARMUP_STEPS, local_lr, round_batch, session_train_config
-from pyscript_app.schedule import lr_at
+from pyscript_app.train.schedule import lr_at
 
 MC = preset("nano", vocab_size=300)
 

@@ -12,7 +12,7 @@ import pytest
 from pyscript_app.config import preset
 from pyscript_app.federated.local import LOCAL_WARMUP_STEPS, session_train_config
 from pyscript_app.federated.numpy_model import NumpyRoundModel, f32_sha256
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32
 from pyscript_app.reference.init import init_params
 from server import aggregate
 

@@ -16,8 +16,8 @@ from _gpu import gpu  # noqa: F401
 from _world import tiny_world
 from pyscript_app.config import TrainConfig
 from pyscript_app.gpu.trainer_backend import GpuBackend
-from pyscript_app.numpy_backend import NumpyBackend
-from pyscript_app.trainer import Trainer
+from pyscript_app.train.numpy_backend import NumpyBackend
+from pyscript_app.train.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 

@@ -13,7 +13,7 @@ import pytest
 from _gpu import gpu  # noqa: F401
 from pyscript_app.config import ModelConfig, TrainConfig
 from pyscript_app.gpu.trainer_backend import GpuBackend, open_gpu_backend, tokens_to_u32
-from pyscript_app.numpy_backend import NumpyBackend
+from pyscript_app.train.numpy_backend import NumpyBackend
 from pyscript_app.reference.init import init_params
 
 pytestmark = pytest.mark.gpu

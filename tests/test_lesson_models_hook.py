@@ -10,7 +10,7 @@ import pytest
 
 from _require import REPO_ROOT, module_available, require
 from pyscript_app.lessons.lesson_checkpoint import open_lesson_model
-from pyscript_app.run_state import make_train_config
+from pyscript_app.train.run_state import make_train_config
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyscript_app.config import PRESETS, preset
-from pyscript_app.frames import DTYPE_F16, HEADER_SIZE
+from pyscript_app.federated.frames import DTYPE_F16, HEADER_SIZE
 from pyscript_app.lessons.federated import (DEFAULT_CLIENTS, Client, Outer, f16, f32, local_delta, outer_update,
                                             run_rounds, target, traffic_table_rows, weighted_mean,
                                             what_leaves_the_device)

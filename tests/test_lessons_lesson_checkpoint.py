@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from _world import tiny_train_config, tiny_world
-from pyscript_app.checkpoint import CheckpointError
+from pyscript_app.train.checkpoint import CheckpointError
 from pyscript_app.lessons.lesson_checkpoint import (RECIPE, lesson_train_config, open_lesson_model, recipe_key,
                                                     token_label)
 from pyscript_app.reference import model
-from pyscript_app.run_state import checkpoint_bytes
+from pyscript_app.train.run_state import checkpoint_bytes
 
 
 def tiny_checkpoint(seed: int = 0):

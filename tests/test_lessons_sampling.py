@@ -10,7 +10,7 @@ import pytest
 from pyscript_app.lessons.lesson_checkpoint import open_lesson_model
 from pyscript_app.lessons.sampling import (MAX_NEW_TOKENS, Generation, candidates, draw_distribution, entropy,
                                            sample_names)
-from pyscript_app.sampler import choose
+from pyscript_app.train.sampler import choose
 from test_lessons_lesson_checkpoint import tiny_checkpoint
 
 LOGITS = [2.0, 1.0, 0.0, -1.0, 3.0]

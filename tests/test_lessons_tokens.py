@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pyscript_app.bpe import Tokenizer
+from pyscript_app.data.bpe import Tokenizer
 from pyscript_app.lessons.tokens import (MAX_MERGES, counts, merge_rows, pieces, show_bytes, train_tokenizer,
                                          vocab_size_for, with_first_merges)
 

@@ -13,9 +13,9 @@ from pyscript_app.lessons.tinyforward import TinyGPT
 from pyscript_app.lessons.training import (HEATMAP_TENSORS, SteppedRun, lesson_config, lr_points, position_views,
                                            tensor_rows, uniform_loss)
 from pyscript_app.config import preset
-from pyscript_app.numpy_backend import NumpyBackend
-from pyscript_app.schedule import lr_at
-from pyscript_app.trainer import Trainer
+from pyscript_app.train.numpy_backend import NumpyBackend
+from pyscript_app.train.schedule import lr_at
+from pyscript_app.train.trainer import Trainer
 
 
 def test_lesson_config_and_schedule_points():

@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
-from pyscript_app.checkpoint import CheckpointError
-from pyscript_app.numpy_backend import NumpyBackend
+from pyscript_app.train.checkpoint import CheckpointError
+from pyscript_app.train.numpy_backend import NumpyBackend
 from pyscript_app.playground.session import TrainingSession
 from pyscript_app.playground.settings import parse_settings
 from pyscript_app.playground.store import CheckpointStore, MemoryFiles
 from pyscript_app.playground.textdata import check_text, prepare_text
-from pyscript_app.run_state import read_checkpoint
+from pyscript_app.train.run_state import read_checkpoint
 from test_playground_textdata import names_text
 
 FORM = {"dataset": "custom", "model": "nano", "steps": "20", "batch": "2", "context": "8", "lr": "0.01",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyscript_app.frames import DTYPE_F16, DTYPE_F32, KIND_UPDATE, encode_frame
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32, KIND_UPDATE, encode_frame
 from relay_world import delta_frame
 from server import aggregate as A
 from server.protocol import build_session_config

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
-from pyscript_app.frames import HEADER_SIZE, split_frame
+from pyscript_app.federated.frames import HEADER_SIZE, split_frame
 from relay_world import delta_frame, recv, recv_type, recv_until, relay_world, sync
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyscript_app.config import ModelConfig
-from pyscript_app.frames import KIND_UPDATE, KIND_WEIGHTS, split_frame
+from pyscript_app.federated.frames import KIND_UPDATE, KIND_WEIGHTS, split_frame
 from pyscript_app.reference.init import init_params
 from relay_world import delta_frame
 from server.aggregate import weights_sha256

@@ -23,8 +23,8 @@ from websockets.sync.client import connect
 
 from _relay_process import free_port
 from _relay_process import relay_process as _relay_process
-from pyscript_app.frames import HEADER_SIZE
-from pyscript_app.relay_client import RelayClient
+from pyscript_app.federated.frames import HEADER_SIZE
+from pyscript_app.federated.relay_client import RelayClient
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(60)

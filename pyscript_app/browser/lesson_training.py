@@ -16,7 +16,7 @@ from pyscript_app.browser.lesson_dom import (by_testid, enable, int_value, on, s
                                              status, value_of)
 from pyscript_app.browser.playground_data import SiteData
 from pyscript_app.browser.webgpu_executor import adapter_name, open_browser_device
-from pyscript_app.checkpoint import floats
+from pyscript_app.train.checkpoint import floats
 from pyscript_app.gpu.executor import GpuUnavailable
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.lessons.lesson_checkpoint import token_label

@@ -10,9 +10,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from ..bpe import Tokenizer
+from ..data.bpe import Tokenizer
 from ..playground.textdata import DatasetTokens, registry_data
-from ..tokenfile import read_tokens
+from ..data.tokenfile import read_tokens
 from .jsutil import fetch_bytes, fetch_text
 
 SCRATCH = Path("/tmp/tabgpt-data")

@@ -23,7 +23,7 @@ from pyscript_app.browser.jsutil import js_bytes, py_bytes
 from pyscript_app.browser.playground_data import SiteData
 from pyscript_app.browser.playground_opfs import OpfsFiles
 from pyscript_app.browser.webgpu_executor import open_browser_device
-from pyscript_app.checkpoint import CheckpointError
+from pyscript_app.train.checkpoint import CheckpointError
 from pyscript_app.config import ConfigError
 from pyscript_app.gpu.executor import GpuUnavailable
 from pyscript_app.gpu.trainer_backend import GpuBackend
@@ -34,8 +34,8 @@ from pyscript_app.playground.settings import InputError, parse_settings
 from pyscript_app.playground.store import CheckpointStore, MemoryFiles
 from pyscript_app.playground.textdata import check_text, prepare_text, text_data_id
 from pyscript_app.playground.view import adapter_label, live_html, samples_html
-from pyscript_app.run_state import read_checkpoint
-from pyscript_app.sampler import sample_texts
+from pyscript_app.train.run_state import read_checkpoint
+from pyscript_app.train.sampler import sample_texts
 
 # What a user can get wrong; each becomes one line in the status and changes nothing.
 USER_ERRORS = (InputError, ConfigError, CheckpointError)

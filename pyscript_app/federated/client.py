@@ -31,8 +31,8 @@ import asyncio
 import time
 from typing import Awaitable, Callable
 
-from ..frames import DTYPE_F32, HEADER_SIZE
-from ..relay_client import RelayClient, RelayProtocolError
+from .frames import DTYPE_F32, HEADER_SIZE
+from .relay_client import RelayClient, RelayProtocolError
 
 PING_EVERY_S = 1.0  # loss_ping at most this often (the relay allows 20 messages/s)
 RECONNECT_TRIES = 6

@@ -25,7 +25,7 @@ from array import array
 from typing import Awaitable, Callable
 
 from ..config import TrainConfig
-from ..frames import DTYPE_F16, DTYPE_F32, ITEMSIZE
+from .frames import DTYPE_F16, DTYPE_F32, ITEMSIZE
 from ..gpu.layout import F32
 from ..gpu.trainer_backend import GpuBackend
 from .local import local_lr, round_batch

@@ -32,8 +32,8 @@ from array import array
 
 from .. import rng
 from ..config import TrainConfig
-from ..schedule import lr_at
-from ..trainer import make_windows
+from ..train.schedule import lr_at
+from ..train.trainer import make_windows
 
 LOCAL_WARMUP_STEPS = 10
 F16_MAX = 65504.0  # a delta saturates here so a finite delta stays finite in f16

@@ -24,10 +24,10 @@ from array import array
 
 import numpy as np
 
-from ..backend import Backend
-from ..backends import make_backend
+from ..train.backend import Backend
+from ..train.backend_choice import make_backend
 from ..config import ModelConfig, TrainConfig
-from ..frames import DTYPE_F16, DTYPE_F32
+from .frames import DTYPE_F16, DTYPE_F32
 from .local import F16_MAX, local_lr, round_batch
 
 NP_DTYPES = {DTYPE_F16: "<f2", DTYPE_F32: "<f4"}

@@ -12,7 +12,7 @@ import json
 import math
 from html import escape
 
-from ..frames import HEADER_SIZE
+from .frames import HEADER_SIZE
 from .dashboard import Dashboard
 
 WIDTH, HEIGHT = 640, 200

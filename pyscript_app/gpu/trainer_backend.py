@@ -3,7 +3,7 @@
 Pure Python over the executor interface (gpu/executor.py), so the same class runs natively
 (gpu/native.py, wgpu-py) and in the browser (the WebGPU executor under Pyodide, no numpy).
 
-One step (the numpy backend's semantics, numpy_backend.py; shapes as in config.py, N = B*T):
+One step (the numpy backend's semantics, train/numpy_backend.py; shapes as in config.py, N = B*T):
     write tokens (N,) u32, targets (N,) u32, the AdamW uniforms (lr, bias corrections of step t)
     and the loss-ring uniform (slot = steps % K)                          queue writes, no objects
     forward (model_ops, train=True)  tokens -> logits (N,V); dropout (if any) keyed by (seed, t)
@@ -29,7 +29,7 @@ import sys
 from array import array
 
 from .. import rng
-from ..backend import Backend
+from ..train.backend import Backend
 from ..config import ModelConfig, TrainConfig
 from ..init_rule import init_constant, init_std
 from .decode import Decoder

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..sampler import top_candidates
+from ..train.sampler import top_candidates
 from .lesson_checkpoint import LessonModel
 from .tinyforward import Matrix
 

@@ -15,7 +15,7 @@ With token weighting the rounds head for sum_k n_k c_k / sum_k n_k, the optimum 
 together. Pure Python (struct does the f16/f32 rounding); tests/test_lessons_federated.py checks
 it against server/aggregate.py's numpy code.
 
-what_leaves_the_device(preset) counts the bytes of one round's frames (pyscript_app/frames.py) for
+what_leaves_the_device(preset) counts the bytes of one round's frames (pyscript_app/federated/frames.py) for
 each model preset (pyscript_app/config.py).
 """
 
@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 
 from ..config import PRESETS, preset
-from ..frames import DTYPE_F16, DTYPE_F32, frame_size
+from ..federated.frames import DTYPE_F16, DTYPE_F32, frame_size
 
 
 def f16(x: float) -> float:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..bpe import Tokenizer, normalize
-from ..checkpoint import floats
+from ..data.bpe import Tokenizer, normalize
+from ..train.checkpoint import floats
 from ..config import TrainConfig
-from ..run_state import make_train_config, read_checkpoint
+from ..train.run_state import make_train_config, read_checkpoint
 from .tinyforward import TinyGPT
 
 MODEL_PATH = "py/models/names-nano.tgpt"  # under the site root

@@ -17,8 +17,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from ..bpe import normalize
-from ..sampler import choose, top_candidates
+from ..data.bpe import normalize
+from ..train.sampler import choose, top_candidates
 from .lesson_checkpoint import LessonModel
 
 MAX_NEW_TOKENS = 24

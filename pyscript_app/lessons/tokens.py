@@ -1,4 +1,4 @@
-"""The tokens lesson: characters vs bytes vs byte-level BPE, on the project's real tokenizer (bpe.py).
+"""The tokens lesson: characters vs bytes vs byte-level BPE, on the project's real tokenizer (data/bpe.py).
 
     tok = train_tokenizer(text, n_merges=200, progress=lambda done, total: ...)
     counts(tok, "hello there")     # {"characters", "bytes", "tokens", "bytes_per_token"}
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..bpe import N_BYTES, N_SPECIALS, Tokenizer, normalize
+from ..data.bpe import N_BYTES, N_SPECIALS, Tokenizer, normalize
 
 MAX_MERGES = 2048  # the page's slider; the real presets use 1024 - 258 = 766
 

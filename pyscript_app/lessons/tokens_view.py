@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..bpe import Tokenizer
+from ..data.bpe import Tokenizer
 from .tokens import counts, merge_rows, pieces, show_bytes, vocab_size_for, with_first_merges
 
 MAX_SHOWN = 3000  # tokens drawn per row; longer texts are counted in full but drawn cut

@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..backend import Backend
+from ..train.backend import Backend
 from ..config import TrainConfig
-from ..run_state import make_train_config
-from ..sampler import top_candidates
-from ..schedule import lr_at
-from ..trainer import Trainer
+from ..train.run_state import make_train_config
+from ..train.sampler import top_candidates
+from ..train.schedule import lr_at
+from ..train.trainer import Trainer
 from .tinyforward import TinyGPT
 
 LESSON_RUN = {"dataset": "names", "model": "nano", "batch": 8, "lr": 1e-2, "seed": 1337}

@@ -15,10 +15,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ..backend import Backend
-from ..run_state import RunState, checkpoint_bytes
-from ..sampler import sample_texts
-from ..trainer import Trainer
+from ..train.backend import Backend
+from ..train.run_state import RunState, checkpoint_bytes
+from ..train.sampler import sample_texts
+from ..train.trainer import Trainer
 from .progress import Progress
 from .settings import Settings
 from .store import CheckpointStore

@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..config import PRESETS, ConfigError, TrainConfig, preset
-from ..run_state import make_train_config
+from ..train.run_state import make_train_config
 
 DATASETS = ("names", "shakespeare", "custom")
 MAX_STEPS = 100_000

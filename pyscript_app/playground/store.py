@@ -5,7 +5,7 @@
     await store.summary(key)                 # that dict (+ "bytes"), or None: is there a run to resume?
     await store.load(key)                    # the checkpoint bytes, or None
 
-Files: `run-<key>.tgpt` (checkpoint.py's format, the CLI reads it) and `runs.json`, the index of
+Files: `run-<key>.tgpt` (train/checkpoint.py's format, the CLI reads it) and `runs.json`, the index of
 summaries (so the page learns whether a run exists without reading a whole checkpoint). The index is
 written after the checkpoint: a crash between the two leaves a checkpoint that is simply not listed.
 """

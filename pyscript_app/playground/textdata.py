@@ -4,7 +4,7 @@
     data = prepare_text(text)                    # the BPE trains here (in the page's worker)
     data.check_fits(T)                           # InputError when a split is shorter than a window
 
-Pasted text goes through the same path as `tabgpt data`: datasets.infer_kind / split_documents,
+Pasted text goes through the same path as `tabgpt data`: splits.infer_kind / split_documents,
 the BPE trained on the train split only, Tokenizer.encode_docs for both splits.
 """
 
@@ -15,8 +15,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Callable
 
-from ..bpe import DEFAULT_VOCAB_SIZE, Tokenizer, normalize
-from ..datasets import infer_kind, split_documents
+from ..data.bpe import DEFAULT_VOCAB_SIZE, Tokenizer, normalize
+from ..data.splits import infer_kind, split_documents
 from .settings import InputError
 
 MAX_TEXT_BYTES = 2 << 20  # 2 MiB: BPE training in Pyodide stays within seconds

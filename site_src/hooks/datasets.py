@@ -6,7 +6,7 @@ After the assets hook has (re)written site/py/, this writes into site/py/data/:
     index.json   {"datasets": {name: {"tokenizer_sha256", "vocab_size", "train_tokens", "val_tokens",
                                       "files": {"tokenizer", "train", "val"}}}}
 
-The files are the ones `tabgpt data` prepares (tokenfile.load_prepared: the dataset registry, the
+The files are the ones `tabgpt data` prepares (prepare.load_prepared: the dataset registry, the
 user cache dir, $TABGPT_DATA_MIRROR for the raw text), so the browser trains on exactly the tokens
 the CLI does. Prepared files are cached there: a rebuild only links them. When the raw text is
 neither cached nor reachable, the build fails with the registry's message (set $TABGPT_DATA_MIRROR).
@@ -38,8 +38,9 @@ def on_post_build(config: MkDocsConfig) -> None:
 def write_site_data(out_dir: Path, data_dir: Path | None = None, names=SITE_DATASETS) -> dict:
     """Prepare (or find) each data set, copy its three files into out_dir, write index.json."""
     from pyscript_app.config import VOCAB_SIZE
-    from pyscript_app.datasets import DatasetError, default_cache_dir
-    from pyscript_app.tokenfile import TokenFileError, load_prepared, prepared_paths
+    from pyscript_app.data.datasets import DatasetError, default_cache_dir
+    from pyscript_app.data.prepare import load_prepared, prepared_paths
+    from pyscript_app.data.tokenfile import TokenFileError
 
     data_dir = Path(data_dir) if data_dir is not None else default_cache_dir()
     out_dir.mkdir(parents=True, exist_ok=True)

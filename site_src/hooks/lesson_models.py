@@ -1,7 +1,7 @@
 """mkdocs hook: the small trained model the attention and sampling lessons run in the page.
 
 After the assets hook has (re)written site/py/, this writes site/py/models/names-nano.tgpt: `nano`
-trained on names by the numpy reference (pyscript_app/numpy_backend.py and the Trainer, the recipe
+trained on names by the numpy reference (pyscript_app/train/numpy_backend.py and the Trainer, the recipe
 in pyscript_app/lessons/lesson_checkpoint.py), a standard checkpoint (`tabgpt sample --checkpoint`
 reads it too). Training takes some seconds, so the file is cached in the user cache dir under a key
 of the run's config, the tokenizer's sha256 and the recipe version: later builds only link it.
@@ -32,7 +32,7 @@ def on_post_build(config: MkDocsConfig) -> None:
 
 
 def cache_dir() -> Path:
-    from pyscript_app.datasets import default_cache_dir
+    from pyscript_app.data.datasets import default_cache_dir
 
     return default_cache_dir().parent / "lesson-models"
 
@@ -41,9 +41,10 @@ def write_lesson_model(target: Path, data_dir: Path | None = None, cache: Path |
     """Train (or find in the cache) the lesson model and put it at `target`. Returns the cached file.
     cfg: the TrainConfig to run (default: the lessons' recipe; tests pass a shorter one)."""
     from pyscript_app.config import VOCAB_SIZE
-    from pyscript_app.datasets import DatasetError, default_cache_dir
+    from pyscript_app.data.datasets import DatasetError, default_cache_dir
     from pyscript_app.lessons.lesson_checkpoint import lesson_train_config, recipe_key
-    from pyscript_app.tokenfile import TokenFileError, load_prepared
+    from pyscript_app.data.prepare import load_prepared
+    from pyscript_app.data.tokenfile import TokenFileError
 
     cfg = cfg or lesson_train_config()
     try:
@@ -70,9 +71,9 @@ def write_lesson_model(target: Path, data_dir: Path | None = None, cache: Path |
 
 async def train_checkpoint(cfg, tok, train, val) -> bytes:
     """Run the recipe with the numpy reference; the checkpoint's meta keeps the final losses."""
-    from pyscript_app.numpy_backend import NumpyBackend
-    from pyscript_app.run_state import checkpoint_bytes
-    from pyscript_app.trainer import Trainer
+    from pyscript_app.train.numpy_backend import NumpyBackend
+    from pyscript_app.train.run_state import checkpoint_bytes
+    from pyscript_app.train.trainer import Trainer
 
     backend = NumpyBackend(cfg.model_cfg(), cfg)
     meta: dict = {"backend": backend.describe(), "trained_by": "site_src/hooks/lesson_models.py"}

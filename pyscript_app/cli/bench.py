@@ -1,0 +1,75 @@
+"""`tabgpt bench`: the correctness gate first, then timings; numbers only for what passed."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+
+from ..config import PRESETS
+from ..errors import UserError
+
+
+def _models(arg: str) -> list[str]:
+    names = [m.strip() for m in arg.split(",") if m.strip()]
+    bad = [m for m in names if m not in PRESETS]
+    if bad or not names:
+        raise UserError(f"unknown preset(s) {', '.join(bad) or '(none)'}; choose from {', '.join(PRESETS)}")
+    return names
+
+
+def _versions() -> dict:
+    import numpy
+
+    v = {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine(),
+         "processor": platform.processor() or platform.machine()}
+    try:
+        import torch
+
+        v["torch"] = torch.__version__
+    except ImportError:
+        v["torch"] = None
+    return v
+
+
+def bench_numpy(args) -> dict:
+    from ..reference import bench as bn
+
+    out = {"backend": "numpy", "gate": bn.gate(), "steps": []}
+    passed = sum(r["passed"] for r in out["gate"])
+    failed = len(out["gate"]) - passed
+    for r in out["gate"]:
+        print(f"{'PASS' if r['passed'] else 'FAIL'}  {r['name']}  (error {r['error']:.2e})")
+    print(f"{passed} passed, {failed} failed")
+    if failed:
+        return out
+    print(f"\n{'model':<8} {'numpy ms/step':>14} {'torch ms/step':>14} {'numpy/torch':>12}   (B=8, full context)")
+    for name in _models(args.models):
+        n = bn.time_numpy_step(name, 8, args.repeats)
+        t = bn.time_torch_step(name, 8, args.repeats)
+        row = {"model": name, "batch": 8, "numpy_ms": n * 1e3, "torch_ms": t * 1e3 if t else None,
+               "ratio_numpy_over_torch": n / t if t else None}
+        out["steps"].append(row)
+        tt = f"{t * 1e3:14.2f} {n / t:12.2f}" if t else f"{'-':>14} {'-':>12}"
+        print(f"{name:<8} {n * 1e3:14.2f} {tt}")
+    return out
+
+
+def cmd_bench(args) -> int:
+    _models(args.models)  # validate before any work
+    if args.backend == "numpy":
+        res = bench_numpy(args)
+    else:
+        from ..gpu.bench import bench_gpu
+
+        res = bench_gpu(args)
+    res["versions"] = _versions()
+    res["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    res["command"] = "tabgpt " + " ".join(sys.argv[1:])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        print(f"wrote {args.json}")
+    gate_failed = any(not r["passed"] for r in res["gate"])
+    return 1 if gate_failed else 0

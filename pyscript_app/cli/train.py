@@ -1,0 +1,131 @@
+"""`tabgpt train` and `tabgpt sample`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..train import checkpoint
+from ..train.backend_choice import make_backend
+from ..data.bpe import Tokenizer
+from ..config import ConfigError, ModelConfig, TrainConfig
+from ..errors import UserError
+from ..train.run_state import checkpoint_header, make_train_config, read_checkpoint
+from ..train.sampler import sample_texts
+from ..data.prepare import load_prepared
+from ..train.trainer import Trainer
+
+
+def _train_config(args) -> TrainConfig:
+    cfg = make_train_config(
+        dataset=args.dataset, model=args.model, steps=args.steps, batch=args.batch,
+        block_size=args.blocksize or 0, lr=args.lr, seed=args.seed, backend=args.backend, gpu=args.gpu,
+        eval_every=args.eval_every,
+    )
+    return replace(cfg, dropout=args.dropout).validate()
+
+
+def _dataset_name(dataset: str) -> str:
+    return Path(dataset).stem if dataset.endswith(".txt") else dataset
+
+
+async def _train(args) -> int:
+    cfg = _train_config(args)
+    out = Path(args.out or f"runs/{_dataset_name(args.dataset)}-{args.model}")
+    tok, train_tokens, val_tokens = load_prepared(args.dataset, args.data_dir, cfg.vocab_size)
+    if tok.vocab_size != cfg.vocab_size:
+        raise UserError(f"tokenizer vocab {tok.vocab_size} differs from the model's {cfg.vocab_size}")
+    mc = cfg.model_cfg()
+    resume_from = None
+    if args.resume:
+        run = read_checkpoint(checkpoint.resolve(out).read_bytes())
+        if run.model_cfg != mc:
+            raise UserError(f"checkpoint in {out} is for another model ({run.header['model_config']})")
+        resume_from = (run.header, run.arrays)
+    backend = make_backend(mc, cfg)
+
+    async def samples(be):
+        return await sample_texts(be, tok, prompt=args.prompt, n=5, max_tokens=min(64, mc.block_size * 2),
+                                  temperature=0.8, seed=cfg.seed)
+
+    trainer = Trainer(cfg, backend, train_tokens, val_tokens, tok, sample_fn=samples)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(cfg.to_json() + "\n")
+    print(f"model {cfg.model}: {mc.param_count:,} parameters  (L={mc.n_layer} C={mc.n_embd} H={mc.n_head} "
+          f"T={cfg.seq_len} V={mc.vocab_size})  backend {backend.describe()}")
+    print(cfg.to_json())
+    start = 0
+    if resume_from:
+        header, arrays = resume_from
+        start = int(header["step"])
+        await backend.load(arrays["params"], arrays.get("adam_m"), arrays.get("adam_v"), start)
+        print(f"resuming at step {start}")
+    bar = _progress(cfg.steps, start, args.quiet)
+    mode = "a" if resume_from else "w"
+    with open(out / "metrics.jsonl", mode) as metrics:
+        async for ev in trainer.run(resume_step=start, fresh=resume_from is None):
+            if ev["type"] == "step":
+                bar.update(ev["step"] - bar.n)
+                bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}")
+            elif ev["type"] == "eval":
+                metrics.write(json.dumps({**ev, "dropout": cfg.dropout}) + "\n")
+                metrics.flush()
+                bar.write(f"step {ev['step']:>6}  train {ev['train_loss']:.4f}  val {ev['val_loss']:.4f}  "
+                          f"val {ev['val_nats_per_byte']:.4f} nats/byte  {ev['tokens_per_s']:.0f} tok/s")
+                await _save(out, cfg, mc, tok, backend, ev["step"])
+            elif ev["type"] == "samples":
+                bar.close()
+                print("samples:")
+                for s in ev["samples"]:
+                    print("  " + s.replace("\n", "\n  "))
+            elif ev["type"] == "done":
+                bar.close()
+                await _save(out, cfg, mc, tok, backend, ev["step"])
+                print(f"done: {ev['step']} steps in {ev['elapsed_s']:.1f} s; wrote {out}")
+    return 0
+
+
+async def _save(out: Path, cfg: TrainConfig, mc: ModelConfig, tok: Tokenizer, backend, step: int) -> None:
+    state = await backend.export()
+    header = checkpoint_header(cfg, tok, step, {"backend": backend.describe()})
+    arrays = {"params": state["params"], "adam_m": state["adam_m"], "adam_v": state["adam_v"]}
+    checkpoint.save(out, header, arrays)
+
+
+def _progress(total: int, start: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+def load_for_sampling(path, backend_name: str, gpu: str):
+    """(tokenizer, backend with the checkpoint's weights loaded) from a checkpoint path."""
+    run = read_checkpoint(checkpoint.resolve(path).read_bytes())
+    header, arrays, mc, tok = run.header, run.arrays, run.model_cfg, run.tokenizer
+    cfg = replace(TrainConfig(), model_config=mc.to_dict(), vocab_size=mc.vocab_size, backend=backend_name, gpu=gpu)
+    return tok, mc, cfg, arrays, header
+
+
+async def _sample(args) -> int:
+    tok, mc, cfg, arrays, header = load_for_sampling(args.checkpoint, args.backend, args.gpu)
+    backend = make_backend(mc, cfg)
+    await backend.load(arrays["params"], None, None, 0)
+    texts = await sample_texts(backend, tok, prompt=args.prompt, n=args.n, max_tokens=args.max_tokens,
+                               temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    for t in texts:
+        print(t)
+    return 0
+
+
+def cmd_train(args) -> int:
+    return asyncio.run(_train(args))
+
+
+def cmd_sample(args) -> int:
+    return asyncio.run(_sample(args))
+
+
+__all__ = ["cmd_train", "cmd_sample", "load_for_sampling", "ConfigError"]

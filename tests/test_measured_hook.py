@@ -1,0 +1,156 @@
+"""site_src/hooks/measured.py: the pages' "Measured" sections, rendered from benchmarks/results/*.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from _require import REPO_ROOT, module_available, require
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+@pytest.fixture(scope="module")
+def hook() -> ModuleType:
+    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
+    spec = importlib.util.spec_from_file_location("tabgpt_measured_hook", REPO_ROOT / "site_src/hooks/measured.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_files() -> list[Path]:
+    return [p for p in sorted(RESULTS.glob("*.json"))
+            if isinstance(d := json.loads(p.read_text()), dict) and d.get("backend") in ("gpu", "numpy")]
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """A temporary copy of every committed result file."""
+    folder = tmp_path / "results"
+    shutil.copytree(RESULTS, folder, ignore=shutil.ignore_patterns("quality"))
+    return folder
+
+
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_changed_figure_changes_the_bench_section(hook, results):
+    newest = [r.path.name for r in hook.newest_bench(hook.load_results(results))]
+    assert newest, "no tabgpt bench result file is committed"
+    before = hook.render_bench(results)
+    target = results / newest[0]
+    _edit(target, lambda d: d["steps"][-1].update(ours_ms=987.654, ratio_ours_over_torch=42.5))
+    after = hook.render_bench(results)
+    assert after != before
+    assert "987.65" in after and "42.50" in after and "987.65" not in before
+
+
+def test_only_the_newest_file_of_each_kind_is_rendered(hook, results):
+    first = hook.newest_bench(hook.load_results(results))[0]
+    data = json.loads(first.path.read_text())
+    older = dict(data, date="2001-01-01T00:00:00+00:00", command="tabgpt bench --OLDER")
+    newer = dict(data, date="2999-01-01T00:00:00+00:00", command="tabgpt bench --NEWER")
+    (results / "zz-older.json").write_text(json.dumps(older))
+    (results / "aa-newer.json").write_text(json.dumps(newer))  # the name sorts first: the date decides
+    text = hook.render_bench(results)
+    assert "--NEWER" in text and "--OLDER" not in text
+    assert text.count(f"### {hook.bench_kind(data)[1]} · {hook.bench_kind(data)[2]}") == 1
+    # another device is another kind, rendered beside it
+    other = dict(data, adapter={**data.get("adapter", {}), "device": "Imaginary GPU 9000"}, command="tabgpt bench --OTHER")
+    (results / "other.json").write_text(json.dumps(other))
+    assert "--OTHER" in hook.render_bench(results) and "Imaginary GPU 9000" in hook.render_bench(results)
+
+
+def test_without_a_recorded_date_the_file_name_dates_it(hook, tmp_path):
+    data = json.loads(_bench_files()[0].read_text())
+    for name, cmd in (("run-2026-01-01.json", "--JANUARY"), ("run-2026-02-01.json", "--FEBRUARY")):
+        d = {k: v for k, v in data.items() if k != "date"}
+        (tmp_path / name).write_text(json.dumps(dict(d, command=f"tabgpt bench {cmd}")))
+    text = hook.render_bench(tmp_path)
+    assert "--FEBRUARY" in text and "--JANUARY" not in text
+    assert "2026-02-01" in text
+
+
+def test_missing_driver_and_command_render_as_a_dash(hook, tmp_path):
+    data = json.loads(next(p for p in _bench_files() if "gpu" in p.name).read_text())
+    data.pop("command")
+    data["adapter"].pop("description")
+    (tmp_path / "bare.json").write_text(json.dumps(data))
+    text = hook.render_bench(tmp_path)
+    assert "- **driver:** —" in text and "- **command:** —" in text
+
+
+def test_a_malformed_result_file_fails_with_its_name(hook, results):
+    from mkdocs.exceptions import PluginError
+
+    (results / "broken-2026-12-31.json").write_text('{"backend": "gpu", "steps": [')
+    with pytest.raises(PluginError, match="broken-2026-12-31.json.*not valid JSON"):
+        hook.render_bench(results)
+    (results / "broken-2026-12-31.json").write_text(json.dumps({"backend": "gpu", "steps": {"not": "a list"}}))
+    with pytest.raises(PluginError, match="broken-2026-12-31.json.*steps"):
+        hook.render_bench(results)
+
+
+def test_federated_and_playground_sections_follow_their_files(hook, results):
+    fed = hook.newest_federated(hook.load_results(results))
+    play = hook.newest_playground(hook.load_results(results))
+    assert fed and play
+    before = hook.render_federated(results), hook.render_playground(results)
+    _edit(fed[0].path, lambda d: d["val_nats_per_byte"].update(federated_2_clients=9.876))
+    file, runs = play[0]
+
+    def slower(d):
+        for _, run in hook._playground_runs(d):
+            if hook.playground_kind(run) == hook.playground_kind(runs[0][1]):
+                run["browser"]["first_step_s"] = 99.5
+    _edit(file.path, slower)
+    after = hook.render_federated(results), hook.render_playground(results)
+    assert "9.876" in after[0] and "9.876" not in before[0]
+    assert "99.5 s" in after[1] and "99.5 s" not in before[1]
+
+
+def test_markers_are_replaced_and_unknown_ones_refused(hook, results):
+    from mkdocs.exceptions import PluginError
+
+    page = (REPO_ROOT / "site_src/bench.md").read_text(encoding="utf-8")
+    assert "<!-- measured:bench -->" in page
+    out = hook.replace_markers(page, results)
+    assert "<!-- measured:" not in out and "| model |" in out
+    with pytest.raises(PluginError, match="measured:nonsense"):
+        hook.replace_markers("x\n<!-- measured:nonsense -->\n", results, where="page.md")
+
+
+def test_each_page_has_its_marker_and_the_bench_page_is_short():
+    for page, marker in (("bench.md", "bench"), ("federated.md", "federated"), ("playground.md", "playground")):
+        assert f"<!-- measured:{marker} -->" in (REPO_ROOT / "site_src" / page).read_text(encoding="utf-8"), page
+    bench = (REPO_ROOT / "site_src/bench.md").read_text(encoding="utf-8")
+    assert len(bench.splitlines()) <= 250
+    # the interactive part the browser test and the PyScript hook rely on
+    assert "pyscript_worker: pyscript_app/browser/bench_page.py" in bench
+    for testid in ("run-bench", "bench-summary", "bench-status", "bench-cases", "bench-timings", "bench-steps",
+                   "bench-profile", "bench-download"):
+        assert f'data-testid="{testid}"' in bench, testid
+
+
+def test_every_result_file_the_docs_cite_exists():
+    docs = [REPO_ROOT / "README.md", REPO_ROOT / "benchmarks/README.md", RESULTS / "quality/README.md",
+            *sorted((REPO_ROOT / "site_src").rglob("*.md"))]
+    cited = set()
+    for doc in docs:
+        for name in re.findall(r"[\w.{},*-]+\.(?:json|metrics\.jsonl)\b", doc.read_text(encoding="utf-8")):
+            if re.search(r"\d{4}-\d{2}-\d{2}", name) and not re.search(r"[*{}]", name):  # result files are dated
+                cited.add((doc.name, name.split("/")[-1]))
+    assert cited
+    missing = [(doc, n) for doc, n in cited
+               if not (RESULTS / n).exists() and not (RESULTS / "quality" / n).exists()]
+    assert not missing, missing
