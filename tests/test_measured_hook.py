@@ -66,7 +66,8 @@ def test_only_the_newest_file_of_each_kind_is_rendered(hook, results):
     assert "--NEWER" in text and "--OLDER" not in text
     assert text.count(f"### {hook.bench_kind(data)[1]} · {hook.bench_kind(data)[2]}") == 1
     # another device is another kind, rendered beside it
-    other = dict(data, adapter={**data.get("adapter", {}), "device": "Imaginary GPU 9000"}, command="tabgpt bench --OTHER")
+    other = dict(data, adapter={**data.get("adapter", {}), "device": "Imaginary GPU 9000"},
+                 command="tabgpt bench --OTHER")
     (results / "other.json").write_text(json.dumps(other))
     assert "--OTHER" in hook.render_bench(results) and "Imaginary GPU 9000" in hook.render_bench(results)
 

@@ -83,3 +83,25 @@ def test_python_and_shaders_are_copied_and_listed(built_site: Path) -> None:
 def _locked_version(package: str) -> str:
     lock = json.loads((REPO_ROOT / "package-lock.json").read_text(encoding="utf-8"))
     return lock["packages"][f"node_modules/{package}"]["version"]
+
+
+def test_measured_sections_are_rendered_from_the_newest_result_files(built_site: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tabgpt_measured_hook", REPO_ROOT / "site_src/hooks/measured.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    results = hook.load_results(REPO_ROOT / "benchmarks/results")
+    bench = (built_site / "bench" / "index.html").read_text(encoding="utf-8")
+    assert "measured:" not in bench and 'data-testid="run-bench"' in bench
+    newest = hook.newest_bench(results)
+    assert newest
+    for r in newest:
+        _, device, engine = hook.bench_kind(r.data)
+        assert f"{device} · {engine}" in bench and r.path.name in bench
+        for step in r.data["steps"]:
+            assert f"<td>{step['model']}</td>" in bench
+    for page, files in (("federated", [r.path.name for r in hook.newest_federated(results)]),
+                        ("playground", [r.path.name for r, _ in hook.newest_playground(results)])):
+        html = (built_site / page / "index.html").read_text(encoding="utf-8")
+        assert files and all(name in html for name in files) and "measured:" not in html, page

@@ -1,4 +1,5 @@
-"""GEMM core probe (an experiment): where the ~30 TFLOP/s ceiling of our WGSL matmul under Dawn comes from.
+"""Question: how fast can a WGSL GEMM go on this GPU, and which trait of the project's matmul entries
+costs the speed between them and PyTorch (the 4096^3 target of 0.8x)?
 
 Every kernel here is a stand-alone, specialised WGSL GEMM (C = A @ B, all row-major, sizes multiples of
 the tile: no bounds checks, no generic operand code), generated from a few knobs, so that one run shows
@@ -540,7 +541,7 @@ def gemm_shape(raw, clock, M, N, K, reps):
 
 def project_forward(engine, clock):
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    from dawn_toggles_probe import time_forward
+    from shader_dirs_probe import time_forward
     from pyscript_app.gpu.native import open_device
     ex = open_device(engine)
     out = {}

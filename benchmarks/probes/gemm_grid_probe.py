@@ -1,4 +1,7 @@
-"""Every matmul_forward configuration at the GEMM table's shapes (an experiment): tiles (TM x TN),
+"""Question: are the matmul choice rules at the fastest configuration for each shape of the GEMM table,
+or would other tiles, outputs per invocation or sliced K beat them (the model-shape target of 0.6x)?
+
+Every matmul_forward configuration at the GEMM table's shapes: tiles (TM x TN),
 outputs per invocation (RPI), sliced K (KGROUPS) and slice depth (TK, the default or twice it), each
 timed exactly as `tabgpt bench`'s GEMM table times its row (gpu/bench._time_matmul: one submission of
 gemm_repeats dispatches after an untimed warm-up, median of 3), next to the row's own choice

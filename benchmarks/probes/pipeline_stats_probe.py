@@ -1,10 +1,9 @@
-"""What the GPU driver made of the pipelines the project really creates (an experiment): run one training
-step per model under the Vulkan capture layer (benchmarks/probes/vk_capture_layer) and name each
-captured pipeline by its kernel and overrides.
+"""Question: what does the GPU driver make of each pipeline the project creates (registers, spills, workgroup
+memory), so that a kernel change is judged by the code the GPU runs, and not only by its timing?
 
-Unlike vk_stats_probe.py (naga's SPIR-V, built outside the engine), these are the engine's own
-pipelines: under Dawn, Tint's SPIR-V with the overrides substituted, compiled by the driver for the
-adapter at hand. Where the device has VK_KHR_pipeline_executable_properties (NVIDIA's driver has) each
+Runs one training step per model under the Vulkan capture layer (benchmarks/probes/vk_capture_layer) and
+names each captured pipeline by its kernel and overrides. These are the engine's own pipelines (under
+Dawn, Tint's SPIR-V with the overrides substituted), compiled by the driver for the adapter at hand. Where the device has VK_KHR_pipeline_executable_properties (NVIDIA's driver has) each
 line carries the driver's statistics (register count, local memory = spills and arrays kept in
 memory, shared memory...).
 

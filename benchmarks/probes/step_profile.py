@@ -1,4 +1,7 @@
-"""GPU time per dispatch of one training step: each item of the step's plan replayed alone, 20 times in
+"""Question: where does a training step's GPU time go, kernel by kernel (what to speed up next for the
+`large` step's target of 1.0x PyTorch)?
+
+GPU time per dispatch of one training step: each item of the step's plan replayed alone, 20 times in
 one submission, summed per kernel (and tile); the whole step replayed for comparison.
 
     python3 benchmarks/probes/step_profile.py dawn|wgpu-native OUT.json MODEL [MODEL ...]

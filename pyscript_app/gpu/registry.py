@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from .matmul_rules import _tiles, is_gpu_adapter  # noqa: F401  (is_gpu_adapter: callers import it from here too)
@@ -248,9 +249,16 @@ _register("embedding.wgsl", "embedding_backward_dwpe",
 
 # --- shader text -----------------------------------------------------------------------------
 def shader_dir() -> Path:
-    """$TABGPT_SHADERS, else the repository's shaders/ folder (two levels above this package)."""
+    """Where the .wgsl files are: $TABGPT_SHADERS; else the installed package's copy
+    (pyscript_app/shaders/, which a built wheel carries); else the repository's shaders/ folder
+    (an editable install, the source tree, and the browser's virtual file system)."""
     env = os.environ.get("TABGPT_SHADERS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shaders"
+    if env:
+        return Path(env)
+    packaged = resources.files("pyscript_app") / "shaders"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "shaders"
 
 
 # A whole line `// #include "name.wgsl"` stands for that file's text (WGSL has no includes; shared code
