@@ -24,7 +24,7 @@ SHA256_RE = re.compile(r"^([0-9a-f]{64})?$")
 AGGREGATORS = ("fedavg", "diloco")
 
 # DiLoCo's default outer momentum (outer lr 1.0): measured best for 2 clients x H = 50 on the small
-# presets (site_src/federated.md); the paper's 0.7 / 0.9 (8 workers, H = 500) overshoots there.
+# presets (benchmarks/README.md); the paper's 0.7 / 0.9 (8 workers, H = 500) overshoots there.
 DILOCO_MOMENTUM = 0.5
 
 
@@ -64,6 +64,12 @@ class SessionConfig:
     max_delta_norm: float
     lr: float | None = None  # the clients' local learning rate; None: each client's default
     rounds: int | None = None  # planned length: the clients' lr decays over its last 20% (federated/local.py)
+    # a new client must present the join secret the creator got (resumes with a client token need not)
+    require_join_secret: bool = False
+    listed: bool = False  # shown by GET /api/sessions
+    # clip each delta's L2 norm to the round's (lower) median norm and cap each client's token count
+    # at the round's median (False: the plain token-weighted mean)
+    robust: bool = True
 
     @property
     def max_tokens(self) -> int:
@@ -88,7 +94,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     allowed = {
         "model", "dataset", "quorum", "round_seconds", "grace_seconds", "aggregator", "max_local_steps",
         "batch", "blocksize", "tokenizer_sha256", "vocab_size", "broadcast_dtype", "outer_lr",
-        "outer_momentum", "init_seed", "lr", "rounds",
+        "outer_momentum", "init_seed", "lr", "rounds", "require_join_secret", "listed", "robust",
     }
     reasons = [f"unknown field {k!r}" for k in sorted(set(body) - allowed)]
     get = _Getter(body, reasons)
@@ -110,6 +116,9 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     seed = get.integer("init_seed", init_seed, 0, 0xFFFFFFFF)
     lr = get.number("lr", 0.0, 1e-6, 1.0) if "lr" in body else None
     rounds = get.integer("rounds", 0, 1, 1_000_000) if "rounds" in body else None
+    require_secret = get.boolean("require_join_secret", False)
+    listed = get.boolean("listed", False)
+    robust = get.boolean("robust", True)
     cfg = None
     if model is not None and vocab is not None:
         try:
@@ -129,6 +138,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
         aggregator=aggregator, outer_lr=outer_lr, outer_momentum=momentum, quorum=quorum,
         round_seconds=round_s, grace_seconds=grace_s, broadcast_dtype=dtype, init_seed=seed,
         max_delta_norm=settings.max_delta_rms * math.sqrt(cfg.param_count), lr=lr, rounds=rounds,
+        require_join_secret=require_secret, listed=listed, robust=robust,
     )
 
 
@@ -152,6 +162,13 @@ class _Getter:
         if not isinstance(v, str) or not check(v):
             self.reasons.append(f"{key} must be {what}")
             return None
+        return v
+
+    def boolean(self, key, default):
+        v = self._value(key, default)
+        if not isinstance(v, bool):
+            self.reasons.append(f"{key} must be true or false")
+            return default
         return v
 
     def integer(self, key, default, lo, hi):
@@ -181,6 +198,7 @@ class Join:
     session_id: str
     name: str
     client_token: str | None
+    join_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,15 +222,18 @@ def parse_client_message(text: str, max_bytes: int) -> Join | LossPing:
         raise ProtocolError("bad_message", "control message must be an object with a string 'type'")
     kind = msg["type"]
     if kind == "join":
-        _only(msg, {"type", "session_id", "name", "client_token"})
+        _only(msg, {"type", "session_id", "name", "client_token", "join_secret"})
         sid, name, token = msg.get("session_id"), msg.get("name", ""), msg.get("client_token")
+        secret = msg.get("join_secret")
+        if secret is not None and (not isinstance(secret, str) or not TOKEN_RE.match(secret)):
+            raise ProtocolError("bad_message", "join_secret must be a token string")
         if not isinstance(sid, str) or not TOKEN_RE.match(sid):
             raise ProtocolError("bad_message", "join needs a session_id string")
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ProtocolError("bad_message", "name must be up to 64 letters, digits, spaces, _ . -")
         if token is not None and (not isinstance(token, str) or not TOKEN_RE.match(token)):
             raise ProtocolError("bad_message", "client_token must be a token string")
-        return Join(session_id=sid, name=name.strip() or "anonymous", client_token=token)
+        return Join(session_id=sid, name=name.strip() or "anonymous", client_token=token, join_secret=secret)
     if kind == "loss_ping":
         _only(msg, {"type", "loss", "tokens"})
         loss, tokens = msg.get("loss"), msg.get("tokens", 0)

@@ -14,8 +14,8 @@
 // one position (idx == v) and sets its bit in a workgroup bitmask, then every invocation adds
 // dx[n, c] of the matching positions (the set bits, lowest first) for its own column c, in position
 // order (deterministic). Cost: V * ceil(C/WG) * N reads of idx (cheap, shared by WG columns), WG/32
-// words per chunk, plus the N*C reads of dx that match. (It tested all WG positions of every chunk
-// one by one: V * C * N steps, 0.8 ms of the large model's step on an H200.)
+// words per chunk, plus the N*C reads of dx that match. (Each invocation testing all WG positions of
+// every chunk itself would be V * C * N steps: 0.8 ms of the large model's step on an H200.)
 // embedding_backward_dwte_rows instead runs one invocation per (position n, column c): only the
 // FIRST position holding a token sums the dx rows of every position with that token (ascending n,
 // the same order as above, so both entries give identical bits) and writes that row. Cost: N*C

@@ -58,13 +58,14 @@
 // so the transposing stores of the global loads do not hit one bank (a row of T/4 + 1 vec4 is
 // 4 (T/4 + 1) = 4 words mod 32 banks for T = 32, 64 and 128 alike). Global memory: the scalar
 // entries read 4 f32 per vec4 slot (any shape works); the _v4 twins read one vec4 (array<vec4<f32>>
-// bindings). In a probe of this design on an H200 under Dawn (benchmarks/probes/gemm_vec4_probe.py)
-// vec4 loads took 4096^3 from 0.50x to 0.61x PyTorch and 2048 x 512 x 2048 from ~0.34x to 0.69x; on
-// llvmpipe (a CPU) the twins are as fast as the scalar entries within noise.
+// bindings). In a stand-alone kernel of this design on an H200 under Dawn, vec4 loads take 4096^3
+// from 0.50x to 0.61x PyTorch and 2048 x 512 x 2048 from ~0.34x to 0.69x
+// (gemm-vec4-probe-h200-dawn-2026-11-22.json); on llvmpipe (a CPU) the twins are as fast as the
+// scalar entries within noise.
 // The workgroup arrays are sized by override expressions (2 * TK * row, TM rows of rstd), not by
 // the largest tile: Dawn zero-fills workgroup memory in every shader (unless its
 // disable_workgroup_init feature is on), and SwiftShader compiles that fill at about 2 ms per vec4,
-// so a 32 x 32 pipeline with 128 x 128 arrays took seconds to compile in the browser.
+// so a 32 x 32 pipeline with 128 x 128 arrays would take seconds to compile in the browser.
 
 // #include "matmul_tiles.wgsl"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -141,17 +140,3 @@ def test_each_page_has_its_marker_and_the_bench_page_is_short():
     for testid in ("run-bench", "bench-summary", "bench-status", "bench-cases", "bench-timings", "bench-steps",
                    "bench-profile", "bench-download"):
         assert f'data-testid="{testid}"' in bench, testid
-
-
-def test_every_result_file_the_docs_cite_exists():
-    docs = [REPO_ROOT / "README.md", REPO_ROOT / "benchmarks/README.md", RESULTS / "quality/README.md",
-            *sorted((REPO_ROOT / "site_src").rglob("*.md"))]
-    cited = set()
-    for doc in docs:
-        for name in re.findall(r"[\w.{},*-]+\.(?:json|metrics\.jsonl)\b", doc.read_text(encoding="utf-8")):
-            if re.search(r"\d{4}-\d{2}-\d{2}", name) and not re.search(r"[*{}]", name):  # result files are dated
-                cited.add((doc.name, name.split("/")[-1]))
-    assert cited
-    missing = [(doc, n) for doc, n in cited
-               if not (RESULTS / n).exists() and not (RESULTS / "quality" / n).exists()]
-    assert not missing, missing

@@ -27,8 +27,8 @@ from pyscript_app.browser.playground_data import SiteData
 from pyscript_app.browser.webgpu_executor import open_browser_device
 from pyscript_app.federated.client import FederatedClient, FederatedError
 from pyscript_app.federated.dashboard import Dashboard
-from pyscript_app.federated.form import (InputError, relay_error_text, relay_urls, session_body, session_id_from,
-                                         share_url)
+from pyscript_app.federated.form import (InputError, join_secret_from, relay_error_text, relay_urls, session_body,
+                                         session_id_from, share_url)
 from pyscript_app.federated.gpu_model import GpuRoundModel
 from pyscript_app.federated.local import session_train_config
 from pyscript_app.federated.view import dashboard_html
@@ -57,6 +57,7 @@ class FederatedPage:
         self.dash = Dashboard()
         self.client: FederatedClient | None = None
         self.owner: dict[str, str] = {}  # session id -> owner token (sessions this tab created)
+        self.secrets: dict[str, str] = {}  # session id -> its join secret (from a share link or our create)
         self._render_due = False
         self._proxies = []
         self._tasks: set[asyncio.Task] = set()
@@ -91,10 +92,15 @@ class FederatedPage:
                         "Ready: create a session, or paste a session's id or link and Join.", "ready")
 
     def session_from_url(self) -> str:
+        href = str(window.location.href)
         try:
-            return session_id_from(str(window.location.href)) if "session=" in str(window.location.href) else ""
+            sid = session_id_from(href) if "session=" in href else ""
         except InputError:
             return ""
+        secret = join_secret_from(href)
+        if sid and secret:
+            self.secrets[sid] = secret
+        return sid
 
     def listen(self, element, event: str, handler) -> None:
         proxy = create_proxy(lambda ev: self.spawn(self.guarded(handler(ev))))
@@ -157,8 +163,10 @@ class FederatedPage:
         created = await self.rest("POST", "/api/sessions", body)
         sid = created["session_id"]
         self.owner[sid] = created["owner_token"]
+        if created.get("join_secret"):
+            self.secrets[sid] = created["join_secret"]
         by_testid("session-input").value = sid
-        window.history.replaceState(None, "", share_url(str(window.location.href), sid))
+        window.history.replaceState(None, "", share_url(str(window.location.href), sid, self.secrets.get(sid)))
         self.dash.session_id = sid
         self.render()
         self.set_status(f"Created session {sid} ({created['param_count']:,} parameters). Share this page's link; "
@@ -167,13 +175,17 @@ class FederatedPage:
     async def on_join(self, _event) -> None:
         if self.client is not None:
             return
-        sid = session_id_from(str(by_testid("session-input").value))
+        pasted = str(by_testid("session-input").value)
+        sid = session_id_from(pasted)
+        if join_secret_from(pasted):
+            self.secrets[sid] = join_secret_from(pasted)
         name = str(by_testid("name-input").value).strip()[:40] or f"tab-{secrets.token_hex(2)}"
         status = await self.rest("GET", f"/api/sessions/{sid}")
         self.dash = Dashboard(name)
         self.dash.on_status(status)
-        window.history.replaceState(None, "", share_url(str(window.location.href), sid))
-        self.client = FederatedClient(open_link_to(self.ws_url), sid, name, self.make_model, self.on_client_event)
+        window.history.replaceState(None, "", share_url(str(window.location.href), sid, self.secrets.get(sid)))
+        self.client = FederatedClient(open_link_to(self.ws_url), sid, name, self.make_model, self.on_client_event,
+                                      join_secret=self.secrets.get(sid))
         by_testid("join-session").disabled = True
         by_testid("leave-session").disabled = False
         by_testid("end-session").hidden = sid not in self.owner
@@ -254,7 +266,7 @@ class FederatedPage:
 
     def render(self) -> None:
         sid = self.dash.session_id
-        share = share_url(str(window.location.href), sid) if sid else ""
+        share = share_url(str(window.location.href), sid, self.secrets.get(sid)) if sid else ""
         by_testid("federated-live").innerHTML = dashboard_html(self.dash, share)
 
 

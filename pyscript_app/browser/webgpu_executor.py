@@ -117,8 +117,8 @@ class BrowserExecutor(Executor):
     async def _create_pipelines(self, requests):
         """All at once with createComputePipelineAsync: the browser may compile them on its worker
         threads, and the worker's Python goes on meanwhile (the playground starts this at boot, so
-        the first step finds them compiled). On SwiftShader on 2 busy cores it was no faster than
-        one by one (2026-11-22), but it moved the compilation out of the first step."""
+        the first step finds them compiled). On SwiftShader on 2 busy cores it is no faster than
+        one by one (2026-11-22), but the compilation leaves the first step."""
         if not requests:
             return []
         promises = [self.device.createComputePipelineAsync(pipeline_descriptor(*r)) for r in requests]

@@ -29,7 +29,7 @@ MAX_TILE_ROWS = 16  # MAX_BQ in attention.wgsl
 # Heads at least this wide use attention_rows*.wgsl (a row's q and accumulators in registers): on an
 # H200 the column-per-invocation kernels were shared-memory bound there. Narrower heads (the nano and
 # tiny presets, and the browser's) keep attention.wgsl, whose workgroups a 4-wide head fills better.
-# Forward and backward are chosen separately (each was measured against its attention.wgsl twin).
+# Forward and backward are chosen separately (each measured against its attention.wgsl twin).
 ROWS_FORWARD_MIN_HEAD_DIM = 32
 ROWS_BACKWARD_MIN_HEAD_DIM = 32
 
@@ -51,10 +51,9 @@ def rows_backward_overrides(D: int, T: int) -> dict[str, int]:
 # backward), for heads at least BLOCKS_MIN_HEAD_DIM wide (narrower ones are padded to 64 columns there)
 # and contexts of at least BLOCKS_MIN_CONTEXT (one 64-row block). Elsewhere (CPU adapters such as
 # llvmpipe and SwiftShader, the browser's default 16 KiB) the rows kernels stay. Measured on an H200
-# under Dawn (2026-12-03, benchmarks/probes/attention_blocks_probe.py, ms per step, rows -> blocks):
-# large (D = 64, T = 256) 17.00-17.02 -> 16.35-16.39; medium (D = 32, T = 128) 3.92 -> 3.74-3.82;
-# small (D = 32, T = 64) 1.86 -> 1.75-1.78. Shorter contexts were not measured (no preset has D >= 32
-# with T < 64) and keep the rows kernels.
+# under Dawn (2026-12-03, attention-blocks3-h200-dawn-2026-12-03.json, ms per step, rows -> blocks):
+# large (D = 64, T = 256) 17.00-17.02 -> 16.35-16.42; medium (D = 32, T = 128) 3.92 -> 3.74-3.82.
+# Shorter contexts are unmeasured (no preset has D >= 32 with T < 64) and keep the rows kernels.
 BLOCKS_MIN_HEAD_DIM = 32
 BLOCKS_MIN_CONTEXT = 64
 BLOCKS_FORWARD_WORKGROUP_BYTES = 16384 + 8192 + 1024

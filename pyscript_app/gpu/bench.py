@@ -138,9 +138,10 @@ def gemm_repeats(flops: int) -> int:
     """Dispatches per timed run of one GEMM shape: enough that each run holds ~4e11 FLOP (several ms on a
     large GPU), so the run's closing read-back (~0.1-0.4 ms through the engine's buffer mapping) and
     torch's synchronize are a small share of what is timed; at least 3, at most 200 (small shapes).
-    With a fixed 2e10 FLOP a 4096^3 run was ONE dispatch plus a read-back. Same kernels, H200 under Dawn,
-    2026-12-03 (17:08 -> 17:52 UTC, site_src/bench.md): 4096^3 4.63 -> 4.28 ms, the large model's fc
-    0.273 -> 0.159 ms, qkv 0.158 -> 0.114 ms (PyTorch's: 2.82 -> 2.71, 0.103 -> 0.091, 0.086 -> 0.083)."""
+    Against a fixed 2e10 FLOP per run (a 4096^3 run: ONE dispatch plus a read-back), same kernels, H200
+    under Dawn, 2026-12-03 (gpu-h200-dawn-2026-12-03-pass8-timing-only.json, benchmarks/README.md):
+    4096^3 4.63 -> 4.28 ms, the large model's fc 0.273 -> 0.159 ms, qkv 0.158 -> 0.114 ms (PyTorch's:
+    2.82 -> 2.71, 0.103 -> 0.091, 0.086 -> 0.083)."""
     return max(3, min(200, -(-400_000_000_000 // flops)))
 
 

@@ -65,12 +65,10 @@ def matmul_fit(tiles: Mapping[str, int], workgroup_bytes: int) -> dict[str, int]
 # Sliced K (matmul_tiles.wgsl's KGROUPS) for the plain and residual forward products that
 # matmul_small_outputs gives 32 x 32 tiles at RPI 4 (fewer than 256 tiles of 64 x 64: the small and
 # medium models' products), on GPU adapters: 4 groups of invocations per tile, each a quarter of the
-# inner dimension. Measured on an H200 under Dawn (2026-12-03 18:06 UTC, variants_probe.py,
-# variants-r4b-h200-dawn-2026-12-03.json, ms per step, two rounds): small 1.27 -> 1.08-1.11, medium
-# 3.57 -> 3.05-3.14, large unchanged (none of its products qualifies); 2 groups: small 1.12-1.20,
-# medium 3.15-3.27; 2 groups on the 64 x 64 RPI 4 products too: large 16.04 -> 16.39-16.49.
-# (Before RPI 4, KGROUPS 2 on 64 x 64 tiles had taken the medium step from 4.07-4.18 to 3.86-3.88 ms:
-# kgroups_probe.py, 2026-12-03.)
+# inner dimension. Measured on an H200 under Dawn (2026-12-03, variants-r4b-h200-dawn-2026-12-03.json,
+# ms per step, two runs): small 1.27 -> 1.08-1.11, medium 3.57 -> 3.05-3.14, large unchanged (none of
+# its products qualifies); 2 groups: small 1.12-1.20, medium 3.15-3.27; 2 groups on the 64 x 64 RPI 4
+# products too: large 16.04 -> 16.39-16.49.
 MATMUL_KGROUPS = 4
 
 
@@ -87,13 +85,13 @@ def matmul_forward_kgroups(N: int, M: int, tiles: Mapping[str, int], adapter_inf
 # Forward products with few outputs on GPU adapters: 4 x 4 outputs per invocation (matmul_tiles.wgsl's
 # RPI 4, k-slices of 16) instead of 8 x 8. With 8 x 8, the large model's proj and fc_proj (2048 x 512
 # outputs) are 512 warps for 132 multiprocessors, ~4 each: too few to hide the loads' latency. A
-# stand-alone probe of the two designs on an H200 under Dawn (2026-12-03, benchmarks/probes/
+# stand-alone kernel of each design on an H200 under Dawn (2026-12-03, benchmarks/probes/
 # gemm_core_probe.py --small, gemm-core-probe5-small-h200-dawn-2026-12-03.json, TFLOP/s, 8 x 8 at
 # 64 x 64 -> RPI 4): large fc_proj 20.9 -> 26.3 (64 x 64), proj 18.4 -> 22.4, medium fc 16.1 -> 19.5;
 # below 256 tiles of 64 x 64, 32 x 32 tiles were best: medium fc_proj 5.0 -> 11.6, proj 4.1 -> 7.5,
 # qkv 12.1 -> 15.4, small fc_proj 1.2 -> 2.7, small fc 3.4 -> 5.4.
-# In the project's kernels (bench, 2026-12-03 18:01 UTC) RPI 4 lost at 512 tiles: large lm_head
-# (2048 x 1024 outputs) 0.087 -> 0.098 ms.
+# In the project's kernels (tabgpt bench, same device and date) RPI 4 loses at 512 tiles: large
+# lm_head (2048 x 1024 outputs) 0.087 -> 0.098 ms.
 MATMUL_SMALL_OUTPUTS_64 = 256  # at least this many 64 x 64 tiles: 64 x 64 at RPI 4; fewer: 32 x 32
 MATMUL_SMALL_OUTPUTS_MAX_64 = 512  # from this many 64 x 64 tiles on, RPI 8
 
@@ -114,10 +112,10 @@ def matmul_small_outputs(N: int, M: int, tiles: Mapping[str, int], adapter_info:
 
 # Forward products on GPU adapters: 64 x 128 tiles (TM x TN: 128 invocations) instead of 128 x 128
 # when the big tiles are fewer than MATMUL_WIDE_BELOW or at least MATMUL_WIDE_FROM. Measured alone on an
-# H200 under Dawn (2026-12-03, benchmarks/probes/rect_tiles_probe.py, TFLOP/s at 128 x 128 -> 64 x 128):
-# large qkv 2048 x 512 -> 1536 (192 big tiles) 19.5 -> 26.1, 4096^3 (1024) 30.8 -> 32.8, but large fc
-# 2048 x 512 -> 2048 (256) 26.3 -> 22.8; in the large step (variants_probe.py, "wide": qkv only)
-# 17.31 -> 16.87-16.88 ms.
+# H200 under Dawn (2026-12-03, rect-tiles-probe-h200-dawn-2026-12-03.json, TFLOP/s at 128 x 128 ->
+# 64 x 128): large qkv 2048 x 512 -> 1536 (192 big tiles) 19.5 -> 26.1, 4096^3 (1024) 30.8 -> 32.8,
+# but large fc 2048 x 512 -> 2048 (256) 26.3 -> 22.8; in the large step ("wide": qkv only,
+# variants-probe3-h200-dawn-2026-12-03.json) 17.31 -> 16.87-16.88 ms.
 MATMUL_WIDE_BELOW = 256
 MATMUL_WIDE_FROM = 512
 
@@ -156,11 +154,10 @@ def matmul_split_chunk(N: int) -> int:
     return max(MATMUL_SPLIT_MIN_CHUNK, N // 4)
 
 
-# Why this rule (H200 under Dawn, 2026-12-03, benchmarks/probes/split_probe.py, ms per step,
-# benchmarks/results/split-probe{,2}-h200-dawn-2026-12-03.json): dx's tiles sum over M and dw's over
-# N, and a dispatch lasts as long as its longest workgroups, so both sums are cut into chunks of
-# about one length. medium 5.66 (no split) -> 4.86 (dw cut only where longer than dx's sum) -> 4.38
-# (this rule, dx cut too); large 19.90 -> 17.85 -> 17.93 (equal within noise).
+# Why this rule: dx's tiles sum over M and dw's over N, and a dispatch lasts as long as its longest
+# workgroups, so both sums are cut into chunks of about one length. H200 under Dawn (2026-12-03, ms
+# per step, split-probe2-h200-dawn-2026-12-03.json): medium 5.66 (no split) -> 4.86 (dw cut only where
+# longer than dx's sum) -> 4.38 (this rule, dx cut too); large 19.90 -> 17.85 -> 17.93 (equal within noise).
 def matmul_dw_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] | None = None) -> int:
     """SPLIT for the backward of x (N,K) @ w (K,M) (1: matmul_backward; more: matmul_backward_split):
     dw's sum over N in parts of matmul_split_chunk(N), at most MATMUL_SPLIT_MAX; 1 off GPU adapters
@@ -182,8 +179,8 @@ def matmul_dx_split(N: int, K: int, M: int, adapter_info: Mapping[str, object] |
 def matmul_backward_small_outputs(tiles: Mapping[str, int], adapter_info: Mapping[str, object] | None,
                                   workgroup_bytes: int) -> dict[str, int]:
     """The backward products' 64 x 64 tiles (matmul_backward_tiles) at RPI 4 on GPU adapters whose
-    workgroup memory allows it. Measured on an H200 under Dawn (2026-12-03 18:00 UTC, variants_probe.py,
-    variants-r4-h200-dawn-2026-12-03.json, ms per step with RPI 4 in the forward products already):
+    workgroup memory allows it. Measured on an H200 under Dawn (2026-12-03,
+    variants-r4-h200-dawn-2026-12-03.json, ms per step, RPI 4 in the forward products on both sides):
     small 1.52 -> 1.20, medium 3.50 -> 3.47, large 15.90 -> 15.96 (its big backward products keep
     128 x 128); 32 x 32 tiles at RPI 4 instead: small 1.28, medium 3.66, large 16.20."""
     if dict(tiles) == {"TM": 64, "TN": 64} and is_gpu_adapter(adapter_info) and \

@@ -109,11 +109,10 @@ MATMUL_OVERRIDES = [("TM", 64), ("TN", 64), ("SPLIT", 2), ("DX_SPLIT", 1), ("KGR
                     ("RPI", 8)]  # outputs per invocation along each dimension: 8 or 4 (matmul_small_outputs)
 # rmsnorm_backward's overrides on GPU adapters (gpu/model_ops.py passes them): its dg columns are
 # summed by WG / DG_COLS row lanes each, latency-bound with the defaults (64 / 8: 8 lanes walking
-# 256 rows each at N = 2048). Measured on an H200 under Dawn (2026-12-03,
-# benchmarks/probes/split_probe.py, ms per step): WG 64 -> 256 took large 18.48 -> 17.76 and medium
-# 5.17 -> 4.87 (split-probe-h200-dawn-2026-12-03.json); then DG_COLS 8 / 4 / 2 / 1 gave large
-# 17.89 / 17.47 / 17.35 / 17.55 and medium 4.34 / 4.19 / 4.11 / 4.19 (two rounds each, within 0.04:
-# split-probe3-h200-dawn-2026-12-03.json).
+# 256 rows each at N = 2048). Measured on an H200 under Dawn (2026-12-03, ms per step): WG 64 -> 256
+# takes large 18.48 -> 17.76 and medium 5.17 -> 4.87 (split-probe-h200-dawn-2026-12-03.json); at
+# WG 256, DG_COLS 8 / 4 / 2 / 1 give large 17.89 / 17.47 / 17.35 / 17.55 and medium 4.34 / 4.19 /
+# 4.11 / 4.19 (two runs each, within 0.04: split-probe3-h200-dawn-2026-12-03.json).
 RMSNORM_BACKWARD_GPU_OVERRIDES = {"WG": 256, "DG_COLS": 2}
 
 
@@ -170,9 +169,10 @@ for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
 # vec4-load twins: "<entry>_v4" for each entry above, with the same bindings, uniform, overrides and
 # grid; they read every operand as array<vec4<f32>> (one 16-byte load per global read instead of
 # four 4-byte ones) and give BIT-IDENTICAL outputs, but need K % 4 == 0 and M % 4 == 0 (the
-# operands' contiguous dimensions; N is free). matmul_entry picks one or the other. Why: a probe
-# kernel (benchmarks/probes/gemm_vec4_probe.py, H200 under Dawn) went from 0.50x to 0.61x PyTorch at
-# 4096^3 and from ~0.34x to 0.69x at the large model's fc shape (2048 x 512 x 2048) with vec4 loads.
+# operands' contiguous dimensions; N is free). matmul_entry picks one or the other. Why: with vec4
+# loads a stand-alone kernel of this design reaches 0.61x PyTorch at 4096^3 and 0.69x at the large
+# model's fc shape (2048 x 512 x 2048), against 0.50x and ~0.34x for matmul.wgsl's scalar loads (H200
+# under Dawn, gemm-vec4-probe-h200-dawn-2026-11-22.json).
 MATMUL_VEC4_TWINS: dict[str, str] = {
     name: name + "_v4" for name in ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw",
                                     "matmul_forward_residual", "matmul_backward", "matmul_backward_relu",
