@@ -56,6 +56,8 @@ class Delta:
     header: FrameHeader
     values: np.ndarray  # (P,) float32, finite, norm-checked
     digest: str  # fingerprint of the payload: spots a frame replayed by another connection
+    norm: float = 0.0  # its L2 norm
+    payload: memoryview | None = None  # the frame's elements as sent (header.dtype), held until the close
 
 
 def parse_delta_header(frame: bytes | memoryview) -> FrameHeader:
@@ -94,7 +96,7 @@ def validate_delta(frame: bytes | memoryview, config: SessionConfig, out: np.nda
     norm = math.sqrt(norm2)
     if norm > config.max_delta_norm:
         raise Rejected("norm_too_large", f"delta L2 norm {norm:.4g} exceeds {config.max_delta_norm:.4g}")
-    return Delta(header=header, values=values, digest=digest)
+    return Delta(header=header, values=values, digest=digest, norm=norm, payload=memoryview(frame)[HEADER_SIZE:])
 
 
 def _decode(payload: memoryview, dtype: int, values: np.ndarray) -> tuple[float, str]:
@@ -153,6 +155,31 @@ class WeightedSum:
         self.tokens += tokens
         self.loss_tokens += tokens * loss
 
+    def add_payload(self, payload: memoryview, dtype: int, tokens: int, loss: float, scale: float = 1.0) -> None:
+        """add(decode(payload) * scale, tokens, loss), decoding slice by slice (no (P,) temporary).
+        With scale 1 the sum is bit-identical to add() of the decoded values."""
+        src = np.frombuffer(payload, dtype="<u2" if dtype == DTYPE_F16 else "<f4")
+        factor = np.float64(tokens) * np.float64(scale)
+        first = self.total is None
+        if first:
+            self.total = self._buffer if self._buffer is not None else np.empty(self.param_count, np.float64)
+        decoded = np.empty(min(CHUNK, self.param_count), np.float32)
+        for lo in range(0, self.param_count, CHUNK):
+            hi = min(self.param_count, lo + CHUNK)
+            v = decoded[: hi - lo]
+            if dtype == DTYPE_F16:
+                np.take(F16_TO_F32, src[lo:hi], out=v, mode="clip")
+            else:
+                np.copyto(v, src[lo:hi])
+            if first:
+                np.multiply(v, factor, out=self.total[lo:hi])
+            else:
+                scratch = self._scratch[: hi - lo]
+                np.multiply(v, factor, out=scratch)
+                np.add(self.total[lo:hi], scratch, out=self.total[lo:hi])
+        self.tokens += tokens
+        self.loss_tokens += tokens * loss
+
     def mean(self) -> np.ndarray:
         """(P,) float64 token-weighted mean delta."""
         if self.total is None or self.tokens == 0:
@@ -162,6 +189,43 @@ class WeightedSum:
     @property
     def mean_loss(self) -> float:
         return self.loss_tokens / self.tokens if self.tokens else 0.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """A validated delta kept until its round closes (the frame's elements, not a decoded copy)."""
+
+    client_id: str
+    payload: memoryview
+    dtype: int
+    norm: float
+    tokens: int
+    loss: float
+
+
+def lower_median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def round_sum(held: list[Held], param_count: int, robust: bool, buffer: np.ndarray | None = None
+              ) -> tuple[WeightedSum, dict[str, int]]:
+    """(the round's weighted sum, the tokens each client counted with).
+
+    robust: each delta is scaled to at most the round's lower-median L2 norm, and each client's
+    tokens are capped at the round's lower-median token count; then the token-weighted mean of
+    those. With more honest deltas than forged ones, the median is an honest value: a forged delta
+    weighs no more than a median honest client and moves the weights no further than one."""
+    total = WeightedSum(param_count, buffer)
+    clip = lower_median([h.norm for h in held]) if robust and held else math.inf
+    cap = lower_median([h.tokens for h in held]) if robust and held else None
+    counted: dict[str, int] = {}
+    for h in held:
+        tokens = h.tokens if cap is None else min(h.tokens, int(cap))
+        scale = clip / h.norm if h.norm > clip else 1.0
+        total.add_payload(h.payload, h.dtype, tokens, h.loss, scale)
+        counted[h.client_id] = tokens
+    return total, counted
 
 
 def outer_update(mean_delta: np.ndarray, config: SessionConfig, momentum: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Callable
 
 import anyio
@@ -23,9 +24,10 @@ from starlette.routing import Route, WebSocketRoute
 from .hub import Relay, TooManySessions
 from .protocol import InvalidRequest
 from .settings import RelaySettings
-from .ws import relay_socket
+from .ws import origin_allowed, relay_socket
 
 MAX_BODY_BYTES = 16 * 1024
+log = logging.getLogger("tabgpt.relay")
 LOCALHOST_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
 
 
@@ -39,6 +41,13 @@ async def health(request: Request) -> JSONResponse:
 
 async def create_session(request: Request) -> JSONResponse:
     relay = _relay(request)
+    # a cross-site form or a no-cors fetch can POST text/plain without a CORS preflight: refuse both
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return JSONResponse({"detail": ["Content-Type must be application/json"]}, status_code=415)
+    if not origin_allowed(request.headers.get("origin"), request.headers.get("host"), request.url.scheme == "https",
+                          relay.settings):
+        return JSONResponse({"detail": ["this Origin may not create sessions"]}, status_code=403)
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -51,19 +60,29 @@ async def create_session(request: Request) -> JSONResponse:
     try:
         config = relay.new_config(parsed)
         weights = await anyio.to_thread.run_sync(relay.initial_weights, config)
-        session, owner_token = relay.add_session(config, weights)
+        session, owner_token, join_secret = relay.new_session(config, weights)
+        # saved before it is published: a session that cannot be stored never exists
+        await anyio.to_thread.run_sync(relay.save_new, session)
+        relay.publish(session)
     except InvalidRequest as e:
         return JSONResponse({"detail": e.reasons}, status_code=422)
     except TooManySessions as e:
         return JSONResponse({"detail": [str(e)]}, status_code=429)
-    return JSONResponse({"session_id": session.session_id, "owner_token": owner_token,
-                         "config": config.to_dict(), "param_count": config.param_count}, status_code=201)
+    except OSError as e:
+        log.error("could not store a new session: %s: %s", type(e).__name__, e)
+        return JSONResponse({"detail": ["the relay could not store the session; try again later"]}, status_code=503)
+    answer = {"session_id": session.session_id, "owner_token": owner_token, "config": config.to_dict(),
+              "param_count": config.param_count}
+    if join_secret is not None:
+        answer["join_secret"] = join_secret
+    return JSONResponse(answer, status_code=201)
 
 
 async def list_sessions(request: Request) -> JSONResponse:
     relay = _relay(request)
     out = [{"session_id": s.session_id, "model": s.config.model, "dataset": s.config.dataset, "round": s.round,
-            "clients": len(s.roster.connected_ids()), "quorum": s.config.quorum} for s in relay.sessions.values()]
+            "clients": len(s.roster.connected_ids()), "quorum": s.config.quorum} for s in relay.sessions.values()
+           if s.config.listed]  # opt-in: an unlisted session's id is known only to whom its owner tells
     return JSONResponse({"sessions": out})
 
 
@@ -120,6 +139,38 @@ class CrossOriginResourcePolicy:
         await self.app(scope, receive, send_with_corp)
 
 
+def host_allowed(host: str | None, allowed: tuple[str, ...]) -> bool:
+    """The Host header's name (its port ignored) is one of `allowed` ("*": any)."""
+    if "*" in allowed:
+        return True
+    if not host:
+        return False
+    host = host.strip().lower()
+    name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    return name in {h.lower() for h in allowed}
+
+
+class HostAllowlist:
+    """Only configured Host names get an answer: a page on evil.example whose DNS name was rebound
+    to this relay's address still sends `Host: evil.example`, and is refused (HTTP 400; a WebSocket
+    handshake 403)."""
+
+    def __init__(self, app, allowed: tuple[str, ...]) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self.allowed):
+                if scope["type"] == "http":
+                    await JSONResponse({"detail": ["unknown Host"]}, status_code=400)(scope, receive, send)
+                else:
+                    await receive()  # websocket.connect
+                    await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+                return
+        await self.app(scope, receive, send)
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
@@ -153,6 +204,7 @@ def create_app(settings: RelaySettings | None = None, clock: Callable[[], float]
     cors = Middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                       allow_origin_regex=LOCALHOST_ORIGIN_REGEX if settings.allow_localhost_origins else None,
                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
-    app = Starlette(routes=routes, middleware=[Middleware(CrossOriginResourcePolicy), cors], lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=[Middleware(HostAllowlist, allowed=settings.allowed_hosts),
+                                              Middleware(CrossOriginResourcePolicy), cors], lifespan=lifespan)
     app.state.relay = relay
     return app

@@ -47,7 +47,7 @@ def bench_aggregation(model: str, repeats: int) -> dict:
     from .protocol import build_session_config
     from .settings import RelaySettings
 
-    config = build_session_config({"model": model, "dataset": "bench", "max_local_steps": 1000},
+    config = build_session_config({"model": model, "dataset": "names", "max_local_steps": 1000},
                                   RelaySettings(), init_seed=1)
     P = config.param_count
     rng = np.random.default_rng(0)
@@ -142,7 +142,7 @@ async def bench_loopback(base: str, model: str, clients: int, rounds: int) -> di
 
     async with httpx.AsyncClient(timeout=60) as http:
         r = await http.post(base + "/api/sessions", json={
-            "model": model, "dataset": "bench", "quorum": clients, "round_seconds": 3600, "grace_seconds": 1,
+            "model": model, "dataset": "names", "quorum": clients, "round_seconds": 3600, "grace_seconds": 1,
             "max_local_steps": 1000})
         r.raise_for_status()
         s = r.json()

@@ -6,8 +6,10 @@ Every session call returns effects; `_apply` first writes a checkpoint when a ro
 The heavy work never runs on the event loop (a `large` delta is 53 MB): validating a delta,
 adding it to the running sum, and closing a round (outer step, sha256, checkpoint) run in worker
 threads (numpy and hashlib release the GIL), so the loop keeps receiving frames, answering pings
-and broadcasting while they run. Per session, one lock orders sum.add and the close; at most
+and broadcasting while they run. Per session, one lock orders accepting a delta and the close; at most
 HEAVY_SLOTS submissions are in flight relay-wide, which bounds the (P,) float32 buffers they hold.
+An accepted delta is kept as the frame it came in (2 bytes per parameter for f16) until its round
+closes: the robust aggregate needs the round's median norm before it can weigh any delta.
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ class Relay:
         self.sessions: dict[str, Session] = {}
         self.conns: dict[tuple[str, str], Connection] = {}
         self.store = CheckpointStore(settings.state_dir) if settings.state_dir else None
-        self.locks: dict[str, asyncio.Lock] = {}  # per session: sum.add and closing, one at a time
+        self.locks: dict[str, asyncio.Lock] = {}  # per session: accepting a delta and closing, one at a time
         self._heavy: asyncio.Semaphore | None = None  # created on the running loop
         self._buffers: dict[int, list[np.ndarray]] = {}  # free (P,) float32 buffers for decoded deltas
         self._tasks: set[asyncio.Task] = set()  # scheduled closes (referenced until done)
+        self._retry: dict[str, tuple[float, int]] = {}  # session id -> (next close attempt, failures)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -72,13 +75,19 @@ class Relay:
     def shutdown(self) -> None:
         """Final checkpoint of every session, then close every client with 1012 (restarting)."""
         for session in self.sessions.values():
-            self._save(session)
+            try:
+                self._save(session)
+            except Exception:
+                log.exception("final checkpoint of session %s failed", session.session_id)
         for conn in list(self.conns.values()):
             conn.close(CLOSE_RESTART, "relay restarting")
 
     async def run_ticker(self) -> None:
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception:  # never let one bad tick stop every session's timer
+                log.exception("round timer tick failed")
             await asyncio.sleep(self.settings.tick_interval_s)
 
     async def tick(self) -> None:
@@ -86,8 +95,11 @@ class Relay:
         for session in list(self.sessions.values()):
             if self._lock(session).locked():
                 continue  # a submission or a close is running; its holder re-checks the round
-            self._apply(session, session.tick(now))
-            await self._close_if_due(session)
+            try:
+                self._apply(session, session.tick(now))
+                await self._close_if_due(session)
+            except Exception:  # one session's failure is logged; the others' timers go on
+                log.exception("timer of session %s failed", session.session_id)
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -100,18 +112,39 @@ class Relay:
     def initial_weights(config: SessionConfig) -> np.ndarray:
         return init_params(ModelConfig.from_dict(config.model_config), config.init_seed)
 
-    def add_session(self, config: SessionConfig, weights: np.ndarray) -> tuple[Session, str]:
-        if len(self.sessions) >= self.settings.max_sessions:  # re-checked: weights were made off-loop
-            raise TooManySessions(f"relay has its maximum of {self.settings.max_sessions} sessions")
+    def new_session(self, config: SessionConfig, weights: np.ndarray) -> tuple[Session, str, str | None]:
+        """(session, owner token, join secret or None), not yet published: `save_new` it (off the
+        loop), then `publish` it."""
         session, owner_token = Session.create(config, weights, self.settings.max_clients_per_session, self.clock())
         session.auto_close = False
+        join_secret = session.new_join_secret() if config.require_join_secret else None
+        return session, owner_token, join_secret
+
+    def save_new(self, session: Session) -> None:
+        """The first checkpoint, before anyone can see the session (raises OSError on a full disk)."""
+        if self.store is not None:
+            header, arrays = session.checkpoint()
+            self.store.save(session.session_id, header, arrays)
+        session.dirty = False
+
+    def publish(self, session: Session) -> None:
+        if len(self.sessions) >= self.settings.max_sessions:  # re-checked: weights were made off-loop
+            if self.store is not None:
+                self.store.delete(session.session_id)
+            raise TooManySessions(f"relay has its maximum of {self.settings.max_sessions} sessions")
         self.sessions[session.session_id] = session
-        self._save(session)
+
+    def add_session(self, config: SessionConfig, weights: np.ndarray) -> tuple[Session, str]:
+        """new_session + save_new + publish, all on the caller's thread (tests)."""
+        session, owner_token, _ = self.new_session(config, weights)
+        self.save_new(session)
+        self.publish(session)
         return session, owner_token
 
     def delete_session(self, session_id: str) -> None:
         session = self.sessions.pop(session_id)
         self.locks.pop(session_id, None)
+        self._retry.pop(session_id, None)
         self._apply(session, session.close("deleted"))
         for key in [k for k in self.conns if k[0] == session_id]:
             self.conns.pop(key).session_id = None
@@ -132,7 +165,7 @@ class Relay:
             self._refuse(conn, "unknown_session", "no such session")
             return
         try:
-            client_id, superseded, effects = session.join(msg.name, msg.client_token, self.clock())
+            client_id, superseded, effects = session.join(msg.name, msg.client_token, self.clock(), msg.join_secret)
         except JoinRefused as e:
             self._refuse(conn, e.reason, e.message)
             return
@@ -174,8 +207,7 @@ class Relay:
                     if refused:
                         self._apply(session, refused)
                         return
-                    h = delta.header
-                    await asyncio.to_thread(session.sum.add, delta.values, h.tokens, h.loss)
+                    session.hold(client_id, delta)  # summed (robustly) when the round closes
                     self._apply(session, session.acknowledge(client_id))
                     await self._close_locked(session)
             finally:
@@ -209,25 +241,42 @@ class Relay:
 
     def _schedule_close(self, session: Session) -> None:
         """After a cheap event: a round whose deadline passed with deltas closes soon after."""
-        if session.close_due(self.clock()) and not self._lock(session).locked():
+        if self._close_wanted(session) and not self._lock(session).locked():
             task = asyncio.get_running_loop().create_task(self._close_if_due(session))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _close_wanted(self, session: Session) -> bool:
+        """The round is due to close and no failed close is waiting out its backoff."""
+        now = self.clock()
+        retry = self._retry.get(session.session_id)
+        return session.close_due(now) and (retry is None or now >= retry[0])
+
     async def _close_if_due(self, session: Session) -> None:
-        if session.close_due(self.clock()):
+        if self._close_wanted(session):
             async with self._lock(session):
                 await self._close_locked(session)
 
     async def _close_locked(self, session: Session) -> None:
         """Close the round if it is (still) due: outer step and checkpoint in threads, then commit
-        and broadcast on the loop. The caller holds the session's lock."""
-        if not session.close_due(self.clock()) or self.sessions.get(session.session_id) is not session:
+        and broadcast on the loop. The caller holds the session's lock. A failure (a full disk) is
+        logged and retried with backoff by the timer; the round stays open meanwhile."""
+        if not self._close_wanted(session) or self.sessions.get(session.session_id) is not session:
             return
-        plan = await asyncio.to_thread(session.prepare_close)
-        if self.store is not None:
-            header, arrays = session.checkpoint(plan)
-            await asyncio.to_thread(self.store.save, session.session_id, header, arrays)
+        try:
+            plan = await asyncio.to_thread(session.prepare_close)
+            if self.store is not None:
+                header, arrays = session.checkpoint(plan)
+                await asyncio.to_thread(self.store.save, session.session_id, header, arrays)
+        except Exception as e:
+            failures = self._retry.get(session.session_id, (0.0, 0))[1] + 1
+            wait = min(self.settings.close_retry_max_s, self.settings.close_retry_s * 2 ** (failures - 1))
+            self._retry[session.session_id] = (self.clock() + wait, failures)
+            log.error("closing round %d of session %s failed (%d in a row), retrying in %.1f s: %s: %s",
+                      session.round, session.session_id, failures, wait, type(e).__name__, e)
+            return
+        if self._retry.pop(session.session_id, None) is not None:
+            log.info("round %d of session %s closed after earlier failures", session.round, session.session_id)
         if self.sessions.get(session.session_id) is not session:
             return
         effects = session.commit_close(plan, self.clock())
@@ -249,7 +298,10 @@ class Relay:
 
     def _apply(self, session: Session, effects: list[Effect]) -> None:
         if session.dirty:
-            self._save(session)
+            try:
+                self._save(session)
+            except Exception:  # still dirty: the next event tries again
+                log.exception("checkpoint of session %s failed", session.session_id)
         for effect in effects:
             for client_id in effect.to:
                 conn = self.conns.get((session.session_id, client_id))

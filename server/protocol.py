@@ -13,13 +13,13 @@ import re
 from dataclasses import asdict, dataclass
 
 from pyscript_app.config import PRESETS, VOCAB_SIZE, ConfigError, preset
+from pyscript_app.data.datasets import REGISTRY
 from pyscript_app.federated.frames import DTYPE_BY_NAME
 
 from .settings import RelaySettings
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")  # secrets.token_urlsafe alphabet
 NAME_RE = re.compile(r"^[\w .\-]{0,64}$")  # display names: letters, digits, _ . - and space
-DATASET_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 SHA256_RE = re.compile(r"^([0-9a-f]{64})?$")
 AGGREGATORS = ("fedavg", "diloco")
 
@@ -99,7 +99,8 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     reasons = [f"unknown field {k!r}" for k in sorted(set(body) - allowed)]
     get = _Getter(body, reasons)
     model = get.string("model", None, lambda v: v in PRESETS, f"one of {', '.join(PRESETS)}")
-    dataset = get.string("dataset", None, DATASET_RE.match, "1-64 characters of [A-Za-z0-9_.-]")
+    # a registry name only: a worker resolves any other name as a path on its own disk
+    dataset = get.string("dataset", None, lambda v: v in REGISTRY, f"one of {', '.join(REGISTRY)}")
     sha = get.string("tokenizer_sha256", "", SHA256_RE.match, "64 lowercase hex digits")
     vocab = get.integer("vocab_size", VOCAB_SIZE, 2, 65536)
     quorum = get.integer("quorum", settings.default_quorum, 1, settings.max_clients_per_session)

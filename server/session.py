@@ -34,9 +34,9 @@ import numpy as np
 from pyscript_app.federated.frames import DTYPE_BY_NAME, DTYPE_F32, KIND_UPDATE, KIND_WEIGHTS, FrameHeader, encode_header
 
 from . import aggregate
-from .aggregate import Rejected, WeightedSum
+from .aggregate import Rejected
 from .protocol import SessionConfig, encode, reject
-from .roster import Roster, data_seed, token_hash
+from .roster import JoinRefused, Roster, data_seed, token_hash
 
 
 TIMELINE_KEEP = 400  # timeline items kept per session (deltas and round closes)
@@ -66,16 +66,20 @@ class ClosePlan:
     closed: aggregate.ClosedRound
     entry: dict  # the history entry of the closing round
     weights_frame: bytes  # WEIGHTS frame of W_{r+1}
+    counted: dict  # client id -> the tokens its delta counted with (capped when the session is robust)
 
 
 class Session:
     def __init__(self, session_id: str, owner_hash: str, config: SessionConfig, weights: np.ndarray,
                  secret: bytes, max_clients: int, *, round: int = 0, history: list | None = None,
-                 roster: Roster | None = None, momentum: np.ndarray | None = None, created_at: float = 0.0):
+                 roster: Roster | None = None, momentum: np.ndarray | None = None, created_at: float = 0.0,
+                 join_hash: str | None = None):
         assert weights.dtype == np.float32 and weights.shape == (config.param_count,)
         self.session_id, self.owner_hash, self.config = session_id, owner_hash, config
         self.weights, self.momentum, self.secret = weights, momentum, secret
         self.round, self.history, self.created_at = round, list(history or []), created_at
+        self.join_hash = join_hash  # sha256 of the join secret a new client must present, or None
+        self._sum_buffer: np.ndarray | None = None  # the (P,) float64 sum, reused from round to round
         self.roster = roster or Roster(max_clients)
         self.phase, self.attempt = "idle", 0
         self.started_at = self.deadline = 0.0
@@ -100,6 +104,13 @@ class Session:
         session.dirty = True
         return session, owner_token
 
+    def new_join_secret(self) -> str:
+        """Require a join secret from now on; returns it (only its sha256 is kept)."""
+        secret = secrets.token_urlsafe(16)  # 128 bits
+        self.join_hash = token_hash(secret)
+        self.dirty = True
+        return secret
+
     def checkpoint(self, plan: "ClosePlan | None" = None) -> tuple[dict, dict[str, np.ndarray]]:
         """The session as saved; with `plan`, as it will be once commit_close(plan) has run."""
         round, history, weights, momentum, sha = self.round, self.history, self.weights, self.momentum, None
@@ -108,7 +119,7 @@ class Session:
             weights, momentum, sha = plan.closed.weights, plan.closed.momentum, plan.closed.weights_sha256
         header = {"session_id": self.session_id, "owner_hash": self.owner_hash, "config": self.config.to_dict(),
                   "secret": self.secret.hex(), "round": round, "history": history,
-                  "roster": self.roster.to_list(), "created_at": self.created_at,
+                  "roster": self.roster.to_list(), "created_at": self.created_at, "join_hash": self.join_hash,
                   "weights_sha256": sha or (self.weights_sha256 if plan is None else aggregate.weights_sha256(weights))}
         arrays = {"weights": weights}
         if momentum is not None:
@@ -124,15 +135,20 @@ class Session:
         return cls(header["session_id"], header["owner_hash"], config, weights, bytes.fromhex(header["secret"]),
                    max_clients, round=header["round"], history=header["history"],
                    roster=Roster.from_list(max_clients, header["roster"]), momentum=arrays.get("momentum"),
-                   created_at=header["created_at"])
+                   created_at=header["created_at"], join_hash=header.get("join_hash"))
 
     def owner_matches(self, token: str) -> bool:
         return hmac.compare_digest(self.owner_hash, token_hash(token))
 
     # --- clients -------------------------------------------------------------------------------
 
-    def join(self, name: str, client_token: str | None, now: float) -> tuple[str, bool, list[Effect]]:
-        """(client_id, superseded a live connection, effects). Raises roster.JoinRefused."""
+    def join(self, name: str, client_token: str | None, now: float,
+             join_secret: str | None = None) -> tuple[str, bool, list[Effect]]:
+        """(client_id, superseded a live connection, effects). Raises roster.JoinRefused.
+        A new client (no token) must bring the join secret when the session has one."""
+        if client_token is None and self.join_hash is not None and not (
+                join_secret is not None and hmac.compare_digest(self.join_hash, token_hash(join_secret))):
+            raise JoinRefused("bad_secret", "this session needs its join secret (the share link carries it)")
         effects = self.tick(now)  # timers first: every event sees the state its time implies
         client, token, was_connected = self.roster.admit(name, client_token, now, protected=set(self.submitted))
         cid = client.client_id
@@ -172,7 +188,7 @@ class Session:
         refused = self.accept(client_id, delta, now)
         if refused:
             return effects + refused
-        self.sum.add(delta.values, delta.header.tokens, delta.header.loss)
+        self.hold(client_id, delta)
         effects += self.acknowledge(client_id)
         if self.auto_close and self.close_due(now):
             effects += self._close_round(now)
@@ -204,6 +220,11 @@ class Session:
         self._log({"event": "delta", "round": self.round, "client_id": client_id, "name": client.name if client else "",
                    "tokens": delta.header.tokens, "loss": delta.header.loss, "at_ms": int(now * 1000)})
         return effects
+
+    def hold(self, client_id: str, delta: aggregate.Delta) -> None:
+        """Keep an accepted delta (its frame's elements) for the round's close."""
+        h = delta.header
+        self.held.append(aggregate.Held(client_id, delta.payload, h.dtype, delta.norm, h.tokens, h.loss))
 
     def acknowledge(self, client_id: str) -> list[Effect]:
         ack = encode("submit_ack", round=self.round, submissions=len(self.submitted), quorum=self.config.quorum)
@@ -263,11 +284,13 @@ class Session:
         """The heavy part of closing the round (outer step, sha256, next WEIGHTS frame); reads the
         running sum and the weights, changes nothing (the relay runs it in a thread)."""
         dtype = DTYPE_BY_NAME[self.config.broadcast_dtype]
-        closed = aggregate.close_round(self.sum, self.weights, self.config, self.momentum, dtype)
-        entry = {"round": self.round, "loss": self.sum.mean_loss, "contributors": len(self.submitted),
-                 "tokens": self.sum.tokens}
+        total, counted = aggregate.round_sum(self.held, self.config.param_count, self.config.robust, self._sum_buffer)
+        self._sum_buffer = total.total  # reused next round (no new page faults)
+        closed = aggregate.close_round(total, self.weights, self.config, self.momentum, dtype)
+        entry = {"round": self.round, "loss": total.mean_loss, "contributors": len(self.submitted),
+                 "tokens": total.tokens}
         head = encode_header(FrameHeader(KIND_WEIGHTS, DTYPE_F32, self.round + 1, self.config.param_count))
-        return ClosePlan(closed, entry, b"".join((head, memoryview(closed.weights).cast("B"))))
+        return ClosePlan(closed, entry, b"".join((head, memoryview(closed.weights).cast("B"))), counted)
 
     def commit_close(self, plan: "ClosePlan", now: float) -> list[Effect]:
         """W_{r+1} becomes the session's weights; round_closed + UPDATE to all; round r+1 starts."""
@@ -276,9 +299,10 @@ class Session:
         self._weights_frame, self._sha = plan.weights_frame, closed.weights_sha256
         self.history.append(entry)
         for item in self.timeline:
-            if item["event"] == "delta" and item["round"] == entry["round"] and item["client_id"] in self.submitted:
-                item["weight"] = item["tokens"] / max(1, entry["tokens"])  # its share of the mean delta
-                self.contributed[item["client_id"]] = self.contributed.get(item["client_id"], 0) + item["tokens"]
+            if item["event"] == "delta" and item["round"] == entry["round"] and item["client_id"] in plan.counted:
+                counted = plan.counted[item["client_id"]]
+                item["weight"] = counted / max(1, entry["tokens"])  # its share of the mean delta
+                self.contributed[item["client_id"]] = self.contributed.get(item["client_id"], 0) + counted
         self._log({"event": "closed", **entry, "at_ms": int(now * 1000)})
         self.round += 1
         self.dirty = True
@@ -298,8 +322,7 @@ class Session:
         del self.timeline[:-TIMELINE_KEEP]
 
     def _reset_round(self) -> None:
-        previous = getattr(self, "sum", None)  # its (P,) float64 buffer is reused, not reallocated
-        self.sum = WeightedSum(self.config.param_count, previous.total if previous is not None else None)
+        self.held: list[aggregate.Held] = []  # accepted deltas, summed when the round closes
         self.submitted: dict[str, int] = {}
         self.digests: set[str] = set()
         self.live: dict[str, tuple[float, int]] = {}

@@ -39,6 +39,9 @@ class RelaySettings:
     # extra allowed Origins besides the relay's own and http://localhost / 127.0.0.1 (any port)
     allowed_origins: tuple[str, ...] = ()
     allow_localhost_origins: bool = True
+    # Host header names (any port) the relay answers; others get 400 (a WebSocket: 403), which stops
+    # DNS rebinding. A deployment names its public host name(s); "*" accepts any
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     # session defaults (a POST may override within the bounds below)
     default_quorum: int = 2
     default_round_seconds: float = 60.0
@@ -54,6 +57,10 @@ class RelaySettings:
     max_delta_rms: float = 1.0
     # how often the relay's timer looks at round deadlines
     tick_interval_s: float = 0.05
+    # a round close that fails (e.g. its checkpoint cannot be written) is logged and retried after
+    # close_retry_s, doubling up to close_retry_max_s; the other sessions' rounds go on meanwhile
+    close_retry_s: float = 0.5
+    close_retry_max_s: float = 30.0
     # uvicorn's WebSocket implementation; "websockets-sansio" drops a dead peer at once on ping
     # timeout, where the legacy "websockets" one (deprecated by uvicorn) waits a 10 s close timeout
     ws_impl: str = "websockets-sansio"

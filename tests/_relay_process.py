@@ -41,15 +41,16 @@ def _temporary_log() -> Path:
 
 @contextmanager
 def relay_process(state_dir: Path | None = None, port: int | None = None, env: dict | None = None,
-                  log_path: Path | None = None):
-    """`log_path`: where the relay logs (kept); by default a temporary file, removed at exit."""
+                  log_path: Path | None = None, preexec_fn=None):
+    """`log_path`: where the relay logs (kept); by default a temporary file, removed at exit.
+    `preexec_fn`: run in the child before the relay starts (e.g. to ignore SIGXFSZ)."""
     port = port or free_port()
     full_env = {**os.environ, **(ROUND_ENV if env is None else env), "PYTHONPATH": str(REPO)}
     code = f"from server import run; run('127.0.0.1', {port}, {str(state_dir) if state_dir else None!r})"
     path = Path(log_path) if log_path is not None else _temporary_log()
     with open(path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-c", code], env=full_env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=log)
+                                stdout=subprocess.DEVNULL, stderr=log, preexec_fn=preexec_fn)
     proc.log_path = path
     base = f"http://127.0.0.1:{port}"
     try:

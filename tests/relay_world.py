@@ -113,6 +113,7 @@ class World:
 @contextlib.contextmanager
 def relay_world(state_dir=None, clock: FakeClock | None = None, **overrides):
     clock = clock or FakeClock()
+    overrides.setdefault("allowed_hosts", ("testserver", "localhost"))  # TestClient's Host is testserver
     settings = RelaySettings(state_dir=str(state_dir) if state_dir else None, **overrides)
     app = create_app(settings, clock=clock, run_ticker=False)
     with TestClient(app) as client:

@@ -25,6 +25,7 @@ from _browser import build_site, open_page, playwright_instance, serve_directory
 from _require import REPO_ROOT, require
 from _relay_process import free_port, relay_process
 from test_federated_worker import ROUND_LINE
+from pyscript_app.federated.form import join_secret_from
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 STATUS = '[data-testid="status"]'
@@ -170,7 +171,8 @@ def test_two_pages_and_a_native_worker_train_one_session_through_a_relay_restart
         assert wait_state(pa, ("created", "error")) == "created", pa.text_content(STATUS)
         sid = pa.input_value('[data-testid="session-input"]')
         share = pa.evaluate("location.href")
-        assert share.endswith(f"?session={sid}")
+        assert f"?session={sid}#key=" in share  # the link carries the session's join secret
+        secret = join_secret_from(share)
         join(pa, "tab-a")
 
         b = open_federated(browser, share)  # the shared link fills in the session
@@ -178,8 +180,8 @@ def test_two_pages_and_a_native_worker_train_one_session_through_a_relay_restart
         pb = b.page
         assert pb.input_value('[data-testid="session-input"]') == sid
         join(pb, "tab-b")
-        cmd = [sys.executable, "-m", "pyscript_app.cli", "join", base, "--session", sid, "--name", "native",
-               "--backend", "numpy"]
+        cmd = [sys.executable, "-m", "pyscript_app.cli", "join", base, "--session", sid, "--join-secret", secret,
+               "--name", "native", "--backend", "numpy"]
         worker = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_rounds([pa, pb], 2)

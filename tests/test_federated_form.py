@@ -2,8 +2,8 @@
 
 import pytest
 
-from pyscript_app.federated.form import (InputError, relay_error_text, relay_urls, session_body, session_id_from,
-                                         share_url)
+from pyscript_app.federated.form import (InputError, join_secret_from, relay_error_text, relay_urls, session_body,
+                                         session_id_from, share_url)
 
 DATASETS = {"names": {"tokenizer_sha256": "ab" * 32, "vocab_size": 1024}}
 FORM = {"model": "nano", "dataset": "names", "aggregator": "diloco", "quorum": "3", "round_seconds": "60",
@@ -14,7 +14,7 @@ def test_the_form_becomes_the_relays_session_body_with_the_sites_tokenizer():
     body = session_body(FORM, DATASETS)
     assert body == {"model": "nano", "dataset": "names", "aggregator": "diloco", "tokenizer_sha256": "ab" * 32,
                     "vocab_size": 1024, "quorum": 3, "round_seconds": 60.0, "grace_seconds": 10.0,
-                    "max_local_steps": 20, "batch": 8}
+                    "max_local_steps": 20, "batch": 8, "require_join_secret": True}
 
 
 def test_planned_rounds_are_sent_when_given_and_left_out_when_blank():
@@ -45,6 +45,14 @@ def test_a_session_id_comes_from_the_id_or_from_a_shared_link():
     for bad in ("", "short", "has space in it", "http://h/federated/"):
         with pytest.raises(InputError):
             session_id_from(bad)
+
+
+def test_the_share_link_carries_the_join_secret_in_its_fragment():
+    sid, secret = "Abc_def-0123456789xy", "s3cr3t_s3cr3t-s3cr3t"
+    link = share_url("http://h:1/federated/?session=old#top", sid, secret)
+    assert link == f"http://h:1/federated/?session={sid}#key={secret}"
+    assert session_id_from(link) == sid and join_secret_from(link) == secret
+    assert join_secret_from(sid) is None and join_secret_from(f"http://h/federated/?session={sid}#top") is None
 
 
 def test_relay_urls_and_error_texts():

@@ -139,8 +139,12 @@ def test_three_workers_train_five_rounds_with_identical_weights(data_dir):
 def test_a_worker_resumes_after_the_relay_restarts(data_dir, tmp_path):
     port = free_port()
     with relay_process(tmp_path, port) as (proc, base):
-        s = _create(base, data_dir, quorum=1, max_local_steps=20)
-        worker = _start_worker(base, s["session_id"], data_dir, "stayer", "--rounds", "4")
+        s = _create(base, data_dir, quorum=1, max_local_steps=20, require_join_secret=True)
+        stranger = _start_worker(base, s["session_id"], data_dir, "stranger")  # without the join secret
+        _, err = stranger.communicate(timeout=30)
+        assert stranger.returncode == 2 and len(err.strip().splitlines()) == 1 and "bad_secret" in err
+        worker = _start_worker(base, s["session_id"], data_dir, "stayer", "--rounds", "4",
+                               "--join-secret", s["join_secret"])  # resumes with its token, no secret needed
         seen = []
         for line in worker.stdout:  # the first committed round, then the relay goes down
             seen.append(line)

@@ -14,12 +14,12 @@ MC = preset("nano", vocab_size=300)
 
 
 def _session(**over) -> dict:
-    return {"model": "nano", "model_config": MC.to_dict(), "dataset": "tiny", "batch": 2, "blocksize": 8,
+    return {"model": "nano", "model_config": MC.to_dict(), "dataset": "names", "batch": 2, "blocksize": 8,
             "max_local_steps": 3, "tokenizer_sha256": "", **over}
 
 
 def test_session_data_must_use_the_session_tokenizer(tmp_path):
-    text = tmp_path / "tiny.txt"
+    text = tmp_path / "names.txt"  # a small stand-in, prepared under the registry name the session uses
     text.write_text("".join(f"name{i % 37}x{i % 11}\n" for i in range(300)))
     stats = prepare_dataset(str(text), tmp_path, vocab_size=300)
     train, val = load_session_data(_session(tokenizer_sha256=stats["tokenizer_sha256"]), tmp_path)

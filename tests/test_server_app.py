@@ -26,15 +26,18 @@ def test_health_create_status_list_weights_and_validation():
         status = w.status(s["session_id"])
         assert (status["round"], status["clients"], status["history"], status["quorum"]) == (0, [], [], 3)
         assert "weights" not in status and status["config"]["aggregator"] == "diloco"
-        assert [x["session_id"] for x in w.client.get("/api/sessions").json()["sessions"]] == [s["session_id"]]
+        assert w.client.get("/api/sessions").json()["sessions"] == []  # listing is opt-in
+        listed = w.create(listed=True)
+        assert [x["session_id"] for x in w.client.get("/api/sessions").json()["sessions"]] == [listed["session_id"]]
         frame = w.client.get(f"/api/sessions/{s['session_id']}/weights")
         assert frame.headers["content-type"] == "application/octet-stream"
         header, _ = split_frame(frame.content)
         assert header.count == s["param_count"] and frame.headers["x-weights-sha256"] == status["weights_sha256"]
         bad = w.client.post("/api/sessions", json={"model": "gigantic", "quorum": -1})
         assert bad.status_code == 422 and len(bad.json()["detail"]) == 3
-        assert w.client.post("/api/sessions", content=b"{nope").status_code == 400
-        assert w.client.post("/api/sessions", content=b" " * 20000).status_code == 413
+        json_type = {"content-type": "application/json"}
+        assert w.client.post("/api/sessions", content=b"{nope", headers=json_type).status_code == 400
+        assert w.client.post("/api/sessions", content=b" " * 20000, headers=json_type).status_code == 413
         assert w.client.get("/api/sessions/" + "x" * 22).status_code == 404
 
 
@@ -60,7 +63,7 @@ def test_too_many_sessions_and_delete_needs_the_owner_token():
 
 def test_staggered_joins_quorum_round_late_join_and_roster():
     with relay_world() as w:
-        s = w.create(quorum=2, round_seconds=30, grace_seconds=5)
+        s = w.create(quorum=2, round_seconds=30, grace_seconds=5, robust=False)  # the plain token-weighted mean
         sid = s["session_id"]
         with w.connect() as a, w.connect() as b:
             ack_a, w0 = w.join(a, sid, "a")

@@ -55,7 +55,7 @@ def test_a_stuck_reader_is_dropped_and_the_broadcast_reaches_the_others():
         clock = FakeClock()
         settings = RelaySettings(send_queue_frames=8)
         relay = Relay(settings, clock)
-        config = relay.new_config({"model": "nano", "dataset": "d", "quorum": 1})
+        config = relay.new_config({"model": "nano", "dataset": "names", "quorum": 1})
         session, _ = relay.add_session(config, relay.initial_weights(config))
         sockets = {"fast": FakeSocket(), "stuck": FakeSocket(stuck=True)}
         conns = {}

@@ -58,9 +58,9 @@ def test_planned_rounds_are_optional_and_bounded():
 
 
 def test_diloco_defaults_to_lr_1_momentum_0_5():
-    cfg = build_session_config({"model": "nano", "dataset": "d", "aggregator": "diloco"}, RelaySettings(), 1)
+    cfg = build_session_config({"model": "nano", "dataset": "names", "aggregator": "diloco"}, RelaySettings(), 1)
     assert (cfg.outer_lr, cfg.outer_momentum) == (1.0, 0.5)
-    fedavg = build_session_config({"model": "nano", "dataset": "d"}, RelaySettings(), 1)
+    fedavg = build_session_config({"model": "nano", "dataset": "names"}, RelaySettings(), 1)
     assert (fedavg.outer_lr, fedavg.outer_momentum) == (1.0, 0.0)
 
 
@@ -78,11 +78,11 @@ def test_every_bad_field_is_reported_at_once():
 def test_blocksize_is_bounded_by_the_model_context_and_grace_by_the_round():
     s = RelaySettings()
     with pytest.raises(InvalidRequest, match="blocksize"):
-        build_session_config({"model": "nano", "dataset": "d", "blocksize": 17}, s, 1)
+        build_session_config({"model": "nano", "dataset": "names", "blocksize": 17}, s, 1)
     with pytest.raises(InvalidRequest, match="grace_seconds"):
-        build_session_config({"model": "nano", "dataset": "d", "round_seconds": 5, "grace_seconds": 5}, s, 1)
+        build_session_config({"model": "nano", "dataset": "names", "round_seconds": 5, "grace_seconds": 5}, s, 1)
     with pytest.raises(InvalidRequest, match="parameters"):
-        build_session_config({"model": "large", "dataset": "d"}, RelaySettings(max_param_count=10**6), 1)
+        build_session_config({"model": "large", "dataset": "names"}, RelaySettings(max_param_count=10**6), 1)
     with pytest.raises(InvalidRequest):
         build_session_config(["model"], s, 1)
 

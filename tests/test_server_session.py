@@ -65,7 +65,7 @@ def test_join_acks_sends_current_weights_and_announces_the_roster():
 
 
 def test_quorum_round_applies_the_exact_token_weighted_mean():
-    s = make_session()
+    s = make_session(robust=False)  # the plain token-weighted mean
     (a, _), (b, _) = join(s, "a"), join(s, "b")
     w0 = s.weights.copy()
     da, db = small_delta(s, 1), small_delta(s, 2)
@@ -84,6 +84,24 @@ def test_quorum_round_applies_the_exact_token_weighted_mean():
     assert closed == {"type": "round_closed", "round": 0, "loss": 2.25, "contributors": 2, "tokens": 400,
                       "next_round": 1, "weights_sha256": weights_sha256(client_weights)}
     assert s.round == 1 and s.history == [{"round": 0, "loss": 2.25, "contributors": 2, "tokens": 400}]
+
+
+def test_robust_round_clips_to_the_median_norm_and_caps_tokens_at_the_median():
+    s = make_session(quorum=3)
+    (a, _), (b, _), (c, _) = join(s, "a"), join(s, "b"), join(s, "c")
+    w0 = s.weights.copy()
+    da, db = small_delta(s, 1), small_delta(s, 2, scale=2e-3)
+    forged = np.full(s.config.param_count, 0.5, np.float32)  # a huge delta with the most tokens allowed
+    s.submit(a, delta_frame(da, 0, tokens=100), T0 + 1)
+    s.submit(b, delta_frame(db, 0, tokens=200), T0 + 1)
+    s.submit(c, delta_frame(forged, 0, tokens=s.config.max_tokens), T0 + 1)
+    f16 = [d.astype(np.float16).astype(np.float64) for d in (da, db, forged)]
+    clip = sorted(np.linalg.norm(d) for d in f16)[1]  # the lower median: b's norm
+    scaled = [d * min(1.0, clip / np.linalg.norm(d)) for d in f16]
+    expected = w0 + (100 * scaled[0] + 200 * scaled[1] + 200 * scaled[2]) / 500  # tokens capped at 200
+    # the update travels in f16: 2**-11 relative, subnormal below 6e-5
+    assert np.allclose(s.weights - w0, expected - w0, rtol=1e-3, atol=1e-7) and s.history[-1]["tokens"] == 500
+    assert np.linalg.norm(s.weights.astype(np.float64) - w0) <= clip * 1.001  # no further than one honest delta
 
 
 def test_submit_request_at_grace_then_deadline_closes_with_what_arrived():
@@ -153,7 +171,7 @@ def test_rejections_leave_the_weights_and_the_round_untouched(case):
 
 
 def test_stale_then_retry_and_multi_round_accumulation():
-    s = make_session(quorum=2)
+    s = make_session(quorum=2, robust=False)
     (a, _), (b, _) = join(s, "a"), join(s, "b")
     expected = s.weights.copy()
     for r in range(3):
@@ -245,7 +263,7 @@ def test_close_tells_everyone_and_closes_their_sockets():
 
 
 def test_status_timeline_records_who_sent_what_when_and_its_weight():
-    s = make_session()
+    s = make_session(robust=False)  # the plain token-weighted mean
     (a, _), (b, _) = join(s, "a"), join(s, "b")
     s.submit(a, delta_frame(small_delta(s, 1), 0, tokens=100, loss=3.0), T0 + 1)
     pending = s.status(T0 + 1.5)["timeline"]

@@ -58,10 +58,11 @@ def _ws_url(base: str) -> str:
 class Worker:
     """A RelayClient over a real socket, holding numpy weights."""
 
-    def __init__(self, base: str, session_id: str, name: str, token: str | None = None):
+    def __init__(self, base: str, session_id: str, name: str, token: str | None = None,
+                 join_secret: str | None = None):
         self._stack = ExitStack()
         self.ws = self._stack.enter_context(connect(_ws_url(base), open_timeout=5, max_size=None))
-        self.client = RelayClient(session_id, name, token)
+        self.client = RelayClient(session_id, name, token, join_secret)
         self.weights: np.ndarray | None = None
         self.ws.send(self.client.join_message())
 

@@ -61,6 +61,13 @@ def _nonneg_float(s: str) -> float:
     return v
 
 
+def _top_p(s: str) -> float:
+    v = _positive_float(s)
+    if v > 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {s!r}")
+    return v
+
+
 def _dropout_rate(s: str) -> float:
     try:
         v = float(s)
@@ -110,13 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate from a checkpoint (a run directory or a .tgpt file).")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--prompt", default="")
-    s.add_argument("--temperature", type=_nonneg_float, default=0.8)
+    s.add_argument("--temperature", type=_nonneg_float, default=0.8, help="0 = greedy (the most likely token)")
     s.add_argument("--top-k", type=_nonneg_int, default=0, help="0 = no top-k cut")
+    s.add_argument("--top-p", type=_top_p, default=1.0,
+                   help="nucleus sampling: keep the most likely tokens whose probability reaches P "
+                        "(0 < P <= 1; 1 = all; imported GPT-2 checkpoints)")
     s.add_argument("-n", type=_positive_int, default=10, help="number of samples")
     s.add_argument("--max-tokens", type=_positive_int, default=64)
     s.add_argument("--seed", type=_nonneg_int, default=0)
     s.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     s.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto")
+
+    i = sub.add_parser("import", help="import a Hugging Face GPT-2 checkpoint folder",
+                       description="Read a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json + "
+                       "merges.txt or encoder.json + vocab.bpe) and write a tabgpt checkpoint folder that "
+                       "`tabgpt sample` and the site load. Bad input writes nothing.")
+    i.add_argument("path", help="the Hugging Face checkpoint folder")
+    i.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="how the weights are stored")
+    i.add_argument("--out", required=True, help="the checkpoint folder to create (new or empty)")
 
     b = sub.add_parser("bench", help="correctness gate, then op and training-step timings",
                        description="Check every kernel against the numpy reference first, then time ops and "
@@ -136,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("join", help="join a federated session as a native worker")
     j.add_argument("url", help="relay URL, e.g. http://127.0.0.1:8000")
     j.add_argument("--session", required=True)
+    j.add_argument("--join-secret", default=None,
+                   help="the session's join secret (the #key=... part of its share link), if it has one")
     j.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     j.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto")
     j.add_argument("--name", default=None)
@@ -152,8 +172,11 @@ def _dispatch(args) -> int:
         from .train import cmd_train
         return cmd_train(args)
     if args.command == "sample":
-        from .train import cmd_sample
+        from .sample import cmd_sample
         return cmd_sample(args)
+    if args.command == "import":
+        from .import_gpt2 import cmd_import
+        return cmd_import(args)
     if args.command == "bench":
         from .bench import cmd_bench
         return cmd_bench(args)

@@ -37,7 +37,7 @@ from .relay_client import RelayClient, RelayProtocolError
 PING_EVERY_S = 1.0  # loss_ping at most this often (the relay allows 20 messages/s)
 RECONNECT_TRIES = 6
 BACKOFF_S = 0.5  # 0.5, 1, 2, 4, 8, 16 s between tries
-REFUSALS = {"unknown_session", "session_full", "bad_token", "bad_message"}
+REFUSALS = {"unknown_session", "session_full", "bad_token", "bad_message", "bad_secret"}
 CLOSE_SUPERSEDED = 4001
 
 
@@ -84,12 +84,13 @@ class FederatedClient:
     def __init__(self, connect: Callable[[], Awaitable[Link]], session_id: str, name: str,
                  make_model: Callable[[dict], Awaitable[object]], notify: Callable[[str, dict], None] | None = None,
                  *, rounds: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 reconnect_tries: int = RECONNECT_TRIES, backoff_s: float = BACKOFF_S):
+                 reconnect_tries: int = RECONNECT_TRIES, backoff_s: float = BACKOFF_S,
+                 join_secret: str | None = None):
         self.connect, self.make_model = connect, make_model
         self.notify = notify or (lambda kind, info: None)
         self.rounds, self.clock = rounds, clock
         self.reconnect_tries, self.backoff_s = reconnect_tries, backoff_s
-        self.client = RelayClient(session_id, name)
+        self.client = RelayClient(session_id, name, join_secret=join_secret)
         self.model = None
         self.link: Link | None = None
         self.version = 0  # bumped whenever W_r changes (WEIGHTS or UPDATE)

@@ -23,7 +23,9 @@ NUMBERS = (
     ("batch", "batch", int, 1, 512),
 )
 
-__all__ = ["InputError", "session_body", "session_id_from", "share_url", "relay_urls", "relay_error_text"]
+__all__ = ["InputError", "session_body", "session_id_from", "join_secret_from", "share_url", "relay_urls",
+           "relay_error_text"]
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
 def _number(form: dict, field: str, kind, lo, hi):
@@ -50,7 +52,8 @@ def session_body(form: dict, datasets: dict) -> dict:
     aggregator = str(form.get("aggregator", "fedavg"))
     if aggregator not in AGGREGATORS:
         raise InputError("aggregator must be FedAvg or DiLoCo")
-    body = {"model": model, "dataset": dataset, "aggregator": aggregator,
+    # the page's sessions need the join secret its share link carries (the relay makes it)
+    body = {"model": model, "dataset": dataset, "aggregator": aggregator, "require_join_secret": True,
             "tokenizer_sha256": datasets[dataset]["tokenizer_sha256"],
             "vocab_size": int(datasets[dataset]["vocab_size"])}
     for field, key, kind, lo, hi in NUMBERS:
@@ -75,10 +78,19 @@ def session_id_from(text: str) -> str:
     return text
 
 
-def share_url(page_url: str, session_id: str) -> str:
-    """The page's URL with ?session=<id> (other query parameters and the fragment dropped)."""
+def join_secret_from(text: str) -> str | None:
+    """The join secret of a pasted share link (its #key=<secret>), or None."""
+    fragment = urlsplit(text.strip()).fragment if "#" in text else ""
+    keys = parse_qs(fragment).get("key", [])
+    return keys[0] if keys and SECRET_RE.match(keys[0]) else None
+
+
+def share_url(page_url: str, session_id: str, join_secret: str | None = None) -> str:
+    """The page's URL with ?session=<id>, and #key=<secret> when the session has a join secret (a
+    fragment: browsers never send it to the site's server). Other query parameters are dropped."""
     parts = urlsplit(page_url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({"session": session_id}), ""))
+    fragment = urlencode({"key": join_secret}) if join_secret else ""
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({"session": session_id}), fragment))
 
 
 def relay_urls(relay_url: str) -> tuple[str, str]:

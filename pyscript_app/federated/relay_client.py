@@ -50,8 +50,10 @@ class ClientEvent:
 
 
 class RelayClient:
-    def __init__(self, session_id: str, name: str = "", client_token: str | None = None):
+    def __init__(self, session_id: str, name: str = "", client_token: str | None = None,
+                 join_secret: str | None = None):
         self.session_id, self.name, self.client_token = session_id, name, client_token
+        self.join_secret = join_secret  # the session's join secret (from its share link), if it has one
         self.client_id: str | None = None
         self.config: dict | None = None
         self.round: int | None = None  # the open round: W_round is what we train from
@@ -69,6 +71,8 @@ class RelayClient:
         msg = {"type": "join", "session_id": self.session_id, "name": self.name}
         if self.client_token:
             msg["client_token"] = self.client_token
+        if self.join_secret:
+            msg["join_secret"] = self.join_secret
         return json.dumps(msg)
 
     def loss_ping(self, loss: float, tokens: int) -> str:

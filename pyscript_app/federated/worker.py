@@ -118,11 +118,12 @@ class Worker:
     """A FederatedClient that reports to a terminal (`out`: join and round lines; stderr: the rest)."""
 
     def __init__(self, url: str, session_id: str, name: str, backend: str = "numpy", gpu: str = "auto",
-                 rounds: int | None = None, data_dir: str | None = None, out=None):
+                 rounds: int | None = None, data_dir: str | None = None, out=None, join_secret: str | None = None):
         self.out = out or sys.stdout
         self.fc = FederatedClient(ws_connector(ws_url(url)), session_id, name,
                                   native_model_factory(backend, gpu, data_dir, self._joined), self._notify,
-                                  rounds=rounds, reconnect_tries=RECONNECT_TRIES, backoff_s=BACKOFF_S)
+                                  rounds=rounds, reconnect_tries=RECONNECT_TRIES, backoff_s=BACKOFF_S,
+                                  join_secret=join_secret)
 
     @property
     def rounds_done(self) -> int:
@@ -165,7 +166,7 @@ class Worker:
 async def _join(args) -> int:
     name = args.name or f"{os.uname().nodename[:40]}-{os.getpid()}"
     worker = Worker(args.url, args.session, name, backend=args.backend, gpu=args.gpu, rounds=args.rounds,
-                    data_dir=args.data_dir)
+                    data_dir=args.data_dir, join_secret=args.join_secret)
     code = await worker.run()
     print(f"left after {worker.rounds_done} round(s)", file=sys.stderr, flush=True)
     return code

@@ -11,12 +11,15 @@ from array import array
 from pathlib import Path
 
 from ..errors import UserError
+from ..data.datasets import REGISTRY
 from ..data.prepare import load_prepared
 
 
 def load_session_data(session: dict, data_dir: str | Path | None) -> tuple[array, array]:
     """(train, val) token arrays of the session's dataset; the tokenizer must be the session's."""
     name = session["dataset"]
+    if name not in REGISTRY:  # never a path: the session's creator does not choose the worker's files
+        raise UserError(f"the session's data set {name!r} is not one of {', '.join(REGISTRY)}: refusing to train")
     tok, train, val = load_prepared(name, data_dir)
     want = session.get("tokenizer_sha256") or ""
     if want and tok.sha256 != want:
