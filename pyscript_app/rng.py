@@ -125,3 +125,23 @@ def dropout_scale(p: float) -> float:
 def dropout_keep(key: int, i: int, threshold: int) -> bool:
     """Pure-Python mask bit of element i (slow; the numpy and WGSL versions are vectorised)."""
     return pcg(key ^ pcg(i & MASK32)) >= threshold
+
+
+# --- sampling draws -----------------------------------------------------------------------------
+# The uniform draw that chooses a sampled token (reference/token_choice.py, shaders/choose_token.wgsl):
+#     key  = pcg(pcg(seed) ^ SAMPLE_STREAM)                     sample_key(), computed by the host
+#     u    = (pcg(key ^ pcg(step)) >> 8) * 2**-24               sample_uniform(): 24 bits, exact in f32
+# so u is in [0, 1 - 2**-24] and every host (pure Python, numpy, WGSL) draws the same u for a step.
+# step counts the tokens a generation has drawn (0 for the first).
+
+SAMPLE_STREAM = 0x68E31DA4  # keeps sampling keys apart from init, batch and dropout keys
+_INV_2_24 = 1.0 / (1 << 24)
+
+
+def sample_key(seed: int) -> int:
+    return pcg(pcg(seed & MASK32) ^ SAMPLE_STREAM)
+
+
+def sample_uniform(key: int, step: int) -> float:
+    """The draw of `step` under `key` (sample_key(seed)): a multiple of 2**-24 in [0, 1)."""
+    return (pcg((key & MASK32) ^ pcg(step & MASK32)) >> 8) * _INV_2_24

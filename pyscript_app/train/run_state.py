@@ -91,6 +91,8 @@ def describe_model(mc: ModelConfig, name: str = "") -> str:
 def read_checkpoint(blob: bytes) -> RunState:
     """Decode and check a checkpoint (untrusted bytes: every field is validated)."""
     header, arrays = checkpoint.decode(blob)
+    if header.get("family") == "gpt2":
+        raise CheckpointError("an imported GPT-2 checkpoint: `tabgpt sample` generates from it; it cannot train or resume")
     try:
         mc = ModelConfig.from_dict(header["model_config"])
         tok = Tokenizer.from_json(json.dumps(header["tokenizer"]))
