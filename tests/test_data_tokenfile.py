@@ -22,16 +22,6 @@ def seeded_ids(n: int, vocab: int, seed: int = 7) -> list[int]:
     return [pcg(seed * 65_537 + i) % vocab for i in range(n)]
 
 
-def names_text(n: int, seed: int = 1) -> str:
-    """A names.txt-like text: n short lowercase 'names', one per line."""
-    letters = "aeiou" + "bcdfghjklmnprstvz"
-    out = []
-    for i in range(n):
-        h = pcg(seed * 1_000_003 + i)
-        out.append("".join(letters[(h >> s) % len(letters)] for s in range(0, 3 * (3 + h % 5), 3)))
-    return "\n".join(out) + "\n"
-
-
 # ---- token files ------------------------------------------------------------------------------
 
 
