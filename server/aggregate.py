@@ -54,7 +54,7 @@ class Rejected(ValueError):
 @dataclass(frozen=True)
 class Delta:
     header: FrameHeader
-    values: np.ndarray  # (P,) float32, finite, norm-checked
+    values: np.ndarray | None  # (P,) float32, finite, norm-checked (the relay drops it after validation)
     digest: str  # fingerprint of the payload: spots a frame replayed by another connection
     norm: float = 0.0  # its L2 norm
     payload: memoryview | None = None  # the frame's elements as sent (header.dtype), held until the close

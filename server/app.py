@@ -95,11 +95,37 @@ async def session_status(request: Request) -> JSONResponse:
 
 
 async def session_weights(request: Request) -> Response:
-    session = _relay(request).sessions.get(request.path_params["session_id"])
+    relay = _relay(request)
+    session = relay.sessions.get(request.path_params["session_id"])
     if session is None:
         return JSONResponse({"detail": ["no such session"]}, status_code=404)
-    return Response(session.weights_frame(), media_type="application/octet-stream",
-                    headers={"X-Weights-Sha256": session.weights_sha256, "X-Round": str(session.round)})
+    return ChunkedResponse(session.weights_frame(), relay.settings.send_chunk_bytes, relay.settings.send_timeout_s,
+                           media_type="application/octet-stream",
+                           headers={"X-Weights-Sha256": session.weights_sha256, "X-Round": str(session.round)})
+
+
+class ChunkedResponse(Response):
+    """A large body sent in chunks, each within `timeout` seconds: the server writes the next chunk
+    only once the client has taken the last one, so a client that does not read pins about one
+    chunk (not a copy of the whole body), and it is cut off at the deadline."""
+
+    def __init__(self, data: bytes, chunk: int, timeout: float, **kwargs):
+        super().__init__(b"", **kwargs)
+        self.data, self.chunk, self.timeout = data, chunk, timeout
+        self.headers["content-length"] = str(len(data))
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        view = memoryview(self.data).cast("B")
+        for lo in range(0, len(view), self.chunk):
+            body = bytes(view[lo : lo + self.chunk])
+            try:
+                await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}),
+                                       self.timeout)
+            except asyncio.TimeoutError:
+                log.warning("a client took no weights for %.1f s; its download was cut off", self.timeout)
+                return  # uvicorn closes the connection: the response is incomplete
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def delete_session(request: Request) -> JSONResponse:

@@ -3,9 +3,14 @@
 The relay never awaits a client's socket while handling an event: it puts frames in that client's
 queue and one sender task per connection writes them. A reader too slow to keep its queue below
 `send_queue_frames` is dropped, so it can never delay the broadcast to anyone else. Status frames
-that a newer one supersedes (send(..., latest=True): live_loss) take one place in the queue at most:
-a newer one replaces the queued one, so a tab busy with a long step is not dropped for missing
-loss updates it would have skipped anyway.
+that a newer one of their kind supersedes (send(..., latest=KIND): live_loss, clients_changed)
+take one place in the queue per kind at most: a newer one replaces the queued one, so a tab busy
+with a long step or a long download is not dropped for loss updates or join/leave chatter it
+would have skipped anyway. The bytes a queue pins are counted too (`send_queue_bytes`).
+
+Under `tabgpt relay` the sender writes through `server.wsproto.Control`: a large frame goes out in
+fragments, each within a deadline, and a dropped or stalled connection is aborted, not closed, so
+what it buffered is freed at once.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ class _CloseMarker:
     reason: str
 
 
+@dataclass(frozen=True)
 class _LatestMarker:
-    """The queue position of the pending `latest` frame (Connection._latest holds its data)."""
+    """The queue position of the pending `latest` frame of one kind (Connection._latest holds its data)."""
+
+    kind: object
 
 
 class TokenBucket:
@@ -52,10 +60,16 @@ class TokenBucket:
 
 
 class Connection:
-    def __init__(self, websocket, queue_frames: int, bucket: TokenBucket):
+    def __init__(self, websocket, queue_frames: int, bucket: TokenBucket, control=None,
+                 queue_bytes: int = 1 << 62, chunk_bytes: int = 1 << 20, send_timeout: float = 30.0):
         self.ws = websocket
+        # server.wsproto.Control under `tabgpt relay` (chunked sends with a deadline, abort); None
+        # elsewhere (in-process tests): then frames go through the ASGI socket as they are
+        self.control = control
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_frames + 1)  # +1: room for a close
         self.queue_frames = queue_frames
+        self.queue_bytes, self.queued_bytes = queue_bytes, 0  # the limit, and what is queued or being sent
+        self.chunk_bytes, self.send_timeout = chunk_bytes, send_timeout
         self.bucket = bucket
         self.session_id: str | None = None
         self.client_id: str | None = None
@@ -63,26 +77,30 @@ class Connection:
         self.dropped = asyncio.Event()  # set when the connection must end (closed, dropped, failed)
         self.close_code: int | None = None
         self._sender: asyncio.Task | None = None
-        self._latest: str | bytes | None = None  # the newest superseding frame, not yet sent
+        self._latest: dict[object, str | bytes] = {}  # per kind: the newest superseding frame, not yet sent
 
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_loop())
 
-    def send(self, data: str | bytes, latest: bool = False) -> None:
-        """Queue a frame without waiting; drop this client if its queue is full. `latest`: a status
-        frame that supersedes the previous one: it replaces one still queued instead of queueing."""
+    def send(self, data: str | bytes, latest: object = None) -> None:
+        """Queue a frame without waiting; drop this client if its queue is full. `latest`: the kind
+        of a status frame that supersedes the previous one of that kind: it replaces one still
+        queued instead of queueing."""
         if self.closing:
             return
-        if latest and self._latest is not None:
-            self._latest = data  # sent where the superseded one was queued
+        if latest and latest in self._latest:
+            self.queued_bytes += len(data) - len(self._latest[latest])
+            self._latest[latest] = data  # sent where the superseded one was queued
             return
-        if self.queue.qsize() >= self.queue_frames:
+        if self.queue.qsize() >= self.queue_frames or (
+                self.queued_bytes > 0 and self.queued_bytes + len(data) > self.queue_bytes):
             log.warning("dropping slow reader %s", self.client_id)
             self.drop(CLOSE_SLOW_READER, "slow reader")
             return
+        self.queued_bytes += len(data)
         if latest:
-            self._latest = data
-            self.queue.put_nowait(_LatestMarker())
+            self._latest[latest] = data
+            self.queue.put_nowait(_LatestMarker(latest))
         else:
             self.queue.put_nowait(data)
 
@@ -95,11 +113,14 @@ class Connection:
         self.queue.put_nowait(_CloseMarker(code, reason))
 
     def drop(self, code: int, reason: str) -> None:
-        """End now: queued frames are discarded and the endpoint stops reading."""
+        """End now: queued frames are discarded, the endpoint stops reading, and the connection is
+        aborted (what it still buffered is freed; a close would wait for a peer that does not read)."""
         self.closing = True
         self.close_code = self.close_code or code
         if self._sender is not None:
             self._sender.cancel()
+        if self.control is not None:
+            self.control.abort()
         self.dropped.set()
 
     async def _send_loop(self) -> None:
@@ -107,14 +128,19 @@ class Connection:
             while True:
                 item = await self.queue.get()
                 if isinstance(item, _CloseMarker):
+                    if self.control is not None:  # a peer that takes nothing never gets to block us
+                        await self.control.wait_writable(self.send_timeout)
                     await self.ws.close(item.code, item.reason)
                     break
                 if isinstance(item, _LatestMarker):
-                    item, self._latest = self._latest, None
-                if isinstance(item, str):
+                    item = self._latest.pop(item.kind)
+                if self.control is not None:
+                    await self.control.send(item, self.chunk_bytes, self.send_timeout)
+                elif isinstance(item, str):
                     await self.ws.send_text(item)
                 else:
                     await self.ws.send_bytes(item)
+                self.queued_bytes -= len(item)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the peer went away mid-send: nothing to do but stop

@@ -7,7 +7,9 @@ The heavy work never runs on the event loop (a `large` delta is 53 MB): validati
 adding it to the running sum, and closing a round (outer step, sha256, checkpoint) run in worker
 threads (numpy and hashlib release the GIL), so the loop keeps receiving frames, answering pings
 and broadcasting while they run. Per session, one lock orders accepting a delta and the close; at most
-HEAVY_SLOTS submissions are in flight relay-wide, which bounds the (P,) float32 buffers they hold.
+HEAVY_SLOTS validations run at once relay-wide, which bounds the (P,) float32 buffers they decode
+into. A submission gives its slot back before it waits for its session's lock, so a session whose
+close takes long delays only its own submissions.
 An accepted delta is kept as the frame it came in (2 bytes per parameter for f16) until its round
 closes: the robust aggregate needs the round's median norm before it can weigh any delta.
 """
@@ -15,6 +17,7 @@ closes: the robust aggregate needs the round's median norm before it can weigh a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -29,9 +32,10 @@ from pyscript_app.reference.init import init_params
 from . import aggregate
 from .aggregate import Rejected
 from .connection import CLOSE_POLICY, CLOSE_RESTART, CLOSE_SUPERSEDED, Connection
-from .protocol import InvalidRequest, Join, LossPing, SessionConfig, build_session_config, error, reject
+from .protocol import (InvalidRequest, Join, LossPing, SessionConfig, build_session_config, error, reject,
+                       stored_session_config)
 from .roster import JoinRefused
-from .session import Close, Effect, Send, Session
+from .session import Close, Effect, Send, Session, summarise_history
 from .settings import RelaySettings
 from .storage import CheckpointStore
 
@@ -64,11 +68,19 @@ class Relay:
             return
         for header, arrays in self.store.load_all():
             try:
+                header = {**header, "config": stored_session_config(header.get("config"), self.settings).to_dict()}
                 session = Session.from_checkpoint(header, arrays, self.settings.max_clients_per_session)
-            except (KeyError, TypeError, ValueError) as e:
-                log.error("skipping checkpoint of %s: %s", header.get("session_id"), e)
+                session.auto_close = False
+                session.roster.resume_window_s = self.settings.resume_window_s
+                session.history_keep = self.settings.history_keep
+                session.history = summarise_history(session.history, session.history_keep)
+                session.roster.restarted(self.clock())
+            except Exception as e:  # a file that decodes but does not make a session: skipped, logged
+                log.error("skipping checkpoint of %s: %s: %s", str(header.get("session_id"))[:64], type(e).__name__, e)
                 continue
-            session.auto_close = False
+            if len(self.sessions) >= self.settings.max_sessions:
+                log.error("skipping checkpoint of %s: the relay holds its maximum of sessions", session.session_id)
+                continue
             self.sessions[session.session_id] = session
         log.info("relay loaded %d session(s)", len(self.sessions))
 
@@ -117,6 +129,8 @@ class Relay:
         loop), then `publish` it."""
         session, owner_token = Session.create(config, weights, self.settings.max_clients_per_session, self.clock())
         session.auto_close = False
+        session.roster.resume_window_s = self.settings.resume_window_s
+        session.history_keep = self.settings.history_keep
         join_secret = session.new_join_secret() if config.require_join_secret else None
         return session, owner_token, join_secret
 
@@ -150,6 +164,7 @@ class Relay:
             self.conns.pop(key).session_id = None
         if self.store is not None:
             self.store.delete(session_id)
+        self._free_pool(session.config.param_count)
 
     # --- WebSocket events ----------------------------------------------------------------------
 
@@ -192,26 +207,26 @@ class Relay:
             return
         if self._heavy is None:
             self._heavy = asyncio.Semaphore(HEAVY_SLOTS)
-        async with self._heavy:
-            values = self._take_buffer(session.config.param_count)
+        async with self._heavy:  # a relay-wide slot for the validation only: never held while waiting
+            values = self._take_buffer(session.config.param_count)  # for a session's lock (a close)
             try:
-                try:
-                    delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
-                except Rejected as e:
-                    conn.send(reject(e.reason, e.message, round=session.round))
-                    return
-                async with self._lock(session):
-                    if self.sessions.get(session.session_id) is not session:
-                        return  # deleted meanwhile
-                    refused = session.accept(client_id, delta, self.clock())
-                    if refused:
-                        self._apply(session, refused)
-                        return
-                    session.hold(client_id, delta)  # summed (robustly) when the round closes
-                    self._apply(session, session.acknowledge(client_id))
-                    await self._close_locked(session)
+                delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
+            except Rejected as e:
+                conn.send(reject(e.reason, e.message, round=session.round))
+                return
             finally:
-                self._buffers.setdefault(values.shape[0], []).append(values)
+                self._give_back(values)
+        delta = dataclasses.replace(delta, values=None)  # the decoded scratch went back to the pool
+        async with self._lock(session):
+            if self.sessions.get(session.session_id) is not session:
+                return  # deleted meanwhile
+            refused = session.accept(client_id, delta, self.clock())
+            if refused:
+                self._apply(session, refused)
+                return
+            session.hold(client_id, delta)  # its frame, summed (robustly) when the round closes
+            self._apply(session, session.acknowledge(client_id))
+            await self._close_locked(session)
 
     def loss_ping(self, conn: Connection, msg: LossPing) -> None:
         session = self._session_of(conn)
@@ -238,6 +253,17 @@ class Relay:
     def _take_buffer(self, count: int) -> np.ndarray:
         free = self._buffers.get(count)
         return free.pop() if free else np.empty(count, np.float32)
+
+    def _give_back(self, values: np.ndarray) -> None:
+        """Pool a buffer for the next delta of its size, while some session still has that size."""
+        count = values.shape[0]
+        if any(s.config.param_count == count for s in self.sessions.values()):
+            self._buffers.setdefault(count, []).append(values)
+
+    def _free_pool(self, count: int) -> None:
+        """Free the pooled buffers of a size that no session uses any more."""
+        if not any(s.config.param_count == count for s in self.sessions.values()):
+            self._buffers.pop(count, None)
 
     def _schedule_close(self, session: Session) -> None:
         """After a cheap event: a round whose deadline passed with deltas closes soon after."""

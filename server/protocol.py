@@ -101,7 +101,7 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     model = get.string("model", None, lambda v: v in PRESETS, f"one of {', '.join(PRESETS)}")
     # a registry name only: a worker resolves any other name as a path on its own disk
     dataset = get.string("dataset", None, lambda v: v in REGISTRY, f"one of {', '.join(REGISTRY)}")
-    sha = get.string("tokenizer_sha256", "", SHA256_RE.match, "64 lowercase hex digits")
+    sha = get.string("tokenizer_sha256", "", SHA256_RE.fullmatch, "64 lowercase hex digits")
     vocab = get.integer("vocab_size", VOCAB_SIZE, 2, 65536)
     quorum = get.integer("quorum", settings.default_quorum, 1, settings.max_clients_per_session)
     round_s = get.number("round_seconds", settings.default_round_seconds, settings.min_round_seconds,
@@ -141,6 +141,25 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
         max_delta_norm=settings.max_delta_rms * math.sqrt(cfg.param_count), lr=lr, rounds=rounds,
         require_join_secret=require_secret, listed=listed, robust=robust,
     )
+
+
+def stored_session_config(d: object, settings: RelaySettings) -> SessionConfig:
+    """A checkpoint's configuration, accepted only when this relay would create it today: its
+    request fields pass `build_session_config` and the derived model matches (InvalidRequest else)."""
+    if not isinstance(d, dict) or not isinstance(d.get("model_config"), dict):
+        raise InvalidRequest(["config is not an object with a model_config"])
+    request = {k: d[k] for k in ("model", "dataset", "tokenizer_sha256", "batch", "blocksize", "max_local_steps",
+                                 "aggregator", "outer_lr", "outer_momentum", "quorum", "round_seconds",
+                                 "grace_seconds", "broadcast_dtype", "init_seed", "require_join_secret", "listed",
+                                 "robust") if k in d}
+    request["vocab_size"] = d["model_config"].get("vocab_size")
+    for key in ("lr", "rounds"):
+        if d.get(key) is not None:
+            request[key] = d[key]
+    config = build_session_config(request, settings, init_seed=0)
+    if config.model_config != d["model_config"] or config.param_count != d.get("param_count"):
+        raise InvalidRequest(["model_config or param_count does not match the preset"])
+    return config
 
 
 class _Getter:
@@ -226,13 +245,13 @@ def parse_client_message(text: str, max_bytes: int) -> Join | LossPing:
         _only(msg, {"type", "session_id", "name", "client_token", "join_secret"})
         sid, name, token = msg.get("session_id"), msg.get("name", ""), msg.get("client_token")
         secret = msg.get("join_secret")
-        if secret is not None and (not isinstance(secret, str) or not TOKEN_RE.match(secret)):
+        if secret is not None and (not isinstance(secret, str) or not TOKEN_RE.fullmatch(secret)):
             raise ProtocolError("bad_message", "join_secret must be a token string")
-        if not isinstance(sid, str) or not TOKEN_RE.match(sid):
+        if not isinstance(sid, str) or not TOKEN_RE.fullmatch(sid):
             raise ProtocolError("bad_message", "join needs a session_id string")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ProtocolError("bad_message", "name must be up to 64 letters, digits, spaces, _ . -")
-        if token is not None and (not isinstance(token, str) or not TOKEN_RE.match(token)):
+        if token is not None and (not isinstance(token, str) or not TOKEN_RE.fullmatch(token)):
             raise ProtocolError("bad_message", "client_token must be a token string")
         return Join(session_id=sid, name=name.strip() or "anonymous", client_token=token, join_secret=secret)
     if kind == "loss_ping":

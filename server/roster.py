@@ -31,17 +31,23 @@ class Client:
     token_hash: str
     joined_at: float
     connected: bool = False
+    left_at: float = 0.0  # when it last disconnected (its token stays live for the resume window)
 
     def public(self) -> dict:
         return {"client_id": self.client_id, "name": self.name, "joined": int(self.joined_at * 1000)}
 
 
 class Roster:
-    """Clients ever admitted (so they can resume), bounded to `keep` entries."""
+    """Clients ever admitted (so they can resume), bounded to `keep` entries.
 
-    def __init__(self, max_connected: int, clients: list[Client] | None = None):
+    At most `max_connected` are connected at once, resumes included. A client that left less than
+    `resume_window_s` ago holds a live token: newcomers never evict it (a full roster of live
+    tokens refuses newcomers instead), so a burst of joins cannot break a brief reconnect."""
+
+    def __init__(self, max_connected: int, clients: list[Client] | None = None, resume_window_s: float = 120.0):
         self.max_connected = max_connected
         self.keep = 4 * max_connected
+        self.resume_window_s = resume_window_s
         self.clients: dict[str, Client] = {c.client_id: c for c in clients or []}
 
     def connected(self) -> list[Client]:
@@ -61,33 +67,41 @@ class Roster:
             for c in self.clients.values():
                 if hmac.compare_digest(c.token_hash, wanted):
                     was_connected = c.connected
+                    if not was_connected and len(self.connected()) >= self.max_connected:
+                        raise JoinRefused("session_full", f"session has its maximum of {self.max_connected} clients")
                     c.connected = True
                     return c, client_token, was_connected
             raise JoinRefused("bad_token", "unknown client_token for this session")
         if len(self.connected()) >= self.max_connected:
             raise JoinRefused("session_full", f"session has its maximum of {self.max_connected} clients")
-        self._evict(protected)
+        self._evict(protected, now)
         token = new_token()
         client = Client(client_id="c" + secrets.token_hex(6), name=name, token_hash=token_hash(token),
                         joined_at=now, connected=True)
         self.clients[client.client_id] = client
         return client, token, False
 
-    def _evict(self, protected: set[str]) -> None:
-        """Forget the longest-known disconnected clients once the roster is full."""
-        idle = [c for c in self.clients.values() if not c.connected and c.client_id not in protected]
-        idle.sort(key=lambda c: c.joined_at)
+    def _evict(self, protected: set[str], now: float) -> None:
+        """Once the roster is full, forget the clients that left longest ago, past their resume window."""
+        idle = [c for c in self.clients.values() if not c.connected and c.client_id not in protected
+                and now - c.left_at >= self.resume_window_s]
+        idle.sort(key=lambda c: c.left_at)
         while len(self.clients) >= self.keep and idle:
             del self.clients[idle.pop(0).client_id]
         if len(self.clients) >= self.keep:
-            raise JoinRefused("session_full", "session roster is full")
+            raise JoinRefused("session_full", "session roster is full of clients that may still resume")
 
-    def disconnect(self, client_id: str) -> bool:
+    def disconnect(self, client_id: str, now: float) -> bool:
         c = self.clients.get(client_id)
         if c is None or not c.connected:
             return False
-        c.connected = False
+        c.connected, c.left_at = False, now
         return True
+
+    def restarted(self, now: float) -> None:
+        """After a relay restart every known client gets a fresh resume window."""
+        for c in self.clients.values():
+            c.connected, c.left_at = False, max(c.left_at, now)
 
     def to_list(self) -> list[dict]:
         return [{**asdict(c), "connected": False} for c in self.clients.values()]

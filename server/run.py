@@ -13,6 +13,7 @@ from pyscript_app.federated.frames import HEADER_SIZE
 from .app import create_app
 from .hub import Relay
 from .settings import RelaySettings
+from .wsproto import protocol_class
 
 
 class RelayServer(uvicorn.Server):
@@ -35,10 +36,13 @@ class RelayServer(uvicorn.Server):
 
 
 def uvicorn_config(app, host: str, port: int, settings: RelaySettings, **extra) -> uvicorn.Config:
+    if settings.ws_impl == "websockets-sansio":
+        # per connection: max_control_bytes until it joins, then its session's exact frame size
+        ws, max_size = protocol_class(settings), settings.max_control_bytes
+    else:  # the legacy implementation: one limit for all, the largest frame any session accepts
+        ws, max_size = settings.ws_impl, HEADER_SIZE + 4 * settings.max_param_count
     return uvicorn.Config(
-        app, host=host, port=port, ws=settings.ws_impl, ws_per_message_deflate=False,
-        # the largest frame any session accepts: an f32 DELTA of the largest allowed model
-        ws_max_size=HEADER_SIZE + 4 * settings.max_param_count,
+        app, host=host, port=port, ws=ws, ws_per_message_deflate=False, ws_max_size=max_size,
         ws_ping_interval=settings.ping_interval_s, ws_ping_timeout=settings.ping_timeout_s,
         timeout_graceful_shutdown=5, **extra,
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -40,15 +41,64 @@ from .roster import JoinRefused, Roster, data_seed, token_hash
 
 
 TIMELINE_KEEP = 400  # timeline items kept per session (deltas and round closes)
+HISTORY_KEEP = 1000  # the latest rounds kept one entry each; older ones are merged (summarise_history)
+
+
+def _check_header(h: dict) -> None:
+    """The types of a checkpoint header's fields (a crafted file must not become a broken session)."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    hexes = [h.get("owner_hash"), h.get("secret"), h.get("weights_sha256")] + (
+        [h["join_hash"]] if h.get("join_hash") is not None else [])
+    ok = (isinstance(h.get("session_id"), str) and all(isinstance(x, str) and re.fullmatch(r"[0-9a-f]{64}", x)
+                                                       for x in hexes)
+          and count(h.get("round")) and number(h.get("created_at"))
+          and isinstance(h.get("history"), list) and isinstance(h.get("roster"), list))
+    if ok:
+        ok = all(isinstance(e, dict) and count(e.get("round")) and number(e.get("loss")) and count(e.get("tokens"))
+                 and count(e.get("contributors")) and count(e.get("rounds", 1)) for e in h["history"])
+    if ok:
+        ok = all(isinstance(c, dict) and isinstance(c.get("client_id"), str) and isinstance(c.get("name"), str)
+                 and isinstance(c.get("token_hash"), str) and number(c.get("joined_at"))
+                 and number(c.get("left_at", 0.0)) for c in h["roster"])
+    if not ok:
+        raise ValueError("checkpoint header fields have the wrong types")
+
+
+def summarise_history(history: list[dict], keep: int = HISTORY_KEEP) -> list[dict]:
+    """At most 2 * keep entries: the latest `keep` rounds one entry each; once that is passed, the
+    older entries are merged in pairs, so older rounds get coarser (a span doubles each time it is
+    merged again) and a session's history (and checkpoint header) stays bounded however long it runs.
+    A merged entry starts at its first round and counts `rounds`; `tokens` is the sum, `loss` the
+    tokens-weighted mean, `contributors` the most in any of its rounds."""
+    while len(history) > 2 * keep:  # once per round closed; more often only for an old, longer history
+        old, recent = history[:-keep], history[-keep:]
+        history = [_merge(old[i : i + 2]) for i in range(0, len(old), 2)] + recent
+    return history
+
+
+def _merge(entries: list[dict]) -> dict:
+    if len(entries) == 1:
+        return entries[0]
+    tokens = sum(e["tokens"] for e in entries)
+    loss = (sum(e["loss"] * e["tokens"] for e in entries) / tokens if tokens > 0
+            else sum(e["loss"] for e in entries) / len(entries))
+    return {"round": entries[0]["round"], "loss": loss, "contributors": max(e["contributors"] for e in entries),
+            "tokens": tokens, "rounds": sum(e.get("rounds", 1) for e in entries)}
 
 
 @dataclass(frozen=True)
 class Send:
     to: tuple[str, ...]
     data: str | bytes
-    # True for a status frame that a newer one supersedes (live_loss): a client's queue holds at
-    # most one of them, replaced in place, so chatter never makes a busy reader "slow".
-    latest: bool = False
+    # the kind of a status frame that a newer one of the same kind supersedes (live_loss,
+    # clients_changed): a client's queue holds at most one of each, replaced in place, so chatter
+    # never makes a busy reader "slow"; "" for every other frame
+    latest: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +127,8 @@ class Session:
         assert weights.dtype == np.float32 and weights.shape == (config.param_count,)
         self.session_id, self.owner_hash, self.config = session_id, owner_hash, config
         self.weights, self.momentum, self.secret = weights, momentum, secret
-        self.round, self.history, self.created_at = round, list(history or []), created_at
+        self.history_keep = HISTORY_KEEP
+        self.round, self.history, self.created_at = round, summarise_history(list(history or [])), created_at
         self.join_hash = join_hash  # sha256 of the join secret a new client must present, or None
         self._sum_buffer: np.ndarray | None = None  # the (P,) float64 sum, reused from round to round
         self.roster = roster or Roster(max_clients)
@@ -115,7 +166,7 @@ class Session:
         """The session as saved; with `plan`, as it will be once commit_close(plan) has run."""
         round, history, weights, momentum, sha = self.round, self.history, self.weights, self.momentum, None
         if plan is not None:
-            round, history = self.round + 1, self.history + [plan.entry]
+            round, history = self.round + 1, summarise_history(self.history + [plan.entry], self.history_keep)
             weights, momentum, sha = plan.closed.weights, plan.closed.momentum, plan.closed.weights_sha256
         header = {"session_id": self.session_id, "owner_hash": self.owner_hash, "config": self.config.to_dict(),
                   "secret": self.secret.hex(), "round": round, "history": history,
@@ -128,6 +179,8 @@ class Session:
 
     @classmethod
     def from_checkpoint(cls, header: dict, arrays: dict[str, np.ndarray], max_clients: int) -> "Session":
+        """Raises ValueError (or KeyError, TypeError) for a header that is not a session's."""
+        _check_header(header)
         config = SessionConfig.from_dict(header["config"])
         weights = arrays["weights"]
         if weights.shape != (config.param_count,) or aggregate.weights_sha256(weights) != header["weights_sha256"]:
@@ -164,7 +217,7 @@ class Session:
 
     def leave(self, client_id: str, now: float) -> list[Effect]:
         self.live.pop(client_id, None)
-        if not self.roster.disconnect(client_id) or not self.roster.connected_ids():
+        if not self.roster.disconnect(client_id, now) or not self.roster.connected_ids():
             return []
         return [self._clients_changed()]
 
@@ -172,7 +225,7 @@ class Session:
         self.live[client_id] = (loss, max(tokens, 1))
         total = sum(t for _, t in self.live.values())
         mean = sum(l * t for l, t in self.live.values()) / total
-        return [Send(self.roster.connected_ids(), encode("live_loss", loss=mean, clients=len(self.live)), latest=True)]
+        return [Send(self.roster.connected_ids(), encode("live_loss", loss=mean, clients=len(self.live)), latest="live_loss")]
 
     # --- submissions ---------------------------------------------------------------------------
 
@@ -297,7 +350,7 @@ class Session:
         closed, entry = plan.closed, plan.entry
         self.weights, self.momentum = closed.weights, closed.momentum
         self._weights_frame, self._sha = plan.weights_frame, closed.weights_sha256
-        self.history.append(entry)
+        self.history = summarise_history(self.history + [entry], self.history_keep)
         for item in self.timeline:
             if item["event"] == "delta" and item["round"] == entry["round"] and item["client_id"] in plan.counted:
                 counted = plan.counted[item["client_id"]]
@@ -345,7 +398,8 @@ class Session:
                 for cid in self.roster.connected_ids()]
 
     def _clients_changed(self) -> Send:
-        return Send(self.roster.connected_ids(), encode("clients_changed", clients=self.roster.public()))
+        return Send(self.roster.connected_ids(), encode("clients_changed", clients=self.roster.public()),
+                    latest="clients_changed")
 
     def close(self, reason: str = "deleted") -> list[Effect]:
         everyone = self.roster.connected_ids()

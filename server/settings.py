@@ -25,14 +25,30 @@ class RelaySettings:
     max_sessions: int = 32
     max_clients_per_session: int = 32
     max_param_count: int = 30_000_000  # `large` is ~26.4M parameters
+    # a client that left less than this long ago may still resume: newcomers never evict it
+    resume_window_s: float = 120.0
+    # the latest rounds a session's history keeps one entry each (older ones are merged; at most
+    # twice this many entries in all)
+    history_keep: int = 1000
     # control frames (JSON text) and the first-message (auth) deadline
     max_control_bytes: int = 4096
     auth_timeout_s: float = 10.0
     # per connection: a token bucket of `rate_burst` messages refilled at `rate_per_s`
     rate_per_s: float = 20.0
     rate_burst: int = 40
-    # outgoing frames queued per connection before the relay drops that (slow) reader
+    # outgoing frames queued per connection before the relay drops that (slow) reader, and the
+    # bytes they may pin (frames are shared between connections, but a stalled one keeps old ones)
     send_queue_frames: int = 16
+    send_queue_bytes: int = 256 << 20
+    # large messages (WEIGHTS, UPDATE, a REST weights download) go out in chunks of this size; each
+    # chunk must be taken by the peer within send_timeout_s, else the connection is aborted
+    send_chunk_bytes: int = 1 << 20
+    send_timeout_s: float = 30.0
+    # a message that has begun arriving must be complete within this much reading time (1008 else)
+    message_timeout_s: float = 120.0
+    # after a close frame (or a ping timeout), a peer that does not take what is still buffered is
+    # aborted after this long, which frees the buffers
+    close_grace_s: float = 5.0
     # WebSocket ping/pong dead-peer detection (done by uvicorn's protocol layer)
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0

@@ -53,6 +53,8 @@ def encode_checkpoint(header: dict, arrays: dict[str, np.ndarray]) -> list[bytes
         blobs += [view, b"\0" * _pad(len(view))]
         offset += len(view) + _pad(len(view))
     head = json.dumps({**header, "arrays": entries}, separators=(",", ":"), allow_nan=False).encode()
+    if len(head) > MAX_HEADER_BYTES:  # the limit decode_checkpoint applies: never write what cannot load
+        raise CheckpointError(f"header of {len(head)} bytes is over the {MAX_HEADER_BYTES} byte limit")
     prefix = PREFIX.pack(MAGIC, VERSION, len(head))
     return [prefix, head, b"\0" * _pad(len(prefix) + len(head)), *blobs]
 
@@ -67,8 +69,8 @@ def decode_checkpoint(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         raise CheckpointError("header length out of range")
     try:
         header = json.loads(buf[PREFIX.size : PREFIX.size + head_len])
-    except ValueError:
-        raise CheckpointError("header is not JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        raise CheckpointError("header is not JSON (or nested too deeply)") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
         raise CheckpointError("header has no array list")
     start = PREFIX.size + head_len + _pad(PREFIX.size + head_len)
@@ -78,8 +80,11 @@ def decode_checkpoint(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
             name, dtype, count, offset, digest = (entry[k] for k in ("name", "dtype", "count", "offset", "sha256"))
         except (KeyError, TypeError):
             raise CheckpointError("array entry lacks a field") from None
-        if dtype not in ALLOWED_DTYPES or not isinstance(count, int) or not isinstance(offset, int):
-            raise CheckpointError(f"array {name!r}: bad dtype/count/offset")
+        if not isinstance(name, str) or name in arrays:
+            raise CheckpointError("an array's name is not a string, or is used twice")
+        if (not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES or not _is_int(count) or not _is_int(offset)
+                or not isinstance(digest, str)):
+            raise CheckpointError(f"array {name!r}: bad dtype/count/offset/sha256")
         lo, hi = start + offset, start + offset + count * ALLOWED_DTYPES[dtype].itemsize
         if offset < 0 or count < 0 or hi > len(buf):
             raise CheckpointError(f"array {name!r} runs past the end of the file")
@@ -88,6 +93,10 @@ def decode_checkpoint(buf: bytes) -> tuple[dict, dict[str, np.ndarray]]:
             raise CheckpointError(f"array {name!r} fails its sha256")
         arrays[name] = np.frombuffer(raw, dtype=ALLOWED_DTYPES[dtype]).astype(np.float32)
     return header, arrays
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def write_atomic(path: Path, pieces: list[bytes | memoryview]) -> None:
@@ -126,7 +135,7 @@ class CheckpointStore:
         self.folder = Path(state_dir) / "sessions"
 
     def path_for(self, session_id: str) -> Path:
-        if not SESSION_ID_RE.match(session_id):
+        if not SESSION_ID_RE.fullmatch(session_id):
             raise CheckpointError(f"unsafe session id {session_id!r}")
         return self.folder / (session_id + SUFFIX)
 
@@ -137,13 +146,17 @@ class CheckpointStore:
         self.path_for(session_id).unlink(missing_ok=True)
 
     def load_all(self) -> list[tuple[dict, dict[str, np.ndarray]]]:
-        """Every readable checkpoint; a corrupt file is logged and skipped (and left in place)."""
+        """Every readable checkpoint; any bad file (corrupt, crafted, unreadable, or naming another
+        session than its file name) is logged and skipped (and left in place)."""
         out = []
         if not self.folder.is_dir():
             return out
         for path in sorted(self.folder.glob("*" + SUFFIX)):
             try:
-                out.append(decode_checkpoint(path.read_bytes()))
-            except (CheckpointError, OSError) as e:
-                log.error("skipping checkpoint %s: %s", path.name, e)
+                header, arrays = decode_checkpoint(path.read_bytes())
+                if header.get("session_id") != path.name[: -len(SUFFIX)]:
+                    raise CheckpointError("its session_id is not its file name")
+                out.append((header, arrays))
+            except Exception as e:  # whatever a crafted file provokes, the relay still starts
+                log.error("skipping checkpoint %s: %s: %s", path.name, type(e).__name__, e)
         return out

@@ -1,7 +1,9 @@
 """The WebSocket endpoint `/ws`: origin check, auth-first-message, rate limit, size limits.
 
 Text frames are JSON control messages of at most `max_control_bytes`; binary frames are DELTA
-frames of at most header + 4 * param_count bytes. Anything larger closes the socket with 1009.
+frames of at most header + 4 * param_count bytes. Anything larger closes the socket with 1009
+(under `tabgpt relay`, server/wsproto.py already refuses it at the frame's header: the limit is
+`max_control_bytes` until the join, then the session's frame size, set here).
 Everything else that is wrong gets a typed reply (`error` or `submit_reject`) and changes nothing.
 """
 
@@ -16,6 +18,7 @@ from .connection import CLOSE_POLICY, CLOSE_TOO_BIG, Connection, TokenBucket
 from .hub import Relay
 from .protocol import Join, LossPing, ProtocolError, error, parse_client_message, reject
 from .settings import RelaySettings
+from .wsproto import EXTENSION
 
 LOCALHOST_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 RATE_STRIKES = 3  # rate-limit replies before the relay closes the connection
@@ -27,7 +30,7 @@ def origin_allowed(origin: str | None, host: str | None, secure: bool, settings:
         return True
     if host and origin == f"{'https' if secure else 'http'}://{host}":
         return True
-    if settings.allow_localhost_origins and LOCALHOST_ORIGIN.match(origin):
+    if settings.allow_localhost_origins and LOCALHOST_ORIGIN.fullmatch(origin):
         return True
     return origin in settings.allowed_origins
 
@@ -41,7 +44,10 @@ async def relay_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     conn = Connection(websocket, settings.send_queue_frames,
-                      TokenBucket(settings.rate_per_s, settings.rate_burst, relay.clock))
+                      TokenBucket(settings.rate_per_s, settings.rate_burst, relay.clock),
+                      control=websocket.scope.get("extensions", {}).get(EXTENSION),
+                      queue_bytes=settings.send_queue_bytes, chunk_bytes=settings.send_chunk_bytes,
+                      send_timeout=settings.send_timeout_s)
     conn.start()
     try:
         await conn.serve(_receive_loop(websocket, conn, relay))
@@ -117,6 +123,9 @@ def _handle_text(text: str, conn: Connection, relay: Relay, first_message: bool)
             conn.send(error("already_joined", "this connection has already joined"))
             return True
         relay.join(conn, msg)
+        if conn.session_id is not None and conn.control is not None:
+            # from now on this connection may send its session's DELTA frames, and nothing larger
+            conn.control.set_receive_limit(max(settings.max_control_bytes, relay.max_binary_bytes(conn)))
         return not conn.closing
     if first_message or conn.session_id is None:
         conn.send(error("not_joined", "the first message must be a join"))

@@ -234,7 +234,7 @@ def test_loss_pings_give_a_token_weighted_live_loss():
     effects = s.loss_ping(b, 4.0, 300, T0)
     [live] = inbox(effects, a)
     assert live == {"type": "live_loss", "loss": 3.5, "clients": 2}
-    assert [e.latest for e in effects] == [True]  # a newer live_loss supersedes a queued one
+    assert [e.latest for e in effects] == ["live_loss"]  # a newer live_loss supersedes a queued one
 
 
 def test_checkpoint_round_trip_restores_weights_history_and_tokens():
@@ -287,3 +287,16 @@ def test_session_ids_are_128_bit_hex_that_a_command_line_accepts():
     ids = {make_session().session_id for _ in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
+def test_history_is_summarised_to_a_bounded_length_covering_every_round():
+    from server.session import summarise_history
+
+    history = []
+    for r in range(1000):
+        history = summarise_history(history + [{"round": r, "loss": 1.0 + r % 3, "contributors": 1 + r % 4,
+                                                "tokens": 10 + r % 5}], keep=10)
+        assert len(history) <= 20
+    assert sum(h.get("rounds", 1) for h in history) == 1000 and history[0]["round"] == 0
+    assert sum(h["tokens"] for h in history) == sum(10 + r % 5 for r in range(1000))
+    assert [h["round"] for h in history[-10:]] == list(range(990, 1000))

@@ -32,14 +32,14 @@ def test_round_trip_keeps_header_and_arrays_bit_for_bit(tmp_path):
 
 def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
     store = CheckpointStore(tmp_path)
-    store.save(SID, {"round": 1}, _arrays(1))
+    store.save(SID, {"session_id": SID, "round": 1}, _arrays(1))
 
     def crash(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(storage.os, "replace", crash)
     with pytest.raises(OSError):
-        store.save(SID, {"round": 2}, _arrays(2))
+        store.save(SID, {"session_id": SID, "round": 2}, _arrays(2))
     monkeypatch.undo()
     [(header, arrays)] = store.load_all()
     assert header["round"] == 1 and arrays["weights"].tobytes() == _arrays(1)["weights"].tobytes()
@@ -71,3 +71,13 @@ def test_session_ids_that_are_not_tokens_never_become_paths(tmp_path):
         with pytest.raises(CheckpointError):
             store.path_for(bad)
     store.delete(SID)  # deleting a missing checkpoint is fine
+
+
+def test_a_header_over_the_load_limit_is_never_written(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path)
+    store.save(SID, {"session_id": SID, "round": 1}, _arrays(1))
+    monkeypatch.setattr(storage, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(CheckpointError, match="over the 1000 byte limit"):
+        store.save(SID, {"session_id": SID, "round": 2, "history": [{"loss": 1.0}] * 100}, _arrays(2))
+    [(header, _)] = store.load_all()
+    assert header["round"] == 1  # the old checkpoint stays

@@ -61,7 +61,8 @@ class Worker:
     def __init__(self, base: str, session_id: str, name: str, token: str | None = None,
                  join_secret: str | None = None):
         self._stack = ExitStack()
-        self.ws = self._stack.enter_context(connect(_ws_url(base), open_timeout=5, max_size=None))
+        # max_queue=None: reading never pauses, so a close never waits behind unread fragments
+        self.ws = self._stack.enter_context(connect(_ws_url(base), open_timeout=5, max_size=None, max_queue=None))
         self.client = RelayClient(session_id, name, token, join_secret)
         self.weights: np.ndarray | None = None
         self.ws.send(self.client.join_message())
