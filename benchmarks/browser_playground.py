@@ -1,6 +1,6 @@
 """The playground's three measured figures, rerunnable: headless Chromium here against the native host.
 
-    .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano] [--json FILE] [--site DIR]
+    .venv/bin/python benchmarks/browser_playground.py [--steps 30] [--batch 8] [--model nano[,tiny,...]] [--json FILE] [--site DIR]
                                                       [--default-chromium]
 
 1. Time from page load to the first training step: the page's own clock (performance.now(), from the
@@ -16,6 +16,17 @@
    starts its clock (the page does it at boot; native_run does it as the page does), so neither
    figure includes compilation. Native runs once before and once after the browser; the ratio is
    against the faster of the two (a busy machine slows whichever runs at the time).
+4. Host time per step: the time the page's Python spends in each training step's call (the batch's
+   writes and the step's replay, in JavaScript: browser/step_replay.js), the median over the run's
+   steps after the first (which records the step), in the run and in its rerun after a reload;
+   on SwiftShader the page shares the 2 cores with the GPU's threads, which compute the earlier
+   steps meanwhile. Beside it the same with the Python replay (?replay=python, the same page, the
+   same losses) and the native host's own time for the same plan (wgpu-native:
+   the same GpuBackend.step, Python replay over wgpu-py, its submit included and apart), and the
+   goal 0.3 ms + 2 us x dispatches. The page's ms/step and host share (1 - read-back waits / training
+   time) come along, and the host time after read-backs per step (from a read-back's end to the next
+   step: the page's updates, evaluations, checkpoints, the next batch).
+--model takes a comma-separated list of presets (nano,tiny,small): one run each, in one file.
 Chromium runs with the tests' flags (tests/_browser.py CHROMIUM_ARGS: no Dawn workgroup-memory
 zero-fill) unless --default-chromium asks for a user's defaults (DEFAULT_CHROMIUM_ARGS).
 The site is built into a temporary folder (mkdocs build --strict) unless --site names a built one;
@@ -33,6 +44,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -55,12 +67,13 @@ def browser_run(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
         fill(page, **form)
         clicked_ms = page.evaluate("performance.now()")
         page.click('[data-testid="train-button"]')
-        state = wait_state(page, FINISHED, 600_000)
+        state = wait_state(page, FINISHED, 3_600_000)
         wall_s = time.perf_counter() - t0
         if state != "done":
             raise RuntimeError(page.text_content(STATUS))
         marks = page_marks(page)
         tasks = long_tasks_since(page, clicked_ms)
+        timing = loss_log(page)["timing"]
         out = {
             "adapter": page.text_content('[data-testid="backend"]'), "chromium_args": list(chromium_args),
             "user_agent": page.evaluate("navigator.userAgent"),
@@ -69,7 +82,9 @@ def browser_run(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
             "first_step_s": marks["first-step"], "goto_to_done_wall_s": round(wall_s, 2),
             "long_tasks_while_training": len(tasks), "longest_task_ms": max(tasks, default=0.0),
             "tokens_per_s": float(page.get_attribute('[data-testid="tokens-per-s"]', "data-value")),
-            "losses": loss_log(page)["losses"], "timing": loss_log(page)["timing"],
+            "losses": loss_log(page)["losses"],
+            "timing": {k: v for k, v in timing.items() if k != "step_ms"},
+            **host_figures(page, timing),
         }
         # the same run again after a reload: the browser may have kept the compiled pipelines
         page.reload()
@@ -77,16 +92,63 @@ def browser_run(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
         fill(page, **form)
         clicked_ms = page.evaluate("performance.now()")
         page.click('[data-testid="train-button"]')
-        if wait_state(page, FINISHED, 600_000) != "done":
+        if wait_state(page, FINISHED, 3_600_000) != "done":
             raise RuntimeError(page.text_content(STATUS))
         again = page_marks(page)
         out["reload"] = {"page_ready_s": again["ready"], "train_clicked_s": clicked_ms / 1e3,
                          "first_step_s": again["first-step"],
-                         "tokens_per_s": float(page.get_attribute('[data-testid="tokens-per-s"]', "data-value"))}
+                         "tokens_per_s": float(page.get_attribute('[data-testid="tokens-per-s"]', "data-value")),
+                         **host_figures(page, loss_log(page)["timing"])}
+        # the same run with every step replayed by Python through the FFI (the page's previous path)
+        page.evaluate("history.replaceState(null, '', '?replay=python')")
+        page.evaluate(f"document.querySelector('{STATUS}').dataset.state = 'clicked'")
+        page.click('[data-testid="train-button"]')
+        if wait_state(page, FINISHED, 3_600_000) != "done":
+            raise RuntimeError(page.text_content(STATUS))
+        out["python_replay"] = {"losses_equal": loss_log(page)["losses"] == out["losses"],
+                                **host_figures(page, loss_log(page)["timing"])}
         rec.close()
         browser.close()
     server.httpd.shutdown()
     return out
+
+
+def host_figures(page, timing: dict) -> dict:
+    """The page's host time per step (median over the steps after the first), ms/step, host share, replay."""
+    share = page.locator('[data-testid="host-share"]')
+    return {"host_ms_per_step": median(timing["step_ms"]) if timing.get("step_ms") else None,
+            "dispatches_per_step": timing.get("dispatches_per_step"),
+            "after_read_ms_per_step": timing["after_read_s"] * 1e3 / timing["steps"] if timing.get("steps") else None,
+            "ms_per_step": float(page.get_attribute('[data-testid="ms-per-step"]', "data-value")),
+            "host_share": float(share.get_attribute("data-value")), "replay": share.get_attribute("data-replay")}
+
+
+def native_host(ex, backend, x, y, steps: int) -> dict:
+    """The native host's time per GpuBackend.step for the same plan (Python replay over wgpu-py), on
+    an idle GPU: median of `steps` calls, whole and without the submit."""
+    from pyscript_app.gpu.executor import run_sync
+
+    submit, spent = ex._submit, []
+
+    def timed(encoder):
+        t = time.perf_counter()
+        submit(encoder)
+        spent.append(time.perf_counter() - t)
+
+    ex._submit = timed
+    whole = []
+    try:
+        for _ in range(steps):
+            run_sync(backend.pop_losses())  # waits for the GPU: the step starts on an idle one
+            spent.clear()
+            t = time.perf_counter()
+            run_sync(backend.step(x, y, 1e-3))
+            whole.append((time.perf_counter() - t, sum(spent)))
+    finally:
+        ex._submit = submit
+    return {"host_ms_per_step": median(w for w, _ in whole) * 1e3,
+            "encode_ms_per_step": median(w - s for w, s in whole) * 1e3,
+            "dispatches_per_step": backend.step_dispatches}
 
 
 def native_run(site: Path, form: dict) -> dict:
@@ -116,14 +178,44 @@ def native_run(site: Path, form: dict) -> dict:
     session = TrainingSession(settings, data, GpuBackend(cfg.model_cfg(), cfg, ex),
                               CheckpointStore(MemoryFiles()), settings.run_key(data.data_id))
     progress = asyncio.run(session.run(lambda event, progress: None))
+    backend = session.backend
+    x, y = session.trainer.batch(0)
     return {"adapter": f"{ex.engine}: {ex.adapter_info.get('device')}", "compile_s": round(compile_s, 2),
             "tokens_per_s": progress.tokens_per_s,
-            "losses": progress.step_losses, "timing": progress.timing}
+            "losses": progress.step_losses,
+            "timing": {k: v for k, v in progress.timing.items() if k != "step_ms"},
+            **native_host(ex, backend, x, y, form["steps"])}
+
+
+def run_preset(site: Path, form: dict, chromium_args: tuple[str, ...]) -> dict:
+    # native before and after the browser: a busy machine slows whichever runs at the time, so the
+    # ratio is taken against the faster native run (the conservative choice)
+    before = native_run(site, form)
+    browser = browser_run(site, form, chromium_args)
+    after = native_run(site, form)
+    native = max(before, after, key=lambda r: r["tokens_per_s"])
+    native["host_ms_per_step"] = min(before["host_ms_per_step"], after["host_ms_per_step"])
+    native["encode_ms_per_step"] = min(before["encode_ms_per_step"], after["encode_ms_per_step"])
+    worst = max(abs(b - n) / abs(n) for b, n in zip(browser["losses"], native["losses"]))
+    host, dispatches = browser["host_ms_per_step"], browser["dispatches_per_step"]
+    result = {
+        "date": date.today().isoformat(), "machine": f"{platform.node()} {platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores", "load_average": __import__("os").getloadavg(), "form": form,
+        "browser": browser, "native": native,
+        "native_tokens_per_s_before_after": [before["tokens_per_s"], after["tokens_per_s"]],
+        "tokens_per_s_ratio": browser["tokens_per_s"] / native["tokens_per_s"],
+        "worst_relative_loss_difference": worst,
+        "host_goal_ms": 0.3 + 0.002 * dispatches if dispatches else None,
+        "host_ratio_to_native": host / native["host_ms_per_step"] if host else None,
+    }
+    for host_run in ("browser", "native"):
+        result[host_run].pop("losses")
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="nano")
+    ap.add_argument("--model", default="nano", help="a preset, or several separated by commas")
     ap.add_argument("--dataset", default="names")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
@@ -132,28 +224,16 @@ def main() -> int:
     ap.add_argument("--default-chromium", action="store_true",
                     help="Chromium's default WebGPU settings (with Dawn's workgroup-memory zero-fill)")
     args = ap.parse_args()
-    form = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "batch": args.batch,
-            "checkpoint_every": args.steps, "samples": 0}
+    chromium_args = DEFAULT_CHROMIUM_ARGS if args.default_chromium else CHROMIUM_ARGS
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(args.site) if args.site else build_site(Path(tmp) / "site")
-        # native before and after the browser: a busy machine slows whichever runs at the time, so the
-        # ratio is taken against the faster native run (the conservative choice)
-        before = native_run(site, form)
-        browser = browser_run(site, form, DEFAULT_CHROMIUM_ARGS if args.default_chromium else CHROMIUM_ARGS)
-        after = native_run(site, form)
-    native = max(before, after, key=lambda r: r["tokens_per_s"])
-    worst = max(abs(b - n) / abs(n) for b, n in zip(browser["losses"], native["losses"]))
-    result = {
-        "date": date.today().isoformat(), "machine": f"{platform.node()} {platform.machine()}, "
-        f"{__import__('os').cpu_count()} cores", "load_average": __import__("os").getloadavg(), "form": form,
-        "browser": browser, "native": native,
-        "native_tokens_per_s_before_after": [before["tokens_per_s"], after["tokens_per_s"]],
-        "tokens_per_s_ratio": browser["tokens_per_s"] / native["tokens_per_s"],
-        "worst_relative_loss_difference": worst,
-    }
-    for host in ("browser", "native"):
-        result[host].pop("losses")
-    print(json.dumps(result, indent=1))
+        for model in args.model.split(","):
+            form = {"dataset": args.dataset, "model": model, "steps": args.steps, "batch": args.batch,
+                    "checkpoint_every": args.steps, "samples": 0}
+            runs[model] = run_preset(site, form, chromium_args)
+            print(json.dumps({model: runs[model]}, indent=1), flush=True)
+    result = runs[args.model] if len(runs) == 1 else {"runs": runs}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -9,6 +9,8 @@
 //                           dk = dS.T @ q * scale;  dv = P.T @ dy
 //   attention_decode:       k_cache[h, pos] = k;  v_cache[h, pos] = v      (the new token, batch 1)
 //                           y = softmax(q @ k_cache[h, :pos+1].T * scale) @ v_cache[h, :pos+1]
+//   attention_kv_fill:      k_cache[h, :T] = k[:, h];  v_cache[h, :T] = v[:, h]  (a batched prefill's
+//                           keys and values, batch 1: qkv (T,3C); decode then continues at pos = T)
 // Shapes (f32, row-major): qkv, dqkv (B,T,3C) with columns [q | k | v] and head h at h*D:(h+1)*D
 //   inside each; y, dy (B,T,C); lse (B,H,T); decode: qkv_row (3C,), y_row (C,),
 //   k_cache, v_cache (H,Tmax,D). D = C / H must be a multiple of 4 (rows are read as vec4).
@@ -24,6 +26,8 @@
 //                           4 dqkv (read_write), 5 params
 //   attention_decode:       0 qkv_row (read), 1 k_cache (read_write), 2 v_cache (read_write),
 //                           3 y_row (read_write), 4 params (DecodeParams)
+//   attention_kv_fill:      0 qkv (read), 1 k_cache (read_write), 2 v_cache (read_write), 3 params
+//                           (KvFillParams)
 // Overrides: D = 64 head width (a multiple of 4, at most 64);
 //            BQ = 8 query rows (and keys) per tile, with BQ <= 16 and BQ * D/4 <= 128
 //            (gpu/attention_ops.py picks BQ = min(16, 128 // (D/4))).
@@ -31,8 +35,8 @@
 //   tile row r. decode is DEC_WG = 64 invocations.
 // Grid: forward: (ceil(T/BQ), H, B), one workgroup per query tile of one (b, h);
 //       backward: (2 * ceil(T/BQ), H, B): x < ceil(T/BQ) a query tile (dq), else a KEY tile (dk, dv);
-//       decode: (H, 1, 1).
-// Entry points: attention_forward, attention_backward, attention_decode
+//       decode: (H, 1, 1); kv_fill: one invocation per vec4 of k, DEC_WG each: grid_1d(T * C / 4, 64).
+// Entry points: attention_forward, attention_backward, attention_decode, attention_kv_fill
 //
 // Speed notes: every per-invocation accumulator is a single vec4 (no function-scope arrays, which
 // naga compiles to slow code when indexed dynamically); the q, k, v, dy tiles live in workgroup
@@ -64,6 +68,13 @@ struct DecodeParams {
   pos: u32,  // position of the new token: 0 <= pos < Tmax
 };
 
+struct KvFillParams {
+  T: u32,     // positions 0 .. T-1 to write (T <= Tmax)
+  C: u32,
+  H: u32,
+  Tmax: u32,
+};
+
 // attention_forward
 @group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y_out: array<vec4<f32>>;
@@ -81,6 +92,7 @@ struct DecodeParams {
 @group(0) @binding(2) var<storage, read_write> v_cache: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y_row: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> pd: DecodeParams;
+@group(0) @binding(3) var<uniform> pf: KvFillParams;  // attention_kv_fill (qkv, k_cache, v_cache as above)
 
 var<workgroup> q_sh: array<vec4<f32>, TILE_VEC4>;   // [row * D4 + c]  query rows (q * scale)
 var<workgroup> k_sh: array<vec4<f32>, TILE_VEC4>;   // [key * D4 + c]
@@ -383,4 +395,20 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     l_total += l_sh[k * D4 + lid];
   }
   y_row[col + lid] = total / l_total;
+}
+
+// The keys and values of a whole prompt into the caches at once (the batched prefill; batch 1):
+// invocation e copies vec4 column cc = e % (C/4) of position t = e / (C/4), in head h = cc / (D/4).
+@compute @workgroup_size(DEC_WG)
+fn attention_kv_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let D4 = D / 4u;
+  let C4 = pf.C / 4u;
+  let e = (wid.y * nwg.x + wid.x) * DEC_WG + lid;
+  if (e >= pf.T * C4 || pf.T > pf.Tmax) { return; }
+  let t = e / C4;
+  let cc = e % C4;
+  let dst = (cc / D4) * pf.Tmax * D4 + t * D4 + cc % D4;
+  k_cache[dst] = qkv[t * 3u * C4 + C4 + cc];
+  v_cache[dst] = qkv[t * 3u * C4 + 2u * C4 + cc];
 }

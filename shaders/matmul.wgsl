@@ -15,6 +15,9 @@
 //                            y = xn @ w                 g (K,), rstd (N,), xn (N,K) (rmsnorm_forward, then
 //                            the product: the pre-norm block's norm folded into the matmul after it)
 //   matmul_forward_rmsnorm_relu: y = relu(xn @ w), xn as above (the MLP's fc: only the activation is kept)
+//   matmul_forward_bias:     y  = x @ w + b             b (M,) (reference/ops_gpt2.py linear_forward)
+//   matmul_forward_bias_gelu: y = gelu(x @ w + b)       GPT-2's tanh GELU (ops_gpt2.gelu_forward): its MLP's fc
+//   matmul_forward_bias_residual: y = res + (x @ w + b) res (N,M) (GPT-2's c_proj: the residual add)
 // All arrays f32, row-major. The uniform fields are the FORWARD's N, K, M for every entry.
 // accumulate = 0: out = result (overwrite); accumulate = 1: out += result (every output of the entry).
 // The rmsnorm entries have eps in its place and always overwrite y, xn and rstd. Every workgroup
@@ -34,6 +37,9 @@
 //   matmul_backward, _relu:  0 x, 1 w, 2 dy (read), 3 dx (read_write), 4 dw (read_write), 5 params
 //   matmul_forward_rmsnorm, _relu: 0 x, 1 w, 2 g (read), 3 y, 4 xn, 5 rstd (read_write),
 //                            6 params (NormMatmulParams)
+//   matmul_forward_bias, _bias_gelu: 0 x, 1 w, 2 b (read), 3 y (read_write), 4 params
+//   matmul_forward_bias_residual: 0 x, 1 w, 2 b, 3 res (read), 4 y (read_write), 5 params
+//       (their _v4 twins read b and res as f32 arrays: in2, in3)
 // Overrides: TM, TN = output rows / columns per workgroup, each 32, 64 or 128 (default 64). Every
 //   invocation owns an RPI x RPI block of outputs (RPI = 8, the default, or 4), so a workgroup has
 //   (TN/RPI) x (TM/RPI) invocations (16 x 16 at 128 x 128). Large products want 128 x 128 at RPI 8
@@ -280,4 +286,30 @@ fn matmul_forward_rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 fn matmul_forward_rmsnorm_relu(@builtin(workgroup_id) wid: vec3<u32>,
                                @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward(EPI_RELU, wid, lid);
+}
+
+// --- the bias in the epilogue: y = x @ w + b, gelu(x @ w + b), res + (x @ w + b) (GPT-2's linear layers) ---
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  store_bias_out3(EPI_PLAIN, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
+}
+
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias_gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  store_bias_out3(EPI_GELU, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
+}
+
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias_residual(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product(Sources(0u, 1u), operand(p5.K, 1u, p5.N), operand(1u, p5.M, p5.M), row0, col0, p5.K, lid);
+  store_bias_out4(row0, col0, p5.N, p5.M, p5.accumulate != 0u, lid);
 }

@@ -71,6 +71,7 @@ struct NormMatmulParams {
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>;  // y (forward_residual) | dx (backward)
 @group(0) @binding(4) var<storage, read_write> out4: array<f32>;  // dw (backward) | xn (rmsnorm)
 @group(0) @binding(5) var<storage, read_write> out5: array<f32>;  // rstd (rmsnorm) | dw parts (split)
+@group(0) @binding(3) var<storage, read> in3: array<f32>;         // res (forward_bias_residual)
 // The vec4-load twins (entries ending in _v4) bind the same buffers as vec4 arrays instead: an
 // entry uses in0..in2 or in0v..in2v, never both (WGSL allows shared bindings across entry points).
 @group(0) @binding(0) var<storage, read> in0v: array<vec4<f32>>;         // in0 for the _v4 entries
@@ -479,6 +480,59 @@ fn store_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
       if (o.x < R && c < Q) {
         let i = o.x * Q + c;
         if (acc) { out4[i] = out4[i] + v[e]; } else { out4[i] = v[e]; }
+      }
+    }
+  }
+}
+
+// The bias entries' epilogue (matmul_forward_bias, _bias_gelu, _bias_residual and their _v4 twins):
+// t = v + b[c], then gelu(t) (EPI_GELU) or res[i] + t (store_bias_out4). Their products (product,
+// product_v4) read only in0 / in0v and in1 / in1v, so b (in2) and res (in3) are plain f32 arrays in the
+// twins too, and one store function serves both.
+const EPI_GELU: u32 = 4u;  // gelu(v), GPT-2's tanh approximation (elementwise.wgsl's gelu_forward)
+const GELU_K: f32 = 0.7978845608028654;  // sqrt(2 / pi)
+const GELU_A: f32 = 0.044715;
+
+// x * sigmoid(2u) = 0.5 x (1 + tanh(u)), u = GELU_K (x + GELU_A x^3): elementwise.wgsl's gelu_forward
+// (see its header for why no tanh, and why sigmoid(2u) is exactly 0 or 1 from |u| = 40 on).
+fn gelu(x: f32) -> f32 {
+  let u = GELU_K * (x + GELU_A * x * x * x);
+  if (!(abs(u) < 40.0)) { return x * select(0.0, 1.0, u >= 0.0); }
+  let a = exp(-2.0 * abs(u));
+  let r = 1.0 / (1.0 + a);
+  return x * select(a * r, r, u >= 0.0);
+}
+
+fn store_bias_out3(kind: u32, row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
+  for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        var y = v[e] + in2[c];
+        if (kind == EPI_GELU) { y = gelu(y); }
+        if (acc) { out3[i] = out3[i] + y; } else { out3[i] = y; }
+      }
+    }
+  }
+}
+
+fn store_bias_out4(row0: u32, col0: u32, R: u32, Q: u32, acc: bool, lid: vec3<u32>) {
+  if (lid.z != 0u) { return; }  // sliced K: group 0 holds the sums
+  for (var j = 0u; j < 16u; j++) {
+    if (!owned(j)) { continue; }
+    let o = result_origin(j / 2u, j % 2u, row0, col0, lid);
+    let v = result(j / 2u, j % 2u);
+    for (var e = 0u; e < 4u; e++) {
+      let c = o.y + e;
+      if (o.x < R && c < Q) {
+        let i = o.x * Q + c;
+        let y = in3[i] + (v[e] + in2[c]);
+        if (acc) { out4[i] = out4[i] + y; } else { out4[i] = y; }
       }
     }
   }

@@ -7,12 +7,15 @@
 // === vec4-load twins: matmul.wgsl's entries with one 16-byte load per global read ==============
 // matmul_forward_v4, _backward_dx_v4, _backward_dw_v4, _forward_residual_v4, _backward_v4,
 // _backward_relu_v4, _backward_split_v4, _backward_relu_split_v4, _forward_rmsnorm_v4,
-// _forward_rmsnorm_relu_v4: same bindings, uniform, grid and
-// overrides as their scalar entry; the operands are read through in0v..in2v. Precondition (checked by
+// _forward_rmsnorm_relu_v4, _forward_bias_v4, _forward_bias_gelu_v4, _forward_bias_residual_v4:
+// same bindings, uniform, grid and overrides as their scalar entry; the operands are read through
+// in0v..in2v (the bias entries' b and res stay f32: in2, in3). Precondition (checked by
 // registry.matmul_entry, the only chooser): K % 4 == 0 and M % 4 == 0. Those are the contiguous
 // dimensions of every operand read (x (N,K), w (K,M), dy and res (N,M), g (K,)); N may be anything
 // (rows are never contiguous). Then a vec4 along an operand's contiguous dimension starts at a
 // multiple of 4 elements and is wholly inside or wholly outside the operand at every edge.
+// (matmul_backward_dx_v4 reads only dy (N,M) and w (K,M), along M: it needs M % 4 == 0 alone, which
+// registry.tied_head_entry uses for GPT-2's head, K = V = 50,257.)
 // The tiles receive the same values at the same places as the scalar entries', multiply_tiles is
 // shared and each accumulator sums k in the same order, so every output is BIT-IDENTICAL to the
 // scalar entry's (tests/test_kernels_matmul.py checks it).
@@ -365,4 +368,30 @@ fn matmul_forward_rmsnorm_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 fn matmul_forward_rmsnorm_relu_v4(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(local_invocation_id) lid: vec3<u32>) {
   normed_forward_v4(EPI_RELU, wid, lid);
+}
+
+// The bias entries' twins: x and w through in0v, in1v; b and res stay f32 arrays (store_bias_out3/4).
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product_v4(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  store_bias_out3(EPI_PLAIN, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
+}
+
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias_gelu_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product_v4(Sources(0u, 1u), operand(p4.K, 1u, p4.N), operand(1u, p4.M, p4.M), row0, col0, p4.K, lid);
+  store_bias_out3(EPI_GELU, row0, col0, p4.N, p4.M, p4.accumulate != 0u, lid);
+}
+
+@compute @workgroup_size(TN / RPI, TM / RPI, KGROUPS)
+fn matmul_forward_bias_residual_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                                   @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row0 = wid.y * TM;
+  let col0 = wid.x * TN;
+  product_v4(Sources(0u, 1u), operand(p5.K, 1u, p5.N), operand(1u, p5.M, p5.M), row0, col0, p5.K, lid);
+  store_bias_out4(row0, col0, p5.N, p5.M, p5.accumulate != 0u, lid);
 }

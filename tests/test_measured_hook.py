@@ -119,6 +119,24 @@ def test_federated_and_playground_sections_follow_their_files(hook, results):
     assert "99.5 s" in after[1] and "99.5 s" not in before[1]
 
 
+def test_playground_host_times_get_their_table(hook, tmp_path):
+    run = {"date": "2026-12-07", "form": {"model": "small", "dataset": "names", "batch": 8, "steps": 30},
+           "browser": {"adapter": "swiftshader", "chromium_args": [], "host_ms_per_step": 0.2468,
+                       "reload": {"host_ms_per_step": 0.5}, "dispatches_per_step": 59, "ms_per_step": 123.4,
+                       "host_share": 0.031, "python_replay": {"host_ms_per_step": 2.9, "losses_equal": True}},
+           "native": {"adapter": "llvmpipe", "host_ms_per_step": 1.5, "encode_ms_per_step": 1.1},
+           "host_goal_ms": 0.418, "host_ratio_to_native": 0.16}
+    (tmp_path / "playground-2026-12-07.json").write_text(json.dumps({"runs": {"small": run}}))
+    out = hook.render_playground(tmp_path)
+    row = next(line for line in out.splitlines() if "**0.25**" in line)
+    for cell in ("| small |", "| 59 |", "| 0.50 |", "| 2.90 |", "| 1.50 (1.10) |", "| 0.418 |", "| 0.16 |",
+                 "| 123.4 |", "| 3 % |", "| yes |"):
+        assert cell in row, cell
+    del run["browser"]["host_ms_per_step"]  # an older file: no host table
+    (tmp_path / "playground-2026-12-07.json").write_text(json.dumps({"runs": {"small": run}}))
+    assert "Host time per training step" not in hook.render_playground(tmp_path)
+
+
 def test_markers_are_replaced_and_unknown_ones_refused(hook, results):
     from mkdocs.exceptions import PluginError
 
@@ -140,3 +158,26 @@ def test_each_page_has_its_marker_and_the_bench_page_is_short():
     for testid in ("run-bench", "bench-summary", "bench-status", "bench-cases", "bench-timings", "bench-steps",
                    "bench-profile", "bench-download"):
         assert f'data-testid="{testid}"' in bench, testid
+
+
+def _inference_result(date: str, ms: float) -> dict:
+    return {"backend": "gpu", "engine": "dawn", "date": date, "command": "tabgpt bench --inference gpt2",
+            "adapter": {"device": "NVIDIA H100", "vendor": "nvidia", "description": "nvidia: 580.1"},
+            "gate": [{"name": "c", "passed": True}], "versions": {"torch": "2.11"},
+            "inference": {"model": "gpt2", "dtype": "f32", "prompt_tokens": 32, "new_tokens": 256,
+                          "step_weight_bytes": 497e6, "memory_gb_s": 3000.0, "floor_ms_per_token": 0.166,
+                          "ours": {"first_token_ms": 9.5, "ms_per_token": ms},
+                          "transformers": {"device": "NVIDIA H100", "transformers": "5.1", "first_token_ms": 8.0,
+                                           "ms_per_token": 7.5},
+                          "ratio_ms_per_token": ms / 7.5, "over_floor": ms / 0.166, "ids_agree": 256}}
+
+
+def test_the_inference_section_renders_the_newest_file_and_follows_its_figures(hook, tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps(_inference_result("2026-01-01T00:00:00+00:00", 99.0)))
+    (tmp_path / "new.json").write_text(json.dumps(_inference_result("2026-02-01T00:00:00+00:00", 3.25)))
+    page = hook.render_inference(tmp_path)
+    assert "NVIDIA H100" in page and "3.25" in page and "99.0" not in page and "256 of 256" in page
+    assert "580.1" in page and "`tabgpt bench --inference gpt2`" in page
+    _edit(tmp_path / "new.json", lambda d: d["inference"]["ours"].update(ms_per_token=4.75))
+    assert "4.75" in hook.render_inference(tmp_path)
+    assert "No `tabgpt bench --inference`" in hook.render_inference(tmp_path / "none")

@@ -158,7 +158,10 @@ class PlaygroundPage:
         status.textContent = text
 
     def render_live(self, progress: Progress) -> None:
-        by_testid("live").innerHTML = live_html(progress, 1024 if self.model is None else self.model[1].vocab_size)
+        ex = self.ex
+        replay = "" if ex is None else ex.replay_mode if ex.js_replay else "python"
+        by_testid("live").innerHTML = live_html(progress, 1024 if self.model is None else self.model[1].vocab_size,
+                                                replay)
 
     def read_form(self) -> dict:
         form = by_testid("playground-form")
@@ -285,6 +288,9 @@ class PlaygroundPage:
             if run.tokenizer.sha256 != data.tokenizer.sha256:
                 raise InputError("the saved checkpoint was trained with another tokenizer")
         backend = await self.gpu_backend(cfg)
+        # steps replay in JavaScript (browser/step_replay.js); ?replay=python in the page's URL replays
+        # them in Python, as every step did before (tests/test_browser_step_replay.py compares the two)
+        self.ex.js_replay = self.ex.step_replay is not None and "replay=python" not in str(window.location.search)
         await self.compile_pipelines(cfg, self._warming)  # mostly done at boot or on a form change
         status.setAttribute("data-backend-ms", str(page_ms()))
         self.session = TrainingSession(settings, data, backend, self.store, key,
@@ -298,6 +304,8 @@ class PlaygroundPage:
                 by_testid("samples").innerHTML = samples_html(
                     progress.samples, settings.prompt, settings.temperature, settings.top_k)
             elif kind != "init":
+                if kind == "done":  # for the loss log (benchmarks/browser_playground.py reads it)
+                    progress.timing["dispatches_per_step"] = backend.step_dispatches
                 self.render_live(progress)
 
         def on_first_step() -> None:

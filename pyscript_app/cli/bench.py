@@ -56,9 +56,43 @@ def bench_numpy(args) -> dict:
     return out
 
 
+def bench_inference(args) -> dict:
+    """The gate on the GPU, then GPT-2 decoding beside transformers (inference/bench_gpt2.py)."""
+    from ..gpu.bench import gate
+    from ..gpu.native import open_device
+    from ..inference.bench_gpt2 import bench_inference as run, print_inference
+
+    ex = open_device(args.gpu)
+    print(f"adapter: {ex.adapter_info}")
+    results, _, _ = gate(ex)
+    out = {"backend": "gpu", "engine": ex.engine, "adapter": ex.adapter_info,
+           "gate": [{"name": r.name, "passed": r.passed, "error": r.error} for r in results]}
+    if all(r.passed for r in results):
+        out["inference"] = run(ex, args.inference, args.new_tokens, args.prompt_tokens)
+        print_inference(out["inference"])
+    return out
+
+
+def _check_inference(args) -> None:
+    from ..inference.bench_gpt2 import SIZES, config_for
+
+    if args.inference not in SIZES:
+        raise UserError(f"unknown GPT-2 size {args.inference!r}; choose from {', '.join(SIZES)}")
+    if args.backend != "gpu":
+        raise UserError("--inference runs on the GPU: add --backend gpu")
+    if args.dtype != "f32":
+        raise UserError("f16 weights for GPT-2 decoding are not built yet: use --dtype f32")
+    context = config_for(args.inference).n_positions
+    if args.prompt_tokens + args.new_tokens > context:
+        raise UserError(f"{args.prompt_tokens} prompt + {args.new_tokens} new tokens exceed the context ({context})")
+
+
 def cmd_bench(args) -> int:
     _models(args.models)  # validate before any work
-    if args.backend == "numpy":
+    if args.inference:
+        _check_inference(args)
+        res = bench_inference(args)
+    elif args.backend == "numpy":
         res = bench_numpy(args)
     else:
         from ..gpu.bench import bench_gpu

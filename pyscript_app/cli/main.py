@@ -145,11 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=_positive_int, default=10)
     b.add_argument("--gemm", type=_nonneg_int, default=0, help="also time an N x N x N matmul (gpu; e.g. 4096)")
     b.add_argument("--json", default=None, help="write all results to this file")
+    b.add_argument("--inference", default=None, metavar="SIZE",
+                   help="instead of training: GPT-2 decoding at this shape (gpt2 = 124M, gpt2-medium, ..., "
+                        "gpt2-tiny) with random weights, beside transformers' generate (--backend gpu)")
+    b.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="GPT-2 weights for --inference")
+    b.add_argument("--prompt-tokens", type=_positive_int, default=32, help="prompt length for --inference")
+    b.add_argument("--new-tokens", type=_positive_int, default=256, help="tokens generated for --inference")
 
     r = sub.add_parser("relay", help="run the federated relay (Starlette + uvicorn)")
     r.add_argument("--host", default="127.0.0.1")
     r.add_argument("--port", type=_positive_int, default=8000)
     r.add_argument("--state-dir", default=None, help="where sessions are checkpointed")
+    r.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
+                   help="share sessions with the other relay processes on this Redis (then --state-dir is not used)")
 
     j = sub.add_parser("join", help="join a federated session as a native worker")
     j.add_argument("url", help="relay URL, e.g. http://127.0.0.1:8000")
@@ -182,7 +190,7 @@ def _dispatch(args) -> int:
         return cmd_bench(args)
     if args.command == "relay":
         from server.run import run
-        run(args.host, args.port, args.state_dir)
+        run(args.host, args.port, args.state_dir, redis_url=args.redis)
         return 0
     if args.command == "join":
         from ..federated.worker import cmd_join

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from . import registry, uniforms
 from .executor import Executor, Target
 from .registry import is_gpu_adapter
 
@@ -149,3 +150,12 @@ class AttentionOps:
             self._decode_pos = pos
         self.ex.dispatch("attention_decode", [qkv_row, k_cache, v_cache, y_row], self.decode_params,
                          overrides=self.overrides, shape={"H": self.H})
+
+    def decode_write(self, pos: int) -> tuple[Target, bytes]:
+        """(decode_params, its bytes for `pos`): the write a replayed decode step (Executor.run_plan)
+        queues instead of calling decode() again; decode() then knows the buffer holds pos."""
+        if not 0 <= pos < self.Tmax:
+            raise ValueError(f"position {pos} outside the cache 0..{self.Tmax - 1}")
+        self._decode_pos = pos
+        values = {"C": self.C, "H": self.H, "Tmax": self.Tmax, "pos": pos}
+        return self.decode_params, uniforms.pack(registry.get("attention_decode").uniform, values)

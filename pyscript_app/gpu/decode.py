@@ -8,13 +8,17 @@ Pure Python; mirrors reference/kvcache.py decode_step for B = 1. Per token at po
 Caches: k_cache[l], v_cache[l] (H,Tmax,D), Tmax = block_size; AttentionOps.decode writes slot pos
 and attends over slots 0..pos, so positions after pos are simply overwritten later (a reset needs
 no clearing). One submission and one read of V floats per token.
+
+The first token records the step as a plan (Executor.begin_plan); later tokens hand it to
+Executor.run_plan_read with the token and pos writes and the wpe row's source offset: one call, which
+the browser host makes to JavaScript (browser/step_replay.js).
 """
 
 from __future__ import annotations
 
 from array import array
 
-from .executor import Executor, GpuBuffer
+from .executor import Executor, GpuBuffer, Plan
 from .layout import F32, PaddedLayout
 
 
@@ -43,6 +47,7 @@ class Decoder:
         self.u_qkv, self.u_proj = _mm(C, 3 * C), _mm(C, C)
         self.u_fc, self.u_fc_proj, self.u_head = _mm(C, 4 * C), _mm(4 * C, C), _mm(C, V)
         self.u_res, self.u_hidden = {"n": C}, {"n": 4 * C}
+        self._plans: dict[int, Plan] = {}  # params buffer id -> the step recorded by its first token
 
     async def step(self, params: GpuBuffer, token: int, pos: int) -> array:
         """Feed `token` at `pos` (0 <= pos < block_size) -> logits array('f') of length V."""
@@ -56,9 +61,17 @@ class Decoder:
             off, n = self.layout.byte_range(name)
             return params.view(off, n)
 
-        ex.write(self.token, array("I", [token]).tobytes())
         wpe_off, _ = self.layout.byte_range("wpe")
-        ex.copy(params.view(wpe_off + pos * cfg.n_embd * F32, cfg.n_embd * F32), self.wpe_row)
+        token_bytes, row_offset = array("I", [token]).tobytes(), wpe_off + pos * cfg.n_embd * F32
+        plan = self._plans.get(params.id)
+        if plan is not None:  # one call: the browser replays it in JavaScript (browser/step_replay.js)
+            writes = [(self.token, token_bytes), self.attn.decode_write(pos)]
+            out = array("f")
+            out.frombytes(await ex.run_plan_read(plan, writes, self.logits, {0: row_offset}))
+            return out
+        ex.write(self.token, token_bytes)
+        ex.begin_plan()
+        ex.copy(params.view(row_offset, cfg.n_embd * F32), self.wpe_row)
         ex.dispatch("embedding_forward", [self.token, p("wte"), self.wpe_row, self.xa], self.u_emb)
         for l in range(cfg.n_layer):
             h = f"h{l}."
@@ -74,6 +87,7 @@ class Decoder:
             ex.dispatch("add", [self.xb, self.branch, self.xa], self.u_res)
         ex.dispatch("rmsnorm_forward", [self.xa, p("lnf"), self.xn, self.rstd], self.u_norm)
         ex.dispatch("matmul_forward", [self.xn, p("lm_head"), self.logits], self.u_head)
+        self._plans[params.id] = ex.end_plan()
         out = array("f")
         out.frombytes(await ex.read(self.logits))  # read() submits what is recorded first
         return out

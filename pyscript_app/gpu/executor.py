@@ -31,12 +31,15 @@ Model of use (one training step):
   (set pipeline, dispatch, clear, copy) with no Python bookkeeping per dispatch. That bookkeeping
   (validation, uniform packing, cache keys) costs tens of microseconds per dispatch natively and
   several times more in Pyodide, which is more than the GPU time of a small model's dispatch.
+  `run_plan(plan, writes)` is one whole step of a plan (its writes, the replay, the submit): the
+  browser host makes it ONE call to JavaScript (browser/step_replay.js); `read_soon` starts a
+  read-back that later submissions do not delay.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +88,10 @@ Target = GpuBuffer | BufferView
 
 def as_view(t: Target) -> BufferView:
     return t if isinstance(t, BufferView) else BufferView(t, 0, t.nbytes)
+
+
+async def _ready(value):
+    return value
 
 
 def run_sync(coro):
@@ -186,6 +193,12 @@ class Executor:
         self.submit()
         self.stats["reads"] += 1
         return await self._read_buffer(v.buffer.handle, v.offset + offset, n)
+
+    def read_soon(self, target: GpuBuffer) -> Awaitable[bytes]:
+        """The bytes of target as they are after the work recorded and submitted so far: the copy is
+        submitted now and work submitted later does not delay the result (the browser host). Here: a
+        read at once (a native read never waits on an event loop)."""
+        return _ready(run_sync(self.read(target)))
 
     def uniform_buffer(self, kernel: str, label: str = "") -> GpuBuffer:
         """A uniform buffer the caller owns and updates with write_uniform (per-step values)."""
@@ -386,6 +399,29 @@ class Executor:
                     self._copy(self._encoder, *item[1:])
                     st["copies"] += 1
             self._recorded += 1
+
+    def run_plan(self, plan: "Plan", writes: Sequence[tuple[Target, bytes]] = (),
+                 src_offsets: Mapping[int, int] | None = None) -> None:
+        """One step of a plan: submit what is recorded, queue `writes` ((target, bytes) pairs), replay
+        the plan (a copy at plan item i reading from src_offsets[i] instead of its recorded source
+        offset) and submit. A host may do all of it in one call (the browser: step_replay.js); this is
+        the Python replay every host can fall back to."""
+        self.submit()
+        for target, data in writes:
+            self.write(target, data)
+        if src_offsets:
+            items = list(plan.items)
+            for i, off in src_offsets.items():
+                items[i] = (items[i][0], items[i][1], off, *items[i][3:])
+            plan = Plan(tuple(items))
+        self.replay(plan)
+        self.submit()
+
+    async def run_plan_read(self, plan: "Plan", writes: Sequence[tuple[Target, bytes]], read: Target,
+                            src_offsets: Mapping[int, int] | None = None) -> bytes:
+        """run_plan, then the bytes of `read` once the step has run (the decode step's logits)."""
+        self.run_plan(plan, writes, src_offsets)
+        return await self.read(read)
 
     # -- caches -----------------------------------------------------------------------------
     def _layout(self, k: Kernel) -> tuple[Any, Any]:

@@ -198,3 +198,17 @@ def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1, dx_split: int 
     parts (matmul_dw_split, matmul_dx_split): that many times the workgroups."""
     big = min(dx_split * _tiles(N, K, 128, 128), split * _tiles(K, M, 128, 128)) >= MATMUL_BIG_TILE_WORKGROUPS
     return {"TM": 128, "TN": 128} if big else {"TM": 64, "TN": 64}
+
+
+# matvec.wgsl's matvec_transposed (GPT-2's tied head when decoding one token): LANES invocations share a
+# row of w and add their partial dot products by a tree of barriers. On CPU adapters the barriers cost
+# more than the shared row saves: llvmpipe (lavapipe, 2 shared cores, 2026-12-07, the head 1 x 64 @ 50,257,
+# decode-probe-llvmpipe-2026-12-07.json) took 16 ms at LANES 1 with 256 invocations per workgroup (20 with
+# 64), 43-330 ms at LANES 2-32, and 426 ms as matmul_backward_dx's 128 x 128 tiles (1 row of 128 used).
+# GPU adapters keep the kernel's defaults (64, LANES 8).
+MATVEC_CPU_OVERRIDES = {"WG": 256, "LANES": 1}
+
+
+def matvec_overrides(adapter_info: Mapping[str, object] | None) -> dict[str, int] | None:
+    """matvec_transposed's overrides on this adapter (None: the kernel's defaults)."""
+    return None if is_gpu_adapter(adapter_info) else dict(MATVEC_CPU_OVERRIDES)

@@ -187,9 +187,15 @@ class ModelOps:
 
     def write_dropout_keys(self, seed: int, step: int) -> None:
         """Queue the site keys of training step `step` (rng.dropout_keys); nothing without dropout."""
-        if self.dropout > 0:
-            keys = rng.dropout_keys(seed, step, self.cfg.n_layer)
-            self.ex.write(self.dropout_keys, struct.pack(f"<{len(keys)}I", *keys))
+        for target, data in self.dropout_writes(seed, step):
+            self.ex.write(target, data)
+
+    def dropout_writes(self, seed: int, step: int) -> list[tuple[GpuBuffer, bytes]]:
+        """[(dropout_keys, the site keys of training step `step`)], or [] without dropout."""
+        if self.dropout <= 0:
+            return []
+        keys = rng.dropout_keys(seed, step, self.cfg.n_layer)
+        return [(self.dropout_keys, struct.pack(f"<{len(keys)}I", *keys))]
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, params: GpuBuffer, train: bool = False) -> None:

@@ -10,7 +10,8 @@ How a case is recorded and bundled lives in gpu/parity_case_builder.py. Buffer i
 are float32 / uint32 little-endian; expected values are float64 (compared with |got - ref| <= atol
 + rtol * |ref|, the tolerances of the native kernel tests) or uint32 bit patterns (compared exactly).
 
-The matmul family's cases live in gpu/parity_cases_matmul.py; the table below lists them too.
+The matmul family's cases live in gpu/parity_cases_matmul.py, GPT-2's own kernels' in
+gpu/parity_cases_gpt2.py; the table below lists them too.
 
 Adding a kernel: add a case below (or in parity_cases_matmul.py) that dispatches it (tests/test_gpu_parity_cases.py fails while a
 registered kernel has none). A case whose kernels are missing from the registry is left out of the
@@ -38,8 +39,10 @@ from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
-from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_dx_split, _matmul_fused,
-                                  _matmul_rmsnorm, _matmul_split, _matmul_tiles)
+from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
+                                  _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _matvec, _tied_head)
+from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _gelu, _layernorm
+from .parity_cases_token_choice import _choose_token
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
 
 # --- init.wgsl: bit-exact against reference/init.py ------------------------------------------------
@@ -407,6 +410,18 @@ CASES: tuple[ParityCase, ...] = (
     _mean_into_slot(8 * 32 * 3 + 5),
     _federated(1001),
     _federated(4096),
+    # GPT-2's kernels (gpu/parity_cases_gpt2.py; the bias epilogues and the tied head: parity_cases_matmul.py)
+    _layernorm(7, 16, 0),
+    _layernorm(33, 200, 1, offset=20.0),  # |mean| >> std: the variance from centred values
+    _gelu(1001),
+    _matmul_bias(33, 17, 65),
+    _matmul_bias(65, 20, 132, {"TM": 32, "TN": 32, "RPI": 4}, variant="_v4"),
+    _bias_backward(37, 130),
+    _tied_head(3, 64, 301, 320),  # wte (Vp,C) with Vp > V: padding rows never read nor written
+    _matvec(1, 64, 301, 320),  # the same head when decoding one token
+    _attention_kv_fill(48, 4, 16, 9),
+    # the next token from a row of logits (gpu/parity_cases_token_choice.py): greedy, temperature, top-k, top-p
+    _choose_token(1000, 1024, ((0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.5), (1.5, 3, 0.3))),
 )
 
 

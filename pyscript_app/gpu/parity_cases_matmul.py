@@ -1,6 +1,7 @@
 """The parity cases of the matmul family (matmul.wgsl, matmul_vec4.wgsl, matmul_direct.wgsl,
-split_reduce.wgsl): every entry, its fused epilogues, split and tile variants against the numpy
-reference. Part of gpu/parity_cases.py's table (see its docstring); numpy-only, never in the browser.
+split_reduce.wgsl): every entry, its fused epilogues (GPT-2's bias ones too), split and tile variants,
+and GPT-2's tied head, against the numpy reference. Part of gpu/parity_cases.py's table (see its
+docstring); numpy-only, never in the browser.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..reference.ops import matmul_backward, matmul_forward, rmsnorm_forward
+from ..reference.ops_gpt2 import gelu_forward, linear_forward, tied_head_backward, tied_head_forward
 from .parity_case_builder import CaseBuilder, ParityCase, _f64, _rng
 from .matmul_rules import matmul_slice_depth, matmul_workgroup_bytes
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
@@ -204,3 +206,68 @@ def _matmul_tiles(N: int, K: int, M: int, tiles: Mapping[str, int]):
         b.expect_close("dw", ref_dw, 1e-5, 1e-4, "dw")
     kernels = ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw")
     return ParityCase(f"matmul_{N}x{K}x{M}_tile{tiles['TM']}x{tiles['TN']}", kernels, make)
+
+
+# --- GPT-2's linear layers: the bias in the epilogue, and the tied head (reference/ops_gpt2.py) --------
+def _matmul_bias(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None, variant: str = ""):
+    """y = x @ w + b, gelu(x @ w + b), res + (x @ w + b) (matmul.wgsl's bias entries); variant: twins' suffix."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, K, M, 7)
+        x, w, res = (r.standard_normal(s).astype(np.float32) for s in ((N, K), (K, M), (N, M)))
+        x *= 0.5  # pre-activations of a few units: the GELU's curved part
+        bias = r.standard_normal(M).astype(np.float32)
+        dims = {"N": N, "K": K, "M": M, "accumulate": 0}
+        for name, arr in (("x", x), ("w", w), ("b", bias), ("res", res)):
+            b.input(name, arr)
+        lin = linear_forward(*_f64(x, w, bias))
+        for kernel, inputs, ref in (("matmul_forward_bias", ["x", "w", "b"], lin),
+                                    ("matmul_forward_bias_gelu", ["x", "w", "b"], gelu_forward(lin)),
+                                    ("matmul_forward_bias_residual", ["x", "w", "b", "res"], res.astype(np.float64) + lin)):
+            b.output("y_" + kernel, N * M)
+            b.dispatch(kernel + variant, inputs + ["y_" + kernel], dims, overrides=tiles, flops=2 * N * K * M)
+            b.expect_close("y_" + kernel, ref, 1e-5, 1e-4, kernel + variant)
+    kernels = tuple(k + variant for k in ("matmul_forward_bias", "matmul_forward_bias_gelu", "matmul_forward_bias_residual"))
+    return ParityCase(f"matmul_bias_{N}x{K}x{M}{_tile_suffix(tiles)}{variant}", kernels, make, _wg_bytes(tiles))
+
+
+def _tied_head(N: int, C: int, V: int, Vp: int):
+    """GPT-2's head tied to wte (Vp,C), V <= Vp real rows, through existing entries with K = V, M = C:
+    logits = x @ wte[:V].T (matmul_backward_dx), dx = dlogits @ wte[:V] (matmul_forward) and
+    dwte[:V] += dlogits.T @ x (matmul_backward_dw, accumulate 1). Padding rows are NaN: never read or written."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, C, V, Vp)
+        x, dlogits = r.standard_normal((N, C)).astype(np.float32), r.standard_normal((N, V)).astype(np.float32)
+        wte, prior = r.standard_normal((Vp, C)).astype(np.float32), r.standard_normal((Vp, C)).astype(np.float32)
+        wte[V:], prior[V:] = np.nan, np.nan
+        b.input("x", x), b.input("wte", wte), b.input("dlogits", dlogits), b.input("dwte", prior)
+        b.output("logits", N * V), b.output("dx", N * C)
+        dims, flops = {"N": N, "K": V, "M": C, "accumulate": 0}, 2 * N * V * C
+        b.dispatch("matmul_backward_dx", ["x", "wte", "logits"], dims, flops=flops)
+        b.dispatch("matmul_forward", ["dlogits", "wte", "dx"], dims, flops=flops)
+        b.dispatch("matmul_backward_dw", ["dlogits", "x", "dwte"], {**dims, "accumulate": 1}, flops=flops)
+        x64, wte64 = x.astype(np.float64), np.nan_to_num(wte.astype(np.float64))
+        ref_dx, ref_dwte = tied_head_backward(dlogits.astype(np.float64), x64, wte64)
+        b.expect_close("logits", tied_head_forward(x64, wte64, V), 1e-5, 1e-4, "logits = x @ wte[:V].T")
+        b.expect_close("dx", ref_dx, 1e-5, 1e-4, "dx = dlogits @ wte[:V]")
+        b.expect_close("dwte", prior[:V] + ref_dwte[:V], 1e-5, 1e-4, "dwte[:V] += dlogits.T @ x")
+        b.expect_bits("dwte", prior[V:], "padding rows of dwte untouched", offset=V * C)
+    return ParityCase(f"matmul_tied_head_{N}x{C}_V{V}_Vp{Vp}", ("matmul_backward_dx", "matmul_forward", "matmul_backward_dw"),
+                      make)
+
+
+def _matvec(N: int, C: int, V: int, Vp: int):
+    """matvec.wgsl's matvec_transposed: the tied head as decoding computes it, logits (N,V) = x @ wte[:V].T
+    as dot products (wte's padding rows NaN: never read), and the same added into prior logits."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(N, C, V, Vp, 1)
+        x, wte = r.standard_normal((N, C)).astype(np.float32), r.standard_normal((Vp, C)).astype(np.float32)
+        prior = r.standard_normal((N, V)).astype(np.float32)
+        wte[V:] = np.nan
+        b.input("x", x), b.input("wte", wte), b.input("acc", prior), b.output("logits", N * V)
+        dims = {"N": N, "K": V, "M": C, "accumulate": 0}
+        b.dispatch("matvec_transposed", ["x", "wte", "logits"], dims, flops=2 * N * V * C)
+        b.dispatch("matvec_transposed", ["x", "wte", "acc"], {**dims, "accumulate": 1}, flops=2 * N * V * C)
+        ref = tied_head_forward(x.astype(np.float64), np.nan_to_num(wte.astype(np.float64)), V)
+        b.expect_close("logits", ref, 1e-5, 1e-4, "logits = x @ wte[:V].T")
+        b.expect_close("acc", prior + ref, 1e-5, 1e-4, "logits += x @ wte[:V].T")
+    return ParityCase(f"matvec_tied_head_{N}x{C}_V{V}_Vp{Vp}", ("matvec_transposed",), make)

@@ -166,6 +166,14 @@ for _name in ("matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu"):
                ("params", UNIFORM)],
               MATMUL_NORM_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
 
+# the bias in the epilogue (GPT-2's linear layers): y = x @ w + b, gelu(x @ w + b), res + (x @ w + b)
+for _name in ("matmul_forward_bias", "matmul_forward_bias_gelu"):
+    _register("matmul.wgsl", _name, [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+              MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
+_register("matmul.wgsl", "matmul_forward_bias_residual",
+          [("x", READ), ("w", READ), ("b", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, MATMUL_OVERRIDES, _mm_grid("N", "M"))
+
 # vec4-load twins: "<entry>_v4" for each entry above, with the same bindings, uniform, overrides and
 # grid; they read every operand as array<vec4<f32>> (one 16-byte load per global read instead of
 # four 4-byte ones) and give BIT-IDENTICAL outputs, but need K % 4 == 0 and M % 4 == 0 (the
@@ -177,7 +185,8 @@ MATMUL_VEC4_TWINS: dict[str, str] = {
     name: name + "_v4" for name in ("matmul_forward", "matmul_backward_dx", "matmul_backward_dw",
                                     "matmul_forward_residual", "matmul_backward", "matmul_backward_relu",
                                     "matmul_backward_split", "matmul_backward_relu_split",
-                                    "matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu")}
+                                    "matmul_forward_rmsnorm", "matmul_forward_rmsnorm_relu",
+                                    "matmul_forward_bias", "matmul_forward_bias_gelu", "matmul_forward_bias_residual")}
 for _name, _twin in MATMUL_VEC4_TWINS.items():
     _k = KERNELS[_name]
     _register("matmul_vec4.wgsl", _twin, _k.bindings, _k.uniform, _k.overrides, _k.grid)
@@ -201,6 +210,14 @@ def matmul_entry(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str,
     return twin
 
 
+def tied_head_entry(C: int, adapter_info: Mapping[str, object] | None = None) -> str:
+    """The entry for GPT-2's tied head, logits (N,V) = x (N,C) @ wte[:V].T: matmul_backward_dx with dy = x,
+    w = wte (its first K = V rows), M = C. Its vec4 twin reads only dy and w, both along their rows of M = C
+    floats, and stores dx as scalars, so it needs C % 4 == 0 only, not V % 4 (GPT-2's V = 50,257 is odd;
+    tests/test_kernels_matmul_bias.py checks the bits against the scalar entry at such a V)."""
+    return matmul_entry("matmul_backward_dx", 1, 4, C, adapter_info)
+
+
 def with_vec4_twins(table: Mapping[str, object]) -> dict[str, object]:
     """A per-kernel table (ADAPTER_OVERRIDES / ADAPTER_KERNELS of one adapter) with each scalar matmul
     entry's value also under its vec4 twin's name, unless the table names the twin itself."""
@@ -220,6 +237,10 @@ _register("elementwise.wgsl", "relu_backward", [("dy", READ), ("x", READ), ("dx"
 _register("elementwise.wgsl", "add", [("a", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
           ELT_UNIFORM, [("WG", 256)], _elt_grid)
 _register("elementwise.wgsl", "add_inplace", [("a", READ_WRITE), ("b", READ), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("elementwise.wgsl", "gelu_forward", [("x", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          ELT_UNIFORM, [("WG", 256)], _elt_grid)
+_register("elementwise.wgsl", "gelu_backward", [("dy", READ), ("x", READ), ("dx", READ_WRITE), ("params", UNIFORM)],
           ELT_UNIFORM, [("WG", 256)], _elt_grid)
 
 # --- dropout.wgsl ----------------------------------------------------------------------------
@@ -291,6 +312,26 @@ _register("rmsnorm.wgsl", "rmsnorm_backward",  # N dx-row workgroups, then the d
            ("params", UNIFORM)],
           RMSNORM_UNIFORM, [("WG", 64), ("DG_COLS", 8)],
           lambda v: grid_1d((v["N"] + ceil_div(v["C"], v["DG_COLS"])) * v["WG"], v["WG"]))
+
+# --- layernorm.wgsl (GPT-2's norm; rmsnorm.wgsl's design) --------------------------------------
+LAYERNORM_UNIFORM = (("N", "u32"), ("C", "u32"), ("eps", "f32"), ("accumulate", "u32"), ("dy_parts", "u32"))
+_register("layernorm.wgsl", "layernorm_forward",
+          [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("mean", READ_WRITE), ("rstd", READ_WRITE),
+           ("params", UNIFORM)],
+          LAYERNORM_UNIFORM, [("WG", 64), ("DG_COLS", 8)], _row_grid)
+_register("layernorm.wgsl", "layernorm_backward",  # N dx-row workgroups, then the dw/db column workgroups
+          [("dy", READ), ("x", READ), ("w", READ), ("mean", READ), ("rstd", READ), ("dx", READ_WRITE),
+           ("dw", READ_WRITE), ("db", READ_WRITE), ("params", UNIFORM)],
+          LAYERNORM_UNIFORM, [("WG", 64), ("DG_COLS", 8)],
+          lambda v: grid_1d((v["N"] + ceil_div(v["C"], v["DG_COLS"])) * v["WG"], v["WG"]))
+# layernorm_backward's overrides on GPU adapters: rmsnorm_backward's (measured there, see
+# RMSNORM_BACKWARD_GPU_OVERRIDES; the column sums have the same structure, with db beside dw)
+LAYERNORM_BACKWARD_GPU_OVERRIDES = RMSNORM_BACKWARD_GPU_OVERRIDES
+
+# --- bias.wgsl: db = dy.sum(axis=0), a linear layer's bias gradient -------------------------------
+BIAS_UNIFORM = (("N", "u32"), ("M", "u32"), ("accumulate", "u32"))
+_register("bias.wgsl", "bias_backward", [("dy", READ), ("db", READ_WRITE), ("params", UNIFORM)],
+          BIAS_UNIFORM, [("WG", 64), ("COLS", 8)], lambda v: grid_1d(ceil_div(v["M"], v["COLS"]) * v["WG"], v["WG"]))
 
 # --- crossentropy.wgsl -----------------------------------------------------------------------
 CE_UNIFORM = (("N", "u32"), ("V", "u32"))
@@ -365,6 +406,10 @@ _register("attention.wgsl", "attention_decode",
           [("qkv_row", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("y_row", READ_WRITE),
            ("params", UNIFORM)],
           ATTENTION_DECODE_UNIFORM, ATTENTION_OVERRIDES, lambda v: (v["H"], 1, 1))
+_register("attention.wgsl", "attention_kv_fill",  # a prefill's keys and values into the caches (batch 1)
+          [("qkv", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("params", UNIFORM)],
+          (("T", "u32"), ("C", "u32"), ("H", "u32"), ("Tmax", "u32")), ATTENTION_OVERRIDES,
+          lambda v: grid_1d(v["T"] * v["C"] // 4, 64))
 
 # --- attention_rows.wgsl / attention_rows_backward.wgsl -----------------------------------------
 # The same attention for wide heads (D >= 32) with one row per invocation, its row data in
@@ -406,6 +451,15 @@ _register("federated.wgsl", "apply_update_f16",
           FEDERATED_UNIFORM, [("WG", 256)], _pair_grid)
 
 
+# --- choose_token.wgsl: the next token from one row of logits (gpu/token_choice.py) ------------
+# One workgroup per row; both entries share the uniform (V is the real vocabulary, not the padding).
+CHOOSE_UNIFORM = (("V", "u32"), ("temperature", "f32"), ("top_k", "u32"), ("top_p", "f32"), ("key", "u32"),
+                  ("step", "u32"))
+for _name in ("choose_token_greedy", "choose_token_sample"):
+    _register("choose_token.wgsl", _name, [("logits", READ), ("out", READ_WRITE), ("params", UNIFORM)],
+              CHOOSE_UNIFORM, [("WG", 256)], lambda v: (1, 1, 1))
+
+
 # --- matmul_direct.wgsl: the linear layer's backward without workgroup memory (CPU adapters) ----
 # Same bindings and uniform as matmul_backward(_relu), so an executor can substitute it by name
 # (ADAPTER_KERNELS); one invocation per 4 x 4 output block, dx blocks then dw blocks.
@@ -427,6 +481,12 @@ for _name in ("matmul_forward_rmsnorm_direct", "matmul_forward_rmsnorm_relu_dire
               [("x", READ), ("w", READ), ("g", READ), ("y", READ_WRITE), ("xn", READ_WRITE), ("rstd", READ_WRITE),
                ("params", UNIFORM)],
               MATMUL_NORM_UNIFORM, [("WG", 64)], _direct_forward_grid)
+
+
+# --- matvec.wgsl: products with few rows as dot products (decoding one token) ---------------------
+# matvec_transposed has matmul_backward_dx's bindings and uniform: out (N,K) = a (N,M) @ w[:K].T, M % 4 == 0.
+_register("matvec.wgsl", "matvec_transposed", _MM3("a", "w", "out"), MATMUL_UNIFORM, [("WG", 64), ("LANES", 8)],
+          lambda v: grid_1d(ceil_div(v["K"], v["WG"] // v["LANES"]) * v["WG"], v["WG"]))
 
 
 # --- per-adapter override table ----------------------------------------------------------------

@@ -15,6 +15,9 @@ One step (the numpy backend's semantics, train/numpy_backend.py; shapes as in co
                                      min(1, clip / (norm + 1e-6)) itself; params, m, v updated in
                                      place (and norm_clip = [norm, clip] kept on the GPU)
     submit()                                                               one submission
+The first step records these dispatches as a plan (Executor.begin_plan); every later step hands the
+plan and the step's writes to Executor.run_plan: one call, which the browser host makes to JavaScript
+(browser/step_replay.js) and a native host replays in Python.
 pop_losses() reads the ring (K >= log_every slots) once for all the steps since the last call;
 nothing else is read back during training. All buffers are allocated in __init__; after the first
 step (which compiles pipelines and makes bind groups) a step creates no GPU object.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Awaitable
 
 from .. import rng
 from ..train.backend import Backend
@@ -36,7 +40,11 @@ from .decode import Decoder
 from .executor import Executor
 from .layout import F32, PaddedLayout
 from .model_ops import ModelOps
-from .registry import adamw_values, grad_norm_values
+from .registry import adamw_values, get as kernel, grad_norm_values
+from .uniforms import packer
+
+# the per-step uniforms, packed into run_plan's writes every step
+pack_adamw, pack_ring = packer(kernel("adamw_step").uniform), packer(kernel("mean_into_slot").uniform)
 
 MIN_LOSS_RING = 32  # slots of the training-loss ring (at least log_every)
 
@@ -97,6 +105,11 @@ class GpuBackend(Backend):
             ex.clear(b)
         ex.submit()
 
+    @property
+    def step_dispatches(self) -> int | None:
+        """Dispatches in one training step (None before the first step records it)."""
+        return None if self._step_plan is None else self._step_plan.dispatches
+
     def describe(self) -> str:
         info = self.ex.adapter_info
         return f"gpu ({self.ex.engine}, {info.get('device') or info.get('description') or '?'})"
@@ -149,20 +162,23 @@ class GpuBackend(Backend):
         self._check_batch(x, y, self.B)
         if self._pending == self.K:  # nobody popped for K steps: keep the oldest losses
             self._drained += await self._read_ring()
-        ops.write_tokens(tokens_to_u32(x), tokens_to_u32(y))
         self.t += 1
         n = self.layout.padded_count
-        ex.write_uniform(self.u_adamw, "adamw_step", adamw_values(
-            n, self.t, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay, tc.grad_clip, self.u_norm["span"]))
-        ex.write_uniform(self.u_ring, "mean_into_slot", {"n": ops.N, "slot": self._ring_pos})
-        ops.write_dropout_keys(tc.seed, self.t)  # the masks of AdamW step t, as the numpy backend's
+        writes = [(ops.tokens, tokens_to_u32(x)), (ops.targets, tokens_to_u32(y)),
+                  (self.u_adamw, pack_adamw(adamw_values(
+                      n, self.t, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay, tc.grad_clip,
+                      self.u_norm["span"]))),
+                  (self.u_ring, pack_ring({"n": ops.N, "slot": self._ring_pos}))]
+        writes += ops.dropout_writes(tc.seed, self.t)  # the masks of AdamW step t, as the numpy backend's
         if self._step_plan is None:  # the first step records; later ones replay (only the writes differ)
+            for target, data in writes:
+                ex.write(target, data)
             ex.begin_plan()
             self._record_step(n)
             self._step_plan = ex.end_plan()
-        else:
-            ex.replay(self._step_plan)
-        ex.submit()
+            ex.submit()
+        else:  # one call: the browser replays the plan in JavaScript (browser/step_replay.js)
+            ex.run_plan(self._step_plan, writes)
         self._ring_pos = (self._ring_pos + 1) % self.K
         self._pending += 1
 
@@ -184,6 +200,24 @@ class GpuBackend(Backend):
         if self._pending:
             out += await self._read_ring()
         return out
+
+    def request_losses(self) -> Awaitable[list[float]]:
+        """What pop_losses returns now, read in the background: the ring's copy is submitted at once
+        (Executor.read_soon), so steps submitted before it is awaited keep the GPU busy meanwhile
+        (their slots are not the ones read). Await it within K steps."""
+        out, self._drained = self._drained, []
+        count, start = self._pending, (self._ring_pos - self._pending) % self.K
+        self._pending = 0
+        data = self.ex.read_soon(self.ring) if count else None
+
+        async def losses() -> list[float]:
+            if data is not None:
+                ring = array("f")
+                ring.frombytes(await data)
+                out.extend(float(ring[(start + i) % self.K]) for i in range(count))
+            return out
+
+        return losses()
 
     async def evaluate(self, x, y, batch) -> float:
         """Mean loss over the rows of x, y, B rows per submission (a short last chunk is padded

@@ -66,3 +66,24 @@ def pack(fields: Fields, values: Mapping[str, object]) -> bytes:
             comps = [int(c) for c in comps]
         struct.pack_into("<" + fmt * count, buf, offset, *comps)
     return bytes(buf)
+
+
+def packer(fields: Fields):
+    """pack(fields, values) as one compiled struct.Struct for structs of scalars (a step's per-step
+    uniforms are packed every step): values -> the same bytes pack gives, without its checks."""
+    items, size = layout(fields)
+    fmt, at = "<", 0
+    for _, typ, offset in items:
+        code, count, nbytes, _ = SIZE_ALIGN[typ]
+        if count != 1:
+            raise ValueError(f"packer takes scalar fields only, not {typ}")
+        fmt += "x" * (offset - at) + code
+        at = offset + nbytes
+    compiled = struct.Struct(fmt + "x" * (size - at))
+    names = [name for name, _, _ in items]
+    ints = [typ != "f32" for _, typ, _ in items]
+
+    def pack_values(values: Mapping[str, object]) -> bytes:
+        return compiled.pack(*[int(values[n]) if i else values[n] for n, i in zip(names, ints)])
+
+    return pack_values

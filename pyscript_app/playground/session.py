@@ -24,28 +24,65 @@ from .settings import Settings
 from .store import CheckpointStore
 from .textdata import DatasetTokens
 
+HOST_SAMPLES = 200
+
+
 class RecordingBackend:
     """Delegates to a Backend; keeps every loss pop_losses returns (the per-step loss log) and the
-    seconds spent recording steps (host: Python + encoding) and waiting for read-backs (the GPU)."""
+    seconds spent in step() (host: Python + encoding + submit; first_step_s of them in the first,
+    which records the step and compiles what it needs) and waiting for read-backs (read_s: the GPU)."""
 
     def __init__(self, inner: Backend, sink: list[float], on_first_step: Callable[[], None] | None = None) -> None:
         self._inner, self._sink, self._on_first_step = inner, sink, on_first_step
         self._early: list[float] = []  # the first step's loss, read early, handed out with the next pop
-        self.timing = {"step_s": 0.0, "read_s": 0.0, "steps": 0}
+        # step_ms: each step's host ms after the first (at most HOST_SAMPLES: the benchmark's median);
+        # after_read_s: from each read-back's end to the next step's start (the Trainer's events and
+        # what the page does with them: its updates, evaluations, checkpoints; then the next batch)
+        self.timing = {"step_s": 0.0, "read_s": 0.0, "steps": 0, "first_step_s": 0.0, "step_ms": [],
+                       "after_read_s": 0.0}
+        self._read_end: float | None = None
+        if hasattr(inner, "request_losses"):  # the Trainer then reads back without draining the GPU
+            self.request_losses = self._request_losses
 
     async def step(self, x, y, lr) -> None:
         t0 = time.perf_counter()
+        if self._read_end is not None:
+            self.timing["after_read_s"] += t0 - self._read_end
+            self._read_end = None
         await self._inner.step(x, y, lr)
-        self.timing["step_s"] += time.perf_counter() - t0
-        self.timing["steps"] += 1
-        if self.timing["steps"] == 1 and self._on_first_step is not None:
-            self._early = await self._inner.pop_losses()  # waits until the GPU has run the step
-            self._on_first_step()
+        t1 = time.perf_counter()
+        timing = self.timing
+        timing["step_s"] += t1 - t0
+        timing["steps"] += 1
+        if 1 < timing["steps"] <= HOST_SAMPLES + 1:
+            timing["step_ms"].append(round((t1 - t0) * 1e3, 4))
+        if timing["steps"] == 1:
+            timing["first_step_s"] = t1 - t0
+            if self._on_first_step is not None:
+                self._early += await self._inner.pop_losses()  # waits until the GPU has run the step
+                timing["read_s"] += time.perf_counter() - t1
+                self._on_first_step()
+
+    def _request_losses(self):
+        """The inner backend's request_losses (set as request_losses where it has one), recorded too."""
+        early, self._early = self._early, []
+        pending = self._inner.request_losses()
+
+        async def losses() -> list[float]:
+            t0 = time.perf_counter()
+            got = early + await pending
+            self._read_end = time.perf_counter()
+            self.timing["read_s"] += self._read_end - t0
+            self._sink.extend(got)
+            return got
+
+        return losses()
 
     async def pop_losses(self) -> list[float]:
         t0 = time.perf_counter()
         losses, self._early = self._early + await self._inner.pop_losses(), []
-        self.timing["read_s"] += time.perf_counter() - t0
+        self._read_end = time.perf_counter()
+        self.timing["read_s"] += self._read_end - t0
         self._sink.extend(losses)
         return losses
 
@@ -91,6 +128,7 @@ class TrainingSession:
         self.trainer.backend = self.recorder
         self.saved_step = start if resume is not None else None
         every = self.settings.checkpoint_every
+        self.trainer.settle_at = lambda step: step // every > (self.saved_step or 0) // every
         async for event in self.trainer.run(resume_step=start, fresh=resume is None):
             if event["type"] == "done":
                 await self.recorder.pop_losses()  # a Stop can leave steps since the last read-back

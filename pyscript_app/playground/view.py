@@ -54,8 +54,20 @@ def _value(testid: str, value: float | None, fmt: str) -> str:
     return f'<span data-testid="{testid}" data-value="{value!r}">{format(value, fmt)}</span>'
 
 
-def live_html(progress: Progress, vocab_size: int) -> str:
-    """Step, losses, tokens/s, elapsed, ETA and the chart; with the per-step loss log once finished."""
+def host_html(progress: Progress, replay: str = "") -> str:
+    """The host's share of the training time, and its ms per step: near 100 % the host (Python and
+    the step's encoding) bounds the run, near 0 % the GPU does. data-replay: how steps replay."""
+    share, host_ms = progress.host_share, progress.host_ms_per_step
+    attrs = f' data-replay="{escape(replay)}"' if replay else ""
+    if share is None or host_ms is None:
+        return f'<span data-testid="host-share"{attrs}>–</span>'
+    return (f'<span data-testid="host-share" data-value="{share!r}" data-host-ms="{host_ms!r}"{attrs}>'
+            f"{share * 100:.0f} % ({host_ms:.2f} ms/step)</span>")
+
+
+def live_html(progress: Progress, vocab_size: int, replay: str = "") -> str:
+    """Step, losses, tokens/s, ms/step, the host's share, elapsed, ETA and the chart; with the
+    per-step loss log once finished. replay: how the page replays a step (host_html)."""
     p = progress
     stats = (
         '<dl class="tabgpt-stats">'
@@ -64,6 +76,8 @@ def live_html(progress: Progress, vocab_size: int) -> str:
         f"<dt>train loss</dt><dd>{_value('train-loss', p.train_loss, '.4f')}</dd>"
         f"<dt>val loss</dt><dd>{_value('val-loss', p.val_loss, '.4f')}</dd>"
         f"<dt>tokens/s</dt><dd>{_value('tokens-per-s', p.tokens_per_s, ',.0f')}</dd>"
+        f"<dt>ms/step</dt><dd>{_value('ms-per-step', p.ms_per_step, '.2f')}</dd>"
+        f"<dt>host</dt><dd>{host_html(p, replay)}</dd>"
         f'<dt>elapsed</dt><dd><span data-testid="elapsed">{format_duration(p.elapsed_s if p.state != "idle" else None)}</span></dd>'
         f'<dt>ETA</dt><dd><span data-testid="eta">{format_duration(p.eta_s if p.state == "training" else None)}</span></dd>'
         "</dl>"

@@ -46,6 +46,9 @@ class Backend:
         """Training losses of the steps since the last call (the only per-step readback)."""
         raise NotImplementedError
 
+    # Optional: request_losses() -> an awaitable of what pop_losses would return now, read without
+    # waiting for steps submitted after the call (GpuBackend). The Trainer then defers its read-backs.
+
     async def evaluate(self, x: array, y: array, batch: int) -> float:
         """Mean loss (nats/token) over the windows in x, y (array('H'), rows of T), `batch` rows at a time."""
         raise NotImplementedError

@@ -15,7 +15,8 @@ bytes counts the UTF-8 bytes the target tokens stand for (a special token counts
 newline it replaces).
 
 The loss is read back from the backend only every `log_every` steps (pop_losses returns the losses
-of all steps since the last read) and at evaluation.
+of all steps since the last read) and at evaluation. A backend with request_losses (the GPU's) is
+read one step later: its event comes once the next step is submitted (see run).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class Trainer:
         self.sample_fn = sample_fn  # async (backend) -> list[str], called at the end
         self.T = cfg.seq_len
         self.step = 0  # number of completed steps
+        # step -> whether the consumer needs the backend exactly at that step when its event comes
+        # (a checkpoint): the read-back there is not deferred past the next step (see run)
+        self.settle_at: Callable[[int], bool] | None = None
         self.stop_requested = False
         self._eval_x, self._eval_y = make_windows(
             val_tokens, eval_starts(len(val_tokens), self.T, cfg.eval_batches * cfg.batch), self.T
@@ -88,6 +92,20 @@ class Trainer:
     def stop(self) -> None:
         """Ask the loop to stop after the current step (the browser's Stop button)."""
         self.stop_requested = True
+
+    @staticmethod
+    def _step_event(step: int, losses: list[float], lr: float, train_steps: int, train_s: float,
+                    tokens_done: int, t0: float) -> dict:
+        return {
+            "type": "step",
+            "step": step,
+            "loss": losses[-1] if losses else float("nan"),
+            "lr": lr,
+            "tokens_per_s": tokens_done / max(train_s, 1e-9),
+            "train_s": train_s,  # the time of this run's first train_steps steps (the page's ms/step)
+            "train_steps": train_steps,
+            "elapsed_s": time.perf_counter() - t0,
+        }
 
     async def run(self, *, resume_step: int = 0, fresh: bool = True) -> AsyncIterator[dict]:
         cfg, be = self.cfg, self.backend
@@ -110,6 +128,13 @@ class Trainer:
         train_s = 0.0
         tokens_done, window_losses = 0, []
         tokens_per_step = cfg.batch * self.T
+        # A backend with request_losses (GpuBackend) reads the losses back without draining the GPU:
+        # the read is requested after step s, step s+1 is submitted, and only then is it awaited and
+        # step s's event yielded, so the GPU runs s+1 while the consumer handles the event. Before an
+        # evaluation, at the last step and where settle_at(s) (the consumer takes a checkpoint at the
+        # event of step s) the read-back is awaited at once, as pop_losses.
+        request = getattr(be, "request_losses", None)
+        deferred = None  # (step, lr, awaitable losses) of a read-back whose event waits for the next step
         while self.step < cfg.steps and not self.stop_requested:
             began = time.perf_counter()
             lr = lr_at(self.step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.decay_start_frac, cfg.min_lr_frac)
@@ -117,21 +142,30 @@ class Trainer:
             await be.step(x, y, lr)
             self.step += 1
             tokens_done += tokens_per_step
+            if deferred is not None:
+                step, step_lr, pending = deferred
+                deferred = None
+                losses = await pending
+                train_s += time.perf_counter() - began
+                window_losses += losses
+                yield self._step_event(step, losses, step_lr, tokens_done // tokens_per_step, train_s,
+                                       tokens_done, t0)
+                began = time.perf_counter()
             last = self.step == cfg.steps
-            read_back = self.step % cfg.log_every == 0 or last or self.step % cfg.eval_every == 0
+            evaluating = self.step % cfg.eval_every == 0 or last
+            read_back = self.step % cfg.log_every == 0 or evaluating
+            if read_back and request is not None and not evaluating and not (
+                    self.settle_at is not None and self.settle_at(self.step)):
+                deferred = (self.step, lr, request())
+                train_s += time.perf_counter() - began
+                continue
             losses = await be.pop_losses() if read_back else []
             train_s += time.perf_counter() - began
             if read_back:
                 window_losses += losses
-                yield {
-                    "type": "step",
-                    "step": self.step,
-                    "loss": losses[-1] if losses else float("nan"),
-                    "lr": lr,
-                    "tokens_per_s": tokens_done / max(train_s, 1e-9),
-                    "elapsed_s": time.perf_counter() - t0,
-                }
-            if self.step % cfg.eval_every == 0 or last:
+                yield self._step_event(self.step, losses, lr, tokens_done // tokens_per_step, train_s,
+                                       tokens_done, t0)
+            if evaluating:
                 val_loss, val_npb = await self.evaluate()
                 yield {
                     "type": "eval",
@@ -143,6 +177,10 @@ class Trainer:
                     "elapsed_s": time.perf_counter() - t0,
                 }
                 window_losses = []
+        if deferred is not None:  # stopped after a read-back was requested: its event still comes
+            losses = await deferred[2]
+            yield self._step_event(deferred[0], losses, deferred[1], tokens_done // tokens_per_step, train_s,
+                                   tokens_done, t0)
         if self.sample_fn is not None:
             yield {"type": "samples", "step": self.step, "samples": await self.sample_fn(be)}
         yield {

@@ -159,6 +159,18 @@ def _bullets(pairs: list[tuple[str, str]]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- render
 
+def _gpu_texts(device: str, engine: str, adapter: dict) -> tuple[str, str, str]:
+    """(device with its adapter and backend type, driver, engine with its version) of a GPU result."""
+    driver = str(adapter.get("description") or "")
+    vendor = str(adapter.get("vendor") or "")
+    if vendor and driver.startswith(vendor + ":"):
+        driver = driver[len(vendor) + 1:].strip()
+    kind = ", ".join(str(x) for x in (adapter.get("adapter_type"), adapter.get("backend_type")) if x)
+    engine_text = " ".join(str(x) for x in (engine, adapter.get("version")) if x and x != DASH) or DASH
+    return (f"{device} ({kind})" if kind else device), driver, engine_text
+
+
+
 def render_bench(results_dir: Path, root: Path | None = None) -> str:
     """Markdown: for the newest `tabgpt bench --json` file of each device and engine, what ran where and
     when, the training steps beside PyTorch and the GEMM rows."""
@@ -172,13 +184,7 @@ def render_bench(results_dir: Path, root: Path | None = None) -> str:
         steps = _dicts(r.path, d.get("steps"), "steps")
         gemm = _dicts(r.path, d.get("gemm"), "gemm")
         if backend == "gpu":
-            driver = str(adapter.get("description") or "")
-            vendor = str(adapter.get("vendor") or "")
-            if vendor and driver.startswith(vendor + ":"):
-                driver = driver[len(vendor) + 1:].strip()
-            kind = ", ".join(str(x) for x in (adapter.get("adapter_type"), adapter.get("backend_type")) if x)
-            engine_text = " ".join(str(x) for x in (engine, adapter.get("version")) if x and x != DASH) or DASH
-            device_text = f"{device} ({kind})" if kind else device
+            device_text, driver, engine_text = _gpu_texts(device, engine, adapter)
         else:
             driver, engine_text = "", f"numpy {versions.get('numpy') or ''}".strip()
             device_text = device
@@ -219,6 +225,58 @@ def render_bench(results_dir: Path, root: Path | None = None) -> str:
                              for g in gemm])
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No `tabgpt bench` result files yet."
+
+
+# --------------------------------------------------------------------------------------------- inference
+
+def _is_inference(d: object) -> bool:
+    return isinstance(d, dict) and isinstance(d.get("inference"), dict)
+
+
+def render_inference(results_dir: Path, root: Path | None = None) -> str:
+    """Markdown: for the newest `tabgpt bench --inference` file of each device, engine, model and dtype,
+    GPT-2 decoding beside transformers' generate and the memory-bandwidth floor."""
+    groups: dict[tuple, list[Result]] = {}
+    for path, d in load_results(results_dir):
+        if _is_inference(d):
+            inf = d["inference"]
+            adapter = d.get("adapter") if isinstance(d.get("adapter"), dict) else {}
+            key = (str(adapter.get("device") or DASH), str(d.get("engine") or DASH), str(inf.get("model")),
+                   str(inf.get("dtype")))
+            groups.setdefault(key, []).append(Result(path, d, *_when(path, d.get("date"))))
+    newest = _newest(groups)
+    blocks = []
+    for key in sorted(newest):
+        r = newest[key]
+        d, inf = r.data, r.data["inference"]
+        device, engine, model, dtype = key
+        adapter = d.get("adapter") if isinstance(d.get("adapter"), dict) else {}
+        device_text, driver, engine_text = _gpu_texts(device, engine, adapter)
+        ours = inf.get("ours") if isinstance(inf.get("ours"), dict) else {}
+        peer = inf.get("transformers") if isinstance(inf.get("transformers"), dict) else {}
+        versions = d.get("versions") if isinstance(d.get("versions"), dict) else {}
+        gate = _dicts(r.path, d.get("gate"), "gate")
+        passed = sum(1 for g in gate if g.get("passed") is True)
+        lines = [f"### GPT-2 `{model}` ({dtype}) · {device} · {engine}", ""]
+        lines += _bullets([("device", _cell(device_text)), ("driver", _cell(driver or None)),
+                           ("engine", _cell(engine_text)),
+                           ("beside", _cell(f"transformers {peer.get('transformers')} (PyTorch {versions.get('torch')}) "
+                                            f"on {peer.get('device')}, eager fp32, TF32 off" if peer else None)),
+                           ("date", _date(r)), ("command", _code(d.get("command"))),
+                           ("file", f"`{_rel(r.path, root)}`"),
+                           ("correctness gate", f"{passed} of {len(gate)} cases passed" if gate else DASH)])
+        lines += ["", f"Batch 1, a {_num(inf.get('prompt_tokens'), 'd')}-token prompt, "
+                  f"{_num(inf.get('new_tokens'), 'd')} greedy tokens; the floor is the weights one step reads "
+                  f"({_num((inf.get('step_weight_bytes') or 0) / 1e6, ',.0f')} MB) over the memory bandwidth "
+                  f"measured in the same run ({_num(inf.get('memory_gb_s'), ',.0f')} GB/s):", ""]
+        lines += _table(["", "first token ms", "ms / token", "÷ transformers", "÷ floor", "greedy ids agree"],
+                        [["ours", _ms(ours.get("first_token_ms")), _ms(ours.get("ms_per_token")),
+                          _num(inf.get("ratio_ms_per_token"), ".2f"), _num(inf.get("over_floor"), ".1f"),
+                          f"{_num(inf.get('ids_agree'), 'd')} of {_num(inf.get('new_tokens'), 'd')}"],
+                         ["transformers", _ms(peer.get("first_token_ms")), _ms(peer.get("ms_per_token")), "", "", ""],
+                         ["floor", "", _ms(inf.get("floor_ms_per_token")), "", "", ""]])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "No `tabgpt bench --inference` result files yet."
 
 
 # --------------------------------------------------------------------------------------------- federated
@@ -366,13 +424,44 @@ def render_playground(results_dir: Path, root: Path | None = None) -> str:
     lines = _table(["Chromium", "run", "load average", "page load → Python running", "→ first step done",
                     "first step after a reload", "long tasks while training (longest)", "browser tokens/s",
                     "native tokens/s", "browser ÷ native", "worst loss difference"], rows)
-    return "\n".join(lines + ["", "Where and how (browser, adapters, machine, date, command, file):", ""] + about)
+    host = _host_table([(label, run) for _, runs in picked for label, run in runs])
+    return "\n".join(lines + host + ["", "Where and how (browser, adapters, machine, date, command, file):", ""]
+                     + about)
+
+
+def _host_table(runs: list[tuple[str, dict]]) -> list[str]:
+    """Host time per training step, for the runs that measured it (browser_playground.py's 4th figure)."""
+    rows = []
+    for label, run in runs:
+        b, n = run["browser"], run["native"]
+        if not isinstance(b.get("host_ms_per_step"), (int, float)):
+            continue
+        py = b.get("python_replay") if isinstance(b.get("python_replay"), dict) else {}
+        reload = b.get("reload") if isinstance(b.get("reload"), dict) else {}
+        share = b.get("host_share")
+        rows.append([_chromium(run), label, _cell(b.get("dispatches_per_step")),
+                     f"**{_num(b.get('host_ms_per_step'), '.2f')}**", _num(reload.get("host_ms_per_step"), ".2f"),
+                     _num(py.get("host_ms_per_step"), ".2f"),
+                     f"{_num(n.get('host_ms_per_step'), '.2f')} ({_num(n.get('encode_ms_per_step'), '.2f')})",
+                     _num(run.get("host_goal_ms"), ".3f"), _num(run.get("host_ratio_to_native"), ".2f"),
+                     _num(b.get("ms_per_step"), ".1f"),
+                     _num(share * 100, ".0f") + " %" if isinstance(share, (int, float)) else DASH,
+                     {True: "yes", False: "**no**"}.get(py.get("losses_equal"), DASH)])
+    if not rows:
+        return []
+    return ["", "Host time per training step (ms on the page's clock, the median over the steps after the first; "
+            "SwiftShader computes earlier steps on the same cores meanwhile; native: the same plan replayed by "
+            "Python over wgpu-py on an idle GPU, whole step (without its submit)):", ""] + _table(
+        ["Chromium", "run", "dispatches", "browser, JavaScript replay", "after a reload",
+         "browser, Python replay", "native", "goal 0.3 + 0.002 × dispatches", "browser ÷ native",
+         "ms/step", "host share", "same losses as the Python replay"], rows)
 
 
 # ------------------------------------------------------------------------------------------------ hook
 
 RENDERERS: dict[str, Callable[[Path, Path | None], str]] = {
-    "bench": render_bench, "federated": render_federated, "playground": render_playground}
+    "bench": render_bench, "inference": render_inference, "federated": render_federated,
+    "playground": render_playground}
 
 
 def replace_markers(markdown: str, results_dir: Path, root: Path | None = None, where: str = "") -> str:

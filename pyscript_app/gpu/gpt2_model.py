@@ -1,0 +1,312 @@
+"""GPT-2 inference on the GPU, batch 1: the weights in GPU buffers, a batched prefill of the prompt and
+KV-cached decode steps (gpu/decode.py's design for our model; reference/gpt2.py prefill / decode_step
+is the spec).
+
+Pure Python (runs natively and in Pyodide). Letters as in reference/gpt2_config.py; N rows = T prompt
+positions in the prefill, 1 in a decode step. Per row (all f32):
+    x = wte[token] + wpe[pos]                                          embedding_forward
+    per layer: xn = layernorm(x, ln_1)                                 layernorm_forward
+               qkv = xn @ c_attn + b                                   matmul_forward_bias
+               y = attention(qkv)       prefill: causal over the prompt, then its k, v into the caches
+                                        (attention_forward + attention_kv_fill); decode: k, v of pos into
+                                        the caches and attention over slots 0..pos (attention_decode)
+               x = x + (y @ attn.c_proj + b)                           matmul_forward_bias_residual
+               h = gelu(layernorm(x, ln_2) @ c_fc + b)                 layernorm_forward, matmul_forward_bias_gelu
+               x = x + (h @ mlp.c_proj + b)                            matmul_forward_bias_residual
+    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    the tied head (wte's padding rows are
+                                                                       never read): matvec_transposed for
+                                                                       one row, else matmul_backward_dx
+                                                                       with K = V, M = C
+The prefill keeps only the last row's logits (its last residual row is copied into the decode buffers),
+unless every position's are asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
+One submission and one read of V floats per token (or of the chosen id: `generate`): the decode position
+goes into the attention's uniform buffer before anything of the step is recorded (work recorded earlier is
+submitted first), so a step binds the same buffers at every position and is replayed from a plan
+(Executor.begin_plan) after its first recording; only wpe[pos]'s copy changes.
+
+Weights: one storage buffer per tensor (a 124M model is 500 MB in f32, more than WebGPU's default
+largest buffer, 256 MB); the padded rows of wte (V..Vp-1) are uploaded as they are and never read.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+
+from ..reference.gpt2_config import GPT2Config
+from .attention_ops import AttentionOps
+from .executor import Executor, GpuBuffer, Plan, Target, as_view
+from .layout import F32
+from .matmul_rules import matmul_forward_overrides, matvec_overrides
+from .registry import matmul_entry, tied_head_entry
+
+UPLOAD_CHUNK_BYTES = 64 << 20  # one queue write at most: the page streams a file into buffers this way
+
+
+class Gpt2Weights:
+    """cfg.param_shapes()'s tensors, each in its own f32 storage buffer."""
+
+    def __init__(self, cfg: GPT2Config, buffers: Mapping[str, GpuBuffer]) -> None:
+        self.cfg, self.buffers = cfg, dict(buffers)
+
+    @classmethod
+    def upload(cls, ex: Executor, cfg: GPT2Config, tensors: Mapping[str, object]) -> "Gpt2Weights":
+        """tensors: name -> little-endian f32 bytes-like (a C-contiguous float32 numpy array works), the
+        names and shapes of cfg.param_shapes(); written in chunks of at most UPLOAD_CHUNK_BYTES."""
+        shapes = dict(cfg.param_shapes())
+        missing, extra = set(shapes) - set(tensors), set(tensors) - set(shapes)
+        if missing or extra:
+            raise ValueError(f"tensor names differ: missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}")
+        buffers = {}
+        for name, shape in shapes.items():
+            data = memoryview(tensors[name]).cast("B")
+            n = F32
+            for s in shape:
+                n *= s
+            if len(data) != n:
+                raise ValueError(f"{name}: {len(data)} bytes, expected {n} (f32 {shape})")
+            buf = buffers[name] = ex.alloc(n, label=name)
+            for off in range(0, n, UPLOAD_CHUNK_BYTES):
+                ex.write(buf, data[off : off + UPLOAD_CHUNK_BYTES], offset=off)
+        return cls(cfg, buffers)
+
+    def __getitem__(self, name: str) -> GpuBuffer:
+        return self.buffers[name]
+
+    def release(self, ex: Executor) -> None:
+        for buf in self.buffers.values():
+            ex.release(buf)
+        self.buffers.clear()
+
+
+class _Rows:
+    """Activations of N rows (the decode step's N = 1, or a prompt of N tokens)."""
+
+    def __init__(self, ex: Executor, cfg: GPT2Config, N: int, label: str, logits_rows: int) -> None:
+        C, H = cfg.n_embd, cfg.n_head
+
+        def buf(n: int, what: str) -> GpuBuffer:
+            return ex.alloc(n * F32, label=f"{label}.{what}")
+
+        self.N = N
+        self.tokens = buf(N, "tokens")  # (N,) u32
+        self.xa, self.xb = buf(N * C, "xa"), buf(N * C, "xb")  # the residual stream, ping-pong
+        self.xn, self.mean, self.rstd = buf(N * C, "xn"), buf(N, "mean"), buf(N, "rstd")
+        self.qkv, self.y, self.lse = buf(N * 3 * C, "qkv"), buf(N * C, "y"), buf(H * N, "lse")
+        self.h = buf(N * 4 * C, "h")
+        self.logits = buf(logits_rows * cfg.vocab_size, "logits") if logits_rows else None
+
+    def release(self, ex: Executor) -> None:
+        for buf in vars(self).values():
+            if isinstance(buf, GpuBuffer):
+                ex.release(buf)
+
+
+class Gpt2Decoder:
+    """Prefill and decode for one sequence of GPT-2 whose weights are on the GPU."""
+
+    def __init__(self, ex: Executor, weights: Gpt2Weights) -> None:
+        cfg = self.cfg = weights.cfg
+        self.ex, self.w = ex, weights
+        C, H, P = cfg.n_embd, cfg.n_head, cfg.n_positions
+        self.step_rows = _Rows(ex, cfg, 1, "gpt2.step", logits_rows=1)
+        self.wpe_row = ex.alloc(C * F32, label="gpt2.wpe_row")  # wpe[pos], copied (a row is not 256-aligned)
+        kv = H * P * cfg.head_dim * F32
+        self.k_cache = [ex.alloc(kv, label=f"h.{l}.k_cache") for l in range(cfg.n_layer)]
+        self.v_cache = [ex.alloc(kv, label=f"h.{l}.v_cache") for l in range(cfg.n_layer)]
+        self.step_attn = AttentionOps(ex, 1, 1, C, H, P)  # decode only (its overrides: attention_decode's)
+        self.decode_params = ex.uniform_buffer("attention_decode", "gpt2.decode params")
+        self.prompt: tuple[_Rows, AttentionOps] | None = None  # the last prompt length's buffers
+        self._step_plans: dict[tuple[int, int, int], Plan] = {}  # token buffer range -> the recorded step
+
+    # -- recording ---------------------------------------------------------------------------
+    def record_prefill(self, ids: Sequence[int], all_logits: bool = False) -> GpuBuffer:
+        """Record the prompt `ids` (T >= 1 tokens at positions 0..T-1) in one batched pass, filling the
+        caches' slots 0..T-1 -> the logits buffer: (V,) of the last position, or (T,V) with all_logits."""
+        cfg, ex = self.cfg, self.ex
+        T = len(ids)
+        if not 1 <= T <= cfg.n_positions:
+            raise ValueError(f"prompt of {T} tokens: need 1..{cfg.n_positions}")
+        self._check_tokens(ids)
+        ex.submit()  # work recorded before keeps the tokens it was recorded with
+        rows, attn = self._prompt_buffers(T, all_logits)
+        ex.write(rows.tokens, array("I", ids).tobytes())
+        ex.dispatch("embedding_forward", [rows.tokens, self.w["wte.weight"], self.w["wpe.weight"], rows.xa],
+                    {"B": 1, "T": T, "C": cfg.n_embd, "V": cfg.vocab_size, "Tmax": cfg.n_positions})
+        fill = {"T": T, "C": cfg.n_embd, "H": cfg.n_head, "Tmax": cfg.n_positions}
+
+        def attend(l: int) -> None:
+            attn.forward(rows.qkv, rows.y, rows.lse)
+            ex.dispatch("attention_kv_fill", [rows.qkv, self.k_cache[l], self.v_cache[l]], fill,
+                        overrides=self.step_attn.overrides)
+
+        self._blocks(rows, attend)
+        if all_logits:
+            return self._head(rows, rows)
+        last = self.step_rows
+        ex.copy(rows.xa.view((T - 1) * cfg.n_embd * F32, cfg.n_embd * F32), last.xa)
+        return self._head(last, last)
+
+    def record_step(self, token: int | Target, pos: int) -> GpuBuffer:
+        """Record one token at position pos (slots 0..pos-1 of the caches must hold the tokens before it):
+        its k and v go into slot pos -> the logits buffer (V,). token: an id, or a buffer whose first u32 is
+        the id (gpu/token_choice.py's output, chosen on the GPU)."""
+        cfg, ex, rows = self.cfg, self.ex, self.step_rows
+        if not 0 <= pos < cfg.n_positions:
+            raise ValueError(f"position {pos} outside the context 0..{cfg.n_positions - 1}")
+        ex.submit()  # work recorded before keeps the position it was recorded with
+        ex.write_uniform(self.decode_params, "attention_decode",
+                         {"C": cfg.n_embd, "H": cfg.n_head, "Tmax": cfg.n_positions, "pos": pos})
+        if isinstance(token, int):
+            self._check_tokens([token])
+            ex.write(rows.tokens, array("I", [token]).tobytes())
+            token = rows.tokens
+        C = cfg.n_embd
+        ex.copy(self.w["wpe.weight"].view(pos * C * F32, C * F32), self.wpe_row)
+        # Everything after the copy binds the same buffers at every position (pos is in decode_params):
+        # recorded once per token buffer, then replayed without Python's per-dispatch bookkeeping.
+        view = as_view(token)
+        key = (view.buffer.id, view.offset, view.nbytes)
+        plan = self._step_plans.get(key)
+        if plan is not None:
+            ex.replay(plan)
+            return rows.logits
+        if len(self._step_plans) >= 4:  # a new chooser per generation: keep the newest few
+            self._step_plans.pop(next(iter(self._step_plans)))
+        ex.begin_plan()
+        ex.dispatch("embedding_forward", [token, self.w["wte.weight"], self.wpe_row, rows.xa],
+                    {"B": 1, "T": 1, "C": C, "V": cfg.vocab_size, "Tmax": 1})
+
+        def attend(l: int) -> None:
+            ex.dispatch("attention_decode", [rows.qkv, self.k_cache[l], self.v_cache[l], rows.y], self.decode_params,
+                        overrides=self.step_attn.overrides, shape={"H": cfg.n_head})
+
+        self._blocks(rows, attend)
+        self._head(rows, rows)
+        self._step_plans[key] = ex.end_plan()
+        return rows.logits
+
+    # -- reading -----------------------------------------------------------------------------
+    async def prefill(self, ids: Sequence[int]) -> array:
+        """The prompt -> logits array('f') of length V for the token after it."""
+        return await self._read(self.record_prefill(ids), self.cfg.vocab_size)
+
+    async def logits(self, ids: Sequence[int]) -> array:
+        """Every position's logits: array('f') of T x V, row-major (the caches are filled as by prefill)."""
+        return await self._read(self.record_prefill(ids, all_logits=True), len(ids) * self.cfg.vocab_size)
+
+    async def step(self, token: int | Target, pos: int) -> array:
+        """Feed `token` at `pos` -> logits array('f') of length V."""
+        return await self._read(self.record_step(token, pos), self.cfg.vocab_size)
+
+    async def generate_greedy(self, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
+        """reference/gpt2.generate_greedy for batch 1 (argmax on the host; ties: the lowest id)."""
+        if len(prompt) + max_new_tokens - 1 > self.cfg.n_positions:
+            raise ValueError(f"{len(prompt)} prompt + {max_new_tokens} new tokens exceed n_positions")
+        logits, out = await self.prefill(prompt), []
+        for n in range(max_new_tokens):
+            out.append(max(range(len(logits)), key=logits.__getitem__))
+            if n + 1 < max_new_tokens:
+                logits = await self.step(out[-1], len(prompt) + n)
+        return out
+
+    async def generate(self, prompt: Sequence[int], max_new_tokens: int, chooser, sampling,
+                       on_token=None) -> list[int]:
+        """The prompt, then max_new_tokens ids chosen on the GPU by `chooser` (gpu/token_choice.py's
+        TokenChooser: record(logits, V, sampling, step) -> its output buffer, await read() -> (id, p)).
+        Per token: one submission and one read of 8 bytes; the chosen id feeds the next step from the GPU
+        buffer. on_token(id) is called as each id arrives."""
+        if len(prompt) + max_new_tokens - 1 > self.cfg.n_positions:
+            raise ValueError(f"{len(prompt)} prompt + {max_new_tokens} new tokens exceed n_positions")
+        logits, out = self.record_prefill(prompt), []
+        for n in range(max_new_tokens):
+            chosen = chooser.record(logits, self.cfg.vocab_size, sampling, n)
+            token, _ = await chooser.read()
+            out.append(token)
+            if on_token is not None:
+                on_token(token)
+            if n + 1 < max_new_tokens:
+                logits = self.record_step(chosen, len(prompt) + n)
+        return out
+
+    def release(self) -> None:
+        """Give every buffer of the decoder back to the executor's pool (not the weights)."""
+        ex = self.ex
+        self._step_plans.clear()
+        self.step_rows.release(ex)
+        for buf in (self.wpe_row, *self.k_cache, *self.v_cache, self.decode_params):
+            ex.release(buf)
+        if self.prompt is not None:
+            self.prompt[0].release(ex)
+            ex.release(self.prompt[1].decode_params)
+            self.prompt = None
+
+    # -- the pieces --------------------------------------------------------------------------
+    def _check_tokens(self, ids: Sequence[int]) -> None:
+        V = self.cfg.vocab_size
+        if any(not 0 <= t < V for t in ids):
+            raise ValueError(f"token ids must be in 0..{V - 1} (padding rows are not tokens)")
+
+    def _prompt_buffers(self, T: int, all_logits: bool) -> tuple[_Rows, AttentionOps]:
+        if self.prompt is not None:
+            rows, attn = self.prompt
+            if rows.N == T and (rows.logits is not None) == all_logits:
+                return self.prompt
+            rows.release(self.ex)
+            self.ex.release(attn.decode_params)
+        cfg = self.cfg
+        rows = _Rows(self.ex, cfg, T, "gpt2.prompt", logits_rows=T if all_logits else 0)
+        self.prompt = rows, AttentionOps(self.ex, 1, T, cfg.n_embd, cfg.n_head, cfg.n_positions)
+        return self.prompt
+
+    def _norm(self, rows: _Rows, x: GpuBuffer, name: str) -> None:
+        cfg = self.cfg
+        self.ex.dispatch("layernorm_forward",
+                         [x, self.w[name + ".weight"], self.w[name + ".bias"], rows.xn, rows.mean, rows.rstd],
+                         {"N": rows.N, "C": cfg.n_embd, "eps": cfg.layer_norm_epsilon, "accumulate": 0,
+                          "dy_parts": 1})
+
+    def _linear(self, kernel: str, buffers: list, N: int, K: int, M: int) -> None:
+        """A forward product x (N,K) @ w (K,M) with its bias epilogue, tiles and loads as our model's."""
+        info = self.ex.adapter_info
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, {"N": N, "K": K, "M": M, "accumulate": 0},
+                         overrides=matmul_forward_overrides(kernel, N, K, M, info, self.ex.max_workgroup_bytes))
+
+    def _blocks(self, rows: _Rows, attend) -> None:
+        """The layers over rows.xa (the embeddings) -> rows.xa; attend(l) records layer l's attention
+        from rows.qkv into rows.y."""
+        C, N, w = self.cfg.n_embd, rows.N, self.w
+        for l in range(self.cfg.n_layer):
+            h = f"h.{l}."
+            self._norm(rows, rows.xa, h + "ln_1")
+            self._linear("matmul_forward_bias", [rows.xn, w[h + "attn.c_attn.weight"], w[h + "attn.c_attn.bias"],
+                                                 rows.qkv], N, C, 3 * C)
+            attend(l)
+            self._linear("matmul_forward_bias_residual", [rows.y, w[h + "attn.c_proj.weight"],
+                                                          w[h + "attn.c_proj.bias"], rows.xa, rows.xb], N, C, C)
+            self._norm(rows, rows.xb, h + "ln_2")
+            self._linear("matmul_forward_bias_gelu", [rows.xn, w[h + "mlp.c_fc.weight"], w[h + "mlp.c_fc.bias"],
+                                                      rows.h], N, C, 4 * C)
+            self._linear("matmul_forward_bias_residual", [rows.h, w[h + "mlp.c_proj.weight"],
+                                                          w[h + "mlp.c_proj.bias"], rows.xb, rows.xa], N, 4 * C, C)
+
+    def _head(self, rows: _Rows, out: _Rows) -> GpuBuffer:
+        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits: one row (decoding) by
+        matvec_transposed's dot products, more rows by matmul_backward_dx's tiles (dx (N,K) = dy (N,M) @ w.T
+        with K = V, wte's real rows, and M = C)."""
+        cfg, info = self.cfg, self.ex.adapter_info
+        N, C, V = rows.N, cfg.n_embd, cfg.vocab_size
+        self._norm(rows, rows.xa, "ln_f")
+        dims, buffers = {"N": N, "K": V, "M": C, "accumulate": 0}, [rows.xn, self.w["wte.weight"], out.logits]
+        if N == 1 and C % 4 == 0:
+            self.ex.dispatch("matvec_transposed", buffers, dims, overrides=matvec_overrides(info))
+        else:
+            self.ex.dispatch(tied_head_entry(C, info), buffers, dims,
+                             overrides=matmul_forward_overrides("matmul_backward_dx", N, C, V, info,
+                                                                self.ex.max_workgroup_bytes))
+        return out.logits
+
+    async def _read(self, logits: GpuBuffer, count: int) -> array:
+        out = array("f")
+        out.frombytes(await self.ex.read(logits, count * F32))  # read() submits what is recorded first
+        return out
