@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from _gpt2 import require_gpt2_files, save_random_gpt2
-from _require import module_available, require
+from _gpu import gpu  # noqa: F401  (fixture)
+from _require import find_data_mirror, module_available, require
 from pyscript_app.cli import main
 from pyscript_app.inference.gpt2_checkpoint import read
 from pyscript_app.reference import gpt2
@@ -131,10 +132,30 @@ def test_an_existing_folder_is_never_overwritten(hf, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
-def test_training_refuses_an_imported_checkpoint_in_one_line(hf, tmp_path, capsys):
+def test_training_refuses_an_imported_checkpoint_in_one_line(hf, tmp_path, capsys, monkeypatch):
+    mirror = find_data_mirror()
+    require(mirror is not None, "no data mirror (../shared/data or $TABGPT_DATA_MIRROR)")
+    monkeypatch.setenv("TABGPT_DATA_MIRROR", str(mirror))
     assert _import(hf["folder"], tmp_path / "ck") == 0
     capsys.readouterr()
     assert main(["train", "--dataset", "names", "--model", "nano", "--steps", "1", "--out", str(tmp_path / "ck"),
                  "--resume", "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "imported GPT-2" in err
+
+
+@pytest.mark.gpu
+def test_the_gpu_samples_what_the_reference_samples(hf, tmp_path, capsys, gpu):  # noqa: F811
+    assert _import(hf["folder"], tmp_path / "ck") == 0
+    outputs = {}
+    for backend in ("numpy", "gpu"):
+        for settings in (["--temperature", "0"], ["--temperature", "0.9", "--top-k", "50", "--top-p", "0.95"]):
+            capsys.readouterr()
+            assert main(["sample", "--checkpoint", str(tmp_path / "ck"), "--prompt", "Once upon a time",
+                         "--max-tokens", "16", "-n", "2", "--seed", "3", "--backend", backend, *settings]) == 0
+            out, err = capsys.readouterr()
+            outputs[backend, settings[1]] = out
+            assert ("GPU" in err) == (backend == "gpu") and "ms/token" in err
+    assert outputs["gpu", "0"] == outputs["numpy", "0"]
+    assert outputs["gpu", "0.9"] == outputs["numpy", "0.9"]
+    assert outputs["numpy", "0.9"] != outputs["numpy", "0"]  # the draws matter
