@@ -71,6 +71,7 @@ def test_python_files_are_rewritten_whole_with_a_manifest(assets: ModuleType, tm
     (repo / "pyscript_app" / "sub" / "__pycache__").mkdir(parents=True)
     (repo / "pyscript_app" / "a.py").write_text("A = 1\n", encoding="utf-8")
     (repo / "pyscript_app" / "sub" / "b.py").write_text("B = 2\n", encoding="utf-8")
+    (repo / "pyscript_app" / "sub" / "c.js").write_text("export const C = 3;\n", encoding="utf-8")
     (repo / "pyscript_app" / "sub" / "__pycache__" / "b.py").write_text("stale", encoding="utf-8")
     (repo / "shaders").mkdir()
     (repo / "shaders" / "k.wgsl").write_text("// kernel\n", encoding="utf-8")
@@ -81,6 +82,7 @@ def test_python_files_are_rewritten_whole_with_a_manifest(assets: ModuleType, tm
     assets.write_python_files(repo, py_dir)
 
     manifest = json.loads((py_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["files"] == ["pyscript_app/a.py", "pyscript_app/sub/b.py", "shaders/k.wgsl"]
+    assert manifest["files"] == ["pyscript_app/a.py", "pyscript_app/sub/b.py", "pyscript_app/sub/c.js",
+                                 "shaders/k.wgsl"]
     assert (py_dir / "pyscript_app" / "sub" / "b.py").read_text(encoding="utf-8") == "B = 2\n"
     assert not (py_dir / "pyscript_app" / "deleted.py").exists()

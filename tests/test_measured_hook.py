@@ -181,3 +181,14 @@ def test_the_inference_section_renders_the_newest_file_and_follows_its_figures(h
     _edit(tmp_path / "new.json", lambda d: d["inference"]["ours"].update(ms_per_token=4.75))
     assert "4.75" in hook.render_inference(tmp_path)
     assert "No `tabgpt bench --inference`" in hook.render_inference(tmp_path / "none")
+
+
+def test_the_inference_page_section_follows_its_newest_file(hook, tmp_path):
+    run = {"kind": "browser-inference", "chromium": "150.0", "model": "GPT-2 124M", "backend": "SwiftShader",
+           "load_s": 29.5, "first_token_ms": 11100.0, "ms_per_token": 9900.0, "new_tokens": 8,
+           "command": "python3 benchmarks/browser_inference.py --new-tokens 8"}
+    (tmp_path / "a.json").write_text(json.dumps(dict(run, date="2026-01-01", ms_per_token=1.0)))
+    (tmp_path / "b.json").write_text(json.dumps(dict(run, date="2026-02-01")))
+    page = hook.render_inference_page(tmp_path)
+    assert "9900.00" in page and "29.5" in page and "`b.json`" in page and "`a.json`" not in page
+    assert "<!-- measured:inferencepage -->" in (REPO_ROOT / "site_src" / "inference.md").read_text()

@@ -69,13 +69,13 @@ def test_mini_coi_service_worker_sits_at_the_site_root(built_site: Path) -> None
 
 def test_python_and_shaders_are_copied_and_listed(built_site: Path) -> None:
     expected = sorted(
-        [p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "pyscript_app").rglob("*.py")
-         if "__pycache__" not in p.parts]
+        [p.relative_to(REPO_ROOT).as_posix() for suffix in ("*.py", "*.js")
+         for p in (REPO_ROOT / "pyscript_app").rglob(suffix) if "__pycache__" not in p.parts]
         + [p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "shaders").glob("*.wgsl")]
     )
     manifest = json.loads((built_site / "py" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["files"] == expected
-    assert "pyscript_app/config.py" in expected
+    assert "pyscript_app/config.py" in expected and "pyscript_app/browser/step_replay.js" in expected
     for relative in expected:
         assert (built_site / "py" / relative).read_bytes() == (REPO_ROOT / relative).read_bytes(), relative
 

