@@ -56,6 +56,10 @@ def test_playground_trains_nano_on_names_and_the_loss_falls(browser, site_server
         val = float(page.get_attribute('[data-testid="val-loss"]', "data-value"))
         assert val < LN_V - 0.3
         assert float(page.get_attribute('[data-testid="tokens-per-s"]', "data-value")) > 0
+        assert float(page.get_attribute('[data-testid="ms-per-step"]', "data-value")) > 0
+        share = page.locator('[data-testid="host-share"]')
+        assert 0 <= float(share.get_attribute("data-value")) <= 1
+        assert share.get_attribute("data-replay") == "javascript"  # browser/step_replay.js replays the steps
         assert page.locator('[data-testid="chart-train"]').count() == 1
         assert page.locator('[data-testid="samples"] li').count() == 3
 
@@ -94,6 +98,30 @@ def test_playground_trains_nano_on_names_and_the_loss_falls(browser, site_server
         rec.assert_clean(site_server.origin)
     finally:
         rec.close()
+
+
+def test_steps_replayed_in_javascript_give_the_bits_of_the_python_replay(browser, site_server):
+    """The same run twice in one page: every step (and every sampled token's decode step) replayed by
+    browser/step_replay.js, then by Python through the FFI (?replay=python): the same losses, bit for
+    bit, and the same samples."""
+    rec = open_playground(browser, site_server, init_script=None)
+    page = rec.page
+    runs = {}
+    try:
+        for replay in ("javascript", "python"):
+            if replay == "python":
+                page.evaluate("history.replaceState(null, '', '?replay=python')")
+            fill(page, dataset="names", model="nano", steps=6, batch=4, checkpoint_every=6, samples=1)
+            page.evaluate(f"document.querySelector('{STATUS}').dataset.state = 'clicked'")  # not the last run's
+            page.click('[data-testid="train-button"]')
+            assert wait_state(page, FINISHED) == "done", page.text_content(STATUS)
+            assert page.get_attribute('[data-testid="host-share"]', "data-replay") == replay
+            runs[replay] = (loss_log(page)["losses"], page.text_content('[data-testid="samples"]'))
+        rec.assert_clean(site_server.origin)
+    finally:
+        rec.close()
+    assert len(runs["javascript"][0]) == 6
+    assert runs["javascript"] == runs["python"]
 
 
 def _bad_input_changes_nothing(page, tmp_path) -> None:

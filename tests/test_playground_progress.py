@@ -31,3 +31,12 @@ def test_a_resumed_run_counts_its_pace_from_the_resume_step():
     assert math.isclose(p.eta_s, 15.0)  # 30 steps left at 0.5 s per step
     p.step_losses.extend([5.1, 5.0])
     assert p.loss_log()["start_step"] == 60 and p.loss_log()["losses"] == [5.1, 5.0]
+
+
+def test_ms_per_step_and_host_share_come_from_the_training_time_and_the_read_back_waits():
+    p = Progress(total_steps=40, start_step=10)
+    p.timing = {"read_s": 0.3}
+    p.apply({"type": "step", "step": 20, "loss": 6.0, "tokens_per_s": 100.0, "elapsed_s": 2.0, "lr": 1e-3,
+             "train_s": 1.0, "train_steps": 10})
+    assert math.isclose(p.ms_per_step, 100.0) and math.isclose(p.host_share, 0.7)
+    assert math.isclose(p.host_ms_per_step, 70.0)

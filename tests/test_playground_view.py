@@ -44,3 +44,13 @@ def test_samples_are_escaped():
     html = samples_html(["<b>x</b>", ""], prompt="a&b", temperature=0.8, top_k=0)
     assert "<b>" not in html and "&lt;b&gt;" in html and "a&amp;b" in html and "top-k all" in html
     assert html.count("<li>") == 2
+
+
+def test_ms_per_step_and_the_host_share_are_shown_with_how_steps_replay():
+    p = Progress(total_steps=40)
+    assert 'data-testid="ms-per-step">–' in live_html(p, 1024)
+    p.ms_per_step, p.host_share = 12.5, 0.25
+    html = live_html(p, 1024, "javascript")
+    assert 'data-testid="ms-per-step" data-value="12.5">12.50<' in html
+    assert re.search(r'data-testid="host-share" data-value="0.25" data-host-ms="3.125" data-replay="javascript">'
+                     r"25 % \(3.12 ms/step\)<", html)

@@ -3,6 +3,7 @@ import asyncio
 import pytest
 
 from _world import tiny_train_config, tiny_world
+from pyscript_app.gpu.executor import run_sync
 from pyscript_app.train.numpy_backend import NumpyBackend
 from pyscript_app.train.trainer import Trainer, eval_starts, make_windows
 
@@ -113,3 +114,73 @@ def test_tokens_per_s_counts_training_time_only(monkeypatch):
         assert e["tokens_per_s"] == pytest.approx(tokens_per_step)  # one step per (fake) second
     last = evs[-1]
     assert last["elapsed_s"] > 2 * 100 + 4 * 1000  # wall time kept the evals and the consumer's pauses
+
+
+class DeferredReads(NumpyBackend):
+    """A backend whose losses can be requested now and awaited later (as GpuBackend.request_losses),
+    logging the order of steps, requests and awaits."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.log = []
+
+    async def step(self, x, y, lr):
+        self.log.append("step")
+        await super().step(x, y, lr)
+
+    def request_losses(self):
+        self.log.append("request")
+        now = run_sync(NumpyBackend.pop_losses(self))  # the losses as they are now
+
+        async def losses():
+            self.log.append("await")
+            return now
+
+        return losses()
+
+
+def test_deferred_read_backs_give_the_same_events_one_step_later():
+    cfg = tiny_train_config()
+    tok, train, val = tiny_world()
+    plain = run_events(make(cfg))
+    trainer = Trainer(cfg, DeferredReads(cfg.model_cfg(), cfg), train, val, tok)
+    deferred = run_events(trainer)
+    keys = ("type", "step", "loss", "lr", "val_loss")
+    assert [{k: e.get(k) for k in keys} for e in deferred] == [{k: e.get(k) for k in keys} for e in plain]
+    # step 5's read-back is requested after step 5 and awaited after step 6 was submitted; steps 10
+    # and 20 evaluate, so they read back at once (pop_losses)
+    log = trainer.backend.log
+    assert log[:8] == ["step"] * 5 + ["request", "step", "await"]
+    assert log.count("request") == 2 and all(e["train_steps"] >= e["step"] for e in deferred if e["type"] == "step")
+
+
+def test_a_stop_after_a_requested_read_back_still_reports_its_step():
+    cfg = tiny_train_config()
+    tok, train, val = tiny_world()
+    trainer = Trainer(cfg, DeferredReads(cfg.model_cfg(), cfg), train, val, tok)
+    events = []
+
+    async def go():
+        async for ev in trainer.run():
+            events.append(ev)
+            if ev["type"] == "step" and ev["step"] == 5:
+                trainer.stop()  # step 6 is already submitted: the run stops there
+    asyncio.run(go())
+    assert [e["step"] for e in events if e["type"] == "step"] == [5]
+    assert events[-1]["type"] == "done" and events[-1]["step"] == 6 and events[-1]["stopped"]
+
+
+def test_settle_at_reads_back_at_once_where_the_consumer_checkpoints():
+    cfg = tiny_train_config()
+    tok, train, val = tiny_world()
+    trainer = Trainer(cfg, DeferredReads(cfg.model_cfg(), cfg), train, val, tok)
+    trainer.settle_at = lambda step: step == 5
+    seen = []
+
+    async def go():
+        async for ev in trainer.run():
+            if ev["type"] == "step":
+                seen.append((ev["step"], trainer.step))
+    asyncio.run(go())
+    assert seen[0] == (5, 5) and (15, 16) in seen  # step 15 is deferred: the trainer is one step on
+    assert trainer.backend.log.count("request") == 1

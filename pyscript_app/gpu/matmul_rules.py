@@ -212,3 +212,18 @@ MATVEC_CPU_OVERRIDES = {"WG": 256, "LANES": 1}
 def matvec_overrides(adapter_info: Mapping[str, object] | None) -> dict[str, int] | None:
     """matvec_transposed's overrides on this adapter (None: the kernel's defaults)."""
     return None if is_gpu_adapter(adapter_info) else dict(MATVEC_CPU_OVERRIDES)
+
+
+# matvec.wgsl's matvec_forward_bias* (GPT-2's linear layers when decoding one token: y (1,M) = x (1,K) @ w
+# + b). GPU adapters: 256 invocations as 8 column lanes by 32 k-groups (neighbouring lanes read 32
+# neighbouring bytes of a row of w, one sector), one column per lane: ceil(M / 8) workgroups (96 at GPT-2
+# small's proj, 384 at its fc) each with 8 warps' loads in flight. Not yet measured on a GPU: the
+# lead's `tabgpt bench --inference gpt2 --backend gpu --gpu dawn` decides (the matmul.wgsl tiles it
+# replaces took 4.49 ms per token at 124M on an H100, inference-gpt2-f32-h100-dawn-2026-12-07.json).
+MATVEC_FORWARD_GPU_OVERRIDES = {"WG": 256, "KSPLIT": 32, "COLS": 1}
+MATVEC_FORWARD_CPU_OVERRIDES = {"WG": 64, "KSPLIT": 1, "COLS": 1}
+
+
+def matvec_forward_overrides(K: int, M: int, adapter_info: Mapping[str, object] | None) -> dict[str, int]:
+    """matvec_forward_bias*'s overrides for y (1,M) = x (1,K) @ w (K,M) + b on this adapter."""
+    return dict(MATVEC_FORWARD_GPU_OVERRIDES if is_gpu_adapter(adapter_info) else MATVEC_FORWARD_CPU_OVERRIDES)

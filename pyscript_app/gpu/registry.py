@@ -485,8 +485,19 @@ for _name in ("matmul_forward_rmsnorm_direct", "matmul_forward_rmsnorm_relu_dire
 
 # --- matvec.wgsl: products with few rows as dot products (decoding one token) ---------------------
 # matvec_transposed has matmul_backward_dx's bindings and uniform: out (N,K) = a (N,M) @ w[:K].T, M % 4 == 0.
-_register("matvec.wgsl", "matvec_transposed", _MM3("a", "w", "out"), MATMUL_UNIFORM, [("WG", 64), ("LANES", 8)],
+# matvec_forward_bias* have matmul_forward_bias*'s bindings and uniform: y (N,M) = epilogue(x (N,K) @ w (K,M) + b),
+# any K and M (gpu/gpt2_model.py's decode step; overrides: matmul_rules.matvec_forward_overrides).
+MATVEC_OVERRIDES = [("WG", 64), ("LANES", 8), ("KSPLIT", 8), ("COLS", 1)]
+_register("matvec.wgsl", "matvec_transposed", _MM3("a", "w", "out"), MATMUL_UNIFORM, MATVEC_OVERRIDES,
           lambda v: grid_1d(ceil_div(v["K"], v["WG"] // v["LANES"]) * v["WG"], v["WG"]))
+_matvec_forward_grid = lambda v: grid_1d(  # noqa: E731
+    ceil_div(v["M"], v["WG"] // v["KSPLIT"] * v["COLS"]) * v["WG"], v["WG"])
+for _name in ("matvec_forward_bias", "matvec_forward_bias_gelu"):
+    _register("matvec.wgsl", _name, [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+              MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_forward_grid)
+_register("matvec.wgsl", "matvec_forward_bias_residual",
+          [("x", READ), ("w", READ), ("b", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_forward_grid)
 
 
 # --- per-adapter override table ----------------------------------------------------------------
