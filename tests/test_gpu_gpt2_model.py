@@ -81,6 +81,8 @@ def test_gpu_adapter_choices_match_reference(gpu, world, monkeypatch):
     step = np.asarray(run_sync(dec.step(int(ids[12]), 12)))
     assert relative_error(step, gpt2.decode_step(CFG, p64, cache, ids[12:], 12)[0]) < 1e-4
     assert ("matvec_transposed", None) in chosen
+    assert {k for k, o in chosen if k.startswith("matvec_forward") and o["KSPLIT"] > 1} == {
+        "matvec_forward_bias", "matvec_forward_bias_gelu", "matvec_forward_bias_residual"}  # the step's layers
     dec._step_plans.clear()
     assert any(k.startswith("matmul_forward_bias") and (o or {}).get("RPI") == 4 for k, o in chosen)
 

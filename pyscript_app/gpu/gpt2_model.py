@@ -13,6 +13,7 @@ positions in the prefill, 1 in a decode step. Per row (all f32):
                x = x + (y @ attn.c_proj + b)                           matmul_forward_bias_residual
                h = gelu(layernorm(x, ln_2) @ c_fc + b)                 layernorm_forward, matmul_forward_bias_gelu
                x = x + (h @ mlp.c_proj + b)                            matmul_forward_bias_residual
+               (one row, decoding: matvec.wgsl's matvec_forward_bias, _bias_gelu, _bias_residual instead)
     logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    the tied head (wte's padding rows are
                                                                        never read): matvec_transposed for
                                                                        one row, else matmul_backward_dx
@@ -37,7 +38,7 @@ from ..reference.gpt2_config import GPT2Config
 from .attention_ops import AttentionOps
 from .executor import Executor, GpuBuffer, Plan, Target, as_view
 from .layout import F32
-from .matmul_rules import matmul_forward_overrides, matvec_overrides
+from .matmul_rules import matmul_forward_overrides, matvec_forward_overrides, matvec_overrides
 from .registry import matmul_entry, tied_head_entry
 
 UPLOAD_CHUNK_BYTES = 64 << 20  # one queue write at most: the page streams a file into buffers this way
@@ -267,9 +268,14 @@ class Gpt2Decoder:
                           "dy_parts": 1})
 
     def _linear(self, kernel: str, buffers: list, N: int, K: int, M: int) -> None:
-        """A forward product x (N,K) @ w (K,M) with its bias epilogue, tiles and loads as our model's."""
-        info = self.ex.adapter_info
-        self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, {"N": N, "K": K, "M": M, "accumulate": 0},
+        """A forward product x (N,K) @ w (K,M) with its bias epilogue: one row (decoding) by matvec.wgsl's
+        column dot products (matvec_forward_bias*, same bindings), more rows by the tiles of our model."""
+        info, dims = self.ex.adapter_info, {"N": N, "K": K, "M": M, "accumulate": 0}
+        if N == 1:
+            self.ex.dispatch(kernel.replace("matmul_", "matvec_", 1), buffers, dims,
+                             overrides=matvec_forward_overrides(K, M, info))
+            return
+        self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, dims,
                          overrides=matmul_forward_overrides(kernel, N, K, M, info, self.ex.max_workgroup_bytes))
 
     def _blocks(self, rows: _Rows, attend) -> None:

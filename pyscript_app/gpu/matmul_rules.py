@@ -220,10 +220,18 @@ def matvec_overrides(adapter_info: Mapping[str, object] | None) -> dict[str, int
 # small's proj, 384 at its fc) each with 8 warps' loads in flight. Not yet measured on a GPU: the
 # lead's `tabgpt bench --inference gpt2 --backend gpu --gpu dawn` decides (the matmul.wgsl tiles it
 # replaces took 4.49 ms per token at 124M on an H100, inference-gpt2-f32-h100-dawn-2026-12-07.json).
+# CPU adapters: no k-groups (no barriers), 64 invocations, 4 columns per lane from M = 512 on. Measured on
+# llvmpipe (lavapipe, wgpu-native, 2 shared cores, 2026-12-08, ms per dispatch of matvec_forward_bias
+# against matmul_forward_bias_v4's tiles at our rules): 64 x 192 0.46 -> 0.12 (COLS 4: 0.19), 256 x 64
+# 0.72 -> 0.08, 768 x 2304 35.9 -> 6.2 (COLS 4: 3.4), 3072 x 768 47.8 -> 6.9 (COLS 4: 4.9); with 4
+# k-groups 1.5-2.5x slower than none. The tests' decode step (2 layers, width 64): 11.5 -> 8.1 ms.
 MATVEC_FORWARD_GPU_OVERRIDES = {"WG": 256, "KSPLIT": 32, "COLS": 1}
 MATVEC_FORWARD_CPU_OVERRIDES = {"WG": 64, "KSPLIT": 1, "COLS": 1}
+MATVEC_FORWARD_CPU_WIDE_M = 512  # from this many columns on, COLS 4 on CPU adapters
 
 
 def matvec_forward_overrides(K: int, M: int, adapter_info: Mapping[str, object] | None) -> dict[str, int]:
     """matvec_forward_bias*'s overrides for y (1,M) = x (1,K) @ w (K,M) + b on this adapter."""
-    return dict(MATVEC_FORWARD_GPU_OVERRIDES if is_gpu_adapter(adapter_info) else MATVEC_FORWARD_CPU_OVERRIDES)
+    if is_gpu_adapter(adapter_info):
+        return dict(MATVEC_FORWARD_GPU_OVERRIDES)
+    return {**MATVEC_FORWARD_CPU_OVERRIDES, "COLS": 4 if M >= MATVEC_FORWARD_CPU_WIDE_M else 1}

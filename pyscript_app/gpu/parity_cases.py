@@ -41,7 +41,7 @@ from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, Parity
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
                                   _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _matvec, _tied_head)
-from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _gelu, _layernorm
+from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _gelu, _layernorm, _matvec_forward
 from .parity_cases_token_choice import _choose_token
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
 
@@ -419,6 +419,8 @@ CASES: tuple[ParityCase, ...] = (
     _bias_backward(37, 130),
     _tied_head(3, 64, 301, 320),  # wte (Vp,C) with Vp > V: padding rows never read nor written
     _matvec(1, 64, 301, 320),  # the same head when decoding one token
+    _matvec_forward(131, 203),  # the linear layers when decoding one token (awkward K, M)
+    _matvec_forward(200, 97, {"WG": 256, "KSPLIT": 32}, variant="_gpu"),  # GPU adapters' overrides
     _attention_kv_fill(48, 4, 16, 9),
     # the next token from a row of logits (gpu/parity_cases_token_choice.py): greedy, temperature, top-k, top-p
     _choose_token(1000, 1024, ((0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.5), (1.5, 3, 0.3))),

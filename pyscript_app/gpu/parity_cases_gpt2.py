@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference.ops_attention import attention_forward
-from ..reference.ops_gpt2 import gelu_backward, gelu_forward, layernorm_backward, layernorm_forward
+from ..reference.ops_gpt2 import gelu_backward, gelu_forward, layernorm_backward, layernorm_forward, linear_forward
 from .attention_ops import tile_rows
 from .parity_case_builder import CaseBuilder, ParityCase, _f64, _rng
 
@@ -103,3 +103,32 @@ def _attention_kv_fill(C: int, H: int, Tmax: int, T: int):
         ref_y, _ = attention_forward(qkv[None].astype(np.float64), H)
         b.expect_close("y", ref_y[0, T], 1e-5, 1e-4, f"decode at pos {T} after the fill")
     return ParityCase(f"attention_kv_fill_C{C}_H{H}_T{T}", ("attention_kv_fill", "attention_decode"), make)
+
+
+# --- matvec.wgsl's one-row linear layers (decoding): atol 1e-5 + rtol 1e-4 (the matmuls') ----------------
+def _matvec_forward(K: int, M: int, overrides: dict[str, int] | None = None, variant: str = ""):
+    """y (1,M) = x @ w + b, gelu(x @ w + b), res + (x @ w + b) as GPT-2's decode step computes them, the
+    residual one also added into a prior y (accumulate)."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(K, M, 13)
+        x = (0.5 * r.standard_normal((1, K))).astype(np.float32)
+        w = (r.standard_normal((K, M)) / np.sqrt(K)).astype(np.float32)
+        bias, res, prior = (r.standard_normal(s).astype(np.float32) for s in (M, (1, M), (1, M)))
+        for name, arr in (("x", x), ("w", w), ("b", bias), ("res", res), ("acc", prior)):
+            b.input(name, arr)
+        for name in ("y", "y_gelu", "y_res"):
+            b.output(name, M)
+        dims = {"N": 1, "K": K, "M": M, "accumulate": 0}
+        b.dispatch("matvec_forward_bias", ["x", "w", "b", "y"], dims, overrides=overrides, flops=2 * K * M)
+        b.dispatch("matvec_forward_bias_gelu", ["x", "w", "b", "y_gelu"], dims, overrides=overrides, flops=2 * K * M)
+        b.dispatch("matvec_forward_bias_residual", ["x", "w", "b", "res", "y_res"], dims, overrides=overrides,
+                   flops=2 * K * M)
+        b.dispatch("matvec_forward_bias_residual", ["x", "w", "b", "res", "acc"], {**dims, "accumulate": 1},
+                   overrides=overrides, flops=2 * K * M)
+        lin = linear_forward(*_f64(x, w, bias))
+        b.expect_close("y", lin, 1e-5, 1e-4, "y = x @ w + b")
+        b.expect_close("y_gelu", gelu_forward(lin), 1e-5, 1e-4, "y = gelu(x @ w + b)")
+        b.expect_close("y_res", res + lin, 1e-5, 1e-4, "y = res + (x @ w + b)")
+        b.expect_close("acc", prior + res + lin, 1e-5, 1e-4, "y += res + (x @ w + b)")
+    return ParityCase(f"matvec_forward_bias_{K}x{M}{variant}",
+                      ("matvec_forward_bias", "matvec_forward_bias_gelu", "matvec_forward_bias_residual"), make)
