@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Callable
 
-import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -23,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from .hub import Relay, TooManySessions
 from .protocol import InvalidRequest
+from .quotas import client_address
 from .settings import RelaySettings
 from .ws import origin_allowed, relay_socket
 
@@ -36,7 +36,8 @@ def _relay(request: Request) -> Relay:
 
 
 async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "sessions": len(_relay(request).sessions)})
+    relay = _relay(request)
+    return JSONResponse({"status": "ok", "sessions": len(relay.sessions), **relay.health_extra()})
 
 
 async def create_session(request: Request) -> JSONResponse:
@@ -57,20 +58,18 @@ async def create_session(request: Request) -> JSONResponse:
         parsed = json.loads(body or b"null", parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return JSONResponse({"detail": ["body is not valid JSON"]}, status_code=400)
+    creator = client_address(request.scope, relay.settings)
     try:
-        config = relay.new_config(parsed)
-        weights = await anyio.to_thread.run_sync(relay.initial_weights, config)
-        session, owner_token, join_secret = relay.new_session(config, weights)
-        # saved before it is published: a session that cannot be stored never exists
-        await anyio.to_thread.run_sync(relay.save_new, session)
-        relay.publish(session)
+        session, owner_token, join_secret = await relay.create(parsed, creator)
     except InvalidRequest as e:
         return JSONResponse({"detail": e.reasons}, status_code=422)
     except TooManySessions as e:
-        return JSONResponse({"detail": [str(e)]}, status_code=429)
+        return JSONResponse({"detail": [e.refusal.message], "reason": e.refusal.reason}, status_code=429,
+                            headers={"Retry-After": str(e.refusal.retry_after)})
     except OSError as e:
         log.error("could not store a new session: %s: %s", type(e).__name__, e)
         return JSONResponse({"detail": ["the relay could not store the session; try again later"]}, status_code=503)
+    config = session.config
     answer = {"session_id": session.session_id, "owner_token": owner_token, "config": config.to_dict(),
               "param_count": config.param_count}
     if join_secret is not None:
@@ -79,24 +78,21 @@ async def create_session(request: Request) -> JSONResponse:
 
 
 async def list_sessions(request: Request) -> JSONResponse:
-    relay = _relay(request)
-    out = [{"session_id": s.session_id, "model": s.config.model, "dataset": s.config.dataset, "round": s.round,
-            "clients": len(s.roster.connected_ids()), "quorum": s.config.quorum} for s in relay.sessions.values()
-           if s.config.listed]  # opt-in: an unlisted session's id is known only to whom its owner tells
-    return JSONResponse({"sessions": out})
+    # opt-in: an unlisted session's id is known only to whom its owner tells
+    return JSONResponse({"sessions": await _relay(request).listed_sessions()})
 
 
 async def session_status(request: Request) -> JSONResponse:
     relay = _relay(request)
-    session = relay.sessions.get(request.path_params["session_id"])
+    session = await relay.find(request.path_params["session_id"])
     if session is None:
         return JSONResponse({"detail": ["no such session"]}, status_code=404)
-    return JSONResponse(session.status(relay.clock()))
+    return JSONResponse(await relay.status_of(session))
 
 
 async def session_weights(request: Request) -> Response:
     relay = _relay(request)
-    session = relay.sessions.get(request.path_params["session_id"])
+    session = await relay.find(request.path_params["session_id"])
     if session is None:
         return JSONResponse({"detail": ["no such session"]}, status_code=404)
     return ChunkedResponse(session.weights_frame(), relay.settings.send_chunk_bytes, relay.settings.send_timeout_s,
@@ -130,7 +126,7 @@ class ChunkedResponse(Response):
 
 async def delete_session(request: Request) -> JSONResponse:
     relay = _relay(request)
-    session = relay.sessions.get(request.path_params["session_id"])
+    session = await relay.find(request.path_params["session_id"])
     if session is None:
         return JSONResponse({"detail": ["no such session"]}, status_code=404)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -139,7 +135,8 @@ async def delete_session(request: Request) -> JSONResponse:
                             headers={"WWW-Authenticate": "Bearer"})
     if not session.owner_matches(token.strip()):
         return JSONResponse({"detail": ["not the owner"]}, status_code=403)
-    relay.delete_session(session.session_id)
+    if await relay.find(session.session_id) is session:  # not deleted meanwhile
+        await relay.remove(session.session_id)
     return JSONResponse({"deleted": session.session_id})
 
 
@@ -204,18 +201,23 @@ def _no_constant(name: str):
 def create_app(settings: RelaySettings | None = None, clock: Callable[[], float] | None = None,
                run_ticker: bool = True) -> Starlette:
     settings = settings or RelaySettings.from_env()
-    relay = Relay(settings, clock)
+    if settings.redis_url:  # one of several relay processes sharing their sessions through Redis
+        from .cluster import ClusterRelay
+
+        relay: Relay = ClusterRelay(settings, clock)
+    else:
+        relay = Relay(settings, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        relay.load()
+        await relay.start()
         ticker = asyncio.create_task(relay.run_ticker()) if run_ticker else None
         try:
             yield
         finally:
             if ticker is not None:
                 ticker.cancel()
-            relay.shutdown()
+            await relay.stop()
             await asyncio.sleep(0)  # let the senders start on their close frames
 
     routes = [

@@ -1,4 +1,5 @@
-"""Measure the relay: `python -m server.bench [--model large] [--clients 4] [--rounds 3] [--json FILE]`.
+"""Measure the relay: `python -m server.bench [--model large] [--clients 4] [--rounds 3] [--processes N]
+[--redis [URL]] [--json FILE]`.
 
 1. aggregation (in this process, one thread): validate one f16 delta of the model and add it to
    the float64 running sum, repeated; then close a round (outer step, f16 encode, W_{r+1}, sha256).
@@ -10,6 +11,8 @@
    aggregation included); the round's close time; and the event loop's responsiveness: a separate
    process requests /api/health every 20 ms during the rounds and records the slowest answer
    (the relay answers it on the same event loop that receives and broadcasts the frames).
+   With --redis, the relay is --processes N processes of one deployment on a Redis (URL, or a
+   redis-server this benchmark starts on a free port), the clients spread over them round-robin.
 """
 
 from __future__ import annotations
@@ -86,9 +89,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_relay(port: int, log) -> subprocess.Popen:
+def start_relay(port: int, log, redis_url: str | None = None, clients: int = 32) -> subprocess.Popen:
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "TABGPT_RELAY_TICK_INTERVAL_S": "0.02"}
+    env = {**os.environ, "PYTHONPATH": path, "TABGPT_RELAY_TICK_INTERVAL_S": "0.02",
+           # every simulated client comes from 127.0.0.1
+           "TABGPT_RELAY_MAX_SOCKETS_PER_ADDRESS": str(10 * clients + 64),
+           "TABGPT_RELAY_MAX_CLIENTS_PER_SESSION": str(max(32, clients)),
+           **({"TABGPT_RELAY_REDIS_URL": redis_url} if redis_url else {})}
     code = f"from server import run; run('127.0.0.1', {port}, None)"
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=log)
@@ -136,10 +143,11 @@ class BenchClient:
                 return msg
 
 
-async def bench_loopback(base: str, model: str, clients: int, rounds: int) -> dict:
+async def bench_loopback(bases: list[str], model: str, clients: int, rounds: int) -> dict:
     import httpx
     from websockets.asyncio.client import connect
 
+    base = bases[0]
     async with httpx.AsyncClient(timeout=60) as http:
         r = await http.post(base + "/api/sessions", json={
             "model": model, "dataset": "names", "quorum": clients, "round_seconds": 3600, "grace_seconds": 1,
@@ -147,9 +155,10 @@ async def bench_loopback(base: str, model: str, clients: int, rounds: int) -> di
         r.raise_for_status()
         s = r.json()
     sid, P = s["session_id"], s["param_count"]
-    url = base.replace("http", "ws", 1) + "/ws"
-    options = dict(max_size=None, compression=None, open_timeout=60, ping_interval=None)
-    sockets = [await connect(url, **options) for _ in range(clients)]
+    urls = [b.replace("http", "ws", 1) + "/ws" for b in bases]
+    # max_queue=None: a client takes every frame at once, so a close never waits behind unread ones
+    options = dict(max_size=None, max_queue=None, compression=None, open_timeout=60, ping_interval=None)
+    sockets = [await connect(urls[i % len(urls)], **options) for i in range(clients)]  # round-robin
     workers = [BenchClient(ws, sid, f"bench{i}") for i, ws in enumerate(sockets)]
     for c in workers:
         await c.send(json.dumps({"type": "join", "session_id": sid, "name": c.name}))
@@ -187,37 +196,61 @@ async def bench_loopback(base: str, model: str, clients: int, rounds: int) -> di
         closes.append(max(done) - t_ack)
         per_round.append({"up": workers[0].sent / P, "down": workers[0].received / P})
     slowest_ms = float(prober.communicate("stop\n", timeout=30)[0])
-    for ws in sockets:
-        await ws.close()
-    return {"param_count": P, "clients": clients, "rounds": rounds,
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return {"param_count": P, "clients": clients, "rounds": rounds, "processes": len(bases),
+            "rounds_completed": len(closes), "aggregation_updates_per_s": float(np.median(
+                [clients / (c + (sum(len(f) for f in frames) / i / 1e6)) for c, i in zip(closes, ingest)])),
             "bytes_per_param_up": float(np.mean([r["up"] for r in per_round])),
             "bytes_per_param_down": float(np.mean([r["down"] for r in per_round])),
             "ingest_mb_per_s": float(np.median(ingest)), "ingest_mb_per_s_all": ingest,
             "round_close_s": float(np.median(closes)), "slowest_health_ms": slowest_ms}
 
 
-async def _loopback(model: str, clients: int, rounds: int) -> dict:
+def start_redis() -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
+    """A throwaway redis-server (no persistence) on a free loopback port: (process, URL, its folder)."""
+    import shutil
+
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("--redis without a URL needs redis-server (apt-get install redis-server)")
+    folder, port = tempfile.TemporaryDirectory(), _free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder.name, "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0", folder
+
+
+async def _loopback(model: str, clients: int, rounds: int, processes: int = 1, redis: str | None = None) -> dict:
     import httpx
 
-    port = _free_port()
+    own_redis = None
+    if redis == "start":
+        own_redis, redis, _folder = start_redis()
     log = tempfile.TemporaryFile()
-    proc = start_relay(port, log)
-    base = f"http://127.0.0.1:{port}"
+    ports = [_free_port() for _ in range(processes)]
+    procs = [start_relay(port, log, redis, clients) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        for _ in range(400):
-            try:
-                if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            log.seek(0)
-            raise RuntimeError("the relay did not start: " + log.read().decode()[-2000:])
-        return await bench_loopback(base, model, clients, rounds)
+        for base in bases:
+            for _ in range(400):
+                try:
+                    if httpx.get(base + "/api/health", timeout=0.5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            else:
+                log.seek(0)
+                raise RuntimeError("the relay did not start: " + log.read().decode()[-2000:])
+        return await bench_loopback(bases, model, clients, rounds)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+        for proc in procs + ([own_redis] if own_redis else []):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,10 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10, help="deltas aggregated in process")
+    p.add_argument("--processes", type=int, default=1, help="relay processes (more than 1 needs --redis)")
+    p.add_argument("--redis", nargs="?", const="start", default=None, metavar="URL",
+                   help="relay processes of one deployment on this Redis (no URL: start a redis-server)")
     p.add_argument("--json", default=None, help="write the figures to this file")
     args = p.parse_args(argv)
+    if args.processes > 1 and args.redis is None:
+        p.error("--processes N > 1 needs --redis")
     agg = bench_aggregation(args.model, args.repeats)
-    wire = asyncio.run(_loopback(args.model, args.clients, args.rounds))
+    wire = asyncio.run(_loopback(args.model, args.clients, args.rounds, args.processes, args.redis))
     machine = f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available"
     rows = [
         ("parameters", f"{agg['param_count']:,}", ""),
@@ -241,9 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         ("  add to the float64 sum (ms)", f"{agg['add_ms']:.1f}", ""),
         ("close a round in process (ms)", f"{agg['close_round_ms']:.0f}", "outer step, encode, sha256"),
         ("close a round on loopback (s)", f"{wire['round_close_s']:.2f}", "last ack -> UPDATE received"),
+        ("rounds completed", f"{wire['rounds_completed']}/{args.rounds}", "every client got every update"),
+        ("relay aggregation, deltas / s", f"{wire['aggregation_updates_per_s']:.1f}",
+         "clients / (ingest + close), per round"),
         ("slowest /api/health during rounds (ms)", f"{wire['slowest_health_ms']:.0f}", "the event loop stays free"),
     ]
-    print(f"relay benchmark: {args.model}, {args.clients} clients, {args.rounds} rounds; {machine}")
+    where = f"{args.processes} process(es) on Redis" if args.redis else "one process"
+    print(f"relay benchmark: {args.model}, {args.clients} clients, {args.rounds} rounds, {where}; {machine}")
     for name, value, note in rows:
         print(f"  {name:<44} {value:>12}   {note}")
     if args.json:

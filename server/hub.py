@@ -12,6 +12,10 @@ into. A submission gives its slot back before it waits for its session's lock, s
 close takes long delays only its own submissions.
 An accepted delta is kept as the frame it came in (2 bytes per parameter for f16) until its round
 closes: the robust aggregate needs the round's median norm before it can weigh any delta.
+
+Per client address (server/quotas.py) the relay caps live sessions created, creates per minute
+and open sockets; a session with no connected client for `idle_expiry_s` is deleted by the timer
+(its `idle_since` is checkpointed, so the idle time runs on across a restart).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import secrets
 import time
 from typing import Callable
 
+import anyio
 import numpy as np
 
 from pyscript_app.config import ModelConfig
@@ -32,6 +37,7 @@ from pyscript_app.reference.init import init_params
 from . import aggregate
 from .aggregate import Rejected
 from .connection import CLOSE_POLICY, CLOSE_RESTART, CLOSE_SUPERSEDED, Connection
+from .quotas import Quotas, Refusal, retry_seconds
 from .protocol import (InvalidRequest, Join, LossPing, SessionConfig, build_session_config, error, reject,
                        stored_session_config)
 from .roster import JoinRefused
@@ -44,7 +50,11 @@ HEAVY_SLOTS = 2  # submissions validated / aggregated at once (the relay's machi
 
 
 class TooManySessions(Exception):
-    pass
+    """A refused create: 429 with `refusal.reason` and `Retry-After: refusal.retry_after`."""
+
+    def __init__(self, refusal: Refusal):
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 class Relay:
@@ -59,6 +69,8 @@ class Relay:
         self._buffers: dict[int, list[np.ndarray]] = {}  # free (P,) float32 buffers for decoded deltas
         self._tasks: set[asyncio.Task] = set()  # scheduled closes (referenced until done)
         self._retry: dict[str, tuple[float, int]] = {}  # session id -> (next close attempt, failures)
+        self.quotas = Quotas(settings)
+        self.stopping = False  # set by shutdown: clients dropped from now on are expected back
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -75,8 +87,15 @@ class Relay:
                 session.history_keep = self.settings.history_keep
                 session.history = summarise_history(session.history, session.history_keep)
                 session.roster.restarted(self.clock())
+                if session.idle_since is None:  # clients were connected when it was saved: they may come back
+                    session.idle_since = self.clock()
             except Exception as e:  # a file that decodes but does not make a session: skipped, logged
                 log.error("skipping checkpoint of %s: %s: %s", str(header.get("session_id"))[:64], type(e).__name__, e)
+                continue
+            if self._expired(session, self.clock()):
+                log.info("session %s expired while the relay was down (idle since %.0f); deleted",
+                         session.session_id, session.idle_since)
+                self.store.delete(session.session_id)
                 continue
             if len(self.sessions) >= self.settings.max_sessions:
                 log.error("skipping checkpoint of %s: the relay holds its maximum of sessions", session.session_id)
@@ -85,7 +104,10 @@ class Relay:
         log.info("relay loaded %d session(s)", len(self.sessions))
 
     def shutdown(self) -> None:
-        """Final checkpoint of every session, then close every client with 1012 (restarting)."""
+        """Final checkpoint of every session, then close every client with 1012 (restarting).
+        A session with a client connected now is saved as not idle: its idle time starts with the
+        restart, since its clients will come back."""
+        self.stopping = True
         for session in self.sessions.values():
             try:
                 self._save(session)
@@ -105,6 +127,9 @@ class Relay:
     async def tick(self) -> None:
         now = self.clock()
         for session in list(self.sessions.values()):
+            if self._expired(session, now):
+                self.expire(session, now)
+                continue
             if self._lock(session).locked():
                 continue  # a submission or a close is running; its holder re-checks the round
             try:
@@ -113,21 +138,86 @@ class Relay:
             except Exception:  # one session's failure is logged; the others' timers go on
                 log.exception("timer of session %s failed", session.session_id)
 
+    # --- what the routes call (server/cluster.py's ClusterRelay overrides these) ----------------
+
+    async def start(self) -> None:
+        self.load()
+
+    async def stop(self) -> None:
+        self.shutdown()
+
+    async def find(self, session_id: str) -> Session | None:
+        return self.sessions.get(session_id)
+
+    async def create(self, body: object, creator: str) -> tuple[Session, str, str | None]:
+        """(session, owner token, join secret or None), stored and published. Raises InvalidRequest,
+        TooManySessions, OSError (it could not be stored: then it does not exist)."""
+        config = self.new_config(body, creator)
+        weights = await anyio.to_thread.run_sync(self.initial_weights, config)
+        session, owner_token, join_secret = self.new_session(config, weights, creator)
+        # saved before it is published: a session that cannot be stored never exists
+        await anyio.to_thread.run_sync(self.save_new, session)
+        self.publish(session)
+        return session, owner_token, join_secret
+
+    async def listed_sessions(self) -> list[dict]:
+        """The sessions created with `listed: true`, for GET /api/sessions."""
+        return [{"session_id": s.session_id, "model": s.config.model, "dataset": s.config.dataset, "round": s.round,
+                 "clients": len(s.roster.connected_ids()), "quorum": s.config.quorum}
+                for s in self.sessions.values() if s.config.listed]
+
+    def health_extra(self) -> dict:
+        return {}
+
+    async def status_of(self, session: Session) -> dict:
+        return session.status(self.clock())
+
+    async def remove(self, session_id: str) -> None:
+        self.delete_session(session_id)
+
     # --- REST ----------------------------------------------------------------------------------
 
-    def new_config(self, body: object) -> SessionConfig:
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise TooManySessions(f"relay has its maximum of {self.settings.max_sessions} sessions")
+    def new_config(self, body: object, creator: str = "") -> SessionConfig:
+        """Check the quotas of `creator` (an address key), then the body. Raises TooManySessions."""
+        self._check_capacity(creator)
+        refusal = self.quotas.check_create(creator, self.clock())
+        if refusal is not None:
+            raise TooManySessions(refusal)
         return build_session_config(body, self.settings, init_seed=secrets.randbits(32))
+
+    def _check_capacity(self, creator: str) -> None:
+        now, limit = self.clock(), self.settings.max_sessions_per_address
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise TooManySessions(Refusal("max_sessions", f"relay has its maximum of {self.settings.max_sessions} "
+                                          "sessions", self._retry_after(self.sessions.values(), now)))
+        mine = [s for s in self.sessions.values() if s.creator == creator]
+        if len(mine) >= limit:
+            raise TooManySessions(Refusal("sessions_per_address", f"at most {limit} live sessions per address; "
+                                          "delete one or let one expire", self._retry_after(mine, now)))
+
+    def _retry_after(self, sessions, now: float) -> int:
+        """Seconds until the first of `sessions` would expire if nobody joins it (idle_expiry_s if none is idle)."""
+        ends = [s.idle_since + self.settings.idle_expiry_s for s in sessions if s.idle_since is not None]
+        return retry_seconds(min(ends) - now if ends else self.settings.idle_expiry_s)
+
+    def _expired(self, session: Session, now: float) -> bool:
+        return session.idle_since is not None and now - session.idle_since >= self.settings.idle_expiry_s
+
+    def expire(self, session: Session, now: float) -> None:
+        """No client for idle_expiry_s: the session and its checkpoint are deleted."""
+        log.info("session %s expired: no client for %.0f s", session.session_id, now - session.idle_since)
+        self.delete_session(session.session_id, reason="expired")
 
     @staticmethod
     def initial_weights(config: SessionConfig) -> np.ndarray:
         return init_params(ModelConfig.from_dict(config.model_config), config.init_seed)
 
-    def new_session(self, config: SessionConfig, weights: np.ndarray) -> tuple[Session, str, str | None]:
+    def new_session(self, config: SessionConfig, weights: np.ndarray,
+                    creator: str = "") -> tuple[Session, str, str | None]:
         """(session, owner token, join secret or None), not yet published: `save_new` it (off the
         loop), then `publish` it."""
-        session, owner_token = Session.create(config, weights, self.settings.max_clients_per_session, self.clock())
+        session, owner_token = Session.create(config, weights, self.settings.max_clients_per_session, self.clock(),
+                                              creator)
         session.auto_close = False
         session.roster.resume_window_s = self.settings.resume_window_s
         session.history_keep = self.settings.history_keep
@@ -142,10 +232,12 @@ class Relay:
         session.dirty = False
 
     def publish(self, session: Session) -> None:
-        if len(self.sessions) >= self.settings.max_sessions:  # re-checked: weights were made off-loop
+        try:  # re-checked: the weights were made off the loop, meanwhile other creates may have landed
+            self._check_capacity(session.creator)
+        except TooManySessions:
             if self.store is not None:
                 self.store.delete(session.session_id)
-            raise TooManySessions(f"relay has its maximum of {self.settings.max_sessions} sessions")
+            raise
         self.sessions[session.session_id] = session
 
     def add_session(self, config: SessionConfig, weights: np.ndarray) -> tuple[Session, str]:
@@ -155,11 +247,11 @@ class Relay:
         self.publish(session)
         return session, owner_token
 
-    def delete_session(self, session_id: str) -> None:
+    def delete_session(self, session_id: str, reason: str = "deleted") -> None:
         session = self.sessions.pop(session_id)
         self.locks.pop(session_id, None)
         self._retry.pop(session_id, None)
-        self._apply(session, session.close("deleted"))
+        self._apply(session, session.close(reason))
         for key in [k for k in self.conns if k[0] == session_id]:
             self.conns.pop(key).session_id = None
         if self.store is not None:
@@ -242,7 +334,8 @@ class Relay:
         key = (session.session_id, conn.client_id)
         if self.conns.get(key) is conn:
             del self.conns[key]
-            self._apply(session, session.leave(conn.client_id, self.clock()))
+            if not self.stopping:  # a restart's 1012 is no leaving: the session stays as last saved
+                self._apply(session, session.leave(conn.client_id, self.clock()))
         conn.session_id = None
 
     # --- internals -----------------------------------------------------------------------------

@@ -44,16 +44,22 @@ def uvicorn_config(app, host: str, port: int, settings: RelaySettings, **extra) 
     return uvicorn.Config(
         app, host=host, port=port, ws=ws, ws_per_message_deflate=False, ws_max_size=max_size,
         ws_ping_interval=settings.ping_interval_s, ws_ping_timeout=settings.ping_timeout_s,
-        timeout_graceful_shutdown=5, **extra,
+        timeout_graceful_shutdown=5,
+        # uvicorn would otherwise take X-Forwarded-For from a loopback peer; the relay reads the
+        # client's address itself, from `trusted_proxy_header` only when one is configured
+        proxy_headers=False, **extra,
     )
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, state_dir: str | None = None,
-        settings: RelaySettings | None = None) -> None:
-    """Serve until SIGTERM / Ctrl-C. `state_dir` (or TABGPT_RELAY_STATE_DIR) holds checkpoints."""
+        settings: RelaySettings | None = None, redis_url: str | None = None) -> None:
+    """Serve until SIGTERM / Ctrl-C. `state_dir` (or TABGPT_RELAY_STATE_DIR) holds checkpoints;
+    `redis_url` (or TABGPT_RELAY_REDIS_URL) makes this one of several processes sharing sessions."""
     settings = settings or RelaySettings.from_env()
     if state_dir is not None:
         settings = replace(settings, state_dir=str(state_dir))
+    if redis_url is not None:
+        settings = replace(settings, redis_url=redis_url)
     app = create_app(settings)
     with warnings.catch_warnings():
         # uvicorn deprecates ws="websockets" in favour of "websockets-sansio"; both work here

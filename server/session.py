@@ -57,6 +57,7 @@ def _check_header(h: dict) -> None:
     ok = (isinstance(h.get("session_id"), str) and all(isinstance(x, str) and re.fullmatch(r"[0-9a-f]{64}", x)
                                                        for x in hexes)
           and count(h.get("round")) and number(h.get("created_at"))
+          and isinstance(h.get("creator", ""), str) and (h.get("idle_since") is None or number(h["idle_since"]))
           and isinstance(h.get("history"), list) and isinstance(h.get("roster"), list))
     if ok:
         ok = all(isinstance(e, dict) and count(e.get("round")) and number(e.get("loss")) and count(e.get("tokens"))
@@ -123,13 +124,17 @@ class Session:
     def __init__(self, session_id: str, owner_hash: str, config: SessionConfig, weights: np.ndarray,
                  secret: bytes, max_clients: int, *, round: int = 0, history: list | None = None,
                  roster: Roster | None = None, momentum: np.ndarray | None = None, created_at: float = 0.0,
-                 join_hash: str | None = None):
+                 join_hash: str | None = None, creator: str = "", idle_since: float | None = None):
         assert weights.dtype == np.float32 and weights.shape == (config.param_count,)
         self.session_id, self.owner_hash, self.config = session_id, owner_hash, config
         self.weights, self.momentum, self.secret = weights, momentum, secret
         self.history_keep = HISTORY_KEEP
         self.round, self.history, self.created_at = round, summarise_history(list(history or [])), created_at
         self.join_hash = join_hash  # sha256 of the join secret a new client must present, or None
+        self.creator = creator  # the quota key of the address that created it (server/quotas.py)
+        # since when no client has been connected (None: one is); the relay expires the session
+        # once this is idle_expiry_s ago
+        self.idle_since = idle_since
         self._sum_buffer: np.ndarray | None = None  # the (P,) float64 sum, reused from round to round
         self.roster = roster or Roster(max_clients)
         self.phase, self.attempt = "idle", 0
@@ -147,11 +152,12 @@ class Session:
     # --- creation and persistence --------------------------------------------------------------
 
     @classmethod
-    def create(cls, config: SessionConfig, weights: np.ndarray, max_clients: int, now: float) -> tuple["Session", str]:
+    def create(cls, config: SessionConfig, weights: np.ndarray, max_clients: int, now: float,
+               creator: str = "") -> tuple["Session", str]:
         owner_token = secrets.token_urlsafe(24)
         # hex: 128 bits that never start with "-" (a session id is pasted into `tabgpt join --session ID`)
         session = cls(secrets.token_hex(16), token_hash(owner_token), config, weights,
-                      secrets.token_bytes(32), max_clients, created_at=now)
+                      secrets.token_bytes(32), max_clients, created_at=now, creator=creator, idle_since=now)
         session.dirty = True
         return session, owner_token
 
@@ -171,6 +177,7 @@ class Session:
         header = {"session_id": self.session_id, "owner_hash": self.owner_hash, "config": self.config.to_dict(),
                   "secret": self.secret.hex(), "round": round, "history": history,
                   "roster": self.roster.to_list(), "created_at": self.created_at, "join_hash": self.join_hash,
+                  "creator": self.creator, "idle_since": self.idle_since,
                   "weights_sha256": sha or (self.weights_sha256 if plan is None else aggregate.weights_sha256(weights))}
         arrays = {"weights": weights}
         if momentum is not None:
@@ -188,7 +195,8 @@ class Session:
         return cls(header["session_id"], header["owner_hash"], config, weights, bytes.fromhex(header["secret"]),
                    max_clients, round=header["round"], history=header["history"],
                    roster=Roster.from_list(max_clients, header["roster"]), momentum=arrays.get("momentum"),
-                   created_at=header["created_at"], join_hash=header.get("join_hash"))
+                   created_at=header["created_at"], join_hash=header.get("join_hash"),
+                   creator=header.get("creator", ""), idle_since=header.get("idle_since"))
 
     def owner_matches(self, token: str) -> bool:
         return hmac.compare_digest(self.owner_hash, token_hash(token))
@@ -205,6 +213,7 @@ class Session:
         effects = self.tick(now)  # timers first: every event sees the state its time implies
         client, token, was_connected = self.roster.admit(name, client_token, now, protected=set(self.submitted))
         cid = client.client_id
+        self.idle_since = None
         if self.phase == "idle":
             self._start_timer(now)
         ack = encode("join_ack", client_id=cid, client_token=token, round=self.round, config=self.config.to_dict(),
@@ -217,7 +226,12 @@ class Session:
 
     def leave(self, client_id: str, now: float) -> list[Effect]:
         self.live.pop(client_id, None)
-        if not self.roster.disconnect(client_id, now) or not self.roster.connected_ids():
+        left = self.roster.disconnect(client_id, now)
+        if not self.roster.connected_ids():
+            if left and self.idle_since is None:
+                self.idle_since = now
+            return []
+        if not left:
             return []
         return [self._clients_changed()]
 

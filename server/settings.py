@@ -25,6 +25,24 @@ class RelaySettings:
     max_sessions: int = 32
     max_clients_per_session: int = 32
     max_param_count: int = 30_000_000  # `large` is ~26.4M parameters
+    # per client address (an IPv6 address counts by its /64): live sessions it created, open
+    # WebSockets, and session creates in any 60 s; over one: 429 with Retry-After and a reason
+    max_sessions_per_address: int = 4
+    max_sockets_per_address: int = 64
+    creates_per_minute: int = 10
+    # a session with no connected client for this long expires: its state and checkpoint are deleted
+    idle_expiry_s: float = 900.0
+    # behind a reverse proxy: the request header that carries the client's address (its last
+    # comma-separated entry, the one the proxy added), e.g. "x-forwarded-for"; None: the peer address
+    trusted_proxy_header: str | None = None
+    # several relay processes, one deployment: the Redis server they share their sessions through
+    # (`tabgpt relay --redis redis://HOST:PORT/DB`); None: this process alone holds its sessions
+    redis_url: str | None = None
+    # the keys' prefix in Redis (several deployments may share one server)
+    redis_prefix: str = "tabgpt:"
+    # a session's leader holds its lease this long (renewed while it lives); a process whose
+    # heartbeat is this old counts as dead
+    lease_s: float = 5.0
     # a client that left less than this long ago may still resume: newcomers never evict it
     resume_window_s: float = 120.0
     # the latest rounds a session's history keeps one entry each (older ones are merged; at most

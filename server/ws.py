@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from .connection import CLOSE_POLICY, CLOSE_TOO_BIG, Connection, TokenBucket
 from .hub import Relay
+from .quotas import client_address
 from .protocol import Join, LossPing, ProtocolError, error, parse_client_message, reject
 from .settings import RelaySettings
 from .wsproto import EXTENSION
@@ -42,6 +44,28 @@ async def relay_socket(websocket: WebSocket) -> None:
     if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), secure, settings):
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is refused (403)
         return
+    address = client_address(websocket.scope, settings)
+    refusal = relay.quotas.open_socket(address)
+    if refusal is not None:  # the handshake is answered 429 (403 where the server cannot say so)
+        await _deny(websocket, refusal)
+        return
+    try:
+        await _serve(websocket, relay)
+    finally:
+        relay.quotas.close_socket(address)
+
+
+async def _deny(websocket: WebSocket, refusal) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse(
+            {"detail": [refusal.message], "reason": refusal.reason}, status_code=429,
+            headers={"Retry-After": str(refusal.retry_after)}))
+    else:
+        await websocket.close(code=CLOSE_POLICY)
+
+
+async def _serve(websocket: WebSocket, relay: Relay) -> None:
+    settings = relay.settings
     await websocket.accept()
     conn = Connection(websocket, settings.send_queue_frames,
                       TokenBucket(settings.rate_per_s, settings.rate_burst, relay.clock),
@@ -88,7 +112,7 @@ async def _handle(message: dict, conn: Connection, relay: Relay, first_message: 
         return False
     text, data = message.get("text"), message.get("bytes")
     if text is not None:
-        return _handle_text(text, conn, relay, first_message)
+        return await _handle_text(text, conn, relay, first_message)
     if data is not None:
         if conn.session_id is None:
             conn.send(reject("not_joined", "send a join message first"))
@@ -102,7 +126,7 @@ async def _handle(message: dict, conn: Connection, relay: Relay, first_message: 
     return True
 
 
-def _handle_text(text: str, conn: Connection, relay: Relay, first_message: bool) -> bool:
+async def _handle_text(text: str, conn: Connection, relay: Relay, first_message: bool) -> bool:
     settings = relay.settings
     if len(text) > settings.max_control_bytes:
         conn.close(CLOSE_TOO_BIG, "control message too large")
@@ -122,7 +146,9 @@ def _handle_text(text: str, conn: Connection, relay: Relay, first_message: bool)
         if conn.session_id is not None:
             conn.send(error("already_joined", "this connection has already joined"))
             return True
-        relay.join(conn, msg)
+        joined = relay.join(conn, msg)
+        if joined is not None:  # the cluster's join is a coroutine (it asks Redis)
+            await joined
         if conn.session_id is not None and conn.control is not None:
             # from now on this connection may send its session's DELTA frames, and nothing larger
             conn.control.set_receive_limit(max(settings.max_control_bytes, relay.max_binary_bytes(conn)))

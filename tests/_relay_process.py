@@ -25,6 +25,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 # Short rounds and a fast ticker so round-based tests finish in seconds.
 ROUND_ENV = {"TABGPT_RELAY_MIN_ROUND_SECONDS": "0.1", "TABGPT_RELAY_TICK_INTERVAL_S": "0.02"}
+# Every test client comes from 127.0.0.1: per-address quotas as large as the global limits
+# (tests/test_server_quotas.py sets its own, and a caller's `env` overrides these).
+LOOPBACK_QUOTAS = {"TABGPT_RELAY_MAX_SESSIONS_PER_ADDRESS": "1000", "TABGPT_RELAY_CREATES_PER_MINUTE": "100000",
+                   "TABGPT_RELAY_MAX_SOCKETS_PER_ADDRESS": "10000"}
 
 
 def free_port() -> int:
@@ -45,7 +49,7 @@ def relay_process(state_dir: Path | None = None, port: int | None = None, env: d
     """`log_path`: where the relay logs (kept); by default a temporary file, removed at exit.
     `preexec_fn`: run in the child before the relay starts (e.g. to ignore SIGXFSZ)."""
     port = port or free_port()
-    full_env = {**os.environ, **(ROUND_ENV if env is None else env), "PYTHONPATH": str(REPO)}
+    full_env = {**os.environ, **LOOPBACK_QUOTAS, **(ROUND_ENV if env is None else env), "PYTHONPATH": str(REPO)}
     code = f"from server import run; run('127.0.0.1', {port}, {str(state_dir) if state_dir else None!r})"
     path = Path(log_path) if log_path is not None else _temporary_log()
     with open(path, "ab") as log:

@@ -64,3 +64,7 @@ def test_relay_urls_and_error_texts():
         "The relay refused these settings: quorum must be <= 32; bad."
     assert "no such session" in relay_error_text(404, {})
     assert relay_error_text(500, "oops") == "The relay answered HTTP 500."
+    per_address = {"detail": ["at most 4 live sessions per address; delete one or let one expire"],
+                   "reason": "sessions_per_address"}
+    assert relay_error_text(429, per_address) == ("The relay limits the sessions one address may create: at most 4 "
+                                                  "live sessions per address; delete one or let one expire.")

@@ -15,6 +15,11 @@ def test_environment_overrides_each_type():
     s = RelaySettings.from_env(env)
     assert (s.max_sessions, s.auth_timeout_s, s.allow_localhost_origins) == (3, 0.5, False)
     assert s.allowed_origins == ("https://a.example", "https://b.example") and s.state_dir == "/tmp/x"
+    s = RelaySettings.from_env({"TABGPT_RELAY_TRUSTED_PROXY_HEADER": "X-Forwarded-For", "TABGPT_RELAY_IDLE_EXPIRY_S": "60",
+                                "TABGPT_RELAY_REDIS_URL": "redis://h:6379/1", "TABGPT_RELAY_CREATES_PER_MINUTE": "3"})
+    assert (s.trusted_proxy_header, s.idle_expiry_s, s.redis_url, s.creates_per_minute) == (
+        "X-Forwarded-For", 60.0, "redis://h:6379/1", 3)
+    assert RelaySettings().trusted_proxy_header is None and RelaySettings().redis_url is None  # off by default
     assert RelaySettings.from_env({}) == RelaySettings()
 
 

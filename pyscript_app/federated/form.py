@@ -111,6 +111,8 @@ def relay_error_text(status: int, body: object) -> str:
         return "The relay has no such session (it ended, or the id is mistyped)."
     if status == 422:
         return f"The relay refused these settings: {reasons}."
+    if status == 429 and isinstance(body, dict) and body.get("reason") in ("sessions_per_address", "creates_per_minute"):
+        return f"The relay limits the sessions one address may create: {reasons}."
     if status == 429:
         return f"The relay is full: {reasons or 'too many sessions'}. Try again later."
     return f"The relay answered HTTP {status}{': ' + reasons if reasons else ''}."

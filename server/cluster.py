@@ -1,0 +1,959 @@
+"""Several relay processes, one deployment: sessions shared through Redis (`tabgpt relay --redis URL`).
+
+Every process can serve every session's clients. Redis holds what must survive any one process
+(key names under `redis_prefix`, `s:ID:` for a session; the layout is in
+site_src/federated-protocol.md, *Several relay processes*):
+
+    sessions, creator:ADDR      sets of session ids (all; by creating address)
+    s:ID:head / :w / :m         the checkpoint header (JSON), the committed weights W_r (f32), the
+                                DiLoCo momentum: the same content as a `.tgck` file
+    s:ID:open                   the open round: round, attempt, phase, deadline, started_at,
+                                closing, idle_since
+    s:ID:roster / :conn         client id -> {name, token_hash, joined_at}; client id -> process
+    s:ID:subs / :digests        the open round's accepted deltas (tokens, norm, loss, process,
+                                digest) and their fingerprints; the deltas themselves stay in the
+                                process that received them
+    s:ID:plan / :parts / :part:P  the closing round's plan, and each process's integer partial sum
+    s:ID:u                      the last committed round's update payload (broadcast dtype)
+    s:ID:lease, proc:P          the session's leader lease; each process's heartbeat
+
+Each process keeps a replica `Session` of every session it serves (config, W_r, round, phase,
+its own connections only) and follows the leader's events on one pub/sub channel (`events`).
+The leader (whoever holds `s:ID:lease`; any process with a replica takes it when it lapses) runs
+the round timer and closes rounds: it freezes the round's accepted deltas (`closing`), writes a
+plan (server/partials.py), every process adds its clients' deltas into an exact integer partial,
+the leader adds the partials, applies the outer step and commits W_{r+1}, the update and the next
+round in one transaction (fenced by its lease: WATCH), then publishes `closed`; each process then
+broadcasts round_closed + UPDATE to its own clients. A process that dies takes its clients' held
+deltas with it: when the leader finds a missing partial's process dead (no heartbeat), it drops
+those deltas and reopens the round, and the clients, resuming elsewhere, send theirs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from pyscript_app.federated.frames import DTYPE_BY_NAME, DTYPE_F16, KIND_UPDATE, FrameHeader, encode_header
+
+from . import aggregate, partials
+from .aggregate import Held, Rejected
+from .connection import CLOSE_RESTART, CLOSE_SUPERSEDED, Connection
+from .hub import HEAVY_SLOTS, Relay, TooManySessions
+from .protocol import Join, encode, error, reject
+from .quotas import Refusal
+from .roster import Client, new_token, token_hash
+from .session import Send, Session, summarise_history
+from .settings import RelaySettings
+
+log = logging.getLogger("tabgpt.relay.cluster")
+
+# --- scripts: each runs atomically in Redis --------------------------------------------------------
+
+# KEYS lease, open; ARGV me, ms -> 0 not ours; the fencing epoch when taken now (open.epoch + 1);
+# -1 when renewed
+LEASE = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return redis.call('HINCRBY', KEYS[2], 'epoch', 1)
+end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return -1 end
+return 0
+"""
+# KEYS open; ARGV now, round_seconds, grace_seconds -> the open state after a join
+JOIN_START = """
+if redis.call('HGET', KEYS[1], 'phase') == 'idle' then
+  local dl = tonumber(ARGV[1]) + tonumber(ARGV[2])
+  local phase = 'training'
+  if tonumber(ARGV[3]) <= 0 then phase = 'grace' end
+  redis.call('HSET', KEYS[1], 'phase', phase, 'started_at', ARGV[1], 'deadline', tostring(dl))
+end
+if redis.call('HGET', KEYS[1], 'idle_since') ~= '' then redis.call('HSET', KEYS[1], 'idle_since', '') end
+return redis.call('HGETALL', KEYS[1])
+"""
+# KEYS open, subs, digests; ARGV client id, this process: a resumed client's delta held by
+# another process is forgotten (unless the round is closing), so it may send it again here
+RESUME = """
+if redis.call('HGET', KEYS[1], 'closing') == '1' then return 0 end
+local m = redis.call('HGET', KEYS[2], ARGV[1])
+if not m then return 0 end
+local d = cjson.decode(m)
+if d['proc'] == ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], d['digest'])
+return 1
+"""
+# KEYS open, subs, digests; ARGV round, client id, meta JSON, digest -> submissions, or -1 stale,
+# -2 already submitted, -3 replayed bytes
+REGISTER = """
+local o = redis.call('HMGET', KEYS[1], 'round', 'phase', 'closing')
+if o[1] ~= ARGV[1] or o[2] == 'idle' or o[3] == '1' then return -1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -2 end
+if redis.call('SADD', KEYS[3], ARGV[4]) == 0 then return -3 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return redis.call('HLEN', KEYS[2])
+"""
+# KEYS open, subs; ARGV round -> the frozen submissions (flat list), or nil if the round moved
+CLOSE_BEGIN = """
+if redis.call('HGET', KEYS[1], 'round') ~= ARGV[1] then return nil end
+redis.call('HSET', KEYS[1], 'closing', '1')
+return redis.call('HGETALL', KEYS[2])
+"""
+# KEYS open, subs, digests, plan, parts; ARGV round, client ids...: drop deltas lost with a dead process
+DROP = """
+if redis.call('HGET', KEYS[1], 'round') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV do
+  local m = redis.call('HGET', KEYS[2], ARGV[i])
+  if m then redis.call('SREM', KEYS[3], cjson.decode(m)['digest']) end
+  redis.call('HDEL', KEYS[2], ARGV[i])
+end
+redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('HSET', KEYS[1], 'closing', '0')
+return 1
+"""
+# KEYS open, subs; ARGV round, expected phase, new phase -> 1 when changed (a leader's timer step)
+SET_PHASE = """
+local o = redis.call('HMGET', KEYS[1], 'round', 'phase', 'closing')
+if o[1] ~= ARGV[1] or o[2] ~= ARGV[2] or o[3] == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'phase', ARGV[3])
+return 1
+"""
+# KEYS open, subs; ARGV round, attempt, phase, started_at, deadline, idle_since: a round that
+# reached its deadline with no delta starts again (or goes idle)
+RESTART = """
+local o = redis.call('HMGET', KEYS[1], 'round', 'closing')
+if o[1] ~= ARGV[1] or o[2] == '1' or redis.call('HLEN', KEYS[2]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'attempt', ARGV[2], 'phase', ARGV[3], 'started_at', ARGV[4], 'deadline', ARGV[5],
+           'idle_since', ARGV[6])
+return 1
+"""
+
+
+def _pairs(flat) -> dict:
+    return {_s(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+class Keys:
+    def __init__(self, prefix: str):
+        self.p = prefix
+        self.sessions, self.events = prefix + "sessions", prefix + "events"
+
+    def s(self, sid: str, name: str) -> str:
+        return f"{self.p}s:{sid}:{name}"
+
+    def proc(self, proc: str) -> str:
+        return f"{self.p}proc:{proc}"
+
+    def creator(self, address: str) -> str:
+        return f"{self.p}creator:{address}"
+
+    def all_of(self, sid: str) -> list[str]:
+        return [self.s(sid, n) for n in ("head", "w", "m", "open", "roster", "conn", "subs", "digests", "plan",
+                                         "parts", "u", "lease")]
+
+
+@dataclasses.dataclass
+class Kept:
+    """A delta this process accepted for its client, kept until its round closes."""
+
+    round: int
+    digest: str
+    held: Held
+    meta: str  # its registration in s:ID:subs
+
+
+class ClusterRelay(Relay):
+    """A relay process of a deployment on Redis: the Relay's routes, its sessions shared."""
+
+    def __init__(self, settings: RelaySettings, clock: Callable[[], float] | None = None):
+        super().__init__(dataclasses.replace(settings, state_dir=None), clock)
+        import redis.asyncio as redis
+
+        self.me = secrets.token_hex(6)
+        self.k = Keys(settings.redis_prefix)
+        self.r = redis.from_url(settings.redis_url)
+        self.scripts = {name: self.r.register_script(src) for name, src in (
+            ("lease", LEASE), ("join_start", JOIN_START), ("resume", RESUME), ("register", REGISTER),
+            ("close_begin", CLOSE_BEGIN), ("drop", DROP), ("set_phase", SET_PHASE),
+            ("restart", RESTART))}
+        self.kept: dict[str, dict[str, Kept]] = {}  # session -> client -> its delta of the open round
+        self.own_parts: dict[str, tuple[bytes, np.ndarray]] = {}  # session -> (its plan, partial) of its leader
+        self.leading: set[str] = set()
+        self.epochs: dict[str, int] = {}  # session -> the epoch of this process's lease
+        self.closing: dict[str, asyncio.Task] = {}
+        self._listener: asyncio.Task | None = None
+        self._beater: threading.Thread | None = None
+        self._beat_stop = threading.Event()
+        self._next_sweep = 0.0
+        self._next_heal = 0.0
+        self._bg: set[asyncio.Task] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._heartbeat()
+        pubsub = self.r.pubsub()
+        await pubsub.subscribe(self.k.events)
+        self._listener = asyncio.create_task(self._listen(pubsub))
+        log.info("relay process %s on %s", self.me, self.settings.redis_url)
+
+    def health_extra(self) -> dict:
+        return {"process": self.me, "leading": sorted(self.leading)}
+
+    def shutdown(self) -> None:
+        """Close this process's clients with 1012 (they resume on another process) and hand its
+        leases back, so another process leads at once."""
+        self.stopping = True
+        self._beat_stop.set()
+        for conn in list(self.conns.values()):
+            conn.close(CLOSE_RESTART, "relay restarting")
+        self._spawn(self._release())
+
+    async def _release(self) -> None:
+        for sid in list(self.leading):
+            try:
+                if _s(await self.r.get(self.k.s(sid, "lease")) or b"") == self.me:
+                    await self.r.delete(self.k.s(sid, "lease"))
+            except Exception:
+                pass
+        try:
+            await self.r.delete(self.k.proc(self.me))
+        except Exception:
+            pass
+
+    async def stop(self) -> None:
+        self.shutdown()
+        await self._release()
+        if self._listener is not None:
+            self._listener.cancel()
+        for task in list(self.closing.values()) + list(self._bg):
+            task.cancel()
+        try:
+            await self.r.aclose()
+        except Exception:
+            pass
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _heartbeat(self, force: bool = False) -> None:
+        """The first beat, then a thread beats every lease_s / 4 with its own connection: a process
+        counts as dead only when it is gone, not while its event loop is busy (a large round)."""
+        await self.r.set(self.k.proc(self.me), "1", px=int(self.settings.lease_s * 1000))
+        if self._beater is None:
+            self._beater = threading.Thread(target=self._beat_forever, name="relay-heartbeat", daemon=True)
+            self._beater.start()
+
+    def _beat_forever(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.settings.redis_url)
+        key, px = self.k.proc(self.me), int(self.settings.lease_s * 1000)
+        while not self._beat_stop.wait(self.settings.lease_s / 4):
+            try:
+                client.set(key, "1", px=px)
+            except Exception as e:  # Redis away: the next beat tries again
+                log.debug("heartbeat failed: %s", e)
+        client.close()
+
+    async def tick(self) -> None:
+        for sid, session in list(self.sessions.items()):
+            try:
+                await self._lead(session)
+            except Exception as e:
+                log.warning("leading session %s failed: %s: %s", sid, type(e).__name__, e)
+        if time.monotonic() >= self._next_heal:
+            self._next_heal = time.monotonic() + self.settings.lease_s / 2
+            for sid in list(self.kept):
+                try:
+                    await self._heal(sid)
+                except Exception as e:
+                    log.warning("re-registering the deltas of session %s failed: %s: %s", sid, type(e).__name__, e)
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + min(30.0, self.settings.idle_expiry_s / 4)
+            await self._sweep()
+
+    async def _heal(self, sid: str) -> None:
+        """A leader that took this process for dead (its heartbeat late under load) dropped the
+        deltas it holds: register them again while their clients are still connected here."""
+        session, kept = self.sessions.get(sid), self.kept.get(sid, {})
+        mine = sorted(c for c, v in kept.items() if session is not None and v.round == session.round
+                      and (sid, c) in self.conns)
+        if not mine:
+            return
+        k = self.k
+        for cid, meta in zip(mine, await self.r.hmget(k.s(sid, "subs"), mine)):
+            v = kept[cid]
+            if meta is not None and json.loads(meta).get("proc") == self.me:
+                continue
+            if meta is not None:  # registered by another process: the client resumed there
+                kept.pop(cid, None)
+                continue
+            n = await self.scripts["register"](keys=[k.s(sid, "open"), k.s(sid, "subs"), k.s(sid, "digests")],
+                                               args=[v.round, cid, v.meta, v.digest])
+            if n > 0:
+                log.info("session %s: re-registered the delta of %s", sid, cid)
+                if n >= session.config.quorum:
+                    await self._publish({"type": "due", "sid": sid})
+
+    async def _sweep(self) -> None:
+        """Expire the idle sessions that no process serves (so none leads them), e.g. after the
+        whole deployment restarted: whoever takes such a session's lease deletes it."""
+        now, k = self.clock(), self.k
+        for raw in await self.r.smembers(k.sessions):
+            sid = _s(raw)
+            if sid in self.sessions:
+                continue  # its leader checks it
+            state = {_s(a): _s(b) for a, b in (await self.r.hgetall(k.s(sid, "open"))).items()}
+            idle_since = state.get("idle_since") or ""
+            if (state.get("phase") == "idle" and idle_since and now - float(idle_since) >= self.settings.idle_expiry_s
+                    and not await self._connected(sid)
+                    and await self.scripts["lease"](keys=[k.s(sid, "lease"), k.s(sid, "open")],
+                                                    args=[self.me, int(self.settings.lease_s * 1000)]) != 0):
+                log.info("session %s expired: no client for %.0f s", sid, now - float(idle_since))
+                creator = json.loads(await self.r.get(k.s(sid, "head")) or b"{}").get("creator", "")
+                async with self.r.pipeline(transaction=True) as pipe:
+                    pipe.delete(*k.all_of(sid))
+                    pipe.srem(k.sessions, sid)
+                    pipe.srem(k.creator(creator), sid)
+                    await pipe.execute()
+
+    # --- sessions: creating, finding, deleting -------------------------------------------------
+
+    async def create(self, body: object, creator: str):
+        k = self.k
+        now = self.clock()
+        if await self.r.scard(k.sessions) >= self.settings.max_sessions:
+            raise TooManySessions(Refusal("max_sessions", f"the deployment has its maximum of "
+                                          f"{self.settings.max_sessions} sessions", retry_seconds_for(self.settings)))
+        limit = self.settings.max_sessions_per_address
+        if await self.r.scard(k.creator(creator)) >= limit:
+            raise TooManySessions(Refusal("sessions_per_address", f"at most {limit} live sessions per address; "
+                                          "delete one or let one expire", retry_seconds_for(self.settings)))
+        refusal = self.quotas.check_create(creator, now)
+        if refusal is not None:
+            raise TooManySessions(refusal)
+        from .protocol import build_session_config
+
+        config = build_session_config(body, self.settings, init_seed=secrets.randbits(32))
+        weights = await asyncio.to_thread(self.initial_weights, config)
+        session, owner_token, join_secret = self.new_session(config, weights, creator)
+        header, arrays = session.checkpoint()
+        sid = session.session_id
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(k.s(sid, "head"), json.dumps(header))
+            pipe.set(k.s(sid, "w"), arrays["weights"].astype("<f4").tobytes())
+            pipe.hset(k.s(sid, "open"), mapping={"round": 0, "attempt": 0, "phase": "idle", "deadline": 0,
+                                                 "started_at": 0, "closing": 0, "idle_since": repr(now)})
+            pipe.sadd(k.sessions, sid)
+            pipe.sadd(k.creator(creator), sid)
+            await pipe.execute()
+        self.sessions[sid] = session
+        return session, owner_token, join_secret
+
+    async def find(self, session_id: str) -> Session | None:
+        session = self.sessions.get(session_id)
+        if session is not None or not isinstance(session_id, str) or len(session_id) > 128:
+            return session
+        return await self._load(session_id)
+
+    async def _load(self, sid: str) -> Session | None:
+        head, weights, momentum, state = await self._fetch(sid)
+        if head is None:
+            return None
+        session = Session.from_checkpoint({**json.loads(head), "roster": []},
+                                          {"weights": weights, **({"momentum": momentum} if momentum is not None else {})},
+                                          self.settings.max_clients_per_session)
+        session.auto_close = False
+        session.history_keep = self.settings.history_keep
+        self._follow(session, state)
+        if sid in self.sessions:  # loaded meanwhile by another coroutine
+            return self.sessions[sid]
+        self.sessions[sid] = session
+        return session
+
+    async def _fetch(self, sid: str):
+        k = self.k
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.get(k.s(sid, "head"))
+            pipe.get(k.s(sid, "w"))
+            pipe.get(k.s(sid, "m"))
+            pipe.hgetall(k.s(sid, "open"))
+            head, w, m, state = await pipe.execute()
+        if head is None or w is None:
+            return None, None, None, None
+        weights = np.frombuffer(w, "<f4").astype(np.float32)
+        momentum = None if m is None else np.frombuffer(m, "<f4").astype(np.float32)
+        return head, weights, momentum, {_s(a): _s(b) for a, b in state.items()}
+
+    async def _refresh(self, session: Session) -> None:
+        """The replica's weights and round from Redis (it fell behind)."""
+        head, weights, momentum, state = await self._fetch(session.session_id)
+        if head is None:
+            return
+        h = json.loads(head)
+        session.weights, session.momentum = weights, momentum
+        session._weights_frame = session._sha = None
+        session.round, session.history = h["round"], h["history"]
+        self._follow(session, state)
+
+    @staticmethod
+    def _follow(session: Session, state: dict) -> None:
+        """The replica's round timer as the open state says (its round must match)."""
+        session.attempt = int(state.get("attempt", 0))
+        session.phase = state.get("phase", "idle")
+        session.deadline = float(state.get("deadline") or 0)
+        session.started_at = float(state.get("started_at") or 0)
+
+    async def remove(self, session_id: str) -> None:
+        await self._delete(session_id, "deleted")
+
+    async def _delete(self, sid: str, reason: str) -> None:
+        session = self.sessions.get(sid)
+        creator = session.creator if session is not None else ""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(*self.k.all_of(sid))
+            pipe.srem(self.k.sessions, sid)
+            pipe.srem(self.k.creator(creator), sid)
+            await pipe.execute()
+        await self._publish({"type": "deleted", "sid": sid, "reason": reason})
+        self._drop_replica(sid, reason)
+
+    def _drop_replica(self, sid: str, reason: str) -> None:
+        session = self.sessions.pop(sid, None)
+        self.kept.pop(sid, None)
+        self.leading.discard(sid)
+        self.epochs.pop(sid, None)
+        if session is None:
+            return
+        self._apply(session, session.close(reason))
+        for key in [k for k in self.conns if k[0] == sid]:
+            self.conns.pop(key).session_id = None
+        self._free_pool(session.config.param_count)
+
+    async def listed_sessions(self) -> list[dict]:
+        """Every listed session of the deployment (from Redis), not only those this process serves."""
+        ids = sorted(_s(x) for x in await self.r.smembers(self.k.sessions))
+        if not ids:
+            return []
+        heads = await self.r.mget([self.k.s(sid, "head") for sid in ids])
+        out = []
+        for sid, raw in zip(ids, heads):
+            if raw is None:
+                continue
+            h = json.loads(raw)
+            config = h.get("config") or {}
+            if config.get("listed"):
+                out.append({"session_id": sid, "model": config.get("model"), "dataset": config.get("dataset"),
+                            "round": h.get("round"), "clients": len(await self._connected(sid)),
+                            "quorum": config.get("quorum")})
+        return out
+
+    async def status_of(self, session: Session) -> dict:
+        status = session.status(self.clock())
+        sid = session.session_id
+        status["clients"] = await self._clients(sid)
+        status["submissions"] = await self.r.hlen(self.k.s(sid, "subs"))
+        status["leader"] = _s(await self.r.get(self.k.s(sid, "lease")) or b"")
+        return status
+
+    # --- clients -------------------------------------------------------------------------------
+
+    async def _connected(self, sid: str) -> dict[str, str]:
+        """client id -> process, of the clients connected to a live process."""
+        conn = {_s(a): _s(b) for a, b in (await self.r.hgetall(self.k.s(sid, "conn"))).items()}
+        procs = sorted(set(conn.values()))
+        alive = dict(zip(procs, await self.r.mget([self.k.proc(p) for p in procs]))) if procs else {}
+        return {c: p for c, p in conn.items() if alive.get(p) is not None}
+
+    async def _clients(self, sid: str) -> list[dict]:
+        connected = await self._connected(sid)
+        roster = await self.r.hgetall(self.k.s(sid, "roster"))
+        out = []
+        for cid, raw in roster.items():
+            cid = _s(cid)
+            if cid in connected:
+                c = json.loads(raw)
+                out.append({"client_id": cid, "name": c["name"], "joined": int(c["joined_at"] * 1000)})
+        return sorted(out, key=lambda c: c["joined"])
+
+    async def join(self, conn: Connection, msg: Join) -> None:
+        session = await self.find(msg.session_id)
+        if session is None:
+            self._refuse(conn, "unknown_session", "no such session")
+            return
+        sid, k, now = session.session_id, self.k, self.clock()
+        if msg.client_token is None and session.join_hash is not None and not (
+                msg.join_secret is not None and secrets.compare_digest(session.join_hash, token_hash(msg.join_secret))):
+            self._refuse(conn, "bad_secret", "this session needs its join secret (the share link carries it)")
+            return
+        connected = await self._connected(sid)
+        limit = self.settings.max_clients_per_session
+        if msg.client_token is not None:
+            wanted, cid = token_hash(msg.client_token), None
+            for c, raw in (await self.r.hgetall(k.s(sid, "roster"))).items():
+                if secrets.compare_digest(json.loads(raw)["token_hash"], wanted):
+                    cid = _s(c)
+                    break
+            if cid is None:
+                self._refuse(conn, "bad_token", "unknown client_token for this session")
+                return
+            if cid not in connected and len(connected) >= limit:
+                self._refuse(conn, "session_full", f"session has its maximum of {limit} clients")
+                return
+            token, name = msg.client_token, json.loads(await self.r.hget(k.s(sid, "roster"), cid))["name"]
+            await self.scripts["resume"](keys=[k.s(sid, "open"), k.s(sid, "subs"), k.s(sid, "digests")],
+                                         args=[cid, self.me])
+        else:
+            if len(connected) >= limit:
+                self._refuse(conn, "session_full", f"session has its maximum of {limit} clients")
+                return
+            if await self.r.hlen(k.s(sid, "roster")) >= 4 * limit:
+                await self._evict(sid, connected, now)
+            cid, token, name = "c" + secrets.token_hex(6), new_token(), msg.name
+            await self.r.hset(k.s(sid, "roster"), cid, json.dumps(
+                {"name": name, "token_hash": token_hash(token), "joined_at": now}))
+        elsewhere = connected.get(cid)
+        if elsewhere is not None and elsewhere != self.me:
+            await self._publish({"type": "supersede", "sid": sid, "cid": cid, "proc": elsewhere})
+        await self.r.hset(k.s(sid, "conn"), cid, self.me)
+        state = _pairs(await self.scripts["join_start"](
+            keys=[k.s(sid, "open")], args=[repr(now), session.config.round_seconds, session.config.grace_seconds]))
+        state = {a: _s(b) for a, b in state.items()}
+        if int(state["round"]) != session.round:
+            await self._refresh(session)
+        await self._publish({"type": "clients", "sid": sid})
+        # no await from here on: the connection gets its session's receive limit as soon as this
+        # returns, before it can answer the join_ack queued below with a DELTA
+        self._follow(session, state)
+        old = self.conns.get((sid, cid))
+        if old is not None and old is not conn:
+            old.session_id = None
+            old.send(error("superseded", "another connection resumed this client"))
+            old.close(CLOSE_SUPERSEDED, "superseded")
+        session.roster.clients[cid] = Client(cid, name, token_hash(token), now, connected=True)
+        conn.session_id, conn.client_id = sid, cid
+        self.conns[(sid, cid)] = conn
+        ack = encode("join_ack", client_id=cid, client_token=token, round=session.round,
+                     config=session.config.to_dict(), data_seed=session._seed(cid),
+                     weights_sha256=session.weights_sha256, **session._timing(now))
+        effects = [Send((cid,), ack), Send((cid,), session.weights_frame())]
+        if session.phase == "grace":
+            effects.append(Send((cid,), session._submit_request(now)))
+        self._apply(session, effects)
+
+    async def _evict(self, sid: str, connected: dict, now: float) -> None:
+        roster = {_s(c): json.loads(raw) for c, raw in (await self.r.hgetall(self.k.s(sid, "roster"))).items()}
+        idle = sorted((c for c in roster if c not in connected), key=lambda c: roster[c]["joined_at"])
+        if idle:
+            await self.r.hdel(self.k.s(sid, "roster"), *idle[: max(1, len(idle) // 2)])
+
+    def disconnect(self, conn: Connection) -> None:
+        session = self._session_of(conn)
+        if session is None:
+            return
+        key = (session.session_id, conn.client_id)
+        if self.conns.get(key) is conn:
+            del self.conns[key]
+            session.roster.clients.pop(conn.client_id, None)
+            if not self.stopping:
+                self._spawn(self._left(session.session_id, conn.client_id))
+        conn.session_id = None
+
+    async def _left(self, sid: str, cid: str) -> None:
+        k = self.k
+        if _s(await self.r.hget(k.s(sid, "conn"), cid) or b"") == self.me:
+            await self.r.hdel(k.s(sid, "conn"), cid)
+        if not await self._connected(sid):
+            await self.r.hset(k.s(sid, "open"), "idle_since", repr(self.clock()))
+        await self._publish({"type": "clients", "sid": sid})
+
+    def loss_ping(self, conn, msg) -> None:
+        session = self._session_of(conn)
+        if session is None:
+            conn.send(error("not_joined", "send a join message first"))
+            return
+        # live loss stays per process: the pings of this process's clients
+        self._apply(session, session.loss_ping(conn.client_id, msg.loss, msg.tokens, self.clock()))
+
+    # --- submissions ---------------------------------------------------------------------------
+
+    async def submit(self, conn: Connection, frame: bytes) -> None:
+        session = self._session_of(conn)
+        if session is None:
+            conn.send(reject("not_joined", "send a join message first"))
+            return
+        cid, sid = conn.client_id, session.session_id
+        try:
+            header = aggregate.parse_delta_header(frame)
+            if session.phase == "idle" or header.round != session.round:
+                raise Rejected("stale_round", f"round {header.round} is not the open round {session.round}")
+        except Rejected as e:
+            conn.send(reject(e.reason, e.message, round=session.round))
+            return
+        if self._heavy is None:
+            self._heavy = asyncio.Semaphore(HEAVY_SLOTS)
+        async with self._heavy:
+            values = self._take_buffer(session.config.param_count)
+            try:
+                delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
+            except Rejected as e:
+                conn.send(reject(e.reason, e.message, round=session.round))
+                return
+            finally:
+                self._give_back(values)
+        h = delta.header
+        meta = json.dumps({"tokens": h.tokens, "norm": delta.norm, "loss": h.loss, "proc": self.me,
+                           "digest": delta.digest})
+        k = self.k
+        n = await self.scripts["register"](keys=[k.s(sid, "open"), k.s(sid, "subs"), k.s(sid, "digests")],
+                                           args=[h.round, cid, meta, delta.digest])
+        if n < 0:
+            reason, message = {-1: ("stale_round", f"round {h.round} is not open"),
+                               -2: ("duplicate", f"already submitted for round {h.round}"),
+                               -3: ("duplicate", "this exact delta was already submitted this round")}[n]
+            conn.send(reject(reason, message, round=session.round))
+            return
+        self.kept.setdefault(sid, {})[cid] = Kept(h.round, delta.digest,
+                                                  Held(cid, delta.payload, h.dtype, delta.norm, h.tokens, h.loss), meta)
+        conn.send(encode("submit_ack", round=h.round, submissions=n, quorum=session.config.quorum))
+        if n >= session.config.quorum:
+            await self._publish({"type": "due", "sid": sid})
+
+    # --- the leader ----------------------------------------------------------------------------
+
+    async def _lead(self, session: Session) -> None:
+        sid, k, s = session.session_id, self.k, self.settings
+        got = await self.scripts["lease"](keys=[k.s(sid, "lease"), k.s(sid, "open")],
+                                          args=[self.me, int(s.lease_s * 1000)])
+        if got == 0 or (got == -1 and sid not in self.epochs):
+            self.leading.discard(sid)
+            return
+        if got > 0:  # taken now: a new epoch, which fences off any earlier leader's commit
+            self.epochs[sid] = got
+            log.info("process %s leads session %s (epoch %d)", self.me, sid, got)
+        self.leading.add(sid)
+        state = {_s(a): _s(b) for a, b in (await self.r.hgetall(k.s(sid, "open"))).items()}
+        if not state:  # deleted
+            self._drop_replica(sid, "deleted")
+            return
+        task = self.closing.get(sid)
+        if task is not None and not task.done():
+            return
+        round, phase, now = int(state["round"]), state["phase"], self.clock()
+        deadline, cfg = float(state["deadline"] or 0), session.config
+        if state.get("closing") == "1":
+            self._close_soon(session, round)
+            return
+        if phase == "idle":
+            idle_since = float(state.get("idle_since") or now)
+            if now - idle_since >= s.idle_expiry_s and not await self._connected(sid):
+                log.info("session %s expired: no client for %.0f s", sid, now - idle_since)
+                await self._delete(sid, "expired")
+            return
+        if phase == "training" and now >= deadline - cfg.grace_seconds:
+            if await self.scripts["set_phase"](keys=[k.s(sid, "open"), k.s(sid, "subs")],
+                                               args=[round, "training", "grace"]):
+                await self._publish({"type": "phase", "sid": sid, "state": {**state, "phase": "grace"}})
+                phase = "grace"
+        n = await self.r.hlen(k.s(sid, "subs"))
+        if n >= cfg.quorum or (phase == "grace" and now >= deadline and n >= 1):
+            self._close_soon(session, round)
+        elif phase == "grace" and now >= deadline:
+            anyone = bool(await self._connected(sid))
+            nxt = {"attempt": str(int(state["attempt"]) + 1), "phase": "idle", "started_at": repr(now),
+                   "deadline": "0", "idle_since": state.get("idle_since") or repr(now)}
+            if anyone:
+                nxt.update(phase="training" if cfg.grace_seconds > 0 else "grace",
+                           deadline=repr(now + cfg.round_seconds), idle_since="")
+            if await self.scripts["restart"](keys=[k.s(sid, "open"), k.s(sid, "subs")],
+                                             args=[round, nxt["attempt"], nxt["phase"], nxt["started_at"],
+                                                   nxt["deadline"], nxt["idle_since"]]):
+                await self._publish({"type": "restart", "sid": sid, "state": {**state, **nxt}})
+
+    def _close_soon(self, session: Session, round: int) -> None:
+        sid = session.session_id
+        task = self.closing.get(sid)
+        if task is None or task.done():
+            self.closing[sid] = asyncio.get_running_loop().create_task(self._close(session, round))
+
+    async def _close(self, session: Session, round: int) -> None:
+        try:
+            await self._close_round(session, round)
+        except Exception:
+            log.exception("closing round %d of session %s failed", round, session.session_id)
+
+    async def _close_round(self, session: Session, round: int) -> None:
+        sid, k, cfg = session.session_id, self.k, session.config
+        subs = await self.scripts["close_begin"](keys=[k.s(sid, "open"), k.s(sid, "subs")], args=[round])
+        if subs is None:
+            return
+        metas = {c: json.loads(raw) for c, raw in _pairs(subs).items()}
+        if not metas:  # every delta was dropped: the round stays open
+            await self.r.hset(k.s(sid, "open"), "closing", "0")
+            return
+        plan = partials.plan_round(round, [partials.Contribution(c, m["tokens"], m["norm"], m["loss"])
+                                           for c, m in metas.items()], cfg.robust)
+        holders = {c: [m["proc"], m["digest"]] for c, m in metas.items()}
+        plan_json = json.dumps({**plan.to_dict(), "holders": holders}).encode()
+        await self.r.set(k.s(sid, "plan"), plan_json)
+        await self._publish({"type": "plan", "sid": sid, "round": round})
+        waited, nudged = time.monotonic(), time.monotonic()
+        while True:
+            parts = {_s(p): json.loads(raw) for p, raw in (await self.r.hgetall(k.s(sid, "parts"))).items()}
+            covered = {c for p in parts.values() if p["round"] == round for c in p["clients"]}
+            missing = set(metas) - covered
+            if not missing:
+                break
+            procs = sorted({metas[c]["proc"] for c in missing})
+            alive = await self.r.mget([k.proc(p) for p in procs])
+            dead = {p for p, a in zip(procs, alive) if a is None}
+            if dead:  # their deltas died with them: drop them, the round stays open for their resumes
+                lost = sorted(c for c in missing if metas[c]["proc"] in dead)
+                log.warning("session %s round %d: process(es) %s gone, dropping %d delta(s)", sid, round,
+                            ",".join(sorted(dead)), len(lost))
+                await self.scripts["drop"](keys=[k.s(sid, n) for n in ("open", "subs", "digests", "plan", "parts")],
+                                           args=[round, *lost])
+                return
+            if _s(await self.r.get(k.s(sid, "lease")) or b"") != self.me:
+                return  # no longer the leader: the next one finishes this close
+            if time.monotonic() - nudged > 1.0:  # a pub/sub message is not guaranteed: say it again
+                nudged = time.monotonic()
+                await self._publish({"type": "plan", "sid": sid, "round": round})
+            await asyncio.sleep(0.01 if time.monotonic() - waited < 1 else 0.05)
+        owners = sorted(p for p, v in parts.items() if v["round"] == round and v["clients"])
+        own = self.own_parts.get(sid)
+        sums = []
+        if self.me in owners and own is not None and own[0] == plan_json:
+            sums.append(own[1])
+            owners.remove(self.me)
+        blobs = await self.r.mget([k.s(sid, f"part:{p}") for p in owners]) if owners else []
+        if any(b is None for b in blobs):
+            log.warning("session %s round %d: a partial is missing; asking again", sid, round)
+            await self.r.hdel(k.s(sid, "parts"), *[p for p, b in zip(owners, blobs) if b is None])
+            return
+        sums += [np.frombuffer(b, "<i8") for b in blobs]
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.get(k.s(sid, "head"))
+            pipe.get(k.s(sid, "m"))
+            head, m = await pipe.execute()
+        momentum = None if m is None else np.frombuffer(m, "<f4").astype(np.float32)
+        if session.round == round and session.weights_sha256 == json.loads(head)["weights_sha256"]:
+            weights = session.weights  # the replica holds W_r as committed
+        else:
+            head, weights, momentum, _ = await self._fetch(sid)
+        dtype = DTYPE_BY_NAME[cfg.broadcast_dtype]
+        closed = await asyncio.to_thread(partials.combine, sums, plan, weights, cfg, momentum, dtype)
+        entry = {"round": round, "loss": plan.mean_loss, "contributors": len(metas), "tokens": plan.tokens}
+        h = json.loads(head)
+        h.update(round=round + 1, history=summarise_history(h["history"] + [entry], self.settings.history_keep),
+                 weights_sha256=closed.weights_sha256)
+        now = self.clock()
+        anyone = bool(await self._connected(sid))
+        nxt = {"round": str(round + 1), "attempt": "0", "closing": "0", "started_at": repr(now),
+               "phase": ("training" if cfg.grace_seconds > 0 else "grace") if anyone else "idle",
+               "deadline": repr(now + cfg.round_seconds) if anyone else "0", "idle_since": "" if anyone else repr(now)}
+        ok = await self._commit(sid, round, h, closed, nxt)
+        if not ok:
+            log.warning("session %s round %d: lost the lease before committing; the next leader closes it", sid, round)
+            return
+        await self._publish({"type": "closed", "sid": sid, "round": round, "entry": entry,
+                             "sha": closed.weights_sha256, "state": nxt})
+
+    async def _commit(self, sid: str, round: int, head: dict, closed, nxt: dict) -> bool:
+        """W_{r+1}, its header, the momentum, the update and the next round, in one transaction that
+        runs only while this process's lease epoch is the session's and round r is open (WATCH of
+        the open state: a new leader bumps the epoch, which aborts it; renewing a lease does not). Large values go through MULTI, not a script,
+        which would copy them into Lua strings (seconds for `large`)."""
+        import redis
+
+        k = self.k
+        async with self.r.pipeline(transaction=True) as pipe:
+            await pipe.watch(k.s(sid, "open"))
+            epoch, open_round = await pipe.hmget(k.s(sid, "open"), ["epoch", "round"])
+            if _s(epoch or b"") != str(self.epochs.get(sid)) or _s(open_round or b"") != str(round):
+                await pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.set(k.s(sid, "head"), json.dumps(head))
+            pipe.set(k.s(sid, "w"), memoryview(closed.weights.astype("<f4", copy=False)).cast("B"))
+            if closed.momentum is None:
+                pipe.delete(k.s(sid, "m"))
+            else:
+                pipe.set(k.s(sid, "m"), memoryview(closed.momentum.astype("<f4", copy=False)).cast("B"))
+            pipe.set(k.s(sid, "u"), closed.payload)
+            pipe.delete(k.s(sid, "subs"), k.s(sid, "digests"), k.s(sid, "plan"), k.s(sid, "parts"))
+            pipe.hset(k.s(sid, "open"), mapping=nxt)
+            try:
+                await pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
+
+    # --- events from the leaders ---------------------------------------------------------------
+
+    async def _publish(self, event: dict) -> None:
+        await self.r.publish(self.k.events, json.dumps(event))
+
+    async def _listen(self, pubsub) -> None:
+        """Handle the leaders' events, one at a time; subscribe again after a lost connection (a
+        restarted Redis): events published meanwhile are lost, and a replica that missed a
+        round resynchronises at the next `closed` (see _resync)."""
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = self.r.pubsub()
+                    await pubsub.subscribe(self.k.events)
+                    log.info("subscribed to %s again", self.k.events)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    event = json.loads(message["data"])
+                    try:
+                        await self._on_event(event)
+                    except Exception:
+                        log.exception("handling %s of session %s failed", event.get("type"), event.get("sid"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("the event subscription failed (%s: %s); subscribing again", type(e).__name__, e)
+                pubsub = None
+                await asyncio.sleep(0.5)
+
+    async def _on_event(self, event: dict) -> None:
+        sid, kind = event.get("sid"), event.get("type")
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        now = self.clock()
+        if kind == "deleted":
+            self._drop_replica(sid, event.get("reason", "deleted"))
+        elif kind == "clients":
+            clients = await self._clients(sid)
+            self._apply(session, [Send(session.roster.connected_ids(), encode("clients_changed", clients=clients),
+                                       latest="clients_changed")])
+        elif kind == "supersede" and event.get("proc") == self.me:
+            conn = self.conns.pop((sid, event["cid"]), None)
+            if conn is not None:
+                session.roster.clients.pop(event["cid"], None)
+                conn.session_id = None
+                conn.send(error("superseded", "another connection resumed this client"))
+                conn.close(CLOSE_SUPERSEDED, "superseded")
+        elif kind == "due" and sid in self.leading:
+            await self._lead(session)
+        elif kind == "plan":
+            self._spawn(self._contribute(session, event["round"]))
+        elif kind == "phase" and int(event["state"]["round"]) == session.round:
+            self._follow(session, event["state"])
+            if session.phase == "grace":
+                self._apply(session, [Send(session.roster.connected_ids(), session._submit_request(now))])
+        elif kind == "restart" and int(event["state"]["round"]) == session.round:
+            self._follow(session, event["state"])
+            self.kept.pop(sid, None)
+            if session.phase != "idle":
+                self._apply(session, session._round_started(now))
+        elif kind == "closed":
+            await self._on_closed(session, event)
+
+    async def _contribute(self, session: Session, round: int) -> None:
+        sid, k = session.session_id, self.k
+        raw = await self.r.get(k.s(sid, "plan"))
+        if raw is None:
+            return
+        d = json.loads(raw)
+        if d["round"] != round:
+            return
+        plan = partials.Plan.from_dict(d)
+        kept = self.kept.get(sid, {})
+        mine = [v.held for c, v in kept.items() if v.round == round and d["holders"].get(c) == [self.me, v.digest]]
+        if not mine:
+            return
+        total = await asyncio.to_thread(partials.partial_sum, mine, plan, session.config.param_count)
+        entry = json.dumps({"round": round, "clients": sorted(h.client_id for h in mine)})
+        if sid in self.leading:  # the leader adds its own partial from memory
+            self.own_parts[sid] = (raw, total)
+            await self.r.hset(k.s(sid, "parts"), self.me, entry)
+            return
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(k.s(sid, f"part:{self.me}"), total.astype("<i8").tobytes(), px=600_000)
+            pipe.hset(k.s(sid, "parts"), self.me, entry)
+            await pipe.execute()
+
+    async def _resync(self, session: Session) -> None:
+        """The replica missed a committed round (an event lost while Redis restarted): load the
+        committed state, and close its clients with 1012 so they resume and get the current
+        weights (the protocol has no other way to hand a client new weights mid-session)."""
+        log.warning("session %s: this process missed a round; its clients resume", session.session_id)
+        await self._refresh(session)
+        self.kept.pop(session.session_id, None)
+        for key in [k for k in self.conns if k[0] == session.session_id]:
+            self.conns[key].close(CLOSE_RESTART, "resync")
+
+    async def _on_closed(self, session: Session, event: dict) -> None:
+        sid, round = session.session_id, event["round"]
+        if round < session.round:
+            return
+        if round > session.round:
+            await self._resync(session)  # it missed a round
+            return
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.get(self.k.s(sid, "u"))
+            pipe.get(self.k.s(sid, "head"))
+            u, head = await pipe.execute()
+        if head is None or json.loads(head)["round"] != round + 1:
+            await self._resync(session)
+            return
+        # W_{r+1} = W_r + decode(u) in f32, as every client computes it: no weights download
+        dtype = DTYPE_BY_NAME[session.config.broadcast_dtype]
+        weights = await asyncio.to_thread(_apply_update, session.weights, u, dtype)
+        if aggregate.weights_sha256(weights) != event["sha"]:
+            await self._resync(session)  # this replica's W_r was not the committed one
+            return
+        closed = aggregate.ClosedRound(u, weights, None, event["sha"])
+        entry = event["entry"]
+        self.kept.pop(sid, None)
+        self.own_parts.pop(sid, None)
+        session.weights, session.momentum = closed.weights, None  # the leader reads the momentum from Redis
+        session._weights_frame, session._sha = None, closed.weights_sha256
+        session.history = summarise_history(session.history + [entry], session.history_keep)
+        session.round = round + 1
+        session._reset_round()
+        self._follow(session, event["state"])
+        now = self.clock()
+        update = encode_header(FrameHeader(KIND_UPDATE, DTYPE_BY_NAME[session.config.broadcast_dtype], round,
+                                           session.config.param_count, tokens=min(entry["tokens"], 0xFFFFFFFF),
+                                           loss=entry["loss"]))
+        everyone = session.roster.connected_ids()
+        effects = [Send(everyone, encode("round_closed", **entry, next_round=session.round,
+                                         weights_sha256=session.weights_sha256)),
+                   Send(everyone, update + closed.payload)]
+        if session.phase != "idle":
+            effects += session._round_started(now)
+        self._apply(session, effects)
+
+
+def _apply_update(weights: np.ndarray, payload: bytes, dtype: int) -> np.ndarray:
+    """W + decode(u) in f32 (server/aggregate.apply_update), decoding f16 through the exact table."""
+    raw = np.frombuffer(payload, "<u2" if dtype == DTYPE_F16 else "<f4")
+    decoded = aggregate.F16_TO_F32[raw] if dtype == DTYPE_F16 else raw.astype(np.float32)
+    return aggregate.apply_update(weights, decoded)
+
+
+def retry_seconds_for(settings: RelaySettings) -> int:
+    return max(1, math.ceil(settings.idle_expiry_s))
