@@ -87,15 +87,11 @@ class ModelConfig:
 
     def param_offsets(self) -> dict[str, tuple[int, tuple[int, ...]]]:
         """name -> (offset into the flat vector, shape)."""
-        res, off = {}, 0
-        for name, shape in self.param_shapes():
-            res[name] = (off, shape)
-            off += _numel(shape)
-        return res
+        return flat_offsets(self.param_shapes())
 
     @property
     def param_count(self) -> int:
-        return sum(_numel(s) for _, s in self.param_shapes())
+        return sum(numel(s) for _, s in self.param_shapes())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -189,8 +185,17 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def _numel(shape: tuple[int, ...]) -> int:
+def numel(shape: tuple[int, ...]) -> int:
     n = 1
     for s in shape:
         n *= s
     return n
+
+
+def flat_offsets(shapes: list[tuple[str, tuple[int, ...]]]) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """(name, shape) in storage order -> name -> (offset into the tensors concatenated row-major, shape)."""
+    res, off = {}, 0
+    for name, shape in shapes:
+        res[name] = (off, shape)
+        off += numel(shape)
+    return res

@@ -74,6 +74,7 @@
 // so a 32 x 32 pipeline with 128 x 128 arrays would take seconds to compile in the browser.
 
 // #include "matmul_tiles.wgsl"
+// #include "matmul_stores.wgsl"
 
 // --- three-buffer entries: out2 (R,Q) = A @ B ------------------------------------------------------
 fn three_buffer(src: Sources, kind: u32, A: Operand, B: Operand, R: u32, I: u32, Q: u32,

@@ -3,6 +3,7 @@
 // "_v4" (see its header); the tile machinery is shared through the include below.
 
 // #include "matmul_tiles.wgsl"
+// #include "matmul_stores.wgsl"
 
 // === vec4-load twins: matmul.wgsl's entries with one 16-byte load per global read ==============
 // matmul_forward_v4, _backward_dx_v4, _backward_dw_v4, _forward_residual_v4, _backward_v4,

@@ -30,7 +30,7 @@ def _case(N, K, M, seed):
 
 
 def _chunk(n: int, parts: int, tiles) -> int:
-    """Positions per part of a sum over n cut into `parts` (matmul_tiles.wgsl's split_tile: whole
+    """Positions per part of a sum over n cut into `parts` (matmul_stores.wgsl's split_tile: whole
     k-slices, so at 16-deep slices a short sum can fall into part 0 alone)."""
     tk = matmul_slice_depth(tiles["TM"], tiles["TN"], tiles.get("RPI", 8))
     return -(-(-(-n // parts)) // tk) * tk

@@ -12,15 +12,14 @@ Everything worth testing lives in the pure modules (inference/page_*.py).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
 
-from pyodide.ffi import create_proxy
 from pyscript import window
 
 from pyscript_app.browser.dom import by_testid, site_url, start_page
+from pyscript_app.browser.page_handlers import PageHandlers
 from pyscript_app.browser.jsutil import fetch_text, py_bytes
 from pyscript_app.browser.playground_opfs import OpfsFiles
 from pyscript_app.browser.weight_upload import load_weight_upload
@@ -86,16 +85,15 @@ def destroy(buffers) -> None:
         buf.handle.destroy()
 
 
-class InferencePage:
+class InferencePage(PageHandlers):
     def __init__(self) -> None:
+        super().__init__()
         self.ex = None
         self.upload_js = None
         self.model: LoadedGpt2 | LoadedOwn | None = None
         self.store: CheckpointStore | None = None
         self.busy = False
         self.stop_requested = False
-        self._proxies = []
-        self._tasks: set[asyncio.Task] = set()
 
     # -- boot -------------------------------------------------------------------------------
     async def boot(self) -> None:
@@ -118,28 +116,6 @@ class InferencePage:
         await self.list_opfs_runs()
         by_testid("model-file").disabled = False
         self.set_status("Ready: choose a model's files.", "ready")
-
-    def listen(self, element, event: str, handler) -> None:
-        proxy = create_proxy(lambda ev: self.spawn(self.guarded(handler(ev))))
-        self._proxies.append(proxy)
-        element.addEventListener(event, proxy)
-
-    async def guarded(self, coro) -> None:
-        try:
-            await coro
-        except Exception as e:
-            self.set_status(f"Unexpected error: {type(e).__name__}: {e}", "error")
-            raise
-
-    def spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def set_status(self, text: str, state: str) -> None:
-        status = by_testid("status")
-        status.setAttribute("data-state", state)
-        status.textContent = text
 
     def set_busy(self, busy: bool, generating: bool = False) -> None:
         self.busy = busy
@@ -276,7 +252,7 @@ class InferencePage:
             await self.generate(parse_settings(self.read_form()))
         except USER_ERRORS as e:
             self.set_status(str(e), "error")
-        except Exception as e:
+        except Exception:
             if self.ex is not None and self.ex.lost_reason:
                 self.set_status(f"The GPU device was lost ({self.ex.lost_reason}); reload the page.", "lost")
             else:

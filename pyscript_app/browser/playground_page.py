@@ -15,10 +15,11 @@ import asyncio
 import json
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import to_js
 from pyscript import document, window
 
 from pyscript_app.browser.dom import by_testid, site_url, start_page
+from pyscript_app.browser.page_handlers import PageHandlers
 from pyscript_app.browser.jsutil import js_bytes, py_bytes
 from pyscript_app.browser.playground_data import SiteData
 from pyscript_app.browser.playground_opfs import OpfsFiles
@@ -49,8 +50,9 @@ def page_ms() -> int:
     return round(window.performance.now())
 
 
-class PlaygroundPage:
+class PlaygroundPage(PageHandlers):
     def __init__(self) -> None:
+        super().__init__()
         self.ex = None
         self.data = SiteData(site_url)
         self.store = CheckpointStore(MemoryFiles())
@@ -59,8 +61,6 @@ class PlaygroundPage:
         self.model = None  # (backend, tokenizer) the Sample button draws from
         self.custom: dict[str, object] = {}  # text data id -> DatasetTokens (the BPE is trained once)
         self.busy = False
-        self._proxies = []  # event handlers stay alive as long as the page
-        self._tasks: set[asyncio.Task] = set()
         self._warming: asyncio.Future | None = None  # the latest background pipeline compilation
         self._planned: set[tuple] = set()  # run shapes whose pipelines were asked for (on this device)
 
@@ -133,29 +133,6 @@ class PlaygroundPage:
         if self.ex is not None and not self.ex.lost_reason and shape not in self._planned:
             await self.ex.compile_pipelines(training_pipelines(cfg.model_cfg(), cfg))
             self._planned.add(shape)
-
-    def listen(self, element, event: str, handler) -> None:
-        proxy = create_proxy(lambda ev: self.spawn(self.guarded(handler(ev))))
-        self._proxies.append(proxy)
-        element.addEventListener(event, proxy)
-
-    async def guarded(self, coro) -> None:
-        """A handler's unexpected failure still gets a line in the status (and the console)."""
-        try:
-            await coro
-        except Exception as e:
-            self.set_status(f"Unexpected error: {type(e).__name__}: {e}", "error")
-            raise
-
-    def spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def set_status(self, text: str, state: str) -> None:
-        status = by_testid("status")
-        status.setAttribute("data-state", state)
-        status.textContent = text
 
     def render_live(self, progress: Progress) -> None:
         ex = self.ex

@@ -99,7 +99,7 @@ def _matmul_fused(N: int, K: int, M: int, tiles: Mapping[str, int] | None = None
 def _matmul_split(N: int, K: int, M: int, split: int, tiles: Mapping[str, int] | None = None, variant: str = ""):
     """The split backward entries: dx, and dw's sum over N in `split` parts, part 0 into dw and part
     s >= 1 into the parts buffer at (s - 1) * K * M; part s sums positions [s * chunk, (s + 1) * chunk)
-    with chunk = ceil(N / split) rounded up to the k-slice TK (matmul_tiles.wgsl split_dw_tile)."""
+    with chunk = ceil(N / split) rounded up to the k-slice TK (matmul_stores.wgsl split_dw_tile)."""
     t = dict(tiles or {"TM": 64, "TN": 64})
     tk = matmul_slice_depth(t["TM"], t["TN"], t.get("RPI", 8))
     chunk = -(-(-(-N // split)) // tk) * tk

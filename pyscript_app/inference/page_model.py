@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..config import ConfigError
+from ..config import ConfigError, numel
 from ..data.gpt2_tokenizer import FILE_NAMES
 from ..reference.gpt2_config import GPT2Config
 from ..reference.gpt2_hf_config import config_from_hf
@@ -185,7 +185,7 @@ async def _inspect_checkpoint(f: FileLike) -> Gpt2Source | OwnSource:
     if count != cfg.param_count:
         raise ModelFileError(f"{f.name}: {count:,} values, but the model has {cfg.param_count:,} parameters")
     width = SOURCE_BYTES[dtype]
-    tensors = [TensorSource(name, f.name, start + off * width, _numel(shape), dtype)
+    tensors = [TensorSource(name, f.name, start + off * width, numel(shape), dtype)
                for name, (off, shape) in cfg.param_offsets().items()]
     return Gpt2Source(cfg, tensors, texts, f"tabgpt checkpoint ({dtype})", [f.name])
 
@@ -264,7 +264,7 @@ async def _safetensors_tensors(f: FileLike, cfg: GPT2Config) -> list[TensorSourc
         if shape != shapes[name]:
             raise ModelFileError(f"tensor {name!r} has shape {shape}, expected {shapes[name]}")
         offsets = info.get("data_offsets")
-        count = _numel(shape)
+        count = numel(shape)
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
                 or offsets[1] - offsets[0] != count * SOURCE_BYTES[dtype] or offsets[0] < 0):
             raise ModelFileError(f"{f.name}: tensor {name!r} has bad data offsets")
@@ -304,10 +304,3 @@ def describe(source: Gpt2Source) -> str:
 
 def _mb(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ..config import ConfigError
+from ..config import ConfigError, flat_offsets, numel
 
 GPT2_VOCAB_SIZE = 50257
 GPT2_MAX_POSITIONS = 1024
@@ -124,16 +124,12 @@ class GPT2Config:
 
     def param_offsets(self) -> dict[str, tuple[int, tuple[int, ...]]]:
         """name -> (offset into a flat vector of the tensors above, concatenated row-major; shape)."""
-        res, off = {}, 0
-        for name, shape in self.param_shapes():
-            res[name] = (off, shape)
-            off += _numel(shape)
-        return res
+        return flat_offsets(self.param_shapes())
 
     @property
     def param_count(self) -> int:
         """Stored parameters, padding rows included."""
-        return sum(_numel(s) for _, s in self.param_shapes())
+        return sum(numel(s) for _, s in self.param_shapes())
 
     @property
     def real_param_count(self) -> int:
@@ -162,10 +158,3 @@ def gpt2_size(name: str, **overrides) -> GPT2Config:
         raise ConfigError(f"unknown GPT-2 size {name!r} (choose from {', '.join(GPT2_SIZES)})")
     L, C, H = GPT2_SIZES[name]
     return GPT2Config(n_layer=L, n_embd=C, n_head=H, **overrides)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
