@@ -78,9 +78,11 @@ def test_greedy_generation_in_the_page_equals_transformers(browser, site_server,
         ready_s = time.perf_counter() - t0
         assert page.is_disabled('[data-testid="generate-button"]')
 
-        # a tabgpt checkpoint (tabgpt import, f32)
+        # a tabgpt checkpoint (tabgpt import, f32), as f32 weights on the GPU
+        page.select_option('[data-testid="weights-select"]', "f32")
         assert upload(page, [gpt2["root"] / "ck" / "checkpoint.tgpt"]) == "loaded", page.text_content(STATUS)
         assert "2 layers, width 64" in page.text_content('[data-testid="model-info"]')
+        assert "as f32 weights" in page.text_content('[data-testid="model-info"]')
         got = generate(page)
         assert got["ids"] == gpt2["expected"]
         assert got["text"] == gpt2["text"]
@@ -101,6 +103,25 @@ def test_greedy_generation_in_the_page_equals_transformers(browser, site_server,
         got = generate(page)
         assert got["ids"] == gpt2["expected"] and got["text"] == gpt2["text"]
         timings.append(f"HF files: first token {got['first_ms']:.0f} ms, {got['ms_per_token']:.1f} ms/token")
+
+        # f16 weights: where the adapter has shader-f16 they equal the numpy reference on the f16-rounded weights
+        # (an import with --dtype f16); where it has not, asking for them gets one readable line
+        page.select_option('[data-testid="weights-select"]', "f16")
+        checkpoint = [gpt2["root"] / "ck" / "checkpoint.tgpt"]  # not the files chosen last: a change event
+        if page.get_attribute('[data-testid="backend"]', "data-shader-f16") == "yes":
+            assert upload(page, checkpoint) == "loaded", page.text_content(STATUS)
+            assert "as f16 weights" in page.text_content('[data-testid="model-info"]')
+            got = generate(page)
+            assert main(["import", str(hf), "--dtype", "f16", "--out", str(gpt2["root"] / "ck16")]) == 0
+            capsys.readouterr()
+            assert main(["sample", "--checkpoint", str(gpt2["root"] / "ck16"), "--prompt", PROMPT, "--temperature",
+                         "0", "--max-tokens", str(NEW_TOKENS), "-n", "1"]) == 0
+            assert capsys.readouterr().out == got["text"] + "\n"
+            timings.append(f"f16: first token {got['first_ms']:.0f} ms, {got['ms_per_token']:.1f} ms/token")
+        else:
+            assert upload(page, checkpoint) == "error"
+            assert "f16 weights need the GPU feature shader-f16" in page.text_content(STATUS)
+        page.select_option('[data-testid="weights-select"]', "auto")
 
         # one of our own models (the lessons' nano, trained by the site build): it generates too
         assert upload(page, [site_server.root / "py" / "models" / "names-nano.tgpt"]) == "loaded", \

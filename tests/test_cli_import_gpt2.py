@@ -145,17 +145,24 @@ def test_training_refuses_an_imported_checkpoint_in_one_line(hf, tmp_path, capsy
 
 
 @pytest.mark.gpu
-def test_the_gpu_samples_what_the_reference_samples(hf, tmp_path, capsys, gpu):  # noqa: F811
-    assert _import(hf["folder"], tmp_path / "ck") == 0
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_the_gpu_samples_what_the_reference_samples(hf, tmp_path, capsys, gpu, dtype):  # noqa: F811
+    """f16: imported with --dtype f16, the numpy reference computes with the f16-rounded weights the GPU
+    stores (f32 arithmetic on both), so the samples are the same too."""
+    require(dtype == "f32" or "shader-f16" in gpu.features, "the adapter has no shader-f16")
+    assert main(["import", str(hf["folder"]), "--out", str(tmp_path / "ck"), "--dtype", dtype]) == 0
     outputs = {}
     for backend in ("numpy", "gpu"):
         for settings in (["--temperature", "0"], ["--temperature", "0.9", "--top-k", "50", "--top-p", "0.95"]):
             capsys.readouterr()
+            gpu_dtype = ["--dtype", dtype] if backend == "gpu" else []
             assert main(["sample", "--checkpoint", str(tmp_path / "ck"), "--prompt", "Once upon a time",
-                         "--max-tokens", "16", "-n", "2", "--seed", "3", "--backend", backend, *settings]) == 0
+                         "--max-tokens", "16", "-n", "2", "--seed", "3", "--backend", backend, *gpu_dtype,
+                         *settings]) == 0
             out, err = capsys.readouterr()
             outputs[backend, settings[1]] = out
             assert ("GPU" in err) == (backend == "gpu") and "ms/token" in err
+            assert (f"{dtype} weights" in err) == (backend == "gpu")
     assert outputs["gpu", "0"] == outputs["numpy", "0"]
     assert outputs["gpu", "0.9"] == outputs["numpy", "0.9"]
     assert outputs["numpy", "0.9"] != outputs["numpy", "0"]  # the draws matter

@@ -2,6 +2,10 @@
 (float64), in a small config with GPT-2's real vocabulary (2 layers, width 64, 2 heads, V = 50,257
 padded to 50,304, 128 positions).
 
+Both weight types: f32, and f16 storage with f32 arithmetic (the device feature shader-f16: lavapipe has it,
+so CI runs it), whose oracle is the reference on the same weights rounded to f16 (gpu/gpt2_weights.py narrows
+the products' weights and wte only).
+
 Tolerances: logits relative error (max |a - b| / max |b|) < 1e-4, the issue's oracle; greedy ids equal."""
 
 from array import array
@@ -10,8 +14,11 @@ import numpy as np
 import pytest
 
 from _gpu import gpu  # noqa: F401
+from _require import require
 from pyscript_app.gpu.executor import run_sync
-from pyscript_app.gpu.gpt2_model import Gpt2Decoder, Gpt2Weights
+from pyscript_app.gpu.gpt2_model import Gpt2Decoder
+from pyscript_app.gpu.gpt2_weights import Gpt2Weights, stored_narrow
+from pyscript_app.gpu.matmul_rules import MATVEC_GPU_OVERRIDES
 from pyscript_app.reference import gpt2
 from pyscript_app.reference.gpt2_config import GPT2Config
 from pyscript_app.reference.gradcheck import relative_error
@@ -21,11 +28,13 @@ pytestmark = pytest.mark.gpu
 CFG = GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=128, vocab_size=50257, vocab_multiple=64)
 
 
-@pytest.fixture(scope="module")
-def world(gpu):
+@pytest.fixture(scope="module", params=["f32", "f16"])
+def world(gpu, request):
     """tests/_gpt2.save_random_gpt2's recipe in numpy: GPT-2's initialisation at 5x the scale, biases and
     LayerNorms random, positions 5x stronger (else a tied head echoes its input and greedy decoding
-    repeats one token); the padding rows of wte NaN (never read). The weights are uploaded once."""
+    repeats one token); the padding rows of wte NaN (never read). The weights are uploaded once per type."""
+    dtype = request.param
+    require(dtype == "f32" or "shader-f16" in gpu.features, "the adapter has no shader-f16")
     rng = np.random.default_rng(0)
     params = gpt2.init_params(CFG, seed=0)
     for name, t in params.items():
@@ -36,10 +45,12 @@ def world(gpu):
         else:
             t *= 5.0
     params["wpe.weight"] *= 5.0
+    if dtype == "f16":  # what the GPU stores: the oracle computes with the same values
+        params = {k: v.astype(np.float16).astype(np.float32) if stored_narrow(k) else v for k, v in params.items()}
     uploaded = dict(params)
     uploaded["wte.weight"] = params["wte.weight"].copy()
     uploaded["wte.weight"][CFG.vocab_size:] = np.nan
-    weights = Gpt2Weights.upload(gpu, CFG, uploaded)
+    weights = Gpt2Weights.upload(gpu, CFG, uploaded, dtype)
     decoder = Gpt2Decoder(gpu, weights)
     yield params, gpt2.astype(params, np.float64), decoder
     decoder.release()
@@ -65,8 +76,8 @@ def test_prefill_and_decode_logits_match_reference(gpu, world):
 
 
 def test_gpu_adapter_choices_match_reference(gpu, world, monkeypatch):
-    """On a GPU adapter (forced here on whatever adapter runs the tests) the products take 4 x 4 outputs per
-    invocation and sliced K (matmul_rules), the decoding head 8 invocations per vocabulary row."""
+    """On a GPU adapter (forced here on whatever adapter runs the tests) the products and the head share each
+    row of weights between several invocations (matmul_rules.MATVEC_GPU_OVERRIDES), in the weights' type."""
     _, p64, dec = world
     monkeypatch.setitem(gpu.adapter_info, "adapter_type", "DiscreteGPU")
     dec._step_plans.clear()  # steps recorded under the CPU adapter's choices
@@ -80,11 +91,11 @@ def test_gpu_adapter_choices_match_reference(gpu, world, monkeypatch):
     assert relative_error(got, gpt2.prefill(CFG, p64, cache, ids[None, :12])[0]) < 1e-4
     step = np.asarray(run_sync(dec.step(int(ids[12]), 12)))
     assert relative_error(step, gpt2.decode_step(CFG, p64, cache, ids[12:], 12)[0]) < 1e-4
-    assert ("matvec_transposed", None) in chosen
-    assert {k for k, o in chosen if k.startswith("matvec_forward") and o["KSPLIT"] > 1} == {
-        "matvec_forward_bias", "matvec_forward_bias_gelu", "matvec_forward_bias_residual"}  # the step's layers
     dec._step_plans.clear()
-    assert any(k.startswith("matmul_forward_bias") and (o or {}).get("RPI") == 4 for k, o in chosen)
+    suffix = dec.w.kernel_suffix
+    assert {k for k, o in chosen if k.startswith("matvec_rows") and o == MATVEC_GPU_OVERRIDES} == {
+        k + suffix for k in ("matvec_rows", "matvec_rows_bias", "matvec_rows_bias_gelu", "matvec_rows_bias_residual")}
+    assert ("embedding_forward" + suffix) in {k for k, _ in chosen}
 
 
 def test_a_token_chosen_on_the_gpu_feeds_the_next_step(gpu, world):

@@ -14,7 +14,8 @@ from pyscript_app.inference.bench_gpt2 import bench_inference, config_for, step_
 def test_step_weight_bytes_leaves_out_unread_rows():
     cfg = config_for("gpt2")  # 124M: every weight but 1023 rows of wpe
     assert step_weight_bytes(cfg) == 4 * (cfg.real_param_count - 1023 * 768)
-    assert step_weight_bytes(cfg, 2) == step_weight_bytes(cfg) // 2
+    narrow = cfg.vocab_size * 768 + 12 * (768 * 3 * 768 + 768 * 768 + 2 * 768 * 4 * 768)  # wte's rows, Conv1Ds
+    assert step_weight_bytes(cfg, "f16") == step_weight_bytes(cfg) - 2 * narrow
 
 
 @pytest.mark.gpu
@@ -30,7 +31,7 @@ def test_tiny_gpt2_decodes_the_same_greedy_ids_as_transformers(gpu):  # noqa: F8
 @pytest.mark.parametrize("argv, words", [
     (["--inference", "gpt3"], "unknown GPT-2 size"),
     (["--inference", "gpt2"], "--backend gpu"),
-    (["--inference", "gpt2", "--backend", "gpu", "--dtype", "f16"], "f16"),
+    (["--inference", "gpt2", "--backend", "gpu", "--dtype", "f8"], "invalid choice"),
     (["--inference", "gpt2", "--backend", "gpu", "--new-tokens", "1000"], "exceed the context"),
 ])
 def test_bad_inference_options_exit_2_in_one_line(argv, words, capsys):

@@ -9,6 +9,8 @@ import asyncio
 import numpy as np
 import pytest
 
+from _require import require
+
 from _gpu import gpu  # noqa: F401
 from pyscript_app.gpu.token_choice import Sampling
 from pyscript_app.inference.page_generate import (Generation, done_text, generate_gpt2, gpt2_budget,
@@ -84,29 +86,39 @@ def test_the_context_bounds_the_budget():
 
 
 @pytest.mark.gpu
-def test_weights_through_the_chunk_plan_generate_the_decoders_ids(gpu):
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_weights_through_the_chunk_plan_generate_the_decoders_ids(gpu, dtype):
+    """The page's upload (browser/inference_page.load_gpt2) in numpy: each WeightWriter chunk of rows read from
+    the file at page_model.file_range, widened to f32 (weight_upload.js), written where chunk_target says,
+    then packed; 256-byte chunks, so every tensor takes several. The decoder then generates Gpt2Weights.upload's
+    ids."""
     from pyscript_app.gpu.executor import run_sync
-    from pyscript_app.gpu.gpt2_model import Gpt2Decoder, Gpt2Weights
+    from pyscript_app.gpu.gpt2_model import Gpt2Decoder
+    from pyscript_app.gpu.gpt2_weights import Gpt2Weights, WeightWriter
     from pyscript_app.gpu.token_choice import TokenChooser
-    from pyscript_app.inference.page_model import chunks, inspect
+    from pyscript_app.inference.page_model import file_range, inspect
     from pyscript_app.train import checkpoint
     from test_inference_page_model import MemFile
 
+    require(dtype == "f32" or "shader-f16" in gpu.features, "the adapter has no shader-f16")
     cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=32, vocab_size=500)
     flat = (0.3 * np.random.default_rng(5).standard_normal(cfg.param_count)).astype(np.float16)
     header = {"family": "gpt2", "model_config": cfg.to_dict(), "tokenizer": {"vocab_json": "", "merges_txt": ""}}
     blob = checkpoint.encode(header, {"params": flat.tobytes()}, {"params": "f16"})
     src = asyncio.run(inspect([MemFile("c.tgpt", blob)]))
-    buffers = {}
-    for t in src.tensors:  # what weight_upload.js does, in numpy: 256-byte chunks widened to f32
-        buffers[t.name] = buf = gpu.alloc(t.gpu_nbytes, label=t.name)
-        for start, n, dst in chunks(t, 256):
-            gpu.write(buf, np.frombuffer(blob[start:start + 2 * n], "<f2").astype(np.float32).tobytes(), offset=dst)
-    page = Gpt2Decoder(gpu, Gpt2Weights(cfg, buffers))
+    writer, shapes = WeightWriter(gpu, cfg, dtype, chunk_bytes=256), dict(cfg.param_shapes())
+    for t in src.tensors:
+        per_row = t.count // shapes[t.name][0] if len(shapes[t.name]) > 1 else t.count
+        for row0, rows in writer.chunks(t.name):
+            buf, offset = writer.chunk_target(t.name, row0)
+            start, count = file_range(t, per_row, row0, rows)
+            gpu.write(buf, np.frombuffer(blob[start:start + 2 * count], "<f2").astype(np.float32).tobytes(), offset)
+            writer.chunk_written(t.name, row0, rows)
+    page = Gpt2Decoder(gpu, writer.finish())
     offsets = cfg.param_offsets()
     whole = {name: flat[off:off + int(np.prod(shape))].astype(np.float32).reshape(shape)
              for name, (off, shape) in offsets.items()}
-    ref = Gpt2Decoder(gpu, Gpt2Weights.upload(gpu, cfg, whole))
+    ref = Gpt2Decoder(gpu, Gpt2Weights.upload(gpu, cfg, whole, dtype))
     for sampling in (Sampling(temperature=0.0), Sampling(temperature=0.9, top_k=50, top_p=0.95, seed=3)):
         ours = run_sync(generate_gpt2(page, TokenChooser(gpu), [1, 2, 3], 20, sampling))
         theirs = run_sync(ref.generate([1, 2, 3], 20, TokenChooser(gpu), sampling))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pyscript_app.inference.page_model import (Gpt2Source, ModelFileError, OwnSource, TensorSource, check_fits,
-                                               chunks, describe, inspect)
+                                               describe, file_range, inspect)
 from pyscript_app.reference.gpt2_config import GPT2Config
 from pyscript_app.train import checkpoint
 
@@ -64,7 +64,7 @@ def test_a_gpt2_checkpoint_maps_every_tensor_to_its_bytes(dtype):
         want = flat[off:off + t.count].astype({"f32": np.float32, "f16": np.float16}[dtype]).astype(np.float32)
         assert t.dtype == dtype and t.count == int(np.prod(shape))
         np.testing.assert_array_equal(read_tensor({"checkpoint.tgpt": blob}, t), want)
-    assert src.gpu_nbytes == 4 * CFG.param_count and "2 layers, width 8" in describe(src)
+    assert src.gpu_bytes() == 4 * CFG.param_count and "2 layers, width 8" in describe(src)
     # the magic, not the name, makes a checkpoint
     assert isinstance(run([MemFile("model.bin", blob)]), Gpt2Source)
 
@@ -186,11 +186,13 @@ def test_a_tensor_over_the_adapters_limit_gets_a_message():
     # GPT-2 124M's token embedding against WebGPU's default binding limit (128 MiB)
     big = Gpt2Source(GPT2Config(n_layer=1, n_embd=768, n_head=12), [TensorSource("wte.weight", "f", 0, 50257 * 768,
                                                                                   "f16")], None, "x")
-    with pytest.raises(ModelFileError, match=r"147.2 MiB .* at most 128.0 MiB"):
+    with pytest.raises(ModelFileError, match=r"147.2 MiB .*f32 weights.* at most 128.0 MiB"):
         check_fits(big, 128 << 20)
+    check_fits(big, 128 << 20, "f16")  # 73.6 MiB as f16 weights
 
 
-def test_chunks_cover_a_tensor_once():
-    t = TensorSource("w", "f", 100, 10, "f16")
-    assert chunks(t, 16) == [(100, 4, 0), (108, 4, 16), (116, 2, 32)]
-    assert chunks(TensorSource("w", "f", 0, 3, "f32"), 1 << 20) == [(0, 3, 0)]
+def test_file_ranges_of_row_chunks():
+    t = TensorSource("w", "f", 100, 10 * 6, "f16")  # 10 rows of 6 values, 2 bytes each, from byte 100
+    assert file_range(t, 6, 0, 4) == (100, 24)
+    assert file_range(t, 6, 4, 4) == (148, 24)
+    assert file_range(TensorSource("b", "f", 8, 5, "f32"), 5, 0, 1) == (8, 5)

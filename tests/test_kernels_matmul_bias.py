@@ -125,20 +125,3 @@ def test_tied_head_through_matmul_backward_dx_and_dw(gpu, N, C, V, Vp):
     twin = empty(gpu, (N, V))
     gpu.dispatch("matmul_backward_dx_v4", [bx, bwte, twin], dims)
     assert np.array_equal(download(gpu, twin, (N, V)).view(np.uint32), download(gpu, logits, (N, V)).view(np.uint32))
-
-
-@pytest.mark.parametrize("N,K,M,over", [(1, 301, 64, None), (2, 37, 20, None), (1, 130, 768, {"WG": 64, "LANES": 64}),
-                                        (3, 50, 36, {"WG": 32, "LANES": 1})])
-def test_matvec_transposed_is_the_tied_head_for_few_rows(gpu, N, K, M, over):
-    """out (N,K) = a (N,M) @ w[:K].T (decoding's tied head), rows K.. of w NaN (never read); accumulate
-    adds into out. LANES invocations per row of w (a power of two; 1: no tree)."""
-    rng = np.random.default_rng(N + K + M)
-    a, w = rng.standard_normal((N, M)).astype(np.float32), rng.standard_normal((K + 5, M)).astype(np.float32)
-    w[K:] = np.nan
-    prior = rng.standard_normal((N, K)).astype(np.float32)
-    ref = a.astype(np.float64) @ w[:K].astype(np.float64).T
-    for accumulate in (0, 1):
-        out = upload(gpu, prior) if accumulate else empty(gpu, (N, K))
-        gpu.dispatch("matvec_transposed", [upload(gpu, a), upload(gpu, w), out],
-                     {"N": N, "K": K, "M": M, "accumulate": accumulate}, overrides=over)
-        assert_close(download(gpu, out, (N, K)), ref + (prior if accumulate else 0.0), ATOL, RTOL, f"acc {accumulate}")

@@ -28,12 +28,13 @@ from pyscript_app.config import ConfigError
 from pyscript_app.data.bpe import normalize
 from pyscript_app.data.gpt2_tokenizer import GPT2Tokenizer
 from pyscript_app.gpu.executor import GpuUnavailable
-from pyscript_app.gpu.gpt2_model import Gpt2Decoder, Gpt2Weights
+from pyscript_app.gpu.gpt2_model import Gpt2Decoder
+from pyscript_app.gpu.gpt2_weights import UPLOAD_CHUNK_BYTES, Gpt2Weights, WeightDtypeError, WeightWriter, choose_weight_dtype
 from pyscript_app.gpu.token_choice import Sampling, TokenChooser
 from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.inference.page_generate import done_text, generate_gpt2, generate_own, timing_text
-from pyscript_app.inference.page_model import (UPLOAD_CHUNK_BYTES, Gpt2Source, ModelFileError, OwnSource,
-                                               check_fits, describe, inspect)
+from pyscript_app.inference.page_model import (Gpt2Source, ModelFileError, OwnSource, check_fits, describe,
+                                               file_range, inspect)
 from pyscript_app.inference.page_settings import InputError, parse_settings
 from pyscript_app.playground.store import CheckpointStore
 from pyscript_app.train.checkpoint import CheckpointError
@@ -106,8 +107,11 @@ class InferencePage(PageHandlers):
             return
         info = self.ex.adapter_info
         kind = "software adapter (CPU, slow)" if info.get("fallback") or info.get("adapter_type") == "cpu" else "WebGPU"
+        f16 = "shader-f16" in self.ex.features
         by_testid("backend").textContent = (f"{kind}: {adapter_name(info)}; largest buffer "
-                                            f"{self.ex.max_binding_bytes / 2**20:,.0f} MiB")
+                                            f"{self.ex.max_binding_bytes / 2**20:,.0f} MiB; "
+                                            f"{'f16 weights possible' if f16 else 'no shader-f16: f32 weights'}")
+        by_testid("backend").setAttribute("data-shader-f16", "yes" if f16 else "no")
         self.upload_js = await load_weight_upload()
         self.listen(by_testid("model-file"), "change", self.on_files)
         self.listen(by_testid("generate-button"), "click", self.on_generate)
@@ -172,7 +176,11 @@ class InferencePage(PageHandlers):
 
     async def load_gpt2(self, source: Gpt2Source, files: dict) -> None:
         ex, cfg = self.ex, source.cfg
-        check_fits(source, ex.max_binding_bytes)
+        try:  # the Weights choice: auto = f16 where the device has shader-f16
+            dtype = choose_weight_dtype(by_testid("weights-select").value or "auto", ex.features)
+        except WeightDtypeError as e:
+            raise ModelFileError(str(e)) from None
+        check_fits(source, ex.max_binding_bytes, dtype)
         if source.tokenizer is None:
             self.set_status("Fetching GPT-2's tokenizer files from this site…", "loading")
             texts = (await fetch_text(site_url("assets/gpt2/encoder.json")),
@@ -182,13 +190,20 @@ class InferencePage(PageHandlers):
         tokenizer = GPT2Tokenizer.from_text(*texts)
         if tokenizer.vocab_size != cfg.vocab_size:
             raise ModelFileError(f"the tokenizer has {tokenizer.vocab_size:,} tokens, the model {cfg.vocab_size:,}")
-        buffers, done, synced, total = {}, 0, 0, source.gpu_nbytes
+        # Each tensor goes File -> (f32) -> its buffer, or a staging buffer that a GPU kernel packs into place
+        # (gpu/gpt2_weights.py), a chunk of whole rows at a time.
+        writer, shapes = WeightWriter(ex, cfg, dtype), dict(cfg.param_shapes())
+        done, synced, total = 0, 0, source.gpu_bytes(dtype)
         try:
             for t in source.tensors:
-                buffers[t.name] = buf = ex.alloc(t.gpu_nbytes, label=t.name)
-                await self.upload_js.uploadTensor(ex.device, files[t.file], t.offset, t.count, t.dtype, buf.handle,
-                                                  0, UPLOAD_CHUNK_BYTES // 4)
-                done += t.gpu_nbytes
+                per_row = t.count // shapes[t.name][0] if len(shapes[t.name]) > 1 else t.count
+                for row0, rows in writer.chunks(t.name):
+                    buf, offset = writer.chunk_target(t.name, row0)
+                    start, count = file_range(t, per_row, row0, rows)
+                    await self.upload_js.uploadTensor(ex.device, files[t.file], start, count, t.dtype, buf.handle,
+                                                      offset, UPLOAD_CHUNK_BYTES // 4)
+                    writer.chunk_written(t.name, row0, rows)
+                done += t.gpu_bytes(dtype)
                 if done - synced >= SYNC_EVERY_BYTES or done == total:
                     await ex.queue.onSubmittedWorkDone()
                     synced = done
@@ -197,12 +212,13 @@ class InferencePage(PageHandlers):
             errors = ex.take_errors()
             if errors:
                 raise ModelFileError(f"the GPU could not hold this model: {errors[0][:200]}")
+            weights = writer.finish()
         except Exception as e:
-            destroy(buffers.values())
+            destroy([*writer.buffers.values(), *([writer.staging] if writer.staging else [])])
             if hasattr(e, "js_error") or type(e).__name__ == "JsException":
                 raise ModelFileError(f"reading the file failed: {e}") from None
             raise
-        model = LoadedGpt2(ex, Gpt2Weights(cfg, buffers), tokenizer, describe(source))
+        model = LoadedGpt2(ex, weights, tokenizer, describe(source, dtype))
         self.set_status("Compiling the GPU kernels…", "loading")
         warm = Sampling(temperature=0.0)  # one short greedy run: the first Generate then times generation only
         await generate_gpt2(model.decoder, model.chooser, [tokenizer.eot_id or 0], 2, warm)

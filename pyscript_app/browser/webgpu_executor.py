@@ -39,6 +39,7 @@ from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_kernels, adapter_o
 from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
 
 # The storage limits large presets need: ask for whatever the adapter offers (as gpu/native.py does).
+WANTED_FEATURES = ("shader-f16",)  # requested where the adapter has them (f16 weights: gpu/gpt2_weights.py)
 WANTED_LIMITS = ("maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
                  "maxStorageBuffersPerShaderStage")
 MAX_JS_PLANS = 8  # the JS StepPlans kept (a training step and a decode step per run shape)
@@ -67,6 +68,7 @@ class BrowserExecutor(Executor):
         lim = device.limits
         self.max_binding_bytes = int(min(lim.maxStorageBufferBindingSize, lim.maxBufferSize))
         self.max_workgroup_bytes = int(lim.maxComputeWorkgroupStorageSize)
+        self.features = frozenset(f for f in WANTED_FEATURES if device.features.has(f))
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST
@@ -353,8 +355,10 @@ async def open_browser_device(power_preference: str = "high-performance", shader
         raise GpuUnavailable(NO_ADAPTER)
     limits = adapter.limits
     wanted = {name: getattr(limits, name) for name in WANTED_LIMITS if js_get(limits, name) is not None}
+    features = [f for f in WANTED_FEATURES if adapter.features.has(f)]
     try:
-        device = await adapter.requestDevice(js_object({"requiredLimits": wanted, "label": "tabgpt"}))
+        device = await adapter.requestDevice(js_object({"requiredLimits": wanted, "requiredFeatures": features,
+                                                        "label": "tabgpt"}))
     except Exception as e:  # a JsException: the adapter refused the device
         raise GpuUnavailable(f"WebGPU adapter refused a device: {e}") from None
     return BrowserExecutor(adapter, device, shader_dir, *await load_step_replay())

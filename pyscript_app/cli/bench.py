@@ -62,13 +62,19 @@ def bench_inference(args) -> dict:
     from ..gpu.native import open_device
     from ..inference.bench_gpt2 import bench_inference as run, print_inference
 
+    from ..gpu.gpt2_weights import WeightDtypeError, choose_weight_dtype
+
     ex = open_device(args.gpu)
+    try:
+        dtype = choose_weight_dtype(args.dtype, ex.features)
+    except WeightDtypeError as e:
+        raise UserError(str(e)) from None
     print(f"adapter: {ex.adapter_info}")
     results, _, _ = gate(ex)
     out = {"backend": "gpu", "engine": ex.engine, "adapter": ex.adapter_info,
            "gate": [{"name": r.name, "passed": r.passed, "error": r.error} for r in results]}
     if all(r.passed for r in results):
-        out["inference"] = run(ex, args.inference, args.new_tokens, args.prompt_tokens)
+        out["inference"] = run(ex, args.inference, args.new_tokens, args.prompt_tokens, dtype=dtype)
         print_inference(out["inference"])
     return out
 
@@ -80,8 +86,6 @@ def _check_inference(args) -> None:
         raise UserError(f"unknown GPT-2 size {args.inference!r}; choose from {', '.join(SIZES)}")
     if args.backend != "gpu":
         raise UserError("--inference runs on the GPU: add --backend gpu")
-    if args.dtype != "f32":
-        raise UserError("f16 weights for GPT-2 decoding are not built yet: use --dtype f32")
     context = config_for(args.inference).n_positions
     if args.prompt_tokens + args.new_tokens > context:
         raise UserError(f"{args.prompt_tokens} prompt + {args.new_tokens} new tokens exceed the context ({context})")

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_nonneg_int, default=0)
     s.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     s.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto")
+    s.add_argument("--dtype", choices=["auto", "f32", "f16"], default="auto",
+                   help="GPT-2 weights on the GPU: auto = f16 where the device has shader-f16, else f32 "
+                        "(the arithmetic is f32 either way)")
 
     i = sub.add_parser("import", help="import a Hugging Face GPT-2 checkpoint folder",
                        description="Read a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json + "
@@ -148,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--inference", default=None, metavar="SIZE",
                    help="instead of training: GPT-2 decoding at this shape (gpt2 = 124M, gpt2-medium, ..., "
                         "gpt2-tiny) with random weights, beside transformers' generate (--backend gpu)")
-    b.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="GPT-2 weights for --inference")
+    b.add_argument("--dtype", choices=["auto", "f32", "f16"], default="auto",
+                   help="GPT-2 weights for --inference: auto = f16 where the device has shader-f16, else f32")
     b.add_argument("--prompt-tokens", type=_positive_int, default=32, help="prompt length for --inference")
     b.add_argument("--new-tokens", type=_positive_int, default=256, help="tokens generated for --inference")
 

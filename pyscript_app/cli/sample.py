@@ -40,4 +40,6 @@ def cmd_sample(args) -> int:
     if header.get("family") == "gpt2":
         from .sample_gpt2 import sample_gpt2
         return sample_gpt2(args, header, arrays)
+    if args.dtype != "auto":
+        raise UserError("--dtype chooses how a GPT-2's weights are stored on the GPU; this is a tabgpt model")
     return asyncio.run(_sample(args, blob))

@@ -14,7 +14,7 @@ import time
 
 from ..errors import UserError
 from ..inference.generate import Timing, generate
-from ..inference.gpt2_checkpoint import from_decoded
+from ..inference.gpt2_checkpoint import F16_MAX, f16_overflow, from_decoded
 from ..reference.token_choice import choose_token
 from ..rng import sample_key, sample_uniform
 
@@ -32,13 +32,22 @@ def _numpy_sample(model, prompt: list[int], max_new: int, args, n: int, stop: fr
 class _GpuSampler:
     """The model's weights on the GPU once; one generation per sample."""
 
-    def __init__(self, model, engine: str) -> None:
-        from ..gpu.gpt2_model import Gpt2Decoder, Gpt2Weights
+    def __init__(self, model, engine: str, dtype: str) -> None:
+        from ..gpu.gpt2_model import Gpt2Decoder
+        from ..gpu.gpt2_weights import Gpt2Weights, WeightDtypeError, choose_weight_dtype
         from ..gpu.native import open_device
         from ..gpu.token_choice import TokenChooser
 
         self.ex = open_device(engine)
-        self.decoder = Gpt2Decoder(self.ex, Gpt2Weights.upload(self.ex, model.cfg, model.params))
+        try:
+            self.dtype = choose_weight_dtype(dtype, self.ex.features)
+        except WeightDtypeError as e:
+            raise UserError(str(e)) from None
+        if self.dtype == "f16" and (bad := f16_overflow(model.params)):
+            if dtype == "f16":
+                raise UserError(f"{bad}: weights beyond f16's range ({F16_MAX:g}); use --dtype f32")
+            self.dtype = "f32"  # auto: f16 only where every weight fits
+        self.decoder = Gpt2Decoder(self.ex, Gpt2Weights.upload(self.ex, model.cfg, model.params, self.dtype))
         self.chooser = TokenChooser(self.ex)
 
     def sample(self, prompt: list[int], max_new: int, args, n: int, stop: frozenset[int]) -> tuple[list[int], Timing]:
@@ -65,7 +74,9 @@ def sample_gpt2(args, header: dict, arrays: dict) -> int:
         raise UserError(f"the prompt is {len(prompt)} tokens; the model's context is {cfg.n_positions}")
     max_new = min(args.max_tokens, cfg.n_positions - len(prompt) + 1)  # the last new token is never fed back
     stop = frozenset({tok.eot_id}) if tok.eot_id is not None else frozenset()
-    sampler = _GpuSampler(model, args.gpu) if args.backend == "gpu" else None
+    if args.backend == "numpy" and args.dtype == "f16":
+        raise UserError("--dtype f16 stores the weights on the GPU: add --backend gpu")
+    sampler = _GpuSampler(model, args.gpu, args.dtype) if args.backend == "gpu" else None
     timings = []
     for n in range(args.n):
         if sampler is None:
@@ -77,7 +88,7 @@ def sample_gpt2(args, header: dict, arrays: dict) -> int:
     first = sum(t.first_token_s for t in timings) / len(timings)
     steps = [s for t in timings for s in t.step_s]
     per_token = 1000.0 * sum(steps) / len(steps) if steps else float("nan")
-    where = "numpy" if sampler is None else f"GPU, {sampler.ex.engine}"
+    where = "numpy" if sampler is None else f"GPU, {sampler.ex.engine}, {sampler.dtype} weights"
     print(f"time to first token {1000.0 * first:.1f} ms, {per_token:.2f} ms/token ({where}, "
           f"{len(prompt)}-token prompt)", file=sys.stderr)
     return 0

@@ -134,6 +134,9 @@ class Executor:
         self.max_binding_bytes = 128 << 20
         # the device's workgroup memory per workgroup (hosts set the device's limit; WebGPU's default)
         self.max_workgroup_bytes = 16384
+        # WebGPU features the device was created with (hosts request "shader-f16" where the adapter has it:
+        # registry.F16_KERNELS need it)
+        self.features: frozenset[str] = frozenset()
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)

@@ -3,81 +3,39 @@ KV-cached decode steps (gpu/decode.py's design for our model; reference/gpt2.py 
 is the spec).
 
 Pure Python (runs natively and in Pyodide). Letters as in reference/gpt2_config.py; N rows = T prompt
-positions in the prefill, 1 in a decode step. Per row (all f32):
-    x = wte[token] + wpe[pos]                                          embedding_forward
+positions in the prefill, 1 in a decode step. The weights: gpu/gpt2_weights.py (products' weights stored as
+one row per output, in f32 or f16; every activation and all arithmetic in f32). Per row:
+    x = wte[token] + wpe[pos]                                          embedding_forward (_f16)
     per layer: xn = layernorm(x, ln_1)                                 layernorm_forward
-               qkv = xn @ c_attn + b                                   matmul_forward_bias
+               qkv = xn @ c_attn + b                                   matvec_rows_bias
                y = attention(qkv)       prefill: causal over the prompt, then its k, v into the caches
                                         (attention_forward + attention_kv_fill); decode: k, v of pos into
                                         the caches and attention over slots 0..pos (attention_decode)
-               x = x + (y @ attn.c_proj + b)                           matmul_forward_bias_residual
-               h = gelu(layernorm(x, ln_2) @ c_fc + b)                 layernorm_forward, matmul_forward_bias_gelu
-               x = x + (h @ mlp.c_proj + b)                            matmul_forward_bias_residual
-               (one row, decoding: matvec.wgsl's matvec_forward_bias, _bias_gelu, _bias_residual instead)
-    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    the tied head (wte's padding rows are
-                                                                       never read): matvec_transposed for
-                                                                       one row, else matmul_backward_dx
-                                                                       with K = V, M = C
-The prefill keeps only the last row's logits (its last residual row is copied into the decode buffers),
-unless every position's are asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
+               x = x + (y @ attn.c_proj + b)                           matvec_rows_bias_residual
+               h = gelu(layernorm(x, ln_2) @ c_fc + b)                 layernorm_forward, matvec_rows_bias_gelu
+               x = x + (h @ mlp.c_proj + b)                            matvec_rows_bias_residual
+    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    matvec_rows (the tied head; wte's
+                                                                       padding rows are never read)
+(matvec.wgsl's entries for f32 weights, matvec_f16.wgsl's `_f16` ones for f16.) The prefill keeps only the
+last row's logits (its last residual row is copied into the decode buffers), unless every position's are
+asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
 One submission and one read of V floats per token (or of the chosen id: `generate`): the decode position
 goes into the attention's uniform buffer before anything of the step is recorded (work recorded earlier is
 submitted first), so a step binds the same buffers at every position and is replayed from a plan
 (Executor.begin_plan) after its first recording; only wpe[pos]'s copy changes.
-
-Weights: one storage buffer per tensor (a 124M model is 500 MB in f32, more than WebGPU's default
-largest buffer, 256 MB); the padded rows of wte (V..Vp-1) are uploaded as they are and never read.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..reference.gpt2_config import GPT2Config
 from .attention_ops import AttentionOps
 from .executor import Executor, GpuBuffer, Plan, Target, as_view
 from .layout import F32
-from .matmul_rules import matmul_forward_overrides, matvec_forward_overrides, matvec_overrides
-from .registry import matmul_entry, tied_head_entry
-
-UPLOAD_CHUNK_BYTES = 64 << 20  # one queue write at most: the page streams a file into buffers this way
-
-
-class Gpt2Weights:
-    """cfg.param_shapes()'s tensors, each in its own f32 storage buffer."""
-
-    def __init__(self, cfg: GPT2Config, buffers: Mapping[str, GpuBuffer]) -> None:
-        self.cfg, self.buffers = cfg, dict(buffers)
-
-    @classmethod
-    def upload(cls, ex: Executor, cfg: GPT2Config, tensors: Mapping[str, object]) -> "Gpt2Weights":
-        """tensors: name -> little-endian f32 bytes-like (a C-contiguous float32 numpy array works), the
-        names and shapes of cfg.param_shapes(); written in chunks of at most UPLOAD_CHUNK_BYTES."""
-        shapes = dict(cfg.param_shapes())
-        missing, extra = set(shapes) - set(tensors), set(tensors) - set(shapes)
-        if missing or extra:
-            raise ValueError(f"tensor names differ: missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}")
-        buffers = {}
-        for name, shape in shapes.items():
-            data = memoryview(tensors[name]).cast("B")
-            n = F32
-            for s in shape:
-                n *= s
-            if len(data) != n:
-                raise ValueError(f"{name}: {len(data)} bytes, expected {n} (f32 {shape})")
-            buf = buffers[name] = ex.alloc(n, label=name)
-            for off in range(0, n, UPLOAD_CHUNK_BYTES):
-                ex.write(buf, data[off : off + UPLOAD_CHUNK_BYTES], offset=off)
-        return cls(cfg, buffers)
-
-    def __getitem__(self, name: str) -> GpuBuffer:
-        return self.buffers[name]
-
-    def release(self, ex: Executor) -> None:
-        for buf in self.buffers.values():
-            ex.release(buf)
-        self.buffers.clear()
+from .gpt2_weights import Gpt2Weights
+from .matmul_rules import matvec_rows_overrides
 
 
 class _Rows:
@@ -108,7 +66,10 @@ class Gpt2Decoder:
 
     def __init__(self, ex: Executor, weights: Gpt2Weights) -> None:
         cfg = self.cfg = weights.cfg
-        self.ex, self.w = ex, weights
+        if cfg.n_embd % 4:
+            raise ValueError(f"n_embd {cfg.n_embd}: the GPU decoder needs a multiple of 4")
+        self.ex, self.w, self.suffix = ex, weights, weights.kernel_suffix
+        self.embedding = "embedding_forward" + self.suffix
         C, H, P = cfg.n_embd, cfg.n_head, cfg.n_positions
         self.step_rows = _Rows(ex, cfg, 1, "gpt2.step", logits_rows=1)
         self.wpe_row = ex.alloc(C * F32, label="gpt2.wpe_row")  # wpe[pos], copied (a row is not 256-aligned)
@@ -132,7 +93,7 @@ class Gpt2Decoder:
         ex.submit()  # work recorded before keeps the tokens it was recorded with
         rows, attn = self._prompt_buffers(T, all_logits)
         ex.write(rows.tokens, array("I", ids).tobytes())
-        ex.dispatch("embedding_forward", [rows.tokens, self.w["wte.weight"], self.w["wpe.weight"], rows.xa],
+        ex.dispatch(self.embedding, [rows.tokens, self.w["wte.weight"], self.w["wpe.weight"], rows.xa],
                     {"B": 1, "T": T, "C": cfg.n_embd, "V": cfg.vocab_size, "Tmax": cfg.n_positions})
         fill = {"T": T, "C": cfg.n_embd, "H": cfg.n_head, "Tmax": cfg.n_positions}
 
@@ -175,7 +136,7 @@ class Gpt2Decoder:
         if len(self._step_plans) >= 4:  # a new chooser per generation: keep the newest few
             self._step_plans.pop(next(iter(self._step_plans)))
         ex.begin_plan()
-        ex.dispatch("embedding_forward", [token, self.w["wte.weight"], self.wpe_row, rows.xa],
+        ex.dispatch(self.embedding, [token, self.w["wte.weight"], self.wpe_row, rows.xa],
                     {"B": 1, "T": 1, "C": C, "V": cfg.vocab_size, "Tmax": 1})
 
         def attend(l: int) -> None:
@@ -268,15 +229,10 @@ class Gpt2Decoder:
                           "dy_parts": 1})
 
     def _linear(self, kernel: str, buffers: list, N: int, K: int, M: int) -> None:
-        """A forward product x (N,K) @ w (K,M) with its bias epilogue: one row (decoding) by matvec.wgsl's
-        column dot products (matvec_forward_bias*, same bindings), more rows by the tiles of our model."""
-        info, dims = self.ex.adapter_info, {"N": N, "K": K, "M": M, "accumulate": 0}
-        if N == 1:
-            self.ex.dispatch(kernel.replace("matmul_", "matvec_", 1), buffers, dims,
-                             overrides=matvec_forward_overrides(K, M, info))
-            return
-        self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, dims,
-                         overrides=matmul_forward_overrides(kernel, N, K, M, info, self.ex.max_workgroup_bytes))
+        """A product x (N,K) @ w (K,M) with its bias epilogue (matvec.wgsl's `kernel`, or its f16 twin); w is
+        stored as its (M,K) rows."""
+        self.ex.dispatch(kernel + self.suffix, buffers, {"N": N, "K": K, "M": M, "accumulate": 0},
+                         overrides=matvec_rows_overrides(self.ex.adapter_info))
 
     def _blocks(self, rows: _Rows, attend) -> None:
         """The layers over rows.xa (the embeddings) -> rows.xa; attend(l) records layer l's attention
@@ -285,31 +241,23 @@ class Gpt2Decoder:
         for l in range(self.cfg.n_layer):
             h = f"h.{l}."
             self._norm(rows, rows.xa, h + "ln_1")
-            self._linear("matmul_forward_bias", [rows.xn, w[h + "attn.c_attn.weight"], w[h + "attn.c_attn.bias"],
+            self._linear("matvec_rows_bias", [rows.xn, w[h + "attn.c_attn.weight"], w[h + "attn.c_attn.bias"],
                                                  rows.qkv], N, C, 3 * C)
             attend(l)
-            self._linear("matmul_forward_bias_residual", [rows.y, w[h + "attn.c_proj.weight"],
+            self._linear("matvec_rows_bias_residual", [rows.y, w[h + "attn.c_proj.weight"],
                                                           w[h + "attn.c_proj.bias"], rows.xa, rows.xb], N, C, C)
             self._norm(rows, rows.xb, h + "ln_2")
-            self._linear("matmul_forward_bias_gelu", [rows.xn, w[h + "mlp.c_fc.weight"], w[h + "mlp.c_fc.bias"],
+            self._linear("matvec_rows_bias_gelu", [rows.xn, w[h + "mlp.c_fc.weight"], w[h + "mlp.c_fc.bias"],
                                                       rows.h], N, C, 4 * C)
-            self._linear("matmul_forward_bias_residual", [rows.h, w[h + "mlp.c_proj.weight"],
+            self._linear("matvec_rows_bias_residual", [rows.h, w[h + "mlp.c_proj.weight"],
                                                           w[h + "mlp.c_proj.bias"], rows.xb, rows.xa], N, 4 * C, C)
 
     def _head(self, rows: _Rows, out: _Rows) -> GpuBuffer:
-        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits: one row (decoding) by
-        matvec_transposed's dot products, more rows by matmul_backward_dx's tiles (dx (N,K) = dy (N,M) @ w.T
-        with K = V, wte's real rows, and M = C)."""
-        cfg, info = self.cfg, self.ex.adapter_info
-        N, C, V = rows.N, cfg.n_embd, cfg.vocab_size
+        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits (matvec_rows: wte is
+        stored one row per token; its padding rows are never read)."""
+        cfg = self.cfg
         self._norm(rows, rows.xa, "ln_f")
-        dims, buffers = {"N": N, "K": V, "M": C, "accumulate": 0}, [rows.xn, self.w["wte.weight"], out.logits]
-        if N == 1 and C % 4 == 0:
-            self.ex.dispatch("matvec_transposed", buffers, dims, overrides=matvec_overrides(info))
-        else:
-            self.ex.dispatch(tied_head_entry(C, info), buffers, dims,
-                             overrides=matmul_forward_overrides("matmul_backward_dx", N, C, V, info,
-                                                                self.ex.max_workgroup_bytes))
+        self._linear("matvec_rows", [rows.xn, self.w["wte.weight"], out.logits], rows.N, cfg.n_embd, cfg.vocab_size)
         return out.logits
 
     async def _read(self, logits: GpuBuffer, count: int) -> array:

@@ -200,38 +200,19 @@ def matmul_backward_tiles(N: int, K: int, M: int, split: int = 1, dx_split: int 
     return {"TM": 128, "TN": 128} if big else {"TM": 64, "TN": 64}
 
 
-# matvec.wgsl's matvec_transposed (GPT-2's tied head when decoding one token): LANES invocations share a
-# row of w and add their partial dot products by a tree of barriers. On CPU adapters the barriers cost
-# more than the shared row saves: llvmpipe (lavapipe, 2 shared cores, 2026-12-07, the head 1 x 64 @ 50,257,
-# decode-probe-llvmpipe-2026-12-07.json) took 16 ms at LANES 1 with 256 invocations per workgroup (20 with
-# 64), 43-330 ms at LANES 2-32, and 426 ms as matmul_backward_dx's 128 x 128 tiles (1 row of 128 used).
-# GPU adapters keep the kernel's defaults (64, LANES 8).
+# matvec.wgsl's matvec_rows* (GPT-2's linear layers and tied head, weights stored as rows): LANES
+# invocations share a row of w and add their partial dot products by a tree of barriers.
+# GPU adapters: on an H100 under Dawn (2026-12-07, decode-probe-rows-h100-dawn-2026-12-07.json; ms per
+# dispatch of 50 in one submission, Python's recording included), 64 invocations with LANES 32 were the
+# fastest or within 4% of it at every 124M shape: (K, M) = (768, 2304) 0.0245 (LANES 8: 0.0281),
+# (3072, 768) 0.0283 (LANES 8: 0.0425), the head (768, 50,257) 0.0735 ms = 2.1 TB/s (LANES 8: 0.0797).
+# CPU adapters: the barriers cost more than the shared row saves: llvmpipe (lavapipe, 2 shared cores,
+# 2026-12-07, the head 1 x 64 @ 50,257, decode-probe-llvmpipe-2026-12-07.json) took 16 ms at LANES 1 with
+# 256 invocations per workgroup (20 with 64), 43-330 ms at LANES 2-32.
+MATVEC_GPU_OVERRIDES = {"WG": 64, "LANES": 32}
 MATVEC_CPU_OVERRIDES = {"WG": 256, "LANES": 1}
 
 
-def matvec_overrides(adapter_info: Mapping[str, object] | None) -> dict[str, int] | None:
-    """matvec_transposed's overrides on this adapter (None: the kernel's defaults)."""
-    return None if is_gpu_adapter(adapter_info) else dict(MATVEC_CPU_OVERRIDES)
-
-
-# matvec.wgsl's matvec_forward_bias* (GPT-2's linear layers when decoding one token: y (1,M) = x (1,K) @ w
-# + b). GPU adapters: 256 invocations as 8 column lanes by 32 k-groups (neighbouring lanes read 32
-# neighbouring bytes of a row of w, one sector), one column per lane: ceil(M / 8) workgroups (96 at GPT-2
-# small's proj, 384 at its fc) each with 8 warps' loads in flight. Not yet measured on a GPU: the
-# lead's `tabgpt bench --inference gpt2 --backend gpu --gpu dawn` decides (the matmul.wgsl tiles it
-# replaces took 4.49 ms per token at 124M on an H100, inference-gpt2-f32-h100-dawn-2026-12-07.json).
-# CPU adapters: no k-groups (no barriers), 64 invocations, 4 columns per lane from M = 512 on. Measured on
-# llvmpipe (lavapipe, wgpu-native, 2 shared cores, 2026-12-08, ms per dispatch of matvec_forward_bias
-# against matmul_forward_bias_v4's tiles at our rules): 64 x 192 0.46 -> 0.12 (COLS 4: 0.19), 256 x 64
-# 0.72 -> 0.08, 768 x 2304 35.9 -> 6.2 (COLS 4: 3.4), 3072 x 768 47.8 -> 6.9 (COLS 4: 4.9); with 4
-# k-groups 1.5-2.5x slower than none. The tests' decode step (2 layers, width 64): 11.5 -> 8.1 ms.
-MATVEC_FORWARD_GPU_OVERRIDES = {"WG": 256, "KSPLIT": 32, "COLS": 1}
-MATVEC_FORWARD_CPU_OVERRIDES = {"WG": 64, "KSPLIT": 1, "COLS": 1}
-MATVEC_FORWARD_CPU_WIDE_M = 512  # from this many columns on, COLS 4 on CPU adapters
-
-
-def matvec_forward_overrides(K: int, M: int, adapter_info: Mapping[str, object] | None) -> dict[str, int]:
-    """matvec_forward_bias*'s overrides for y (1,M) = x (1,K) @ w (K,M) + b on this adapter."""
-    if is_gpu_adapter(adapter_info):
-        return dict(MATVEC_FORWARD_GPU_OVERRIDES)
-    return {**MATVEC_FORWARD_CPU_OVERRIDES, "COLS": 4 if M >= MATVEC_FORWARD_CPU_WIDE_M else 1}
+def matvec_rows_overrides(adapter_info: Mapping[str, object] | None) -> dict[str, int]:
+    """matvec_rows*'s overrides (f32 and f16 weights) on this adapter."""
+    return dict(MATVEC_GPU_OVERRIDES if is_gpu_adapter(adapter_info) else MATVEC_CPU_OVERRIDES)

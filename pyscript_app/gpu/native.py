@@ -16,6 +16,7 @@ from .executor import STORAGE, Executor, GpuUnavailable
 from .registry import READ, READ_WRITE, UNIFORM
 
 ENGINES = {"dawn": "wgpudawn", "wgpu-native": "wgpu"}  # engine name -> Python module
+WANTED_FEATURES = ("shader-f16",)  # requested where the adapter has them (f16 weights: gpu/gpt2_weights.py)
 ADAPTER_INFO_KEYS = ("vendor", "architecture", "device", "description", "adapter_type", "backend_type")
 
 
@@ -30,6 +31,7 @@ class NativeExecutor(Executor):
         lim = device.limits
         self.max_binding_bytes = int(min(lim["max-storage-buffer-binding-size"], lim["max-buffer-size"]))
         self.max_workgroup_bytes = int(lim["max-compute-workgroup-storage-size"])
+        self.features = frozenset(str(f) for f in device.features)
         U = wgpu.BufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
         T = wgpu.BufferBindingType
@@ -111,11 +113,13 @@ def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] =
                                   "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage",
                                   "max-compute-invocations-per-workgroup", "max-compute-workgroup-size-x")
               if k in lim}
+    features = [f for f in WANTED_FEATURES if f in adapter.features]
     if engine == "dawn" and dawn_toggles:
         extras = importlib.import_module("wgpudawn.backends.dawn.extras")
-        device = extras.request_device_sync(adapter, required_limits=wanted, enable_toggles=list(dawn_toggles))
+        device = extras.request_device_sync(adapter, required_limits=wanted, required_features=features,
+                                            enable_toggles=list(dawn_toggles))
     else:
-        device = adapter.request_device_sync(required_limits=wanted)
+        device = adapter.request_device_sync(required_limits=wanted, required_features=features)
     return wgpu, adapter, device
 
 

@@ -40,8 +40,8 @@ from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
-                                  _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _matvec, _tied_head)
-from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _gelu, _layernorm, _matvec_forward
+                                  _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _tied_head)
+from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _embedding_f16, _gelu, _layernorm, _matvec_rows
 from .parity_cases_token_choice import _choose_token
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
 
@@ -418,9 +418,12 @@ CASES: tuple[ParityCase, ...] = (
     _matmul_bias(65, 20, 132, {"TM": 32, "TN": 32, "RPI": 4}, variant="_v4"),
     _bias_backward(37, 130),
     _tied_head(3, 64, 301, 320),  # wte (Vp,C) with Vp > V: padding rows never read nor written
-    _matvec(1, 64, 301, 320),  # the same head when decoding one token
-    _matvec_forward(131, 203),  # the linear layers when decoding one token (awkward K, M)
-    _matvec_forward(200, 97, {"WG": 256, "KSPLIT": 32}, variant="_gpu"),  # GPU adapters' overrides
+    # GPT-2's products and head against weights stored as rows (decoding: one row; a prompt: a few)
+    _matvec_rows(1, 132, 203),
+    _matvec_rows(3, 64, 97, overrides={"WG": 64, "LANES": 16}, variant="_gpu"),  # GPU adapters' overrides
+    _matvec_rows(1, 132, 203, "f16"),  # f16 weights, f32 arithmetic (devices with shader-f16)
+    _matvec_rows(3, 64, 97, "f16", overrides={"WG": 64, "LANES": 16}, variant="_gpu"),
+    _embedding_f16(2, 7, 12, 41, 9),
     _attention_kv_fill(48, 4, 16, 9),
     # the next token from a row of logits (gpu/parity_cases_token_choice.py): greedy, temperature, top-k, top-p
     _choose_token(1000, 1024, ((0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.5), (1.5, 3, 0.3))),
@@ -434,9 +437,11 @@ def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
 
 
 def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None,
-                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES) -> Bundle:
-    """Index + blobs for the cases whose kernels are all registered and fit `workgroup_bytes` of
-    workgroup memory (None: every case); the others go under "skipped", with the reason."""
+                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES,
+                 features: Iterable[str] | None = None) -> Bundle:
+    """Index + blobs for the cases whose kernels are all registered, fit `workgroup_bytes` of workgroup
+    memory (None: every case) and need only `features` (None: any); the others go under "skipped", with
+    the reason."""
     known = registry.KERNELS if kernels is None else kernels
     index: dict[str, Any] = {"format": FORMAT, "cases": [], "skipped": []}
     blobs: dict[str, bytes] = {}
@@ -447,6 +452,10 @@ def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, obje
             continue
         if workgroup_bytes is not None and case.workgroup_bytes > workgroup_bytes:
             index["skipped"].append({"name": case.name, "needs_workgroup_bytes": case.workgroup_bytes})
+            continue
+        lacking = [f for f in case.features if features is not None and f not in set(features)]
+        if lacking:
+            index["skipped"].append({"name": case.name, "needs_features": lacking})
             continue
         meta, blob = case.build()
         index["cases"].append(meta)

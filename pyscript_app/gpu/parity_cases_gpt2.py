@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference.ops_attention import attention_forward
-from ..reference.ops_gpt2 import gelu_backward, gelu_forward, layernorm_backward, layernorm_forward, linear_forward
+from ..reference.ops_gpt2 import gelu_backward, gelu_forward, layernorm_backward, layernorm_forward
 from .attention_ops import tile_rows
 from .parity_case_builder import CaseBuilder, ParityCase, _f64, _rng
 
@@ -105,30 +105,73 @@ def _attention_kv_fill(C: int, H: int, Tmax: int, T: int):
     return ParityCase(f"attention_kv_fill_C{C}_H{H}_T{T}", ("attention_kv_fill", "attention_decode"), make)
 
 
-# --- matvec.wgsl's one-row linear layers (decoding): atol 1e-5 + rtol 1e-4 (the matmuls') ----------------
-def _matvec_forward(K: int, M: int, overrides: dict[str, int] | None = None, variant: str = ""):
-    """y (1,M) = x @ w + b, gelu(x @ w + b), res + (x @ w + b) as GPT-2's decode step computes them, the
-    residual one also added into a prior y (accumulate)."""
+# --- matvec.wgsl / matvec_f16.wgsl: products against weights stored as rows: atol 1e-5 + rtol 1e-4 ---------
+def _matvec_rows(N: int, K: int, M: int, dtype: str = "f32", overrides: dict[str, int] | None = None,
+                 variant: str = ""):
+    """GPT-2's products as gpu/gpt2_model.py computes them (one row when decoding, a few for a prompt), with w
+    packed into rows on the GPU as gpu/gpt2_weights.py does (pack_rows_transposed*): y = x @ w + b, gelu(...),
+    res + (...), the residual one also added into a prior y (accumulate), and the tied head's out = x @ w[:M].T
+    over rows stored as they are (rows M.. NaN: never read). f16: the weights rounded to f16 (the packed
+    bits checked), f32 arithmetic."""
+    suffix, wtype = ("_f16", np.float16) if dtype == "f16" else ("", np.float32)
+    kernels = tuple(k + suffix for k in ("matvec_rows", "matvec_rows_bias", "matvec_rows_bias_gelu",
+                                         "matvec_rows_bias_residual", "pack_rows_transposed"))
+
     def make(b: CaseBuilder) -> None:
-        r = _rng(K, M, 13)
-        x = (0.5 * r.standard_normal((1, K))).astype(np.float32)
+        r = _rng(N, K, M, 13)
+        x = (0.5 * r.standard_normal((N, K))).astype(np.float32)
         w = (r.standard_normal((K, M)) / np.sqrt(K)).astype(np.float32)
-        bias, res, prior = (r.standard_normal(s).astype(np.float32) for s in (M, (1, M), (1, M)))
+        heads = np.concatenate([w.T, np.full((2, K), np.nan, np.float32)])  # (M + 2, K) rows, 2 never read
+        bias, res, prior = (r.standard_normal(s).astype(np.float32) for s in (M, (N, M), (N, M)))
         for name, arr in (("x", x), ("w", w), ("b", bias), ("res", res), ("acc", prior)):
             b.input(name, arr)
-        for name in ("y", "y_gelu", "y_res"):
-            b.output(name, M)
-        dims = {"N": 1, "K": K, "M": M, "accumulate": 0}
-        b.dispatch("matvec_forward_bias", ["x", "w", "b", "y"], dims, overrides=overrides, flops=2 * K * M)
-        b.dispatch("matvec_forward_bias_gelu", ["x", "w", "b", "y_gelu"], dims, overrides=overrides, flops=2 * K * M)
-        b.dispatch("matvec_forward_bias_residual", ["x", "w", "b", "res", "y_res"], dims, overrides=overrides,
-                   flops=2 * K * M)
-        b.dispatch("matvec_forward_bias_residual", ["x", "w", "b", "res", "acc"], {**dims, "accumulate": 1},
-                   overrides=overrides, flops=2 * K * M)
-        lin = linear_forward(*_f64(x, w, bias))
+        b.input("heads", heads, wtype)
+        b.output("rows", K * M // 2 if dtype == "f16" else K * M)  # u32 words: two f16 per word
+        for name in ("y", "y_gelu", "y_res", "out"):
+            b.output(name, N * M)
+        dims, flops = {"N": N, "K": K, "M": M, "accumulate": 0}, 2 * N * K * M
+        b.dispatch("pack_rows_transposed" + suffix, ["w", "rows"], {"n": K * M, "M": M, "K": K, "row0": 0})
+        b.dispatch("matvec_rows_bias" + suffix, ["x", "rows", "b", "y"], dims, overrides=overrides, flops=flops)
+        b.dispatch("matvec_rows_bias_gelu" + suffix, ["x", "rows", "b", "y_gelu"], dims, overrides=overrides,
+                   flops=flops)
+        b.dispatch("matvec_rows_bias_residual" + suffix, ["x", "rows", "b", "res", "y_res"], dims,
+                   overrides=overrides, flops=flops)
+        b.dispatch("matvec_rows_bias_residual" + suffix, ["x", "rows", "b", "res", "acc"], {**dims, "accumulate": 1},
+                   overrides=overrides, flops=flops)
+        b.dispatch("matvec_rows" + suffix, ["x", "heads", "out"], dims, overrides=overrides, flops=flops)
+        stored = w.T.astype(wtype)
+        b.expect_bits("rows", stored.reshape(-1).view(np.uint32), "rows = w.T in the weights' type")
+        ws = stored.astype(np.float64).T
+        lin = x.astype(np.float64) @ ws + bias
         b.expect_close("y", lin, 1e-5, 1e-4, "y = x @ w + b")
         b.expect_close("y_gelu", gelu_forward(lin), 1e-5, 1e-4, "y = gelu(x @ w + b)")
         b.expect_close("y_res", res + lin, 1e-5, 1e-4, "y = res + (x @ w + b)")
         b.expect_close("acc", prior + res + lin, 1e-5, 1e-4, "y += res + (x @ w + b)")
-    return ParityCase(f"matvec_forward_bias_{K}x{M}{variant}",
-                      ("matvec_forward_bias", "matvec_forward_bias_gelu", "matvec_forward_bias_residual"), make)
+        head = x.astype(np.float64) @ heads[:M].astype(wtype).astype(np.float64).T
+        b.expect_close("out", head, 1e-5, 1e-4, "out = x @ w[:M].T")
+    features = ("shader-f16",) if dtype == "f16" else ()
+    return ParityCase(f"matvec_rows_{N}x{K}x{M}_{dtype}{variant}", kernels, make, features=features)
+
+
+def _embedding_f16(B: int, T: int, C: int, V: int, Tmax: int):
+    """wte packed into f16 on the GPU as gpu/gpt2_weights.py does (pack_rows_f16, two chunks of rows), then
+    GPT-2's embedding with it: x = f32(wte16[idx]) + wpe[t]; tokens past V clamped to V - 1."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(B, T, C, V, 17)
+        wte = r.standard_normal((V, C)).astype(np.float32)
+        wpe = r.standard_normal((Tmax, C)).astype(np.float32)
+        idx = r.integers(0, V + 3, size=(B, T)).astype(np.uint32)
+        half = V // 2
+        b.input("top", wte[:half]), b.input("bottom", wte[half:]), b.input("wpe", wpe)
+        b.input("idx", idx, np.uint32)
+        b.output("wte16", V * C // 2), b.output("x", B * T * C)
+        b.dispatch("pack_rows_f16", ["top", "wte16"], {"n": half * C, "M": C, "K": V, "row0": 0})
+        b.dispatch("pack_rows_f16", ["bottom", "wte16"], {"n": (V - half) * C, "M": C, "K": V, "row0": half})
+        b.dispatch("embedding_forward_f16", ["idx", "wte16", "wpe", "x"],
+                   {"B": B, "T": T, "C": C, "V": V, "Tmax": Tmax})
+        stored = wte.astype(np.float16)
+        b.expect_bits("wte16", stored.reshape(-1).view(np.uint32), "wte rounded to f16, rows in place")
+        ref = stored.astype(np.float32)[np.minimum(idx, V - 1)] + wpe[None, :T]
+        b.expect_close("x", ref, 0.0, 0.0, "x = f32(wte16[idx]) + wpe[t] (exact: one f32 addition)")
+    return ParityCase(f"embedding_f16_B{B}_T{T}_C{C}_V{V}", ("pack_rows_f16", "embedding_forward_f16"), make,
+                      features=("shader-f16",))

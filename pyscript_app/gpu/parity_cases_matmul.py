@@ -253,21 +253,3 @@ def _tied_head(N: int, C: int, V: int, Vp: int):
         b.expect_bits("dwte", prior[V:], "padding rows of dwte untouched", offset=V * C)
     return ParityCase(f"matmul_tied_head_{N}x{C}_V{V}_Vp{Vp}", ("matmul_backward_dx", "matmul_forward", "matmul_backward_dw"),
                       make)
-
-
-def _matvec(N: int, C: int, V: int, Vp: int):
-    """matvec.wgsl's matvec_transposed: the tied head as decoding computes it, logits (N,V) = x @ wte[:V].T
-    as dot products (wte's padding rows NaN: never read), and the same added into prior logits."""
-    def make(b: CaseBuilder) -> None:
-        r = _rng(N, C, V, Vp, 1)
-        x, wte = r.standard_normal((N, C)).astype(np.float32), r.standard_normal((Vp, C)).astype(np.float32)
-        prior = r.standard_normal((N, V)).astype(np.float32)
-        wte[V:] = np.nan
-        b.input("x", x), b.input("wte", wte), b.input("acc", prior), b.output("logits", N * V)
-        dims = {"N": N, "K": V, "M": C, "accumulate": 0}
-        b.dispatch("matvec_transposed", ["x", "wte", "logits"], dims, flops=2 * N * V * C)
-        b.dispatch("matvec_transposed", ["x", "wte", "acc"], {**dims, "accumulate": 1}, flops=2 * N * V * C)
-        ref = tied_head_forward(x.astype(np.float64), np.nan_to_num(wte.astype(np.float64)), V)
-        b.expect_close("logits", ref, 1e-5, 1e-4, "logits = x @ wte[:V].T")
-        b.expect_close("acc", prior + ref, 1e-5, 1e-4, "logits += x @ wte[:V].T")
-    return ParityCase(f"matvec_tied_head_{N}x{C}_V{V}_Vp{Vp}", ("matvec_transposed",), make)

@@ -483,21 +483,32 @@ for _name in ("matmul_forward_rmsnorm_direct", "matmul_forward_rmsnorm_relu_dire
               MATMUL_NORM_UNIFORM, [("WG", 64)], _direct_forward_grid)
 
 
-# --- matvec.wgsl: products with few rows as dot products (decoding one token) ---------------------
-# matvec_transposed has matmul_backward_dx's bindings and uniform: out (N,K) = a (N,M) @ w[:K].T, M % 4 == 0.
-# matvec_forward_bias* have matmul_forward_bias*'s bindings and uniform: y (N,M) = epilogue(x (N,K) @ w (K,M) + b),
-# any K and M (gpu/gpt2_model.py's decode step; overrides: matmul_rules.matvec_forward_overrides).
-MATVEC_OVERRIDES = [("WG", 64), ("LANES", 8), ("KSPLIT", 8), ("COLS", 1)]
-_register("matvec.wgsl", "matvec_transposed", _MM3("a", "w", "out"), MATMUL_UNIFORM, MATVEC_OVERRIDES,
-          lambda v: grid_1d(ceil_div(v["K"], v["WG"] // v["LANES"]) * v["WG"], v["WG"]))
-_matvec_forward_grid = lambda v: grid_1d(  # noqa: E731
-    ceil_div(v["M"], v["WG"] // v["KSPLIT"] * v["COLS"]) * v["WG"], v["WG"])
-for _name in ("matvec_forward_bias", "matvec_forward_bias_gelu"):
-    _register("matvec.wgsl", _name, [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
-              MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_forward_grid)
-_register("matvec.wgsl", "matvec_forward_bias_residual",
-          [("x", READ), ("w", READ), ("b", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)],
-          MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_forward_grid)
+# --- matvec.wgsl, matvec_f16.wgsl: products against weights stored as rows (GPT-2, gpu/gpt2_model.py) ---
+# y (N,M) = epilogue(x (N,K) @ w[:M].T + b), w stored (Mp,K) in f32 (matvec.wgsl) or f16 (matvec_f16.wgsl,
+# entries named _f16: devices with shader-f16 only); K % 4 == 0. Overrides: matmul_rules.matvec_rows_overrides.
+# pack_rows*: a chunk of a (K,M) f32 matrix's rows into that layout and type (gpu/gpt2_weights.py).
+MATVEC_OVERRIDES = [("WG", 64), ("LANES", 8)]
+MATVEC_BIAS = [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)]
+MATVEC_BIAS_RESIDUAL = [("x", READ), ("w", READ), ("b", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)]
+PACK_UNIFORM = (("n", "u32"), ("M", "u32"), ("K", "u32"), ("row0", "u32"))
+PACK_BINDINGS = [("src", READ), ("dst", READ_WRITE), ("params", UNIFORM)]
+_matvec_rows_grid = lambda v: grid_1d(ceil_div(v["M"], v["WG"] // v["LANES"]) * v["WG"], v["WG"])  # noqa: E731
+for _file, _suffix in (("matvec.wgsl", ""), ("matvec_f16.wgsl", "_f16")):
+    _register(_file, "matvec_rows" + _suffix, _MM3("x", "w", "out"), MATMUL_UNIFORM, MATVEC_OVERRIDES,
+              _matvec_rows_grid)
+    for _name in ("matvec_rows_bias", "matvec_rows_bias_gelu"):
+        _register(_file, _name + _suffix, MATVEC_BIAS, MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
+    _register(_file, "matvec_rows_bias_residual" + _suffix, MATVEC_BIAS_RESIDUAL, MATMUL_UNIFORM, MATVEC_OVERRIDES,
+              _matvec_rows_grid)
+    _register(_file, "pack_rows_transposed" + _suffix, PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
+              lambda v: grid_1d(v["n"], v["WG"]))
+_register("matvec_f16.wgsl", "pack_rows_f16", PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
+          lambda v: grid_1d(v["n"], v["WG"]))
+_register("matvec_f16.wgsl", "embedding_forward_f16",
+          [("idx", READ), ("wte", READ), ("wpe", READ), ("x", READ_WRITE), ("params", UNIFORM)],
+          EMB_UNIFORM, MATVEC_OVERRIDES, lambda v: grid_1d(v["B"] * v["T"] * v["C"], v["WG"]))
+# The entries that need the device feature `shader-f16` (their file starts with `enable f16;`).
+F16_KERNELS = frozenset(name for name, k in KERNELS.items() if k.file == "matvec_f16.wgsl")
 
 
 # --- per-adapter override table ----------------------------------------------------------------

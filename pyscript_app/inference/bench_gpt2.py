@@ -7,7 +7,8 @@ smoke runs), batch 1, a `prompt_tokens` random prompt, then `new_tokens` greedy 
 - the peer: transformers' GPT2LMHeadModel with the same weights, eager fp32 (TF32 off), KV cache,
   `generate(do_sample=False)` on the same GPU (CUDA) when torch has one, else on the CPU (then the
   ratio compares two devices, and the JSON says so);
-- the floor: the bytes of weights one decode step reads (every matrix and bias, the tied head's
+- dtype: our weights in f32, or in f16 with f32 arithmetic (gpu/gpt2_weights.py); the peer stays fp32;
+- the floor: the bytes of weights one decode step reads (in our dtype) (every matrix and bias, the tied head's
   V x C rows; one row of wpe) divided by the device memory bandwidth, measured in the same run by a
   torch device-to-device copy (none without CUDA).
 Times: time to first token = the prefill and its choice, wall clock to the id on the host; ms/token =
@@ -34,18 +35,23 @@ def config_for(size: str) -> GPT2Config:
     return gpt2_size(size)
 
 
-def step_weight_bytes(cfg: GPT2Config, bytes_per_weight: int = 4) -> int:
-    """Bytes of weights one decode step reads: all but wpe's other rows and wte's padding rows."""
-    unread = (cfg.n_positions - 1) * cfg.n_embd + (cfg.padded_vocab - cfg.vocab_size) * cfg.n_embd
-    return (cfg.param_count - unread) * bytes_per_weight
+def step_weight_bytes(cfg: GPT2Config, dtype: str = "f32") -> int:
+    """Bytes of weights one decode step reads: all but wpe's other rows and wte's padding rows, with the
+    products' weights and wte in `dtype` (gpu/gpt2_weights.py's layout), the rest in f32."""
+    from ..gpu.gpt2_weights import gpu_nbytes
+
+    unread = {"wpe.weight": (cfg.n_positions - 1) * cfg.n_embd * 4,
+              "wte.weight": (cfg.padded_vocab - cfg.vocab_size) * cfg.n_embd * (2 if dtype == "f16" else 4)}
+    return sum(gpu_nbytes(name, shape, dtype) - unread.get(name, 0) for name, shape in cfg.param_shapes())
 
 
-def time_ours(ex, cfg: GPT2Config, params: dict, prompt: list[int], new_tokens: int) -> dict:
+def time_ours(ex, cfg: GPT2Config, params: dict, prompt: list[int], new_tokens: int, dtype: str = "f32") -> dict:
     from ..gpu.executor import run_sync
-    from ..gpu.gpt2_model import Gpt2Decoder, Gpt2Weights
+    from ..gpu.gpt2_model import Gpt2Decoder
+    from ..gpu.gpt2_weights import Gpt2Weights
     from ..gpu.token_choice import Sampling, TokenChooser
 
-    weights = Gpt2Weights.upload(ex, cfg, params)
+    weights = Gpt2Weights.upload(ex, cfg, params, dtype)
     decoder, chooser, greedy = Gpt2Decoder(ex, weights), TokenChooser(ex), Sampling(temperature=0.0)
     run_sync(decoder.generate(prompt, min(new_tokens, 8), chooser, greedy))  # compiles every pipeline
     stamps: list[float] = []
@@ -127,17 +133,18 @@ def memory_bandwidth_gb_s() -> float | None:
     return 2 * src.numel() * 4 / best / 1e9
 
 
-def bench_inference(ex, size: str, new_tokens: int = 256, prompt_tokens: int = 32, seed: int = 0) -> dict:
+def bench_inference(ex, size: str, new_tokens: int = 256, prompt_tokens: int = 32, seed: int = 0,
+                    dtype: str = "f32") -> dict:
     cfg = config_for(size)
     if prompt_tokens + new_tokens > cfg.n_positions:
         raise ValueError(f"{prompt_tokens} + {new_tokens} tokens exceed the context ({cfg.n_positions})")
     params = gpt2.init_params(cfg, seed)
     prompt = np.random.default_rng(seed).integers(0, cfg.vocab_size, prompt_tokens).tolist()
-    ours = time_ours(ex, cfg, params, prompt, new_tokens)
+    ours = time_ours(ex, cfg, params, prompt, new_tokens, dtype)
     peer = time_transformers(cfg, params, prompt, new_tokens)
     bandwidth = memory_bandwidth_gb_s()
-    weight_bytes = step_weight_bytes(cfg)
-    out = {"kind": "inference", "model": size, "dtype": "f32", "batch": 1, "prompt_tokens": prompt_tokens,
+    weight_bytes = step_weight_bytes(cfg, dtype)
+    out = {"kind": "inference", "model": size, "dtype": dtype, "batch": 1, "prompt_tokens": prompt_tokens,
            "new_tokens": new_tokens, "params": cfg.real_param_count, "step_weight_bytes": weight_bytes,
            "ours": {k: v for k, v in ours.items() if k != "ids"}, "transformers": None,
            "memory_gb_s": bandwidth, "floor_ms_per_token": weight_bytes / bandwidth / 1e6 if bandwidth else None}

@@ -37,6 +37,17 @@ DTYPES = {"f32": "<f4", "f16": "<f2"}  # how "params" is stored (little-endian)
 F16_MAX = float(np.finfo(np.float16).max)
 
 
+def f16_overflow(params) -> str | None:
+    """The first tensor of `params` (name -> array) that f16 weights on the GPU would narrow
+    (gpu/gpt2_weights.stored_narrow) and that holds a value beyond f16's range; None if none does."""
+    from ..gpu.gpt2_weights import stored_narrow
+
+    for name, t in params.items():
+        if stored_narrow(name) and np.abs(t).max(initial=0.0) > F16_MAX:
+            return name
+    return None
+
+
 @dataclass
 class ImportedGPT2:
     cfg: GPT2Config

@@ -16,8 +16,8 @@ reading the whole file twice.
 
     files = [f1, f2, ...]        # each: .name, .size, async .read(start, end) -> bytes
     source = await inspect(files)
-    check_fits(source, max_binding_bytes)     # ModelFileError when a tensor exceeds the adapter's limit
-    for t in source.tensors: for c in chunks(t, UPLOAD_CHUNK_BYTES): ...
+    check_fits(source, max_binding_bytes, dtype)   # ModelFileError when a tensor exceeds the adapter's limit
+    for t in source.tensors: for row0, rows in writer.chunks(t.name): file_range(t, M, row0, rows) ...
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from typing import Protocol
 
 from ..config import ConfigError, numel
 from ..data.gpt2_tokenizer import FILE_NAMES
+from ..gpu.gpt2_weights import stored_narrow
 from ..reference.gpt2_config import GPT2Config
 from ..reference.gpt2_hf_config import config_from_hf
 from ..train import checkpoint
 
-UPLOAD_CHUNK_BYTES = 64 << 20  # f32 bytes written to the GPU per queue write (as Gpt2Weights.upload)
 MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors format's own limit
 MAX_SMALL_FILE = 16 << 20  # config.json, vocab.json, merges.txt
 SOURCE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
@@ -68,9 +68,9 @@ class TensorSource:
     def nbytes(self) -> int:
         return self.count * SOURCE_BYTES[self.dtype]
 
-    @property
-    def gpu_nbytes(self) -> int:
-        return 4 * self.count
+    def gpu_bytes(self, dtype: str = "f32") -> int:
+        """Its bytes on the GPU with weights of `dtype` (gpu/gpt2_weights.py narrows wte and the products')."""
+        return self.count * (2 if dtype == "f16" and stored_narrow(self.name) else 4)
 
 
 @dataclass
@@ -81,9 +81,8 @@ class Gpt2Source:
     kind: str  # what the status says, e.g. "tabgpt checkpoint (f16)"
     files: list[str] = field(default_factory=list)
 
-    @property
-    def gpu_nbytes(self) -> int:
-        return sum(t.gpu_nbytes for t in self.tensors)
+    def gpu_bytes(self, dtype: str = "f32") -> int:
+        return sum(t.gpu_bytes(dtype) for t in self.tensors)
 
 
 @dataclass
@@ -278,28 +277,29 @@ async def _safetensors_tensors(f: FileLike, cfg: GPT2Config) -> list[TensorSourc
 
 
 # -- limits and chunks -----------------------------------------------------------------------------
-def check_fits(source: Gpt2Source, max_binding_bytes: int) -> None:
-    """ModelFileError when one tensor needs a larger storage buffer than the device allows (the
-    smaller of maxStorageBufferBindingSize and maxBufferSize, as granted when the device was opened
-    with the adapter's own limits)."""
-    big = max(source.tensors, key=lambda t: t.gpu_nbytes)
-    if big.gpu_nbytes > max_binding_bytes:
+def check_fits(source: Gpt2Source, max_binding_bytes: int, dtype: str = "f32") -> None:
+    """ModelFileError when one tensor, with weights of `dtype`, needs a larger storage buffer than the device
+    allows (the smaller of maxStorageBufferBindingSize and maxBufferSize, as granted when the device was
+    opened with the adapter's own limits)."""
+    big = max(source.tensors, key=lambda t: t.gpu_bytes(dtype))
+    if big.gpu_bytes(dtype) > max_binding_bytes:
         raise ModelFileError(
-            f"this model is too large for this GPU adapter: {big.name} needs {_mb(big.gpu_nbytes)} in one "
-            f"storage buffer, and the adapter allows at most {_mb(max_binding_bytes)} "
+            f"this model is too large for this GPU adapter: {big.name} needs {_mb(big.gpu_bytes(dtype))} in one "
+            f"storage buffer ({dtype} weights), and the adapter allows at most {_mb(max_binding_bytes)} "
             f"(maxStorageBufferBindingSize / maxBufferSize). Try a smaller model or another browser/GPU.")
 
 
-def chunks(t: TensorSource, chunk_bytes: int = UPLOAD_CHUNK_BYTES) -> list[tuple[int, int, int]]:
-    """(file offset, values, f32 byte offset in the tensor's buffer) of each queue write of `t`."""
-    per = max(1, chunk_bytes // 4)
-    return [(t.offset + i * SOURCE_BYTES[t.dtype], min(per, t.count - i), 4 * i) for i in range(0, t.count, per)]
+def file_range(t: TensorSource, values_per_row: int, row0: int, rows: int) -> tuple[int, int]:
+    """(file offset, values) of rows row0 .. row0 + rows - 1 of `t` (rows of values_per_row values), the
+    piece gpu/gpt2_weights.WeightWriter's chunk (row0, rows) takes."""
+    return t.offset + row0 * values_per_row * SOURCE_BYTES[t.dtype], rows * values_per_row
 
 
-def describe(source: Gpt2Source) -> str:
+def describe(source: Gpt2Source, dtype: str = "f32") -> str:
     c = source.cfg
     return (f"GPT-2: {c.n_layer} layers, width {c.n_embd}, {c.n_head} heads, context {c.n_positions}, "
-            f"{c.real_param_count:,} parameters ({source.kind}; {_mb(source.gpu_nbytes)} on the GPU in f32)")
+            f"{c.real_param_count:,} parameters ({source.kind}; {_mb(source.gpu_bytes(dtype))} on the GPU as "
+            f"{dtype} weights)")
 
 
 def _mb(n: int) -> str:

@@ -1,0 +1,142 @@
+// matvec_body.wgsl — the code of matvec.wgsl (f32 weights) and matvec_f16.wgsl (f16 weights, f32
+// arithmetic), included by both. The including file declares the weights' vector type first:
+//   alias W4 = vec4<f32>;                      (matvec.wgsl)
+//   enable f16; alias W4 = vec4<f16>;          (matvec_f16.wgsl)
+// and its own entry points, which call the functions below (see matvec.wgsl's header for the math).
+//
+// Layout: the weights of a product are stored as ROWS, one per output: w (Mp, K) with Mp >= M rows
+// (GPT-2's Conv1D weights (K, M) transposed by pack_rows on upload; wte (Vp, C) as it is). Each
+// output is then one contiguous row of w against one row of x: LANES invocations share a row, lane j
+// taking the vec4s j, j + LANES, ... of it (neighbouring lanes read neighbouring vec4s: coalesced),
+// and add their partial dot products by a tree in workgroup memory (a fixed order: deterministic).
+// A workgroup owns WG / LANES rows of w. The N rows of x are done one after the other by the same
+// invocations (w's row stays in cache). K % 4 == 0 (x and w are read as vec4 along K).
+
+override WG: u32 = 64u;
+override LANES: u32 = 8u;
+
+struct MatmulParams {
+  N: u32,
+  K: u32,
+  M: u32,
+  accumulate: u32,
+};
+
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<W4>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;  // matvec_rows
+@group(0) @binding(3) var<uniform> p3: MatmulParams;
+@group(0) @binding(2) var<storage, read> b: array<f32>;  // the _bias entries
+@group(0) @binding(3) var<storage, read_write> y3: array<f32>;  // _bias, _bias_gelu
+@group(0) @binding(4) var<uniform> p4: MatmulParams;
+@group(0) @binding(3) var<storage, read> res: array<f32>;  // _bias_residual
+@group(0) @binding(4) var<storage, read_write> y4: array<f32>;
+@group(0) @binding(5) var<uniform> p5: MatmulParams;
+
+var<workgroup> red: array<f32, WG>;
+
+const GELU_K: f32 = 0.7978845608028654;  // sqrt(2 / pi)
+const GELU_A: f32 = 0.044715;
+
+// x * sigmoid(2u) = 0.5 x (1 + tanh(u)), u = GELU_K (x + GELU_A x^3): elementwise.wgsl's gelu_forward
+// (see its header for why no tanh, and why sigmoid(2u) is exactly 0 or 1 from |u| = 40 on).
+fn gelu(v: f32) -> f32 {
+  let u = GELU_K * (v + GELU_A * v * v * v);
+  if (!(abs(u) < 40.0)) { return v * select(0.0, 1.0, u >= 0.0); }
+  let e = exp(-2.0 * abs(u));
+  let r = 1.0 / (1.0 + e);
+  return v * select(e * r, r, u >= 0.0);
+}
+
+// (output row o of w, this invocation's lane) from its place in the grid.
+fn row_place(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+  return vec2<u32>((wid.y * nwg.x + wid.x) * (WG / LANES) + lid / LANES, lid % LANES);
+}
+
+// Row n of x against row o of w (K4 = K / 4 vec4s), summed over the row's LANES lanes: the sum is
+// valid in the row's lane 0. Every invocation of the workgroup must call it (barriers).
+fn row_dot(n: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> f32 {
+  var acc = vec4<f32>(0.0);
+  if (valid) {
+    for (var j = lane; j < K4; j += LANES) { acc = fma(x[n * K4 + j], vec4<f32>(w[o * K4 + j]), acc); }
+  }
+  var s = (acc.x + acc.y) + (acc.z + acc.w);
+  if (LANES > 1u) {
+    red[lid] = s;
+    workgroupBarrier();
+    for (var h = LANES / 2u; h > 0u; h = h / 2u) {
+      if (lane < h) { red[lid] = red[lid] + red[lid + h]; }
+      workgroupBarrier();
+    }
+    s = red[lid];
+    workgroupBarrier();  // red is rewritten for the next row of x
+  }
+  return s;
+}
+
+// matvec_rows: out (N,M) = x (N,K) @ w[:M].T
+fn rows_plain(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+  let q = row_place(wid, nwg, lid);
+  let valid = q.x < p3.M;  // no early return: the barriers need the whole workgroup
+  for (var n = 0u; n < p3.N; n++) {
+    let s = row_dot(n, q.x, p3.K / 4u, q.y, lid, valid);
+    if (valid && q.y == 0u) {
+      let i = n * p3.M + q.x;
+      if (p3.accumulate != 0u) { out[i] = out[i] + s; } else { out[i] = s; }
+    }
+  }
+}
+
+// matvec_rows_bias, _bias_gelu: y (N,M) = epilogue(x @ w[:M].T + b)
+fn rows_bias(gelu_epilogue: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+  let q = row_place(wid, nwg, lid);
+  let valid = q.x < p4.M;
+  for (var n = 0u; n < p4.N; n++) {
+    let s = row_dot(n, q.x, p4.K / 4u, q.y, lid, valid);
+    if (valid && q.y == 0u) {
+      let i = n * p4.M + q.x;
+      var v = s + b[q.x];
+      if (gelu_epilogue) { v = gelu(v); }
+      if (p4.accumulate != 0u) { y3[i] = y3[i] + v; } else { y3[i] = v; }
+    }
+  }
+}
+
+// matvec_rows_bias_residual: y (N,M) = res + (x @ w[:M].T + b)
+fn rows_bias_residual(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+  let q = row_place(wid, nwg, lid);
+  let valid = q.x < p5.M;
+  for (var n = 0u; n < p5.N; n++) {
+    let s = row_dot(n, q.x, p5.K / 4u, q.y, lid, valid);
+    if (valid && q.y == 0u) {
+      let i = n * p5.M + q.x;
+      let v = res[i] + (s + b[q.x]);
+      if (p5.accumulate != 0u) { y4[i] = y4[i] + v; } else { y4[i] = v; }
+    }
+  }
+}
+
+// --- pack_rows*: weights into this layout and type, on upload -------------------------------------------
+// A chunk of n = rows * M values of a matrix src (K, M), f32 row-major, holding its rows row0.. :
+//   transposed: dst[m * K + row0 + r] = WS(src[r * M + m])     dst (M, K): GPT-2's Conv1D weights
+//   copy:       dst[(row0 + r) * M + m] = WS(src[r * M + m])   dst (K, M): wte, already one row per token
+// One invocation per value of the chunk.
+struct PackParams {
+  n: u32,
+  M: u32,
+  K: u32,
+  row0: u32,
+};
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<WS>;
+@group(0) @binding(2) var<uniform> pp: PackParams;
+
+fn pack_one(transposed: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (i >= pp.n) { return; }
+  let r = i / pp.M;
+  let m = i % pp.M;
+  let o = select((pp.row0 + r) * pp.M + m, m * pp.K + pp.row0 + r, transposed);
+  dst[o] = WS(src[i]);
+}
