@@ -7,8 +7,9 @@
 Federated: the relay (uvicorn on a free loopback port) and two native workers (`tabgpt join
 --backend numpy`, subprocesses) in one session with quorum 2 that plans `rounds` rounds: each round
 both take H local AdamW steps on their own batches (the relay's per-client data seeds), then the
-relay's outer step (DiLoCo: Nesterov with the given outer lr and momentum; by default 1.0 and 0.5,
-the relay's defaults; the DiLoCo paper used 0.7 and 0.9) makes the next global weights.
+relay's outer step (DiLoCo: Nesterov with the given outer lr and momentum) makes the next global
+weights. H, the outer lr and the momentum left out are the relay's defaults (server/settings.py,
+server/protocol.py: H = 50, DiLoCo 1.0 and 0.5; the DiLoCo paper used 0.7 and 0.9 with H = 500).
 Learning rate: the session's schedule by global step (federated/local.py: TrainConfig's lr, a
 10-step warmup, linear decay to 10% over the last 20% of rounds * H global steps); --constant-lr
 plans no rounds, so the lr stays constant after the warmup (on both sides).
@@ -96,9 +97,11 @@ def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
             except httpx.HTTPError:
                 time.sleep(0.05)
         body = {"model": args.model, "dataset": "names", "tokenizer_sha256": tok_sha, "quorum": 2,
-                "round_seconds": 3600, "grace_seconds": 10, "max_local_steps": args.local_steps,
-                "batch": args.batch, "aggregator": args.aggregator, "init_seed": INIT_SEED,
-                "outer_lr": args.outer_lr, "outer_momentum": args.outer_momentum}
+                "round_seconds": 3600, "grace_seconds": 10, "batch": args.batch, "aggregator": args.aggregator,
+                "init_seed": INIT_SEED}
+        for key in ("max_local_steps", "outer_lr", "outer_momentum"):  # left out: the relay's defaults
+            if getattr(args, key) is not None:
+                body[key] = getattr(args, key)
         if not args.constant_lr:
             body["rounds"] = args.rounds
         if args.lr is not None:
@@ -145,11 +148,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="nano")
     p.add_argument("--rounds", type=int, default=20)
-    p.add_argument("--local-steps", type=int, default=25)
+    p.add_argument("--local-steps", dest="max_local_steps", type=int, default=None, help="H (the relay's default: 50)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--aggregator", default="diloco", choices=["diloco", "fedavg"])
-    p.add_argument("--outer-lr", type=float, default=1.0, help="DiLoCo outer lr (the relay's default: 1.0)")
-    p.add_argument("--outer-momentum", type=float, default=0.5, help="DiLoCo Nesterov momentum (the relay's default: 0.5)")
+    p.add_argument("--outer-lr", type=float, default=None, help="outer lr (the relay's default: 1.0)")
+    p.add_argument("--outer-momentum", type=float, default=None, help="outer momentum (the relay's default; DiLoCo: 0.5)")
     p.add_argument("--lr", type=float, default=None, help="local base lr; default TrainConfig's with warmup")
     p.add_argument("--constant-lr", action="store_true", help="plan no rounds: no lr decay (both sides)")
     p.add_argument("--seed", type=int, default=0, help="the lone client's data order (the relay draws the federated one)")
@@ -158,7 +161,7 @@ def main() -> int:
 
     tok, train, val = load_prepared("names", None)
     config, fed_weights, fed_wall = run_federated(args, tok.sha256)
-    P = int(config["param_count"])
+    P, H = int(config["param_count"]), int(config["max_local_steps"])
     alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.batch, 2 * args.rounds, args.seed))
     alone2_weights, alone2_wall = asyncio.run(run_alone(config, train, 2 * args.batch, args.rounds, args.seed))
     init = init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED)
@@ -169,10 +172,10 @@ def main() -> int:
         "command": "python3 benchmarks/federated_vs_single.py " + " ".join(sys.argv[1:]),
         "device": f"{platform.machine()} CPU, {os.cpu_count()} cores, numpy {np.__version__} (numpy backend)",
         "model": args.model, "param_count": P, "aggregator": args.aggregator, "outer_lr": config["outer_lr"],
-        "outer_momentum": config["outer_momentum"], "rounds": args.rounds, "local_steps": args.local_steps,
+        "outer_momentum": config["outer_momentum"], "rounds": args.rounds, "local_steps": H,
         "batch": args.batch, "blocksize": config["blocksize"], "alone_seed": args.seed, "lr_schedule": "constant" if args.constant_lr else
         "session schedule by global step: warmup 10, linear decay to 10% over the last 20% of rounds * H",
-        "tokens_total": 2 * args.rounds * args.local_steps * tokens_per_step,
+        "tokens_total": 2 * args.rounds * H * tokens_per_step,
         "tokens_aggregated": sum(h["tokens"] for h in history),
         "val_nats_per_byte": {
             "initial": val_nats_per_byte(init, config, val, tok)[1],

@@ -27,7 +27,8 @@
 //   pack_rows_transposed
 
 alias W4 = vec4<f32>;
-alias WS = f32;
+
+fn widen4(v: W4) -> vec4<f32> { return v; }
 
 // #include "matvec_body.wgsl"
 
@@ -55,8 +56,26 @@ fn matvec_rows_bias_residual(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
   rows_bias_residual(wid, nwg, lid);
 }
 
+// --- pack_rows_transposed: a checkpoint's (K,M) weights into rows, on upload ------------------------------
+// A chunk of n = rows * M values of src (K, M), f32 row-major, holding its rows row0..:
+//   dst[m * K + row0 + r] = src[r * M + m]          dst (M, K). One invocation per value of the chunk.
+struct PackParams {
+  n: u32,
+  M: u32,
+  K: u32,
+  row0: u32,
+};
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> pp: PackParams;
+
 @compute @workgroup_size(WG)
 fn pack_rows_transposed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-  pack_one(true, wid, nwg, lid);
+  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (i >= pp.n) { return; }
+  let r = i / pp.M;
+  let m = i % pp.M;
+  dst[m * pp.K + pp.row0 + r] = src[i];
 }

@@ -1,7 +1,7 @@
-// matvec_body.wgsl — the code of matvec.wgsl (f32 weights) and matvec_f16.wgsl (f16 weights, f32
-// arithmetic), included by both. The including file declares the weights' vector type first:
-//   alias W4 = vec4<f32>;                      (matvec.wgsl)
-//   enable f16; alias W4 = vec4<f16>;          (matvec_f16.wgsl)
+// matvec_body.wgsl — the products of matvec.wgsl (f32 weights) and matvec_f16.wgsl (f16 weights, f32
+// arithmetic), included by both. The including file declares how 4 weights are stored and widened:
+//   alias W4 = vec4<f32>;  fn widen4(v: W4) -> vec4<f32> { return v; }                  (matvec.wgsl)
+//   alias W4 = vec2<u32>;  fn widen4(v: W4) -> vec4<f32>  (unpack2x16float of each)      (matvec_f16.wgsl)
 // and its own entry points, which call the functions below (see matvec.wgsl's header for the math).
 //
 // Layout: the weights of a product are stored as ROWS, one per output: w (Mp, K) with Mp >= M rows
@@ -58,7 +58,7 @@ fn row_place(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
 fn row_dot(n: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> f32 {
   var acc = vec4<f32>(0.0);
   if (valid) {
-    for (var j = lane; j < K4; j += LANES) { acc = fma(x[n * K4 + j], vec4<f32>(w[o * K4 + j]), acc); }
+    for (var j = lane; j < K4; j += LANES) { acc = fma(x[n * K4 + j], widen4(w[o * K4 + j]), acc); }
   }
   var s = (acc.x + acc.y) + (acc.z + acc.w);
   if (LANES > 1u) {
@@ -114,29 +114,4 @@ fn rows_bias_residual(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
       if (p5.accumulate != 0u) { y4[i] = y4[i] + v; } else { y4[i] = v; }
     }
   }
-}
-
-// --- pack_rows*: weights into this layout and type, on upload -------------------------------------------
-// A chunk of n = rows * M values of a matrix src (K, M), f32 row-major, holding its rows row0.. :
-//   transposed: dst[m * K + row0 + r] = WS(src[r * M + m])     dst (M, K): GPT-2's Conv1D weights
-//   copy:       dst[(row0 + r) * M + m] = WS(src[r * M + m])   dst (K, M): wte, already one row per token
-// One invocation per value of the chunk.
-struct PackParams {
-  n: u32,
-  M: u32,
-  K: u32,
-  row0: u32,
-};
-
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<WS>;
-@group(0) @binding(2) var<uniform> pp: PackParams;
-
-fn pack_one(transposed: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (i >= pp.n) { return; }
-  let r = i / pp.M;
-  let m = i % pp.M;
-  let o = select((pp.row0 + r) * pp.M + m, m * pp.K + pp.row0 + r, transposed);
-  dst[o] = WS(src[i]);
 }

@@ -1,6 +1,6 @@
-// matvec_f16.wgsl — matvec.wgsl's products with the weights stored in f16 and the arithmetic in f32
-// (each weight is widened as it is read), plus the f16 weights' embedding and packing. Compiled only
-// on devices with the `shader-f16` feature (gpu/gpt2_weights.py chooses the weights' type).
+// matvec_f16.wgsl — matvec.wgsl's products with the weights stored in f16 and the arithmetic in f32,
+// plus the f16 weights' embedding and packing. Core WGSL: two f16 per u32, widened by unpack2x16float
+// as they are read (no `shader-f16` feature needed, so every WebGPU device runs it).
 //
 // Math (numpy; w16 = w.astype(np.float16), every product and sum in f32):
 //   matvec_rows_f16, matvec_rows_bias_f16, matvec_rows_bias_gelu_f16, matvec_rows_bias_residual_f16:
@@ -9,23 +9,28 @@
 //       embedding_forward with wte in f16: idx (B,T) u32, wte16 (Vp,C), wpe (Tmax,C) f32 -> x (B,T,C)
 //   pack_rows_transposed_f16: dst16 (M,K) = f16(src (K,M).T), a chunk of src's rows at a time
 //   pack_rows_f16:            dst16 (K,M) = f16(src (K,M)), a chunk of src's rows at a time
-//   (f32 -> f16 rounds to nearest even. WGSL leaves a value past f16's range (65504) undefined:
-//   gpu/gpt2_weights.py's callers check the weights first; GPT-2's are far inside it.)
+//   Storage: value e of a (R, C) f16 matrix is half e % 2 (0: the low 16 bits) of u32 word e / 2, as
+//   little-endian f16 bytes would lie; C % 2 == 0 (K % 4 == 0 for the products). f32 -> f16 by
+//   pack2x16float, which WGSL lets round to either neighbour; a value past f16's range (65504) is
+//   undefined: `tabgpt sample` keeps such weights in f32 (cli/sample_gpt2.py), GPT-2's are far inside.
+//   A transposed chunk must hold whole row pairs (row0 and rows even), as gpu/gpt2_weights.py makes them.
 //
-// Bindings (group 0, uniform last): the matvec entries as matvec.wgsl's;
-//   embedding_forward_f16: 0 idx (read u32), 1 wte (read), 2 wpe (read), 3 x (read_write),
+// Bindings (group 0, uniform last): the matvec entries as matvec.wgsl's, w as array<vec2<u32>>;
+//   embedding_forward_f16: 0 idx (read u32), 1 wte (read u32 pairs), 2 wpe (read), 3 x (read_write),
 //                          4 EmbeddingParams {B, T, C, V, Tmax}
-//   pack_rows*_f16:        0 src (read), 1 dst (read_write), 2 PackParams {n, M, K, row0}
+//   pack_rows*_f16:        0 src (read), 1 dst (read_write u32), 2 PackParams {n, M, K, row0}: n = the
+//                          chunk's values (rows * M); one invocation per u32 written (n / 2)
 // Overrides: WG = 64, LANES = 8 (matvec_body.wgsl's; embedding and packing use WG only).
 // Grid: matvec_rows*_f16: grid_1d(ceil(M / (WG / LANES)) * WG, WG); embedding_forward_f16:
-//   grid_1d(B*T*C, WG); pack_rows*_f16: grid_1d(n, WG)
+//   grid_1d(B*T*C, WG); pack_rows*_f16: grid_1d(n / 2, WG)
 // Entry points: matvec_rows_f16, matvec_rows_bias_f16, matvec_rows_bias_gelu_f16,
 //   matvec_rows_bias_residual_f16, embedding_forward_f16, pack_rows_transposed_f16, pack_rows_f16
 
-enable f16;
+alias W4 = vec2<u32>;
 
-alias W4 = vec4<f16>;
-alias WS = f16;
+fn widen4(v: W4) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
+}
 
 // #include "matvec_body.wgsl"
 
@@ -53,16 +58,41 @@ fn matvec_rows_bias_residual_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin
   rows_bias_residual(wid, nwg, lid);
 }
 
+// --- packing on upload ---------------------------------------------------------------------------------
+struct PackParams {
+  n: u32,
+  M: u32,
+  K: u32,
+  row0: u32,
+};
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> pp: PackParams;
+
+fn pair_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+// Word q of the chunk's destination: rows k, k + 1 (k = row0 + 2 (q % (rows / 2))) of column m = q / (rows / 2).
 @compute @workgroup_size(WG)
 fn pack_rows_transposed_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-  pack_one(true, wid, nwg, lid);
+  let q = pair_index(wid, nwg, lid);
+  if (2u * q >= pp.n) { return; }
+  let half_rows = pp.n / pp.M / 2u;
+  let m = q / half_rows;
+  let r = 2u * (q % half_rows);  // row within the chunk
+  dst[(m * pp.K + pp.row0 + r) / 2u] = pack2x16float(vec2<f32>(src[r * pp.M + m], src[(r + 1u) * pp.M + m]));
 }
 
+// Word q of the chunk's destination: values 2q, 2q + 1 of the chunk, in place from row row0 on.
 @compute @workgroup_size(WG)
 fn pack_rows_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  pack_one(false, wid, nwg, lid);
+  let q = pair_index(wid, nwg, lid);
+  if (2u * q >= pp.n) { return; }
+  dst[pp.row0 * pp.M / 2u + q] = pack2x16float(vec2<f32>(src[2u * q], src[2u * q + 1u]));
 }
 
 // --- the token + position embedding with wte in f16 ---------------------------------------------------
@@ -75,7 +105,7 @@ struct EmbeddingParams {
 };
 
 @group(0) @binding(0) var<storage, read> idx: array<u32>;
-@group(0) @binding(1) var<storage, read> wte: array<f16>;
+@group(0) @binding(1) var<storage, read> wte: array<u32>;
 @group(0) @binding(2) var<storage, read> wpe: array<f32>;
 @group(0) @binding(3) var<storage, read_write> emb: array<f32>;
 @group(0) @binding(4) var<uniform> pe: EmbeddingParams;
@@ -88,6 +118,6 @@ fn embedding_forward_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
   let n = i / pe.C;  // row b*T + t
   let c = i % pe.C;
   let t = n % pe.T;
-  let tok = min(idx[n], pe.V - 1u);
-  emb[i] = f32(wte[tok * pe.C + c]) + wpe[t * pe.C + c];
+  let e = min(idx[n], pe.V - 1u) * pe.C + c;  // value of wte16
+  emb[i] = unpack2x16float(wte[e / 2u])[e % 2u] + wpe[t * pe.C + c];
 }

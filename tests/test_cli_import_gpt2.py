@@ -149,7 +149,6 @@ def test_training_refuses_an_imported_checkpoint_in_one_line(hf, tmp_path, capsy
 def test_the_gpu_samples_what_the_reference_samples(hf, tmp_path, capsys, gpu, dtype):  # noqa: F811
     """f16: imported with --dtype f16, the numpy reference computes with the f16-rounded weights the GPU
     stores (f32 arithmetic on both), so the samples are the same too."""
-    require(dtype == "f32" or "shader-f16" in gpu.features, "the adapter has no shader-f16")
     assert main(["import", str(hf["folder"]), "--out", str(tmp_path / "ck"), "--dtype", dtype]) == 0
     outputs = {}
     for backend in ("numpy", "gpu"):

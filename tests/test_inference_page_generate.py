@@ -9,7 +9,6 @@ import asyncio
 import numpy as np
 import pytest
 
-from _require import require
 
 from _gpu import gpu  # noqa: F401
 from pyscript_app.gpu.token_choice import Sampling
@@ -100,7 +99,6 @@ def test_weights_through_the_chunk_plan_generate_the_decoders_ids(gpu, dtype):
     from pyscript_app.train import checkpoint
     from test_inference_page_model import MemFile
 
-    require(dtype == "f32" or "shader-f16" in gpu.features, "the adapter has no shader-f16")
     cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=32, vocab_size=500)
     flat = (0.3 * np.random.default_rng(5).standard_normal(cfg.param_count)).astype(np.float16)
     header = {"family": "gpt2", "model_config": cfg.to_dict(), "tokenizer": {"vocab_json": "", "merges_txt": ""}}

@@ -192,3 +192,50 @@ def test_the_inference_page_section_follows_its_newest_file(hook, tmp_path):
     page = hook.render_inference_page(tmp_path)
     assert "9900.00" in page and "29.5" in page and "`b.json`" in page and "`a.json`" not in page
     assert "<!-- measured:inferencepage -->" in (REPO_ROOT / "site_src" / "inference.md").read_text()
+
+
+def _nodegpu_files() -> list[Path]:
+    return [p for p in sorted(RESULTS.glob("*.json"))
+            if isinstance(d := json.loads(p.read_text()), dict) and isinstance(d.get("page_host"), dict)]
+
+
+def test_the_node_gpu_section_follows_its_newest_file(hook, results):
+    files = _nodegpu_files()
+    assert files, "no benchmarks/node_gpu_playground.py result file is committed"
+    before = hook.render_nodegpu(results, REPO_ROOT)
+    data = json.loads(files[-1].read_text())
+    assert data["command"] in before and files[-1].name in before
+    assert data["native_host"]["adapter_info"]["device"] in before
+    assert f"{data['table'][0]['page_tokens_per_s']:,.0f}" in before
+    target = results / files[-1].name
+
+    def changed(d):
+        d["table"][0].update(page_tokens_per_s=123456.0, ratio=0.25, meets_goal=False)
+        d["table"][0]["losses_timed"].update(equal=False, max_rel_diff=3e-3)
+    _edit(target, changed)
+    after = hook.render_nodegpu(results)
+    assert after != before
+    assert "123,456" in after and "**0.25**" in after and "(**missed**)" in after and "3.0e-03" in after
+    assert "123,456" not in before
+    older = dict(json.loads(target.read_text()), date="2001-01-01T00:00:00+00:00", command="OLDER")
+    (results / "node-gpu-older.json").write_text(json.dumps(older))
+    assert "OLDER" not in hook.render_nodegpu(results)
+    assert "No `benchmarks/node_gpu_playground.py`" in hook.render_nodegpu(results / "none")
+
+
+def test_a_malformed_node_gpu_file_fails_with_its_name(hook, results):
+    from mkdocs.exceptions import PluginError
+
+    (results / "node-gpu-broken-2026-12-31.json").write_text('{"page_host": {}, "table": [')
+    with pytest.raises(PluginError, match="node-gpu-broken-2026-12-31.json.*not valid JSON"):
+        hook.render_nodegpu(results)
+    (results / "node-gpu-broken-2026-12-31.json").write_text(
+        json.dumps({"page_host": {}, "native_host": {}, "table": {"not": "a list"}}))
+    with pytest.raises(PluginError, match="node-gpu-broken-2026-12-31.json.*table"):
+        hook.render_nodegpu(results)
+
+
+def test_the_playground_page_has_the_node_gpu_marker_under_its_heading():
+    page = (REPO_ROOT / "site_src" / "playground.md").read_text(encoding="utf-8")
+    heading = page.index("### The page's Python on a real GPU, without a browser")
+    assert heading < page.index("<!-- measured:nodegpu -->")

@@ -3,7 +3,7 @@ KV-cached decode step of the 124M shape cost with gpu/gpt2_model.py, with f32 an
 
 1. matvec.wgsl's matvec_rows_bias (weights stored one row per output) at the 124M shapes (K, M) = (768, 2304),
    (768, 768), (768, 3072), (3072, 768) and the tied head (768, 50,257, matvec_rows), for several LANES
-   (invocations per row) and workgroup sizes, in f32 and (with shader-f16) f16: the median ms per dispatch of
+   (invocations per row) and workgroup sizes, in f32 and f16: the median ms per dispatch of
    `reps` dispatches in one submission after an untimed run of as many, and the GB/s of weights read.
 2. gpu/gpt2_model.Gpt2Decoder on the 124M shape with GPT-2's random initialisation, per weight type: a
    32-token prefill, then 64 decode steps, each recorded, submitted and its V logits read back (what sampling
@@ -118,7 +118,7 @@ def main():
     engine, out_path = sys.argv[1], sys.argv[2]
     smoke = "--smoke" in sys.argv
     ex = open_device(engine)
-    dtypes = ["f32"] + (["f16"] if "shader-f16" in ex.features else [])
+    dtypes = ["f32", "f16"]
     out = {"question": __doc__.split("\n\n")[0], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "command": " ".join(["python3", "benchmarks/probes/decode_probe.py", *sys.argv[1:]]),
            "adapter": ex.adapter_info, "features": sorted(ex.features), "rows": [], "decode": []}

@@ -47,8 +47,7 @@ class BenchPage:
             by_testid("bench-status").setAttribute("data-state", "no-webgpu")
             return
         set_text("bench-adapter", adapter_name(self.ex.adapter_info))
-        index = parity_runner.load_index(json.loads(await fetch_text(site_url("py/refvectors/index.json"))))
-        self.index = parity_runner.leave_out_unsupported(index, self.ex.features)
+        self.index = parity_runner.load_index(json.loads(await fetch_text(site_url("py/refvectors/index.json"))))
         skipped = len(self.index.get("skipped", []))
         button = by_testid("run-bench")
         button.addEventListener("click", self._on_click)
@@ -57,9 +56,8 @@ class BenchPage:
         status.setAttribute("data-ready-ms", str(round(window.performance.now())))
         status.setAttribute("data-state", "ready")
         status.textContent = (f"Ready: {len(self.index['cases'])} parity cases"
-                              + (f" ({skipped} left out: kernels not in this build, kernels that need a WebGPU "
-                                 "feature this device lacks, or GPU-only kernels that need more workgroup memory "
-                                 "than WebGPU's default 16 KiB)" if skipped else "") + ".")
+                              + (f" ({skipped} left out: kernels not in this build, or GPU-only kernels that need "
+                                 "more workgroup memory than WebGPU's default 16 KiB)" if skipped else "") + ".")
 
     def on_click(self, _event) -> None:
         if not self.running:

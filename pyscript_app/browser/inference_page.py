@@ -106,11 +106,12 @@ class InferencePage(PageHandlers):
             self.set_status(NEEDS_WEBGPU.format(why=e), "no-webgpu")
             return
         info = self.ex.adapter_info
-        kind = "software adapter (CPU, slow)" if info.get("fallback") or info.get("adapter_type") == "cpu" else "WebGPU"
+        kind = "software adapter (CPU, slow)" if info.get("fallback") or info.get("adapter_type") == "CPU" else "WebGPU"
         f16 = "shader-f16" in self.ex.features
         by_testid("backend").textContent = (f"{kind}: {adapter_name(info)}; largest buffer "
                                             f"{self.ex.max_binding_bytes / 2**20:,.0f} MiB; "
-                                            f"{'f16 weights possible' if f16 else 'no shader-f16: f32 weights'}")
+                                            f"{'shader-f16' if f16 else 'no shader-f16'}: auto stores GPT-2's weights in "
+                                            f"{'f16' if f16 else 'f32'}")
         by_testid("backend").setAttribute("data-shader-f16", "yes" if f16 else "no")
         self.upload_js = await load_weight_upload()
         self.listen(by_testid("model-file"), "change", self.on_files)

@@ -33,17 +33,16 @@ import js
 from pyodide.code import run_js
 from pyodide.ffi import create_proxy, to_js
 
-from ..gpu.browser_adapters import browser_adapter_type
+from ..gpu.adapter_inputs import WANTED_FEATURES, choice_inputs
+from ..gpu.browser_adapters import INFO_KEYS, WGPU_INFO_KEYS, browser_adapter_info
 from ..gpu.executor import STORAGE, UNIFORM_USAGE, Executor, GpuBuffer, GpuUnavailable, Plan, Target, as_view
-from ..gpu.registry import READ, READ_WRITE, UNIFORM, adapter_kernels, adapter_overrides
+from ..gpu.registry import READ, READ_WRITE, UNIFORM
 from .jsutil import is_nullish, js_bytes, js_get, js_object, py_bytes
 
 # The storage limits large presets need: ask for whatever the adapter offers (as gpu/native.py does).
-WANTED_FEATURES = ("shader-f16",)  # requested where the adapter has them (f16 weights: gpu/gpt2_weights.py)
 WANTED_LIMITS = ("maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
                  "maxStorageBuffersPerShaderStage")
 MAX_JS_PLANS = 8  # the JS StepPlans kept (a training step and a decode step per run shape)
-ADAPTER_INFO_KEYS = ("vendor", "architecture", "device", "description")
 NO_WEBGPU = ("This browser does not expose WebGPU (navigator.gpu is missing). Use a recent Chrome, Edge, "
              "Safari or Firefox with WebGPU enabled, on https:// or http://localhost.")
 NO_ADAPTER = ("WebGPU is present but no GPU adapter is available (blocklisted driver, disabled hardware "
@@ -63,12 +62,12 @@ class BrowserExecutor(Executor):
         self._js_plans: dict[int, tuple] = {}  # id(plan) -> (plan, write layout, JS StepPlan, stats)
         self.adapter, self.device, self.queue = adapter, device, device.queue
         self.adapter_info = adapter_info(adapter)
-        self.override_table = adapter_overrides(self.adapter_info)  # {} except on adapters listed there
-        self.kernel_table = adapter_kernels(self.adapter_info)
         lim = device.limits
         self.max_binding_bytes = int(min(lim.maxStorageBufferBindingSize, lim.maxBufferSize))
-        self.max_workgroup_bytes = int(lim.maxComputeWorkgroupStorageSize)
-        self.features = frozenset(f for f in WANTED_FEATURES if device.features.has(f))
+        # the rules' inputs, built as natively (gpu/adapter_inputs.py)
+        self.max_workgroup_bytes, self.features, self.override_table, self.kernel_table = choice_inputs(
+            self.adapter_info, lim.maxComputeWorkgroupStorageSize,
+            [f for f in WANTED_FEATURES if device.features.has(f)])
         U = js.GPUBufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, UNIFORM_USAGE: U.UNIFORM | U.COPY_DST}
         self._staging_usage = U.MAP_READ | U.COPY_DST
@@ -318,14 +317,13 @@ def pipeline_descriptor(module: Any, entry: str, layout: Any, constants: dict, l
 
 
 def adapter_info(adapter: Any) -> dict[str, Any]:
-    """What the page shows about the adapter: vendor/architecture/device/description, fallback flag,
-    and the adapter type inferred from them (the choice rules key on it)."""
+    """What the page shows about the adapter: vendor/architecture/device/description (and Firefox's
+    wgpu fields), fallback flag, and the adapter type inferred from them (the choice rules key on it:
+    gpu/browser_adapters.py)."""
     info = js_get(adapter, "info")
-    out = {k: str(js_get(info, k, "")) for k in ADAPTER_INFO_KEYS}
-    out["fallback"] = bool(js_get(info, "isFallbackAdapter", js_get(adapter, "isFallbackAdapter", False)))
-    # what native engines report and the browser does not: inferred (gpu/browser_adapters.py)
-    out["adapter_type"] = browser_adapter_type(out)
-    out["adapter_type_from"] = "vendor"
+    fields = {k: str(js_get(info, k, "") or "") for k in (*INFO_KEYS, *WGPU_INFO_KEYS)}
+    fallback = bool(js_get(info, "isFallbackAdapter", js_get(adapter, "isFallbackAdapter", False)))
+    out = browser_adapter_info(fields, fallback)
     out["engine"] = BrowserExecutor.engine
     out["user_agent"] = str(js_get(js.navigator, "userAgent", ""))
     return out

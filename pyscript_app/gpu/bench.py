@@ -43,8 +43,7 @@ def _torch_sync(torch, device):
 
 
 def gate(ex) -> tuple[list, list, dict]:
-    bundle = parity_cases.build_bundle(workgroup_bytes=ex.max_workgroup_bytes,  # the cases this device can run
-                                       features=ex.features)
+    bundle = parity_cases.build_bundle(workgroup_bytes=ex.max_workgroup_bytes)  # the cases this device can run
     results = []
     for meta in bundle.index["cases"]:
         r = run_sync(parity_runner.run_case(ex, meta, bundle.blobs[meta["file"]]))

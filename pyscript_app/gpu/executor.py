@@ -124,18 +124,18 @@ class Executor:
     def __init__(self, shader_dir=None) -> None:
         self.shader_dir = shader_dir
         self.adapter_info: dict[str, Any] = {}
-        # kernel -> override values that replace the caller's on this adapter (registry.ADAPTER_OVERRIDES;
-        # empty natively): a host whose adapter runs other tiles faster sets it once, at open
+        # kernel -> override values that replace the caller's on this adapter (registry.ADAPTER_OVERRIDES,
+        # by architecture: empty on most): every host sets it once, at open (gpu/adapter_inputs.py)
         self.override_table: Mapping[str, Mapping[str, int | float]] = {}
         # kernel -> the kernel dispatched instead on this adapter (registry.ADAPTER_KERNELS: same bindings
-        # and uniform; the caller's overrides are dropped); empty natively
+        # and uniform; the caller's overrides are dropped); empty on most adapters
         self.kernel_table: Mapping[str, str] = {}
         # the largest buffer this device may bind as storage (hosts set the device's limit; WebGPU's default)
         self.max_binding_bytes = 128 << 20
         # the device's workgroup memory per workgroup (hosts set the device's limit; WebGPU's default)
         self.max_workgroup_bytes = 16384
         # WebGPU features the device was created with (hosts request "shader-f16" where the adapter has it:
-        # registry.F16_KERNELS need it)
+        # gpu/gpt2_weights.choose_weight_dtype reads it)
         self.features: frozenset[str] = frozenset()
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",

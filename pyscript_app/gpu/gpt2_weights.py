@@ -1,5 +1,5 @@
-"""GPT-2's weights in GPU buffers, laid out for matvec.wgsl (f32) or matvec_f16.wgsl (f16 storage, f32
-arithmetic), and the choice between the two.
+"""GPT-2's weights in GPU buffers, laid out for matvec.wgsl (f32) or matvec_f16.wgsl (f16 storage, two per
+u32, f32 arithmetic: core WGSL, so any device), and the choice between the two.
 
 Pure Python (runs natively and in Pyodide, where the page streams each tensor from its file). Layout
 of cfg.param_shapes()'s tensors on the GPU, one storage buffer each (a 124M model is 500 MB in f32,
@@ -14,7 +14,7 @@ Reordering and narrowing happen on the GPU (matvec*.wgsl's pack_rows* kernels): 
 of the original (K,M) layout, a chunk at a time, into a staging buffer, and a pack kernel moves them into
 place. So neither host ever transposes or converts a value, and the page never holds a second copy.
 
-    dtype = choose_weight_dtype("auto", ex.features)       # "f16" where the device has shader-f16
+    dtype = choose_weight_dtype("auto", ex.features)       # "f16" where the device has shader-f16, else "f32"
     weights = Gpt2Weights.upload(ex, cfg, tensors, dtype)  # tensors: name -> f32 bytes (K,M) layout
 """
 
@@ -33,7 +33,6 @@ F16_FEATURE = "shader-f16"
 # Conv1D weights, stored transposed as one row per output (by the name's ending)
 ROW_MATRICES = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 TIED = "wte.weight"
-NO_F16 = "f16 weights need the GPU feature shader-f16, which this device does not offer (use f32)"
 
 
 class WeightDtypeError(ValueError):
@@ -41,14 +40,13 @@ class WeightDtypeError(ValueError):
 
 
 def choose_weight_dtype(requested: str, features: Iterable[str]) -> str:
-    """"f32" or "f16" for `requested` in WEIGHT_DTYPES: auto takes f16 where the device has shader-f16."""
+    """"f32" or "f16" for `requested` in WEIGHT_DTYPES. Any device can store f16 weights (matvec_f16.wgsl is
+    core WGSL); auto takes them where the device has shader-f16, a sign of hardware made for half
+    precision, and f32 elsewhere (the software adapters among them)."""
     if requested not in WEIGHT_DTYPES:
         raise WeightDtypeError(f"unknown weight type {requested!r} (auto, f32, f16)")
-    has_f16 = F16_FEATURE in set(features)
     if requested == "auto":
-        return "f16" if has_f16 else "f32"
-    if requested == "f16" and not has_f16:
-        raise WeightDtypeError(NO_F16)
+        return "f16" if F16_FEATURE in set(features) else "f32"
     return requested
 
 
@@ -82,8 +80,6 @@ class WeightWriter:
     def __init__(self, ex: Executor, cfg: GPT2Config, dtype: str, chunk_bytes: int = UPLOAD_CHUNK_BYTES) -> None:
         if dtype not in ("f32", "f16"):
             raise WeightDtypeError(f"weights are stored as f32 or f16, not {dtype!r}")
-        if dtype == "f16" and F16_FEATURE not in ex.features:
-            raise WeightDtypeError(NO_F16)
         self.ex, self.cfg, self.dtype, self.chunk_bytes = ex, cfg, dtype, int(chunk_bytes)
         self.shapes = dict(cfg.param_shapes())
         self.buffers: dict[str, GpuBuffer] = {}
@@ -99,21 +95,29 @@ class WeightWriter:
         return "pack_rows_f16" if name == TIED else None
 
     def chunks(self, name: str) -> list[tuple[int, int]]:
-        """(first row, rows) of each chunk of `name`, in order: at most chunk_bytes of f32 each (one row at
-        least). Allocates the tensor's buffer."""
+        """(first row, rows) of each chunk of `name`, in order: at most chunk_bytes of f32 each (see
+        _rows_per_chunk). Allocates the tensor's buffer."""
         shape = self.shapes[name]
         if name not in self.buffers:
             self.buffers[name] = self.ex.alloc(gpu_nbytes(name, shape, self.dtype), label=name)
-        K, M = _rows_cols(shape)
-        step = max(1, self.chunk_bytes // (M * F32))
+        K, step = _rows_cols(shape)[0], self._rows_per_chunk(name)
         return [(r, min(step, K - r)) for r in range(0, K, step)]
+
+    def _rows_per_chunk(self, name: str) -> int:
+        """Rows per chunk: chunk_bytes of f32 (one row at least), even where f16 pairs run along K (a
+        transposed chunk packs row pairs: matvec_f16.wgsl)."""
+        M = _rows_cols(self.shapes[name])[1]
+        step = max(1, self.chunk_bytes // (M * F32))
+        if self.dtype == "f16" and name.endswith(ROW_MATRICES):
+            step = max(2, step - step % 2)
+        return step
 
     def chunk_target(self, name: str, row0: int) -> tuple[GpuBuffer, int]:
         """(buffer, byte offset) where the host writes the f32 rows of `name` from row0 on."""
         if self._pack_kernel(name) is None:
             return self.buffers[name], row0 * _rows_cols(self.shapes[name])[1] * F32
         K, M = _rows_cols(self.shapes[name])
-        need = min(K, max(1, self.chunk_bytes // (M * F32))) * M * F32
+        need = min(K, self._rows_per_chunk(name)) * M * F32
         if self.staging is None or self.staging.nbytes < need:
             if self.staging is not None:
                 self.ex.release(self.staging)

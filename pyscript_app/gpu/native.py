@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .adapter_inputs import WANTED_FEATURES, choice_inputs
 from .executor import STORAGE, Executor, GpuUnavailable
 from .registry import READ, READ_WRITE, UNIFORM
 
 ENGINES = {"dawn": "wgpudawn", "wgpu-native": "wgpu"}  # engine name -> Python module
-WANTED_FEATURES = ("shader-f16",)  # requested where the adapter has them (f16 weights: gpu/gpt2_weights.py)
 ADAPTER_INFO_KEYS = ("vendor", "architecture", "device", "description", "adapter_type", "backend_type")
 
 
@@ -24,14 +24,12 @@ class NativeExecutor(Executor):
     def __init__(self, wgpu: Any, adapter: Any, device: Any, engine: str, shader_dir=None) -> None:
         super().__init__(shader_dir)
         self.wgpu, self.adapter, self.device, self.engine = wgpu, adapter, device, engine
-        info = adapter.info
-        self.adapter_info = {k: info.get(k) for k in ADAPTER_INFO_KEYS}
-        self.adapter_info["engine"] = engine
-        self.adapter_info["version"] = getattr(wgpu, "__version__", "?")
+        self.adapter_info = native_adapter_info(adapter.info, engine, getattr(wgpu, "__version__", "?"))
         lim = device.limits
         self.max_binding_bytes = int(min(lim["max-storage-buffer-binding-size"], lim["max-buffer-size"]))
-        self.max_workgroup_bytes = int(lim["max-compute-workgroup-storage-size"])
-        self.features = frozenset(str(f) for f in device.features)
+        # the rules' inputs, built as in the browser (gpu/adapter_inputs.py)
+        self.max_workgroup_bytes, self.features, self.override_table, self.kernel_table = choice_inputs(
+            self.adapter_info, lim["max-compute-workgroup-storage-size"], device.features)
         U = wgpu.BufferUsage
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
         T = wgpu.BufferBindingType
@@ -93,6 +91,12 @@ class NativeExecutor(Executor):
 
     def _submit(self, encoder):
         self.device.queue.submit([encoder.finish()])
+
+
+def native_adapter_info(info, engine: str, version: str) -> dict[str, Any]:
+    """adapter_info as the native executor keeps it: wgpu-py's adapter.info fields (ADAPTER_INFO_KEYS,
+    the engine's own adapter_type among them), the engine and its version."""
+    return {**{k: info.get(k) for k in ADAPTER_INFO_KEYS}, "engine": engine, "version": version}
 
 
 def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] = ()) -> tuple[Any, Any, Any]:

@@ -126,9 +126,6 @@ class ParityCase:
     # workgroup memory its kernels declare, when above WebGPU's default 16 KiB (the GPU-only kernels):
     # a bundle for a device that allows less leaves the case out (parity_cases.build_bundle)
     workgroup_bytes: int = 0
-    # WebGPU features its kernels need (matvec_f16.wgsl's: "shader-f16"): a device without them leaves the
-    # case out (build_bundle natively, parity_runner.leave_out_unsupported in the page)
-    features: tuple[str, ...] = ()
 
     def build(self) -> tuple[dict, bytes]:
         b = CaseBuilder(self.name)
@@ -139,8 +136,6 @@ class ParityCase:
             raise ValueError(f"case {self.name} checks nothing")
         meta = {"name": self.name, "kernels": sorted(self.kernels), "file": f"{self.name}.bin",
                 "nbytes": len(b.blob), "buffers": b.buffers, "steps": b.steps, "outputs": b.outputs}
-        if self.features:
-            meta["features"] = list(self.features)
         return meta, bytes(b.blob)
 
 

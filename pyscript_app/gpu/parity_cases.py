@@ -421,7 +421,7 @@ CASES: tuple[ParityCase, ...] = (
     # GPT-2's products and head against weights stored as rows (decoding: one row; a prompt: a few)
     _matvec_rows(1, 132, 203),
     _matvec_rows(3, 64, 97, overrides={"WG": 64, "LANES": 16}, variant="_gpu"),  # GPU adapters' overrides
-    _matvec_rows(1, 132, 203, "f16"),  # f16 weights, f32 arithmetic (devices with shader-f16)
+    _matvec_rows(1, 132, 203, "f16"),  # f16 weights (two per u32), f32 arithmetic
     _matvec_rows(3, 64, 97, "f16", overrides={"WG": 64, "LANES": 16}, variant="_gpu"),
     _embedding_f16(2, 7, 12, 41, 9),
     _attention_kv_fill(48, 4, 16, 9),
@@ -437,11 +437,9 @@ def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
 
 
 def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None,
-                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES,
-                 features: Iterable[str] | None = None) -> Bundle:
-    """Index + blobs for the cases whose kernels are all registered, fit `workgroup_bytes` of workgroup
-    memory (None: every case) and need only `features` (None: any); the others go under "skipped", with
-    the reason."""
+                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES) -> Bundle:
+    """Index + blobs for the cases whose kernels are all registered and fit `workgroup_bytes` of
+    workgroup memory (None: every case); the others go under "skipped", with the reason."""
     known = registry.KERNELS if kernels is None else kernels
     index: dict[str, Any] = {"format": FORMAT, "cases": [], "skipped": []}
     blobs: dict[str, bytes] = {}
@@ -452,10 +450,6 @@ def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, obje
             continue
         if workgroup_bytes is not None and case.workgroup_bytes > workgroup_bytes:
             index["skipped"].append({"name": case.name, "needs_workgroup_bytes": case.workgroup_bytes})
-            continue
-        lacking = [f for f in case.features if features is not None and f not in set(features)]
-        if lacking:
-            index["skipped"].append({"name": case.name, "needs_features": lacking})
             continue
         meta, blob = case.build()
         index["cases"].append(meta)

@@ -111,8 +111,8 @@ def _matvec_rows(N: int, K: int, M: int, dtype: str = "f32", overrides: dict[str
     """GPT-2's products as gpu/gpt2_model.py computes them (one row when decoding, a few for a prompt), with w
     packed into rows on the GPU as gpu/gpt2_weights.py does (pack_rows_transposed*): y = x @ w + b, gelu(...),
     res + (...), the residual one also added into a prior y (accumulate), and the tied head's out = x @ w[:M].T
-    over rows stored as they are (rows M.. NaN: never read). f16: the weights rounded to f16 (the packed
-    bits checked), f32 arithmetic."""
+    over rows stored as they are (rows M.. NaN: never read). f16: the weights rounded to f16, two per u32 (the
+    packed bits checked: every device seen rounds to nearest even, as numpy does), f32 arithmetic."""
     suffix, wtype = ("_f16", np.float16) if dtype == "f16" else ("", np.float32)
     kernels = tuple(k + suffix for k in ("matvec_rows", "matvec_rows_bias", "matvec_rows_bias_gelu",
                                          "matvec_rows_bias_residual", "pack_rows_transposed"))
@@ -149,8 +149,7 @@ def _matvec_rows(N: int, K: int, M: int, dtype: str = "f32", overrides: dict[str
         b.expect_close("acc", prior + res + lin, 1e-5, 1e-4, "y += res + (x @ w + b)")
         head = x.astype(np.float64) @ heads[:M].astype(wtype).astype(np.float64).T
         b.expect_close("out", head, 1e-5, 1e-4, "out = x @ w[:M].T")
-    features = ("shader-f16",) if dtype == "f16" else ()
-    return ParityCase(f"matvec_rows_{N}x{K}x{M}_{dtype}{variant}", kernels, make, features=features)
+    return ParityCase(f"matvec_rows_{N}x{K}x{M}_{dtype}{variant}", kernels, make)
 
 
 def _embedding_f16(B: int, T: int, C: int, V: int, Tmax: int):
@@ -173,5 +172,4 @@ def _embedding_f16(B: int, T: int, C: int, V: int, Tmax: int):
         b.expect_bits("wte16", stored.reshape(-1).view(np.uint32), "wte rounded to f16, rows in place")
         ref = stored.astype(np.float32)[np.minimum(idx, V - 1)] + wpe[None, :T]
         b.expect_close("x", ref, 0.0, 0.0, "x = f32(wte16[idx]) + wpe[t] (exact: one f32 addition)")
-    return ParityCase(f"embedding_f16_B{B}_T{T}_C{C}_V{V}", ("pack_rows_f16", "embedding_forward_f16"), make,
-                      features=("shader-f16",))
+    return ParityCase(f"embedding_f16_B{B}_T{T}_C{C}_V{V}", ("pack_rows_f16", "embedding_forward_f16"), make)

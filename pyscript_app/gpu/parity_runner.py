@@ -46,19 +46,6 @@ def load_index(index: dict) -> dict:
     return index
 
 
-def leave_out_unsupported(index: dict, features) -> dict:
-    """The index with the cases that need a WebGPU feature the device lacks moved under "skipped"."""
-    have = set(features)
-    keep, skipped = [], list(index.get("skipped", []))
-    for meta in index.get("cases", []):
-        lacking = [f for f in meta.get("features", []) if f not in have]
-        if lacking:
-            skipped.append({"name": meta["name"], "needs_features": lacking})
-        else:
-            keep.append(meta)
-    return {**index, "cases": keep, "skipped": skipped}
-
-
 @dataclass
 class OutputCheck:
     what: str

@@ -485,7 +485,7 @@ for _name in ("matmul_forward_rmsnorm_direct", "matmul_forward_rmsnorm_relu_dire
 
 # --- matvec.wgsl, matvec_f16.wgsl: products against weights stored as rows (GPT-2, gpu/gpt2_model.py) ---
 # y (N,M) = epilogue(x (N,K) @ w[:M].T + b), w stored (Mp,K) in f32 (matvec.wgsl) or f16 (matvec_f16.wgsl,
-# entries named _f16: devices with shader-f16 only); K % 4 == 0. Overrides: matmul_rules.matvec_rows_overrides.
+# entries named _f16: two f16 per u32, core WGSL); K % 4 == 0. Overrides: matmul_rules.matvec_rows_overrides.
 # pack_rows*: a chunk of a (K,M) f32 matrix's rows into that layout and type (gpu/gpt2_weights.py).
 MATVEC_OVERRIDES = [("WG", 64), ("LANES", 8)]
 MATVEC_BIAS = [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)]
@@ -500,21 +500,20 @@ for _file, _suffix in (("matvec.wgsl", ""), ("matvec_f16.wgsl", "_f16")):
         _register(_file, _name + _suffix, MATVEC_BIAS, MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
     _register(_file, "matvec_rows_bias_residual" + _suffix, MATVEC_BIAS_RESIDUAL, MATMUL_UNIFORM, MATVEC_OVERRIDES,
               _matvec_rows_grid)
-    _register(_file, "pack_rows_transposed" + _suffix, PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
-              lambda v: grid_1d(v["n"], v["WG"]))
-_register("matvec_f16.wgsl", "pack_rows_f16", PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
+_register("matvec.wgsl", "pack_rows_transposed", PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
           lambda v: grid_1d(v["n"], v["WG"]))
+for _name in ("pack_rows_transposed_f16", "pack_rows_f16"):  # one invocation per u32 (two f16) written
+    _register("matvec_f16.wgsl", _name, PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
+              lambda v: grid_1d(ceil_div(v["n"], 2), v["WG"]))
 _register("matvec_f16.wgsl", "embedding_forward_f16",
           [("idx", READ), ("wte", READ), ("wpe", READ), ("x", READ_WRITE), ("params", UNIFORM)],
           EMB_UNIFORM, MATVEC_OVERRIDES, lambda v: grid_1d(v["B"] * v["T"] * v["C"], v["WG"]))
-# The entries that need the device feature `shader-f16` (their file starts with `enable f16;`).
-F16_KERNELS = frozenset(name for name, k in KERNELS.items() if k.file == "matvec_f16.wgsl")
 
 
 # --- per-adapter override table ----------------------------------------------------------------
 # Override values that replace the defaults (and the callers' choices) on one kind of adapter;
-# an executor applies them to every dispatch and pipeline (Executor.override_table). Native hosts
-# use none. SwiftShader (Chrome's WebGPU on the CPU) runs a workgroup's invocations 4 at a time
+# an executor applies them to every dispatch and pipeline (Executor.override_table), natively as in
+# the browser (gpu/adapter_inputs.py). SwiftShader (Chrome's WebGPU on the CPU) runs a workgroup's invocations 4 at a time
 # as coroutines that switch at every barrier, so the row reductions (one workgroup per row, a tree
 # of barriers) want few invocations. Measured per dispatch of a nano step (batch 8; each dispatch
 # replayed alone and timed) in headless Chromium 156 on 2 busy cores, 2026-11-22, with the tests'

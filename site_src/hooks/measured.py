@@ -5,11 +5,14 @@ A page marks where a section goes with an HTML comment on a line of its own:
     <!-- measured:bench -->        files written by `tabgpt bench --json`: one block per device and engine
     <!-- measured:federated -->    files written by benchmarks/federated_vs_single.py --json
     <!-- measured:playground -->   files written by benchmarks/browser_playground.py --json
+    <!-- measured:nodegpu -->      files written by benchmarks/node_gpu_playground.py --json: one block per
+                                   device and engine pair
 
 Each file's kind is read from its contents, never its name:
   - bench: backend + device + engine (`adapter.device` and `engine`; numpy: the CPU);
   - federated: model, aggregator, outer lr and momentum, rounds, local steps, batch, seed and device;
-  - playground: browser adapter, Chromium settings (the tests' flags or a user's defaults) and the form.
+  - playground: browser adapter, Chromium settings (the tests' flags or a user's defaults) and the form;
+  - nodegpu: device (the native host's adapter), the page's engine and the native engine.
 Only the NEWEST file of each kind is rendered, so a page cannot drift from the data: newest by the
 date recorded in the file (an ISO date or date-time), else the YYYY-MM-DD in its name, ties broken
 by name. A field a file lacks renders as "—"; a file that is not valid JSON, or whose recognised
@@ -476,12 +479,88 @@ def _host_table(runs: list[tuple[str, dict]]) -> list[str]:
          "ms/step", "host share", "same losses as the Python replay"], rows)
 
 
+# ---------------------------------------------------------------------------------------------- nodegpu
+
+def _is_nodegpu(d: object) -> bool:
+    return isinstance(d, dict) and isinstance(d.get("page_host"), dict) and isinstance(d.get("native_host"), dict) \
+        and "table" in d
+
+
+def _adapter_of(host: object) -> dict:
+    info = host.get("adapter_info") if isinstance(host, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
+def nodegpu_kind(d: dict) -> tuple[str, str, str]:
+    device = _adapter_of(d["native_host"]).get("device") or _adapter_of(d["page_host"]).get("device")
+    return str(device or DASH), str(d.get("engine") or DASH), str(d.get("native_engine") or DASH)
+
+
+def _losses_equal(row: dict) -> str:
+    parts = [row.get(k) for k in ("losses_warmup", "losses_timed")]
+    parts = [p for p in parts if isinstance(p, dict)]
+    if not parts:
+        return DASH
+    steps = sum(p.get("steps_compared") or 0 for p in parts)
+    if all(p.get("equal") is True for p in parts):
+        return f"yes ({steps} steps)"
+    worst = max((p.get("max_rel_diff") for p in parts if isinstance(p.get("max_rel_diff"), (int, float))),
+                default=None)
+    return f"**no** (worst relative {_num(worst, '.1e')})"
+
+
+def render_nodegpu(results_dir: Path, root: Path | None = None) -> str:
+    """Markdown: for the newest benchmarks/node_gpu_playground.py file of each device and engine pair,
+    the playground's own path (Pyodide, BrowserExecutor, step_replay.js) without a browser against the
+    same training natively, per preset."""
+    groups: dict[tuple, list[Result]] = {}
+    for path, d in load_results(results_dir):
+        if _is_nodegpu(d):
+            groups.setdefault(nodegpu_kind(d), []).append(Result(path, d, *_when(path, d.get("date"))))
+    newest = _newest(groups)
+    blocks = []
+    for key in sorted(newest):
+        r = newest[key]
+        d = r.data
+        device, engine, native_engine = key
+        rows = _dicts(r.path, d.get("table"), "table")
+        native = _adapter_of(d["native_host"])
+        device_text, driver, native_text = _gpu_texts(device, native_engine, native)
+        page = _adapter_of(d["page_host"])
+        bundle = d.get("bundle") if isinstance(d.get("bundle"), dict) else {}
+        page_text = ", ".join(x for x in (
+            engine, f"npm webgpu {bundle['webgpu']}" if bundle.get("webgpu") else "",
+            f"Pyodide {bundle['pyodide']}" if bundle.get("pyodide") else "",
+            f"Node.js {bundle['node']}" if bundle.get("node") else "") if x) or page.get("user_agent")
+        settings = d.get("settings") if isinstance(d.get("settings"), dict) else {}
+        lines = [f"### {device} · {engine} beside {native_engine}", ""]
+        lines += _bullets([("device", _cell(device_text)), ("driver", _cell(driver or None)),
+                           ("page's path", _cell(page_text)), ("native", _cell(f"{native_text} (wgpu-py)")),
+                           ("training", _cell(f"{settings.get('dataset')}, batch {settings.get('batch')}, "
+                                              f"{settings.get('steps')} steps timed after {settings.get('warmup')}"
+                                              if settings else None)),
+                           ("date", _date(r)), ("command", _code(d.get("command"))),
+                           ("file", f"`{_rel(r.path, root)}`")])
+        lines += ["", "Training throughput (the Trainer's tokens/s), the page's path against the faster "
+                  "native run, and every step's loss compared:", ""]
+        lines += _table(["model", "page tokens/s", "native tokens/s", "page ÷ native", "goal", "same losses",
+                         "native runs agree"],
+                        [[_cell(t.get("model")), _num(t.get("page_tokens_per_s"), ",.0f"),
+                          _num(t.get("native_tokens_per_s"), ",.0f"), f"**{_num(t.get('ratio'), '.2f')}**",
+                          f"≥ {_num(t.get('goal'), '.2f')}" + {True: "", False: " (**missed**)"}.get(
+                              t.get("meets_goal"), ""),
+                          _losses_equal(t), {True: "yes", False: "**no**"}.get(t.get("native_runs_equal"), DASH)]
+                         for t in rows])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "No `benchmarks/node_gpu_playground.py` result files yet."
+
+
 # ------------------------------------------------------------------------------------------------ hook
 
 RENDERERS: dict[str, Callable[[Path, Path | None], str]] = {
     "bench": render_bench, "inference": render_inference, "inferencepage": render_inference_page,
     "federated": render_federated,
-    "playground": render_playground}
+    "playground": render_playground, "nodegpu": render_nodegpu}
 
 
 def replace_markers(markdown: str, results_dir: Path, root: Path | None = None, where: str = "") -> str:
