@@ -9,8 +9,8 @@
 // output is then one contiguous row of w against one row of x: LANES invocations share a row, lane j
 // taking the vec4s j, j + LANES, ... of it (neighbouring lanes read neighbouring vec4s: coalesced),
 // and add their partial dot products by a tree in workgroup memory (a fixed order: deterministic).
-// A workgroup owns WG / LANES rows of w. The N rows of x are done one after the other by the same
-// invocations (w's row stays in cache). K % 4 == 0 (x and w are read as vec4 along K).
+// A workgroup owns WG / LANES rows of w. The N rows of x are done four at a time by the same
+// invocations (each load of w serves four rows). K % 4 == 0 (x and w are read as vec4 along K).
 
 override WG: u32 = 64u;
 override LANES: u32 = 8u;
@@ -33,7 +33,7 @@ struct MatmulParams {
 @group(0) @binding(4) var<storage, read_write> y4: array<f32>;
 @group(0) @binding(5) var<uniform> p5: MatmulParams;
 
-var<workgroup> red: array<f32, WG>;
+var<workgroup> red: array<vec4<f32>, WG>;
 
 const GELU_K: f32 = 0.7978845608028654;  // sqrt(2 / pi)
 const GELU_A: f32 = 0.044715;
@@ -53,14 +53,38 @@ fn row_place(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
   return vec2<u32>((wid.y * nwg.x + wid.x) * (WG / LANES) + lid / LANES, lid % LANES);
 }
 
-// Row n of x against row o of w (K4 = K / 4 vec4s), summed over the row's LANES lanes: the sum is
-// valid in the row's lane 0. Every invocation of the workgroup must call it (barriers).
-fn row_dot(n: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> f32 {
-  var acc = vec4<f32>(0.0);
+fn hsum(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+// Rows n0 .. n0 + 3 of x against row o of w (K4 = K / 4 vec4s), summed over the row's LANES lanes: the
+// 4 sums are valid in the row's lane 0. A prompt's rows share each load of w four ways; rows past N - 1
+// repeat row N - 1 (their sums are not stored). N == 1 (decoding) computes the one row only. Row n's
+// sum has the same bits whichever of these paths computes it. Every invocation of the workgroup must
+// call it (barriers).
+fn rows_dot(n0: u32, N: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> vec4<f32> {
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
   if (valid) {
-    for (var j = lane; j < K4; j += LANES) { acc = fma(x[n * K4 + j], widen4(w[o * K4 + j]), acc); }
+    let x0 = n0 * K4;
+    if (N == 1u) {
+      for (var j = lane; j < K4; j += LANES) { a0 = fma(x[j], widen4(w[o * K4 + j]), a0); }
+    } else {
+      let x1 = min(n0 + 1u, N - 1u) * K4;
+      let x2 = min(n0 + 2u, N - 1u) * K4;
+      let x3 = min(n0 + 3u, N - 1u) * K4;
+      for (var j = lane; j < K4; j += LANES) {
+        let wv = widen4(w[o * K4 + j]);
+        a0 = fma(x[x0 + j], wv, a0);
+        a1 = fma(x[x1 + j], wv, a1);
+        a2 = fma(x[x2 + j], wv, a2);
+        a3 = fma(x[x3 + j], wv, a3);
+      }
+    }
   }
-  var s = (acc.x + acc.y) + (acc.z + acc.w);
+  var s = vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
   if (LANES > 1u) {
     red[lid] = s;
     workgroupBarrier();
@@ -69,7 +93,7 @@ fn row_dot(n: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> f32 {
       workgroupBarrier();
     }
     s = red[lid];
-    workgroupBarrier();  // red is rewritten for the next row of x
+    workgroupBarrier();  // red is rewritten for the next rows of x
   }
   return s;
 }
@@ -78,11 +102,13 @@ fn row_dot(n: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) -> f32 {
 fn rows_plain(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
   let q = row_place(wid, nwg, lid);
   let valid = q.x < p3.M;  // no early return: the barriers need the whole workgroup
-  for (var n = 0u; n < p3.N; n++) {
-    let s = row_dot(n, q.x, p3.K / 4u, q.y, lid, valid);
-    if (valid && q.y == 0u) {
-      let i = n * p3.M + q.x;
-      if (p3.accumulate != 0u) { out[i] = out[i] + s; } else { out[i] = s; }
+  for (var n0 = 0u; n0 < p3.N; n0 += 4u) {
+    let s = rows_dot(n0, p3.N, q.x, p3.K / 4u, q.y, lid, valid);
+    for (var r = 0u; r < min(4u, p3.N - n0); r++) {
+      if (valid && q.y == 0u) {
+        let i = (n0 + r) * p3.M + q.x;
+        if (p3.accumulate != 0u) { out[i] = out[i] + s[r]; } else { out[i] = s[r]; }
+      }
     }
   }
 }
@@ -91,13 +117,15 @@ fn rows_plain(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
 fn rows_bias(gelu_epilogue: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
   let q = row_place(wid, nwg, lid);
   let valid = q.x < p4.M;
-  for (var n = 0u; n < p4.N; n++) {
-    let s = row_dot(n, q.x, p4.K / 4u, q.y, lid, valid);
-    if (valid && q.y == 0u) {
-      let i = n * p4.M + q.x;
-      var v = s + b[q.x];
-      if (gelu_epilogue) { v = gelu(v); }
-      if (p4.accumulate != 0u) { y3[i] = y3[i] + v; } else { y3[i] = v; }
+  for (var n0 = 0u; n0 < p4.N; n0 += 4u) {
+    let s = rows_dot(n0, p4.N, q.x, p4.K / 4u, q.y, lid, valid);
+    for (var r = 0u; r < min(4u, p4.N - n0); r++) {
+      if (valid && q.y == 0u) {
+        let i = (n0 + r) * p4.M + q.x;
+        var v = s[r] + b[q.x];
+        if (gelu_epilogue) { v = gelu(v); }
+        if (p4.accumulate != 0u) { y3[i] = y3[i] + v; } else { y3[i] = v; }
+      }
     }
   }
 }
@@ -106,12 +134,14 @@ fn rows_bias(gelu_epilogue: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
 fn rows_bias_residual(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
   let q = row_place(wid, nwg, lid);
   let valid = q.x < p5.M;
-  for (var n = 0u; n < p5.N; n++) {
-    let s = row_dot(n, q.x, p5.K / 4u, q.y, lid, valid);
-    if (valid && q.y == 0u) {
-      let i = n * p5.M + q.x;
-      let v = res[i] + (s + b[q.x]);
-      if (p5.accumulate != 0u) { y4[i] = y4[i] + v; } else { y4[i] = v; }
+  for (var n0 = 0u; n0 < p5.N; n0 += 4u) {
+    let s = rows_dot(n0, p5.N, q.x, p5.K / 4u, q.y, lid, valid);
+    for (var r = 0u; r < min(4u, p5.N - n0); r++) {
+      if (valid && q.y == 0u) {
+        let i = (n0 + r) * p5.M + q.x;
+        let v = res[i] + (s[r] + b[q.x]);
+        if (p5.accumulate != 0u) { y4[i] = y4[i] + v; } else { y4[i] = v; }
+      }
     }
   }
 }

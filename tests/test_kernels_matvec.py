@@ -110,3 +110,20 @@ def test_overrides_rule_gives_valid_shapes():
     for info in ({"adapter_type": "DiscreteGPU"}, {"adapter_type": "CPU"}, None):
         o = matvec_rows_overrides(info)
         assert o["WG"] % o["LANES"] == 0 and o["LANES"] & (o["LANES"] - 1) == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_prompts_rows_have_the_bits_of_one_row_at_a_time(gpu, dtype):
+    """Rows done four at a time (a prompt: N = 6, one block of 4 and one of 2) give each row the bits it
+    gets alone (N = 1, decoding): the prefill and the decode steps agree exactly."""
+    suffix, wtype = DTYPES[dtype]
+    rng = np.random.default_rng(11)
+    N, K, M = 6, 72, 45
+    x = rng.standard_normal((N, K)).astype(np.float32)
+    wrows = (rng.standard_normal((M, K)) / np.sqrt(K)).astype(wtype)
+    b, res = rng.standard_normal(M).astype(np.float32), rng.standard_normal((N, M)).astype(np.float32)
+    over = {"WG": 64, "LANES": 16}
+    whole = _run(gpu, "matvec_rows_bias_residual" + suffix, x, wrows, b, res, over, dtype=wtype)
+    for n in range(N):
+        one = _run(gpu, "matvec_rows_bias_residual" + suffix, x[n:n + 1], wrows, b, res[n:n + 1], over, dtype=wtype)
+        assert np.array_equal(one[0].view(np.uint32), whole[n].view(np.uint32)), n
