@@ -487,11 +487,12 @@ class ClusterRelay(ClusterRounds, Relay):
 
     # --- submissions ---------------------------------------------------------------------------
 
-    async def submit(self, conn: Connection, frame: bytes) -> None:
+    async def submit(self, conn: Connection, frame: bytes) -> bool:
+        """A DELTA frame, as Relay.submit: True when the round accepted it."""
         session = self._session_of(conn)
         if session is None:
             conn.send(reject("not_joined", "send a join message first"))
-            return
+            return False
         cid, sid = conn.client_id, session.session_id
         try:
             header = aggregate.parse_delta_header(frame)
@@ -499,7 +500,7 @@ class ClusterRelay(ClusterRounds, Relay):
                 raise Rejected("stale_round", f"round {header.round} is not the open round {session.round}")
         except Rejected as e:
             conn.send(reject(e.reason, e.message, round=session.round))
-            return
+            return False
         if self._heavy is None:
             self._heavy = asyncio.Semaphore(HEAVY_SLOTS)
         async with self._heavy:
@@ -508,7 +509,7 @@ class ClusterRelay(ClusterRounds, Relay):
                 delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
             except Rejected as e:
                 conn.send(reject(e.reason, e.message, round=session.round))
-                return
+                return False
             finally:
                 self._give_back(values)
         h = delta.header
@@ -522,12 +523,13 @@ class ClusterRelay(ClusterRounds, Relay):
                                -2: ("duplicate", f"already submitted for round {h.round}"),
                                -3: ("duplicate", "this exact delta was already submitted this round")}[n]
             conn.send(reject(reason, message, round=session.round))
-            return
+            return False
         self.kept.setdefault(sid, {})[cid] = Kept(h.round, delta.digest,
                                                   Held(cid, delta.payload, h.dtype, delta.norm, h.tokens, h.loss), meta)
         conn.send(encode("submit_ack", round=h.round, submissions=n, quorum=session.config.quorum))
         if n >= session.config.quorum:
             await self._publish({"type": "due", "sid": sid})
+        return True
 
 def retry_seconds_for(settings: RelaySettings) -> int:
     return max(1, math.ceil(settings.idle_expiry_s))

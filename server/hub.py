@@ -286,17 +286,18 @@ class Relay:
         self._apply(session, effects)
         self._schedule_close(session)
 
-    async def submit(self, conn: Connection, frame: bytes) -> None:
-        """A DELTA frame: cheap checks here, validation and aggregation in worker threads."""
+    async def submit(self, conn: Connection, frame: bytes) -> bool:
+        """A DELTA frame: cheap checks here, validation and aggregation in worker threads; True when
+        the round accepted it."""
         session = self._session_of(conn)
         if session is None:
             conn.send(reject("not_joined", "send a join message first"))
-            return
+            return False
         client_id = conn.client_id
         effects, header = session.check_submission(client_id, frame, self.clock())
         self._apply(session, effects)
         if header is None:
-            return
+            return False
         if self._heavy is None:
             self._heavy = asyncio.Semaphore(HEAVY_SLOTS)
         async with self._heavy:  # a relay-wide slot for the validation only: never held while waiting
@@ -305,20 +306,21 @@ class Relay:
                 delta = await asyncio.to_thread(aggregate.validate_delta, frame, session.config, values)
             except Rejected as e:
                 conn.send(reject(e.reason, e.message, round=session.round))
-                return
+                return False
             finally:
                 self._give_back(values)
         delta = dataclasses.replace(delta, values=None)  # the decoded scratch went back to the pool
         async with self._lock(session):
             if self.sessions.get(session.session_id) is not session:
-                return  # deleted meanwhile
+                return False  # deleted meanwhile
             refused = session.accept(client_id, delta, self.clock())
             if refused:
                 self._apply(session, refused)
-                return
+                return False
             session.hold(client_id, delta)  # its frame, summed (robustly) when the round closes
             self._apply(session, session.acknowledge(client_id))
             await self._close_locked(session)
+        return True
 
     def loss_ping(self, conn: Connection, msg: LossPing) -> None:
         session = self._session_of(conn)

@@ -95,15 +95,29 @@ async def _receive_loop(websocket: WebSocket, conn: Connection, relay: Relay) ->
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        if not conn.bucket.take():
-            strikes += 1
-            if strikes > RATE_STRIKES:
-                conn.close(CLOSE_POLICY, "rate limit")
+        data = message.get("bytes")
+        if data is not None and conn.session_id is not None:
+            # A DELTA costs a token only when it is refused. The round waits for one DELTA per
+            # client, and rounds close as fast as the clients deliver them (milliseconds for a
+            # small model and few local steps): charging the accepted ones would discard, past the
+            # burst, a delta its round cannot close without, and the client never sends it again.
+            # At most one per client per round is accepted, so floods of refused ones still meet
+            # the limit.
+            if len(data) > relay.max_binary_bytes(conn):
+                conn.close(CLOSE_TOO_BIG, "binary frame too large")
                 return
-            conn.send(error("rate_limited", "too many messages; slow down"))
+            # this connection's next frame waits for the submission; the others do not
+            if await relay.submit(conn, data) or conn.bucket.take():
+                continue
+        elif conn.bucket.take():
+            if not await _handle(message, conn, relay, first_message=False):
+                return
             continue
-        if not await _handle(message, conn, relay, first_message=False):
+        strikes += 1
+        if strikes > RATE_STRIKES:
+            conn.close(CLOSE_POLICY, "rate limit")
             return
+        conn.send(error("rate_limited", "too many messages; slow down"))
 
 
 async def _handle(message: dict, conn: Connection, relay: Relay, first_message: bool) -> bool:
@@ -113,16 +127,10 @@ async def _handle(message: dict, conn: Connection, relay: Relay, first_message: 
     text, data = message.get("text"), message.get("bytes")
     if text is not None:
         return await _handle_text(text, conn, relay, first_message)
-    if data is not None:
-        if conn.session_id is None:
-            conn.send(reject("not_joined", "send a join message first"))
-            conn.close(CLOSE_POLICY, "not joined")
-            return False
-        if len(data) > relay.max_binary_bytes(conn):
-            conn.close(CLOSE_TOO_BIG, "binary frame too large")
-            return False
-        await relay.submit(conn, data)  # this connection's next frame waits; the others do not
-        return True
+    if data is not None:  # a joined connection's DELTA frames go to relay.submit in _receive_loop
+        conn.send(reject("not_joined", "send a join message first"))
+        conn.close(CLOSE_POLICY, "not joined")
+        return False
     return True
 
 

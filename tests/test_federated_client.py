@@ -64,7 +64,8 @@ def test_two_clients_finish_three_rounds_holding_the_relays_weights(gpu):
         assert rounds[0][r]["sha256"] == rounds[1][r]["sha256"]
         assert rounds[0][r]["delta"] == HEADER_SIZE + 2 * P  # the f16 DELTA frame, as sent
         assert rounds[0][r]["update"] == HEADER_SIZE + 2 * P  # the f16 UPDATE frame, as received
-        assert rounds[0][r]["sent"] > rounds[0][r]["delta"]  # plus the loss pings (JSON)
+        assert rounds[0][r]["sent"] >= rounds[0][r]["delta"]  # plus its loss pings (JSON), at most one a second
+    assert rounds[0][0]["sent"] > rounds[0][0]["delta"]  # the first ping goes out after the first step
     assert rounds[0][-1]["sha256"] == status["weights_sha256"]
     joined = clients[0][1].of("weights")[0]
     assert joined["round"] == 0

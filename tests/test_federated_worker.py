@@ -136,6 +136,29 @@ def test_three_workers_train_five_rounds_with_identical_weights(data_dir):
     assert after < before - 0.1, (before, after)
 
 
+def test_two_workers_run_rounds_faster_than_the_relays_message_rate(data_dir):
+    # Rounds of 2 local steps last milliseconds: many more rounds per second than the relay's rate
+    # limit (here 2 messages/s, burst 4) allows messages, so charging each round's DELTA would stall
+    # the session and a loss_ping with every DELTA would get the workers closed.
+    rounds = 30
+    with relay_process(env={"TABGPT_RELAY_RATE_PER_S": "2", "TABGPT_RELAY_RATE_BURST": "4"}) as (_, base):
+        s = _create(base, data_dir, quorum=2, max_local_steps=2)
+        sid = s["session_id"]
+        workers = [_start_worker(base, sid, data_dir, f"w{i}", "--rounds", str(rounds)) for i in range(2)]
+        try:
+            results = [w.communicate(timeout=30) for w in workers]
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.kill()
+        status = httpx.get(f"{base}/api/sessions/{sid}").json()
+    for w, (out, err) in zip(workers, results):
+        assert w.returncode == 0 and "rate_limited" not in err and "retrying" not in err, err
+        lines = _round_lines(out)
+        assert sorted(lines) == list(range(rounds)) and {x["contributors"] for x in lines.values()} == {2}
+    assert status["round"] == rounds and [h["contributors"] for h in status["history"]] == [2] * rounds
+
+
 def test_a_worker_resumes_after_the_relay_restarts(data_dir, tmp_path):
     port = free_port()
     with relay_process(tmp_path, port) as (proc, base):

@@ -203,6 +203,36 @@ def test_too_many_clients_resume_supersedes_and_rate_limit():
             assert [x["name"] for x in w.status(sid)["clients"]] == ["b"]
 
 
+def test_rounds_faster_than_the_rate_limit_all_close_and_refused_deltas_still_count():
+    # The fake clock never moves, so the rate limit's bucket never refills: only its burst of 3.
+    rounds = 8
+    with relay_world(rate_burst=3, rate_per_s=1.0) as w:
+        s = w.create(quorum=2)
+        sid = s["session_id"]
+        with w.connect() as a, w.connect() as b:
+            w.join(a, sid, "a")
+            w.join(b, sid, "b")
+            recv_type(a, "clients_changed")
+            for r in range(rounds):  # one DELTA per client per round, as fast as the rounds close
+                for i, ws in enumerate((a, b)):
+                    ws.send_bytes(delta_frame(_delta(w, s, 2 * r + i), r, 64))
+                for ws in (a, b):
+                    closed = recv_until(ws, "round_closed")[1]  # a discarded delta: never closes
+                    assert (closed["round"], closed["contributors"]) == (r, 2)
+            assert w.status(sid)["round"] == rounds
+            stale = delta_frame(_delta(w, s, 99), 0, 64)
+            for _ in range(3):  # the burst pays for refused deltas...
+                a.send_bytes(stale)
+                assert recv_until(a, "submit_reject")[1]["reason"] == "stale_round"
+            a.send_bytes(stale)  # ...and past it they are refused and struck, then the socket closed
+            assert recv_until(a, "error")[1]["reason"] == "rate_limited"
+            with pytest.raises(WebSocketDisconnect) as e:
+                for _ in range(4):
+                    a.send_bytes(stale)
+                recv_until(a, "never")
+            assert e.value.code == 1008
+
+
 def test_restart_reloads_sessions_and_committed_rounds(tmp_path):
     with relay_world(state_dir=tmp_path) as w:
         s = w.create(quorum=1)

@@ -28,6 +28,7 @@ bytes sent and received are counted per round from the real frames (`traffic`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Awaitable, Callable
 
@@ -99,6 +100,7 @@ class FederatedClient:
         self.trained: tuple[int, int] | None = None  # (round, data_seed) whose delta we sent
         self.local: dict | None = None  # this round's local loss and tokens
         self.traffic: dict[int, dict[str, int]] = {}  # round -> bytes sent / received
+        self.pinged_at = -math.inf  # when the last loss_ping went out, on self.clock
         self.rounds_done = 0
         self.finished = False
         self.end_reason = ""
@@ -270,7 +272,7 @@ class FederatedClient:
         H = int(c.config["max_local_steps"])
         margin = max(0.5, float(c.config["grace_seconds"]) / 2)
         losses: list[float] = []
-        steps, step_s, last_ping = 0, 0.0, self.clock()
+        steps, step_s = 0, 0.0
         while steps < H:
             if steps and self.deadline is not None and self.clock() + step_s + margin > self.deadline:
                 break
@@ -285,13 +287,12 @@ class FederatedClient:
                 pass
             if self.version != version or (c.round, c.data_seed) != key or self.finished:
                 return False
-            if self.clock() - last_ping >= PING_EVERY_S and losses:
-                await self._send(c.loss_ping(losses[-1], steps * m.tokens_per_step))
-                last_ping = self.clock()
+            if losses:
+                await self._ping(losses[-1], steps * m.tokens_per_step)
         mean_loss = sum(losses) / len(losses)
         tokens = steps * m.tokens_per_step
         self.local = {"round": key[0], "loss": mean_loss, "tokens": tokens}
-        await self._send(c.loss_ping(mean_loss, tokens))
+        await self._ping(mean_loss, tokens)
         frame = c.delta_frame(await m.delta_f16(), tokens=tokens, loss=mean_loss)
         await self._send(frame)
         t = self.traffic.setdefault(key[0], {"sent": 0, "received": 0, "delta": 0, "update": 0, "weights": 0})
@@ -300,3 +301,11 @@ class FederatedClient:
         self.notify("submitted", {"round": key[0], "tokens": tokens, "loss": mean_loss, "bytes": len(frame),
                                   "steps": steps})
         return True
+
+    async def _ping(self, loss: float, tokens: int) -> None:
+        """A loss_ping for the live chart, unless one went out less than PING_EVERY_S ago. The clock
+        spans rounds: rounds of a few milliseconds would otherwise add a ping to every DELTA, and
+        the relay's per-connection rate limit would close the connection."""
+        if self.clock() - self.pinged_at >= PING_EVERY_S:
+            await self._send(self.client.loss_ping(loss, tokens))
+            self.pinged_at = self.clock()
