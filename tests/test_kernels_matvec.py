@@ -14,7 +14,7 @@ import pytest
 
 from _gpu import assert_close, download, empty, gpu, upload  # noqa: F401
 from pyscript_app.gpu.matmul_rules import matvec_rows_overrides
-from pyscript_app.reference.ops_gpt2 import gelu_forward, linear_forward
+from pyscript_app.reference.ops_gpt2 import gelu_forward, layernorm_forward, linear_forward
 
 pytestmark = pytest.mark.gpu
 ATOL, RTOL = 1e-5, 1e-4
@@ -127,3 +127,28 @@ def test_a_prompts_rows_have_the_bits_of_one_row_at_a_time(gpu, dtype):
     for n in range(N):
         one = _run(gpu, "matvec_rows_bias_residual" + suffix, x[n:n + 1], wrows, b, res[n:n + 1], over, dtype=wtype)
         assert np.array_equal(one[0].view(np.uint32), whole[n].view(np.uint32)), n
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("over", OVERRIDES, ids=lambda o: "default" if o is None else "-".join(map(str, o.values())))
+@pytest.mark.parametrize("N,K,M", [(1, 132, 203), (6, 72, 33)])
+def test_layernorm_folded_into_the_products_matches_reference(gpu, N, K, M, over, dtype):
+    """matvec_rows_ln*: layernorm(x) @ w[:M].T (+ b, GELU) against reference/ops_gpt2's layernorm_forward then
+    the product; x with |mean| >> std in one row (the variance must come from centred values)."""
+    suffix, wtype = DTYPES[dtype]
+    rng = np.random.default_rng(N * 100 + K + M)
+    x = rng.standard_normal((N, K)).astype(np.float32)
+    x[0] += 20.0
+    g, beta = (1 + 0.2 * rng.standard_normal(K)).astype(np.float32), (0.2 * rng.standard_normal(K)).astype(np.float32)
+    w = (rng.standard_normal((K, M)) / np.sqrt(K)).astype(wtype).astype(np.float32)
+    wrows = np.concatenate([w.T, np.full((3, K), np.nan, np.float32)])
+    b = rng.standard_normal(M).astype(np.float32)
+    xn, _, _ = layernorm_forward(x.astype(np.float64), g.astype(np.float64), beta.astype(np.float64), 1e-5)
+    lin = xn @ w.astype(np.float64)
+    refs = {"matvec_rows_ln": lin, "matvec_rows_ln_bias": lin + b, "matvec_rows_ln_bias_gelu": gelu_forward(lin + b)}
+    for entry, ref in refs.items():
+        out = empty(gpu, (N, M))
+        bound = [upload(gpu, x), upload(gpu, g), upload(gpu, beta), upload(gpu, wrows, wtype)]
+        bound += [] if entry == "matvec_rows_ln" else [upload(gpu, b)]
+        gpu.dispatch(entry + suffix, bound + [out], {"N": N, "K": K, "M": M, "eps": 1e-5}, overrides=over)
+        assert_close(download(gpu, out, (N, M)), ref, ATOL, RTOL, entry + suffix)

@@ -6,15 +6,14 @@ Pure Python (runs natively and in Pyodide). Letters as in reference/gpt2_config.
 positions in the prefill, 1 in a decode step. The weights: gpu/gpt2_weights.py (products' weights stored as
 one row per output, in f32 or f16; every activation and all arithmetic in f32). Per row:
     x = wte[token] + wpe[pos]                                          embedding_forward (_f16)
-    per layer: xn = layernorm(x, ln_1)                                 layernorm_forward
-               qkv = xn @ c_attn + b                                   matvec_rows_bias
+    per layer: qkv = layernorm(x, ln_1) @ c_attn + b                   matvec_rows_ln_bias
                y = attention(qkv)       prefill: causal over the prompt, then its k, v into the caches
                                         (attention_forward + attention_kv_fill); decode: k, v of pos into
                                         the caches and attention over slots 0..pos (attention_decode)
                x = x + (y @ attn.c_proj + b)                           matvec_rows_bias_residual
-               h = gelu(layernorm(x, ln_2) @ c_fc + b)                 layernorm_forward, matvec_rows_bias_gelu
+               h = gelu(layernorm(x, ln_2) @ c_fc + b)                 matvec_rows_ln_bias_gelu
                x = x + (h @ mlp.c_proj + b)                            matvec_rows_bias_residual
-    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    matvec_rows (the tied head; wte's
+    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    matvec_rows_ln (the tied head; wte's
                                                                        padding rows are never read)
 (matvec.wgsl's entries for f32 weights, matvec_f16.wgsl's `_f16` ones for f16.) The prefill keeps only the
 last row's logits (its last residual row is copied into the decode buffers), unless every position's are
@@ -50,7 +49,6 @@ class _Rows:
         self.N = N
         self.tokens = buf(N, "tokens")  # (N,) u32
         self.xa, self.xb = buf(N * C, "xa"), buf(N * C, "xb")  # the residual stream, ping-pong
-        self.xn, self.mean, self.rstd = buf(N * C, "xn"), buf(N, "mean"), buf(N, "rstd")
         self.qkv, self.y, self.lse = buf(N * 3 * C, "qkv"), buf(N * C, "y"), buf(H * N, "lse")
         self.h = buf(N * 4 * C, "h")
         self.logits = buf(logits_rows * cfg.vocab_size, "logits") if logits_rows else None
@@ -221,18 +219,19 @@ class Gpt2Decoder:
         self.prompt = rows, AttentionOps(self.ex, 1, T, cfg.n_embd, cfg.n_head, cfg.n_positions)
         return self.prompt
 
-    def _norm(self, rows: _Rows, x: GpuBuffer, name: str) -> None:
-        cfg = self.cfg
-        self.ex.dispatch("layernorm_forward",
-                         [x, self.w[name + ".weight"], self.w[name + ".bias"], rows.xn, rows.mean, rows.rstd],
-                         {"N": rows.N, "C": cfg.n_embd, "eps": cfg.layer_norm_epsilon, "accumulate": 0,
-                          "dy_parts": 1})
-
     def _linear(self, kernel: str, buffers: list, N: int, K: int, M: int) -> None:
         """A product x (N,K) @ w (K,M) with its bias epilogue (matvec.wgsl's `kernel`, or its f16 twin); w is
         stored as its (M,K) rows."""
         self.ex.dispatch(kernel + self.suffix, buffers, {"N": N, "K": K, "M": M, "accumulate": 0},
                          overrides=matvec_rows_overrides(self.ex.adapter_info))
+
+    def _normed_linear(self, kernel: str, x: GpuBuffer, norm: str, rest: list, N: int, K: int, M: int) -> None:
+        """layernorm(x, `norm`) (N,K) @ w (K,M) (+ bias, GELU) in one dispatch: matvec.wgsl's _ln `kernel`.
+        rest: w, [b,] out."""
+        ex = self.ex
+        ex.dispatch(kernel + self.suffix, [x, self.w[norm + ".weight"], self.w[norm + ".bias"], *rest],
+                    {"N": N, "K": K, "M": M, "eps": self.cfg.layer_norm_epsilon},
+                    overrides=matvec_rows_overrides(ex.adapter_info))
 
     def _blocks(self, rows: _Rows, attend) -> None:
         """The layers over rows.xa (the embeddings) -> rows.xa; attend(l) records layer l's attention
@@ -240,24 +239,22 @@ class Gpt2Decoder:
         C, N, w = self.cfg.n_embd, rows.N, self.w
         for l in range(self.cfg.n_layer):
             h = f"h.{l}."
-            self._norm(rows, rows.xa, h + "ln_1")
-            self._linear("matvec_rows_bias", [rows.xn, w[h + "attn.c_attn.weight"], w[h + "attn.c_attn.bias"],
-                                                 rows.qkv], N, C, 3 * C)
+            self._normed_linear("matvec_rows_ln_bias", rows.xa, h + "ln_1",
+                                [w[h + "attn.c_attn.weight"], w[h + "attn.c_attn.bias"], rows.qkv], N, C, 3 * C)
             attend(l)
             self._linear("matvec_rows_bias_residual", [rows.y, w[h + "attn.c_proj.weight"],
                                                           w[h + "attn.c_proj.bias"], rows.xa, rows.xb], N, C, C)
-            self._norm(rows, rows.xb, h + "ln_2")
-            self._linear("matvec_rows_bias_gelu", [rows.xn, w[h + "mlp.c_fc.weight"], w[h + "mlp.c_fc.bias"],
-                                                      rows.h], N, C, 4 * C)
+            self._normed_linear("matvec_rows_ln_bias_gelu", rows.xb, h + "ln_2",
+                                [w[h + "mlp.c_fc.weight"], w[h + "mlp.c_fc.bias"], rows.h], N, C, 4 * C)
             self._linear("matvec_rows_bias_residual", [rows.h, w[h + "mlp.c_proj.weight"],
                                                           w[h + "mlp.c_proj.bias"], rows.xb, rows.xa], N, 4 * C, C)
 
     def _head(self, rows: _Rows, out: _Rows) -> GpuBuffer:
-        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits (matvec_rows: wte is
+        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits (matvec_rows_ln: wte is
         stored one row per token; its padding rows are never read)."""
         cfg = self.cfg
-        self._norm(rows, rows.xa, "ln_f")
-        self._linear("matvec_rows", [rows.xn, self.w["wte.weight"], out.logits], rows.N, cfg.n_embd, cfg.vocab_size)
+        self._normed_linear("matvec_rows_ln", rows.xa, "ln_f", [self.w["wte.weight"], out.logits], rows.N,
+                            cfg.n_embd, cfg.vocab_size)
         return out.logits
 
     async def _read(self, logits: GpuBuffer, count: int) -> array:

@@ -41,7 +41,8 @@ from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, Parity
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
                                   _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _tied_head)
-from .parity_cases_gpt2 import _attention_kv_fill, _bias_backward, _embedding_f16, _gelu, _layernorm, _matvec_rows
+from .parity_cases_gpt2 import (_attention_kv_fill, _bias_backward, _embedding_f16, _gelu, _layernorm, _matvec_rows,
+                                _matvec_rows_ln)
 from .parity_cases_token_choice import _choose_token
 from .attention_ops import BLOCKS_BACKWARD_WORKGROUP_BYTES, BLOCKS_FORWARD_WORKGROUP_BYTES, kernel_overrides, tile_rows
 
@@ -424,6 +425,8 @@ CASES: tuple[ParityCase, ...] = (
     _matvec_rows(1, 132, 203, "f16"),  # f16 weights (two per u32), f32 arithmetic
     _matvec_rows(3, 64, 97, "f16", overrides={"WG": 64, "LANES": 16}, variant="_gpu"),
     _embedding_f16(2, 7, 12, 41, 9),
+    _matvec_rows_ln(5, 72, 45),  # a LayerNorm folded into the product after it
+    _matvec_rows_ln(1, 64, 97, "f16", {"WG": 64, "LANES": 16}),
     _attention_kv_fill(48, 4, 16, 9),
     # the next token from a row of logits (gpu/parity_cases_token_choice.py): greedy, temperature, top-k, top-p
     _choose_token(1000, 1024, ((0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.5), (1.5, 3, 0.3))),

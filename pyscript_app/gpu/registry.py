@@ -491,6 +491,7 @@ MATVEC_OVERRIDES = [("WG", 64), ("LANES", 8)]
 MATVEC_BIAS = [("x", READ), ("w", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)]
 MATVEC_BIAS_RESIDUAL = [("x", READ), ("w", READ), ("b", READ), ("res", READ), ("y", READ_WRITE), ("params", UNIFORM)]
 PACK_UNIFORM = (("n", "u32"), ("M", "u32"), ("K", "u32"), ("row0", "u32"))
+LN_MATMUL_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("eps", "f32"))  # the _ln entries
 PACK_BINDINGS = [("src", READ), ("dst", READ_WRITE), ("params", UNIFORM)]
 _matvec_rows_grid = lambda v: grid_1d(ceil_div(v["M"], v["WG"] // v["LANES"]) * v["WG"], v["WG"])  # noqa: E731
 for _file, _suffix in (("matvec.wgsl", ""), ("matvec_f16.wgsl", "_f16")):
@@ -500,6 +501,13 @@ for _file, _suffix in (("matvec.wgsl", ""), ("matvec_f16.wgsl", "_f16")):
         _register(_file, _name + _suffix, MATVEC_BIAS, MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
     _register(_file, "matvec_rows_bias_residual" + _suffix, MATVEC_BIAS_RESIDUAL, MATMUL_UNIFORM, MATVEC_OVERRIDES,
               _matvec_rows_grid)
+    _register(_file, "matvec_rows_ln" + _suffix,
+              [("x", READ), ("g", READ), ("beta", READ), ("w", READ), ("out", READ_WRITE), ("params", UNIFORM)],
+              LN_MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
+    for _name in ("matvec_rows_ln_bias", "matvec_rows_ln_bias_gelu"):
+        _register(_file, _name + _suffix, [("x", READ), ("g", READ), ("beta", READ), ("w", READ), ("b", READ),
+                                           ("y", READ_WRITE), ("params", UNIFORM)],
+                  LN_MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
 _register("matvec.wgsl", "pack_rows_transposed", PACK_BINDINGS, PACK_UNIFORM, MATVEC_OVERRIDES,
           lambda v: grid_1d(v["n"], v["WG"]))
 for _name in ("pack_rows_transposed_f16", "pack_rows_f16"):  # one invocation per u32 (two f16) written
