@@ -16,6 +16,8 @@ site_src/federated-protocol.md, *Several relay processes*):
     s:ID:plan / :parts / :part:P  the closing round's plan, and each process's integer partial sum
     s:ID:u                      the last committed round's update payload (broadcast dtype)
     s:ID:lease, proc:P          the session's leader lease; each process's heartbeat
+    pending, rate:ADDR,         the per-address quotas, counted for the whole deployment
+    sockprocs, sock:P           (server/cluster_quotas.py)
 
 Each process keeps a replica `Session` of every session it serves (config, W_r, round, phase,
 its own connections only) and follows the leader's events on one pub/sub channel (`events`).
@@ -59,6 +61,7 @@ from .settings import RelaySettings
 log = logging.getLogger("tabgpt.relay.cluster")
 
 from .cluster_keys import Keys, _pairs, _s, register_scripts
+from .cluster_quotas import RESERVE_S, ClusterQuotas, ReservationLapsed
 from .cluster_rounds import ClusterRounds
 
 
@@ -83,6 +86,7 @@ class ClusterRelay(ClusterRounds, Relay):
         self.k = Keys(settings.redis_prefix)
         self.r = redis.from_url(settings.redis_url)
         self.scripts = register_scripts(self.r)
+        self.shared_quotas = ClusterQuotas(self.r, self.k, self.me, settings)
         self.kept: dict[str, dict[str, Kept]] = {}  # session -> client -> its delta of the open round
         self.own_parts: dict[str, tuple[bytes, np.ndarray]] = {}  # session -> (its plan, partial) of its leader
         self.leading: set[str] = set()
@@ -125,6 +129,7 @@ class ClusterRelay(ClusterRounds, Relay):
                 pass
         try:
             await self.r.delete(self.k.proc(self.me))
+            await self.shared_quotas.forget()
         except Exception:
             pass
 
@@ -157,10 +162,13 @@ class ClusterRelay(ClusterRounds, Relay):
         import redis
 
         client = redis.Redis.from_url(self.settings.redis_url)
-        key, px = self.k.proc(self.me), int(self.settings.lease_s * 1000)
+        key, sockets, px = self.k.proc(self.me), self.k.sock(self.me), int(self.settings.lease_s * 1000)
         while not self._beat_stop.wait(self.settings.lease_s / 4):
             try:
-                client.set(key, "1", px=px)
+                with client.pipeline(transaction=False) as pipe:
+                    pipe.set(key, "1", px=px)
+                    pipe.pexpire(sockets, px)  # this process's open sockets count while it lives
+                    pipe.execute()
             except Exception as e:  # Redis away: the next beat tries again
                 log.debug("heartbeat failed: %s", e)
         client.close()
@@ -173,6 +181,10 @@ class ClusterRelay(ClusterRounds, Relay):
                 log.warning("leading session %s failed: %s: %s", sid, type(e).__name__, e)
         if time.monotonic() >= self._next_heal:
             self._next_heal = time.monotonic() + self.settings.lease_s / 2
+            try:
+                await self.shared_quotas.resync()
+            except Exception as e:
+                log.warning("writing this process's socket counts failed: %s: %s", type(e).__name__, e)
             for sid in list(self.kept):
                 try:
                     await self._heal(sid)
@@ -230,35 +242,49 @@ class ClusterRelay(ClusterRounds, Relay):
     # --- sessions: creating, finding, deleting -------------------------------------------------
 
     async def create(self, body: object, creator: str):
+        """As Relay.create; the quotas are the deployment's: the create's place is reserved in Redis
+        before its weights are made, and the session counts (and exists) only once it is stored."""
         k = self.k
         now = self.clock()
-        if await self.r.scard(k.sessions) >= self.settings.max_sessions:
-            raise TooManySessions(Refusal("max_sessions", f"the deployment has its maximum of "
-                                          f"{self.settings.max_sessions} sessions", retry_seconds_for(self.settings)))
-        limit = self.settings.max_sessions_per_address
-        if await self.r.scard(k.creator(creator)) >= limit:
-            raise TooManySessions(Refusal("sessions_per_address", f"at most {limit} live sessions per address; "
-                                          "delete one or let one expire", retry_seconds_for(self.settings)))
-        refusal = self.quotas.check_create(creator, now)
+        token = secrets.token_hex(8)
+        refusal = await self.shared_quotas.admit(token, creator, retry_seconds_for(self.settings))
         if refusal is not None:
             raise TooManySessions(refusal)
-        from .protocol import build_session_config
+        stored = False
+        try:
+            from .protocol import build_session_config
 
-        config = build_session_config(body, self.settings, init_seed=secrets.randbits(32))
-        weights = await asyncio.to_thread(self.initial_weights, config)
-        session, owner_token, join_secret = self.new_session(config, weights, creator)
-        header, arrays = session.checkpoint()
-        sid = session.session_id
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(k.s(sid, "head"), json.dumps(header))
-            pipe.set(k.s(sid, "w"), arrays["weights"].astype("<f4").tobytes())
-            pipe.hset(k.s(sid, "open"), mapping={"round": 0, "attempt": 0, "phase": "idle", "deadline": 0,
-                                                 "started_at": 0, "closing": 0, "idle_since": repr(now)})
-            pipe.sadd(k.sessions, sid)
-            pipe.sadd(k.creator(creator), sid)
-            await pipe.execute()
+            config = build_session_config(body, self.settings, init_seed=secrets.randbits(32))
+            weights = await asyncio.to_thread(self.initial_weights, config)
+            session, owner_token, join_secret = self.new_session(config, weights, creator)
+            header, arrays = session.checkpoint()
+            sid = session.session_id
+            written = [k.s(sid, "head"), k.s(sid, "w"), k.s(sid, "open")]
+            ttl = int(RESERVE_S * 1000)  # a process killed before the commit leaves nothing behind
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.set(written[0], json.dumps(header), px=ttl)
+                pipe.set(written[1], arrays["weights"].astype("<f4").tobytes(), px=ttl)
+                pipe.hset(written[2], mapping={"round": 0, "attempt": 0, "phase": "idle", "deadline": 0,
+                                               "started_at": 0, "closing": 0, "idle_since": repr(now)})
+                pipe.pexpire(written[2], ttl)
+                await pipe.execute()
+            try:
+                await self.shared_quotas.commit(token, sid, creator, written)
+            except ReservationLapsed:
+                await self.r.delete(*written)
+                raise
+            stored = True
+        finally:
+            if not stored:
+                await self.shared_quotas.release(token)
         self.sessions[sid] = session
         return session, owner_token, join_secret
+
+    async def open_socket(self, address: str) -> Refusal | None:
+        return await self.shared_quotas.open_socket(address)
+
+    async def close_socket(self, address: str) -> None:
+        await self.shared_quotas.close_socket(address)
 
     async def find(self, session_id: str) -> Session | None:
         session = self.sessions.get(session_id)

@@ -98,6 +98,8 @@ class Keys:
     def __init__(self, prefix: str):
         self.p = prefix
         self.sessions, self.events = prefix + "sessions", prefix + "events"
+        # the deployment-wide quotas (server/cluster_quotas.py)
+        self.pending, self.sockprocs = prefix + "pending", prefix + "sockprocs"
 
     def s(self, sid: str, name: str) -> str:
         return f"{self.p}s:{sid}:{name}"
@@ -107,6 +109,12 @@ class Keys:
 
     def creator(self, address: str) -> str:
         return f"{self.p}creator:{address}"
+
+    def rate(self, address: str) -> str:
+        return f"{self.p}rate:{address}"
+
+    def sock(self, proc: str) -> str:
+        return f"{self.p}sock:{proc}"
 
     def all_of(self, sid: str) -> list[str]:
         return [self.s(sid, n) for n in ("head", "w", "m", "open", "roster", "conn", "subs", "digests", "plan",

@@ -175,6 +175,13 @@ class Relay:
     async def remove(self, session_id: str) -> None:
         self.delete_session(session_id)
 
+    async def open_socket(self, address: str) -> Refusal | None:
+        """Count a WebSocket of `address`, or refuse it over `max_sockets_per_address`."""
+        return self.quotas.open_socket(address)
+
+    async def close_socket(self, address: str) -> None:
+        self.quotas.close_socket(address)
+
     # --- REST ----------------------------------------------------------------------------------
 
     def new_config(self, body: object, creator: str = "") -> SessionConfig:

@@ -9,6 +9,9 @@ network, which one host usually holds in full. Three quotas, each in `RelaySetti
   session's `creator`, so a deleted or expired session frees its place (and a restart keeps it);
 - open WebSockets per address (`max_sockets_per_address`);
 - session creates per address in any 60 s (`creates_per_minute`), a sliding window.
+
+`Quotas` counts creates and sockets in one process's memory; a deployment of several processes on
+Redis counts all three for the whole deployment instead (server/cluster_quotas.py).
 """
 
 from __future__ import annotations

@@ -45,14 +45,14 @@ async def relay_socket(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is refused (403)
         return
     address = client_address(websocket.scope, settings)
-    refusal = relay.quotas.open_socket(address)
+    refusal = await relay.open_socket(address)
     if refusal is not None:  # the handshake is answered 429 (403 where the server cannot say so)
         await _deny(websocket, refusal)
         return
     try:
         await _serve(websocket, relay)
     finally:
-        relay.quotas.close_socket(address)
+        await relay.close_socket(address)
 
 
 async def _deny(websocket: WebSocket, refusal) -> None:
