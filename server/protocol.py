@@ -15,17 +15,16 @@ from dataclasses import asdict, dataclass
 from pyscript_app.config import PRESETS, VOCAB_SIZE, ConfigError, preset
 from pyscript_app.data.datasets import REGISTRY
 from pyscript_app.federated.frames import DTYPE_BY_NAME
+from pyscript_app.federated.outer import AGGREGATORS, OUTER_DEFAULTS
 
 from .settings import RelaySettings
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")  # secrets.token_urlsafe alphabet
 NAME_RE = re.compile(r"^[\w .\-]{0,64}$")  # display names: letters, digits, _ . - and space
 SHA256_RE = re.compile(r"^([0-9a-f]{64})?$")
-AGGREGATORS = ("fedavg", "diloco")
 
 # DiLoCo's default outer momentum (outer lr 1.0): measured best for 2 clients x H = 50 on the small
 # presets (benchmarks/README.md); the paper's 0.7 / 0.9 (8 workers, H = 500) overshoots there.
-DILOCO_MOMENTUM = 0.5
 
 
 class ProtocolError(ValueError):
@@ -112,8 +111,9 @@ def build_session_config(body: object, settings: RelaySettings, init_seed: int) 
     batch = get.integer("batch", settings.default_batch, 1, settings.max_batch)
     aggregator = get.string("aggregator", "fedavg", lambda v: v in AGGREGATORS, "fedavg or diloco")
     dtype = get.string("broadcast_dtype", "f16", lambda v: v in DTYPE_BY_NAME, "f16 or f32")
-    outer_lr = get.number("outer_lr", 1.0, 1e-6, 10.0)
-    momentum = get.number("outer_momentum", DILOCO_MOMENTUM if aggregator == "diloco" else 0.0, 0.0, 0.999)
+    default_lr, default_momentum = OUTER_DEFAULTS.get(aggregator, OUTER_DEFAULTS["fedavg"])  # (None: refused above)
+    outer_lr = get.number("outer_lr", default_lr, 1e-6, 10.0)
+    momentum = get.number("outer_momentum", default_momentum, 0.0, 0.999)
     seed = get.integer("init_seed", init_seed, 0, 0xFFFFFFFF)
     lr = get.number("lr", 0.0, 1e-6, 1.0) if "lr" in body else None
     rounds = get.integer("rounds", 0, 1, 1_000_000) if "rounds" in body else None

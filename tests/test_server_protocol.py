@@ -62,6 +62,9 @@ def test_diloco_defaults_to_lr_1_momentum_0_5():
     assert (cfg.outer_lr, cfg.outer_momentum) == (1.0, 0.5)
     fedavg = build_session_config({"model": "nano", "dataset": "names"}, RelaySettings(), 1)
     assert (fedavg.outer_lr, fedavg.outer_momentum) == (1.0, 0.0)
+    from pyscript_app.federated.outer import OUTER_DEFAULTS  # the federated lesson shows these
+
+    assert OUTER_DEFAULTS == {"fedavg": (1.0, 0.0), "diloco": (cfg.outer_lr, cfg.outer_momentum)}
 
 
 def test_every_bad_field_is_reported_at_once():

@@ -10,11 +10,12 @@ from dataclasses import replace
 
 from pyscript_app.browser.lesson_dom import (by_testid, enable, float_value, int_value, on, set_html, set_text,
                                              start, status, value_of)
+from pyscript_app.federated.outer import OUTER_DEFAULTS
 from pyscript_app.lessons.federated import DEFAULT_CLIENTS, Outer, run_rounds, target, traffic_table_rows
 from pyscript_app.lessons.federated_view import rounds_table, traffic_table, vec
 
 # The relay's defaults for each aggregator (server/protocol.py): outer lr, outer momentum.
-RELAY_DEFAULTS = {"fedavg": (1.0, 0.0), "diloco": (0.7, 0.9)}
+RELAY_DEFAULTS = OUTER_DEFAULTS  # the relay's own (federated/outer.py)
 INPUTS = ("aggregator", "outer-lr", "outer-momentum", "local-steps", "inner-lr", "round-count", "compute-button",
           *(f"tokens-{c.name}" for c in DEFAULT_CLIENTS))
 

@@ -1,0 +1,15 @@
+"""The outer step's defaults per aggregator: what a session gets when it names no outer lr or momentum.
+
+Shared by the relay (server/protocol.py builds a session's config with them) and the federated lesson
+(browser/lesson_federated.py compares the aggregators at them), so the lesson shows the relay's own.
+Pure Python.
+
+DiLoCo's are not the paper's 0.7 / 0.9 (8 workers, H = 500): with two clients on this project's small
+models 1.0 / 0.5 does better (site_src/federated-protocol.md; measured: benchmarks/README.md). In a steady
+state Nesterov multiplies the mean delta by outer_lr / (1 - momentum): 7 with the paper's, 2 with these.
+"""
+
+from __future__ import annotations
+
+AGGREGATORS = ("fedavg", "diloco")
+OUTER_DEFAULTS = {"fedavg": (1.0, 0.0), "diloco": (1.0, 0.5)}  # aggregator -> (outer lr, momentum)
