@@ -57,6 +57,21 @@ fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
 }
 
+// The sum of s over a row's LANES lanes by a tree in workgroup memory (a fixed order: deterministic),
+// valid in the row's lane 0. Every invocation of the workgroup must call it (barriers).
+fn lanes_sum4(s: vec4<f32>, lane: u32, lid: u32) -> vec4<f32> {
+  if (LANES == 1u) { return s; }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var h = LANES / 2u; h > 0u; h = h / 2u) {
+    if (lane < h) { red[lid] = red[lid] + red[lid + h]; }
+    workgroupBarrier();
+  }
+  let t = red[lid];
+  workgroupBarrier();  // red is rewritten next
+  return t;
+}
+
 // Rows n0 .. n0 + 3 of x against row o of w (K4 = K / 4 vec4s), summed over the row's LANES lanes: the
 // 4 sums are valid in the row's lane 0. A prompt's rows share each load of w four ways; rows past N - 1
 // repeat row N - 1 (their sums are not stored). N == 1 (decoding) computes the one row only. Row n's
@@ -84,18 +99,7 @@ fn rows_dot(n0: u32, N: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) 
       }
     }
   }
-  var s = vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
-  if (LANES > 1u) {
-    red[lid] = s;
-    workgroupBarrier();
-    for (var h = LANES / 2u; h > 0u; h = h / 2u) {
-      if (lane < h) { red[lid] = red[lid] + red[lid + h]; }
-      workgroupBarrier();
-    }
-    s = red[lid];
-    workgroupBarrier();  // red is rewritten for the next rows of x
-  }
-  return s;
+  return lanes_sum4(vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3)), lane, lid);
 }
 
 // matvec_rows: out (N,M) = x (N,K) @ w[:M].T
@@ -228,18 +232,7 @@ fn ln_rows_dot(n0: u32, N: u32, o: u32, K4: u32, st: RowStats, lane: u32, lid: u
       }
     }
   }
-  var s = vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
-  if (LANES > 1u) {
-    red[lid] = s;
-    workgroupBarrier();
-    for (var h = LANES / 2u; h > 0u; h = h / 2u) {
-      if (lane < h) { red[lid] = red[lid] + red[lid + h]; }
-      workgroupBarrier();
-    }
-    s = red[lid];
-    workgroupBarrier();
-  }
-  return s;
+  return lanes_sum4(vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3)), lane, lid);
 }
 
 // matvec_rows_ln: out (N,M) = layernorm(x) @ w[:M].T   (GPT-2's ln_f and tied head)
