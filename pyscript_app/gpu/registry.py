@@ -210,14 +210,6 @@ def matmul_entry(kernel: str, N: int, K: int, M: int, adapter_info: Mapping[str,
     return twin
 
 
-def tied_head_entry(C: int, adapter_info: Mapping[str, object] | None = None) -> str:
-    """The entry for GPT-2's tied head, logits (N,V) = x (N,C) @ wte[:V].T: matmul_backward_dx with dy = x,
-    w = wte (its first K = V rows), M = C. Its vec4 twin reads only dy and w, both along their rows of M = C
-    floats, and stores dx as scalars, so it needs C % 4 == 0 only, not V % 4 (GPT-2's V = 50,257 is odd;
-    tests/test_kernels_matmul_bias.py checks the bits against the scalar entry at such a V)."""
-    return matmul_entry("matmul_backward_dx", 1, 4, C, adapter_info)
-
-
 def with_vec4_twins(table: Mapping[str, object]) -> dict[str, object]:
     """A per-kernel table (ADAPTER_OVERRIDES / ADAPTER_KERNELS of one adapter) with each scalar matmul
     entry's value also under its vec4 twin's name, unless the table names the twin itself."""
