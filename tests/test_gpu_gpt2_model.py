@@ -134,3 +134,20 @@ def test_generation_with_the_choice_on_the_gpu(gpu, world):
     ours = run_sync(dec.generate(prompt[0].tolist(), 12, chooser, Sampling(temperature=0.0), seen.append))
     assert (gpu.stats["submits"] - submits, gpu.stats["reads"] - reads) == (12, 12)
     assert ours == seen == gpt2.generate_greedy(CFG, p64, prompt, 12)[0].tolist()
+
+
+def test_reading_ids_behind_the_gpu_changes_no_id_and_a_stop_ends_there(gpu, world):
+    """generate's lookahead (steps submitted ahead of the id read back) gives the same ids as reading each
+    at once; a true on_token ends the generation at that id, and the next generation is unharmed."""
+    from pyscript_app.gpu.token_choice import Sampling, TokenChooser
+
+    _, _, dec = world
+    prompt, chooser = [3, 1, 4, 1, 5], TokenChooser(gpu)
+    sampling = Sampling(temperature=0.9, top_k=40, top_p=0.9, seed=2)
+    at_once = run_sync(dec.generate(prompt, 16, chooser, sampling, lookahead=0))
+    behind = run_sync(dec.generate(prompt, 16, chooser, sampling, lookahead=6))
+    assert behind == at_once and len(set(at_once)) > 3
+    seen = []
+    stopped = run_sync(dec.generate(prompt, 16, chooser, sampling, on_token=lambda t: seen.append(t) or len(seen) == 3))
+    assert stopped == seen == at_once[:3]
+    assert run_sync(dec.generate(prompt, 16, chooser, sampling)) == at_once

@@ -131,6 +131,31 @@ def test_read_is_awaitable(gpu):
     assert asyncio.run(gpu.read(buf, 8, offset=8)) == struct.pack("<2f", 3, 4)
 
 
+def test_read_soon_sees_the_buffer_as_submitted_and_pools_its_staging(gpu):
+    """read_soon's bytes are the target's after the work recorded before it, whatever runs after;
+    awaiting maps a pooled staging buffer (one submission per read, the recorded work included)."""
+    x = upload(gpu, np.float32([-1, 2, -3, 4]))
+    y = upload(gpu, np.zeros(4, np.float32))
+    gpu.dispatch("relu_forward", [x, y], {"n": 4})
+    submits = gpu.stats["submits"]
+    first = gpu.read_soon(y.view(4, 8))
+    assert gpu.stats["submits"] == submits + 1
+    gpu.write(y, np.float32([7, 7, 7, 7]).tobytes())
+    gpu.dispatch("relu_forward", [y, x], {"n": 4})
+    second = gpu.read_soon(x)
+    assert asyncio.run(_await(second)) == np.float32([7, 7, 7, 7]).tobytes()
+    assert asyncio.run(_await(first)) == np.float32([2, 0]).tobytes()
+    buffers = gpu.stats["buffers"]
+    assert asyncio.run(_await(gpu.read_soon(y.view(0, 8)))) == np.float32([7, 7]).tobytes()
+    assert gpu.stats["buffers"] == buffers  # the 8-byte staging buffer came from the pool
+    with pytest.raises(RuntimeError, match="once"):
+        asyncio.run(_await(first))
+
+
+async def _await(read):
+    return await read
+
+
 def test_replayed_plan_computes_like_a_fresh_recording(gpu):
     # plan: y = relu(x); clear z; z += y (add_inplace) -- replayed on new contents of x
     n = 257

@@ -18,29 +18,25 @@ from pyscript_app.reference.gpt2_config import GPT2Config
 
 
 class FakeDecoder:
+    """Gpt2Decoder.generate's contract: ids in order to on_token until it returns true or the budget ends."""
+
     def __init__(self, n_positions=16):
         self.cfg = GPT2Config(n_layer=1, n_embd=4, n_head=1, n_positions=n_positions, vocab_size=10)
-        self.steps = []
+        self.budgets = []
 
-    def record_prefill(self, ids):
-        return "logits"
-
-    def record_step(self, chosen, pos):
-        self.steps.append(pos)
-        return "logits"
+    async def generate(self, prompt, max_new_tokens, chooser, sampling, on_token):
+        self.budgets.append(max_new_tokens)
+        out = []
+        for token in chooser.ids[:max_new_tokens]:
+            out.append(token)
+            if on_token(token):
+                break
+        return out
 
 
 class FakeChooser:
     def __init__(self, ids):
-        self.ids, self.n = list(ids), 0
-
-    def record(self, logits, V, sampling, step):
-        assert step == self.n
-        return "out"
-
-    async def read(self):
-        self.n += 1
-        return self.ids[self.n - 1], 1.0
+        self.ids = list(ids)
 
 
 def fake_clock(step_s=0.01):
@@ -62,8 +58,7 @@ def gen(ids, prompt=(1, 2), n=5, **kw):
 def test_tokens_arrive_one_by_one_with_timings():
     seen = []
     g, dec = gen([3, 4, 5, 6, 7], on_token=seen.append)
-    assert g.ids == seen == [3, 4, 5, 6, 7] and g.reason == "max_tokens"
-    assert dec.steps == [2, 3, 4, 5]  # the last token is never fed back
+    assert g.ids == seen == [3, 4, 5, 6, 7] and g.reason == "max_tokens" and dec.budgets == [5]
     assert g.first_token_ms == pytest.approx(10.0) and g.ms_per_token == pytest.approx(10.0)
     assert timing_text(g) == ("10 ms", "10.0 ms/token") and "5 tokens" in done_text(g)
 
@@ -72,13 +67,13 @@ def test_end_of_text_and_stop_end_early():
     g, _ = gen([3, 9, 5], stop_ids=frozenset({9}))
     assert g.ids == [3] and g.reason == "end_of_text"
     g, dec = gen([3, 4, 5, 6, 7], should_stop=lambda: True)
-    assert g.ids == [3] and g.reason == "stopped" and dec.steps == []
+    assert g.ids == [3] and g.reason == "stopped" and dec.budgets == [5]
 
 
 def test_the_context_bounds_the_budget():
     assert gpt2_budget(16, 14, 64) == 3 and gpt2_budget(16, 2, 5) == 5
-    g, _ = gen([1] * 10, prompt=[1] * 14)
-    assert len(g.ids) == 3 and g.reason == "context"
+    g, dec = gen([1] * 10, prompt=[1] * 14)
+    assert len(g.ids) == 3 and g.reason == "context" and dec.budgets == [3]
     with pytest.raises(ValueError, match="context"):
         gen([1], prompt=[1] * 17)
     assert timing_text(Generation()) == ("–", "–")

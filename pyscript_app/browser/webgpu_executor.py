@@ -120,8 +120,18 @@ class BrowserExecutor(Executor):
         return py_bytes(await entry[2].runAndRead(packet, v.buffer.handle, v.offset, v.nbytes))
 
     def read_soon(self, target: GpuBuffer) -> Awaitable[bytes]:
-        if self.step_replay is None:
-            return self.read(target)
+        if self.step_replay is None:  # a snapshot now, read when awaited
+            snapshot = self.alloc(target.nbytes, label="read_soon")
+            self.copy(target, snapshot)
+            self.submit()
+
+            async def snapshot_bytes() -> bytes:
+                try:
+                    return await self.read(snapshot)
+                finally:
+                    self.release(snapshot)
+
+            return snapshot_bytes()
         self.submit()
         self.stats["reads"] += 1
         promise = self.step_replay.readSoon(self.device, target.handle, 0, target.nbytes)  # submitted now

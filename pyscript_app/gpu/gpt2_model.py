@@ -18,15 +18,17 @@ one row per output, in f32 or f16; every activation and all arithmetic in f32). 
 (matvec.wgsl's entries for f32 weights, matvec_f16.wgsl's `_f16` ones for f16.) The prefill keeps only the
 last row's logits (its last residual row is copied into the decode buffers), unless every position's are
 asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
-One submission and one read of V floats per token (or of the chosen id: `generate`): the decode position
-goes into the attention's uniform buffer before anything of the step is recorded (work recorded earlier is
-submitted first), so a step binds the same buffers at every position and is replayed from a plan
-(Executor.begin_plan) after its first recording; only wpe[pos]'s copy changes.
+One submission per token and one read of V floats (or of the chosen id, read LOOKAHEAD steps behind the
+GPU: `generate`). The decode position goes into the attention's uniform buffer before anything of the step
+is recorded (work recorded earlier is submitted first), so a step binds the same buffers at every position
+and is replayed from a plan (Executor.begin_plan) after its first recording; only wpe[pos]'s copy changes.
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
+from collections import deque
 from collections.abc import Sequence
 
 from ..reference.gpt2_config import GPT2Config
@@ -35,6 +37,8 @@ from .executor import Executor, GpuBuffer, Plan, Target, as_view
 from .layout import F32
 from .gpt2_weights import Gpt2Weights
 from .matmul_rules import matvec_rows_overrides
+
+LOOKAHEAD = 4  # decode steps submitted ahead of the id being read back (generate)
 
 
 class _Rows:
@@ -171,22 +175,36 @@ class Gpt2Decoder:
         return out
 
     async def generate(self, prompt: Sequence[int], max_new_tokens: int, chooser, sampling,
-                       on_token=None) -> list[int]:
-        """The prompt, then max_new_tokens ids chosen on the GPU by `chooser` (gpu/token_choice.py's
-        TokenChooser: record(logits, V, sampling, step) -> its output buffer, await read() -> (id, p)).
-        Per token: one submission and one read of 8 bytes; the chosen id feeds the next step from the GPU
-        buffer. on_token(id) is called as each id arrives."""
+                       on_token=None, lookahead: int = LOOKAHEAD) -> list[int]:
+        """The prompt, then up to max_new_tokens ids chosen on the GPU by `chooser` (gpu/token_choice.py's
+        TokenChooser: record(logits, V, sampling, step) -> its output buffer). The chosen id feeds the next
+        step from the GPU buffer, and its 8 bytes are read back with Executor.read_soon: the first id at
+        once (the time to first token), each later one after up to `lookahead` further steps are
+        submitted, so the GPU runs them while the host waits for and reports that id.
+        on_token(id) is called as each id arrives; a true return ends the generation there (the steps
+        already submitted are drained and their ids dropped). -> the ids reported."""
         if len(prompt) + max_new_tokens - 1 > self.cfg.n_positions:
             raise ValueError(f"{len(prompt)} prompt + {max_new_tokens} new tokens exceed n_positions")
-        logits, out = self.record_prefill(prompt), []
+        if lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0, got {lookahead}")
+        logits, out, pending = self.record_prefill(prompt), [], deque()
+        stopped = False
         for n in range(max_new_tokens):
             chosen = chooser.record(logits, self.cfg.vocab_size, sampling, n)
-            token, _ = await chooser.read()
-            out.append(token)
-            if on_token is not None:
-                on_token(token)
+            pending.append(self.ex.read_soon(chosen))  # submits the choice and the copy of its id
             if n + 1 < max_new_tokens:
                 logits = self.record_step(chosen, len(prompt) + n)
+            last = n + 1 == max_new_tokens
+            while pending and (len(pending) > (lookahead if out else 0) or last):
+                token = struct.unpack_from("<I", await pending.popleft())[0]
+                out.append(token)
+                if on_token is not None and on_token(token):
+                    stopped = True
+                    break
+            if stopped:
+                break
+        for read in pending:  # steps submitted past a stop: their staging buffers go back to the pool
+            await read
         return out
 
     def release(self) -> None:

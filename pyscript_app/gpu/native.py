@@ -10,10 +10,11 @@ on Mesa's lavapipe software Vulkan) expose the same wgpu-py API, so one class se
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable
 from typing import Any
 
 from .adapter_inputs import WANTED_FEATURES, choice_inputs
-from .executor import STORAGE, Executor, GpuUnavailable
+from .executor import STORAGE, Executor, GpuUnavailable, Target, as_view
 from .registry import READ, READ_WRITE, UNIFORM
 
 ENGINES = {"dawn": "wgpudawn", "wgpu-native": "wgpu"}  # engine name -> Python module
@@ -34,6 +35,7 @@ class NativeExecutor(Executor):
         self._usage = {STORAGE: U.STORAGE | U.COPY_SRC | U.COPY_DST, "uniform": U.UNIFORM | U.COPY_DST}
         T = wgpu.BufferBindingType
         self._binding_type = {READ: T.read_only_storage, READ_WRITE: T.storage, UNIFORM: T.uniform}
+        self._staging: dict[int, list[Any]] = {}  # read_soon's mappable buffers, by size
 
     def _create_buffer(self, nbytes, usage, label):
         return self.device.create_buffer(size=nbytes, usage=self._usage[usage], label=label)
@@ -43,6 +45,27 @@ class NativeExecutor(Executor):
 
     async def _read_buffer(self, handle, offset, nbytes):
         return bytes(self.device.queue.read_buffer(handle, offset, nbytes))
+
+    def read_soon(self, target: Target) -> Awaitable[bytes]:
+        """Copy target into a mappable staging buffer in the same submission as the work recorded so far;
+        map it only when awaited, so work submitted in between runs on the GPU while the host records
+        more. Staging buffers are pooled per size (a generation reads the same 8 bytes per token)."""
+        v = as_view(target)
+        pool = self._staging.setdefault(v.nbytes, [])
+        U = self.wgpu.BufferUsage
+        if pool:
+            staging = pool.pop()
+        else:
+            staging = self.device.create_buffer(size=v.nbytes, usage=U.MAP_READ | U.COPY_DST, label="read_soon")
+            self.stats["buffers"] += 1
+        self._end_pass()
+        if self._encoder is None:
+            self._encoder = self._begin_encoder()
+        self._copy(self._encoder, v.buffer.handle, v.offset, staging, 0, v.nbytes)
+        self._recorded += 1
+        self.submit()
+        self.stats["reads"] += 1
+        return _MappedRead(self, staging, pool)
 
     def _create_shader_module(self, code, label):
         return self.device.create_shader_module(code=code, label=label)
@@ -91,6 +114,28 @@ class NativeExecutor(Executor):
 
     def _submit(self, encoder):
         self.device.queue.submit([encoder.finish()])
+
+
+class _MappedRead:
+    """read_soon's result: awaiting it maps the staging buffer (waiting for the copy's submission only as
+    the engine tracks it), copies the bytes out and returns the buffer to its pool."""
+
+    def __init__(self, ex: NativeExecutor, staging: Any, pool: list) -> None:
+        self.ex, self.staging, self.pool = ex, staging, pool
+
+    def __await__(self):
+        return self._bytes().__await__()
+
+    async def _bytes(self) -> bytes:
+        staging, self.staging = self.staging, None
+        if staging is None:
+            raise RuntimeError("a read_soon result can be awaited once")
+        staging.map_sync(self.ex.wgpu.MapMode.READ)
+        try:
+            return bytes(staging.read_mapped(0, staging.size))
+        finally:
+            staging.unmap()
+            self.pool.append(staging)
 
 
 def native_adapter_info(info, engine: str, version: str) -> dict[str, Any]:

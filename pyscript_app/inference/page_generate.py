@@ -65,21 +65,20 @@ async def generate_gpt2(decoder, chooser, prompt: Sequence[int], max_tokens: int
     budget = gpt2_budget(cfg.n_positions, len(prompt), max_tokens)
     gen = Generation(reason="max_tokens" if budget == max_tokens else "context")
     t = _Clock(gen, clock)
-    logits = decoder.record_prefill(prompt)
-    for n in range(budget):
-        chosen = chooser.record(logits, cfg.vocab_size, sampling, n)
-        token, _ = await chooser.read()
+
+    def arrived(token: int) -> bool:
         t.tick()
         if token in stop_ids:
             gen.reason = "end_of_text"
-            break
+            return True
         gen.ids.append(token)
         on_token(token)
         if should_stop():
             gen.reason = "stopped"
-            break
-        if n + 1 < budget:
-            logits = decoder.record_step(chosen, len(prompt) + n)
+            return True
+        return False
+
+    await decoder.generate(prompt, budget, chooser, sampling, on_token=arrived)
     return gen
 
 
