@@ -123,7 +123,8 @@ def test_greedy_generation_matches_reference(world):
 
 def test_generation_with_the_choice_on_the_gpu(gpu, world):
     """gpu/token_choice.py's greedy choice feeding the next step from its buffer: the reference's greedy
-    ids, one submission and one 8-byte read per token."""
+    ids, one 8-byte read per token; after the first, two submissions per token (the replayed step, then the
+    choice with the read's copy), one for a step being recorded."""
     from pyscript_app.gpu.token_choice import Sampling, TokenChooser
 
     _, p64, dec = world
@@ -132,7 +133,7 @@ def test_generation_with_the_choice_on_the_gpu(gpu, world):
     run_sync(dec.prefill(prompt[0].tolist()))  # pipelines compiled: the counts below are the steady state
     submits, reads = gpu.stats["submits"], gpu.stats["reads"]
     ours = run_sync(dec.generate(prompt[0].tolist(), 12, chooser, Sampling(temperature=0.0), seen.append))
-    assert (gpu.stats["submits"] - submits, gpu.stats["reads"] - reads) == (12, 12)
+    assert (gpu.stats["submits"] - submits, gpu.stats["reads"] - reads) == (1 + 1 + 2 * 10, 12)
     assert ours == seen == gpt2.generate_greedy(CFG, p64, prompt, 12)[0].tolist()
 
 

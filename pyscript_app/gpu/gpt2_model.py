@@ -21,7 +21,8 @@ asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
 One submission per token and one read of V floats (or of the chosen id, read LOOKAHEAD steps behind the
 GPU: `generate`). The decode position goes into the attention's uniform buffer before anything of the step
 is recorded (work recorded earlier is submitted first), so a step binds the same buffers at every position
-and is replayed from a plan (Executor.begin_plan) after its first recording; only wpe[pos]'s copy changes.
+and is replayed from a plan (Executor.begin_plan) after its first recording, in one run_plan per token (one
+call to JavaScript in the browser); only wpe[pos]'s copy source changes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 
 from ..reference.gpt2_config import GPT2Config
 from .attention_ops import AttentionOps
+from . import registry, uniforms
 from .executor import Executor, GpuBuffer, Plan, Target, as_view
 from .layout import F32
 from .gpt2_weights import Gpt2Weights
@@ -119,25 +121,30 @@ class Gpt2Decoder:
         if not 0 <= pos < cfg.n_positions:
             raise ValueError(f"position {pos} outside the context 0..{cfg.n_positions - 1}")
         ex.submit()  # work recorded before keeps the position it was recorded with
-        ex.write_uniform(self.decode_params, "attention_decode",
-                         {"C": cfg.n_embd, "H": cfg.n_head, "Tmax": cfg.n_positions, "pos": pos})
+        values = {"C": cfg.n_embd, "H": cfg.n_head, "Tmax": cfg.n_positions, "pos": pos}
+        writes = [(self.decode_params, uniforms.pack(registry.get("attention_decode").uniform, values))]
         if isinstance(token, int):
             self._check_tokens([token])
-            ex.write(rows.tokens, array("I", [token]).tobytes())
+            writes.append((rows.tokens, array("I", [token]).tobytes()))
             token = rows.tokens
         C = cfg.n_embd
-        ex.copy(self.w["wpe.weight"].view(pos * C * F32, C * F32), self.wpe_row)
-        # Everything after the copy binds the same buffers at every position (pos is in decode_params):
-        # recorded once per token buffer, then replayed without Python's per-dispatch bookkeeping.
+        wpe = as_view(self.w["wpe.weight"])
+        row_offset = wpe.offset + pos * C * F32
+        # The step binds the same buffers at every position (pos is in decode_params; the wpe row is a
+        # copy whose source offset the replay changes): recorded once per token buffer, then one
+        # run_plan per token (in the browser one call to JavaScript: browser/step_replay.js).
         view = as_view(token)
         key = (view.buffer.id, view.offset, view.nbytes)
         plan = self._step_plans.get(key)
         if plan is not None:
-            ex.replay(plan)
+            ex.run_plan(plan, writes, {0: row_offset})
             return rows.logits
         if len(self._step_plans) >= 4:  # a new chooser per generation: keep the newest few
             self._step_plans.pop(next(iter(self._step_plans)))
+        for target, data in writes:
+            ex.write(target, data)
         ex.begin_plan()
+        ex.copy(wpe.buffer.view(row_offset, C * F32), self.wpe_row)
         ex.dispatch(self.embedding, [token, self.w["wte.weight"], self.wpe_row, rows.xa],
                     {"B": 1, "T": 1, "C": C, "V": cfg.vocab_size, "Tmax": 1})
 
