@@ -10,9 +10,10 @@
 //   matvec_rows_bias_gelu:     y = gelu(x @ w[:M].T + b)         GPT-2's tanh GELU (elementwise.wgsl's)
 //   matvec_rows_bias_residual: y = res + (x @ w[:M].T + b)       res (N,M)
 //       GPT-2's qkv, attn.c_proj, mlp.c_fc and mlp.c_proj: its Conv1D weight (K,M) is stored transposed.
-//   matvec_rows_ln, matvec_rows_ln_bias, matvec_rows_ln_bias_gelu: the same with layernorm(x) for x,
+//   matvec_rows_ln_bias, matvec_rows_ln_bias_gelu: the _bias ones with layernorm(x) for x,
 //       xn = (x - mean) / sqrt(var + eps) * g + beta per row (mean, var over K; g, beta (K,)):
-//       GPT-2's ln_1 + qkv, ln_2 + mlp.c_fc, ln_f + the tied head in one dispatch each.
+//       GPT-2's ln_1 + qkv and ln_2 + mlp.c_fc in one dispatch each. (ln_f stays apart: folded into the
+//       tied head, each of its V / (WG / LANES) workgroups would take the row's statistics again.)
 //   pack_rows_transposed:      dst (M,K) = src (K,M).T, a chunk of src's rows at a time (on upload)
 // All f32, row-major; K % 4 == 0. accumulate = 0 overwrites out / y, 1 adds into it.
 // How the work is laid out: matvec_body.wgsl's header.
@@ -21,7 +22,6 @@
 //   matvec_rows:                    0 x (read), 1 w (read), 2 out (read_write), 3 params
 //   matvec_rows_bias, _bias_gelu:   0 x, 1 w, 2 b (read), 3 y (read_write), 4 params
 //   matvec_rows_bias_residual:      0 x, 1 w, 2 b, 3 res (read), 4 y (read_write), 5 params
-//   matvec_rows_ln:                 0 x, 1 g, 2 beta, 3 w (read), 4 out (read_write), 5 LnMatmulParams
 //   matvec_rows_ln_bias, _gelu:     0 x, 1 g, 2 beta, 3 w, 4 b (read), 5 y (read_write), 6 LnMatmulParams
 //   pack_rows_transposed:           0 src (read), 1 dst (read_write), 2 PackParams {n, M, K, row0}
 //   params: MatmulParams {N rows of x, K the dot products' length, M outputs per row, accumulate};
@@ -30,7 +30,7 @@
 //   gpu/matmul_rules.py's matvec_rows_overrides picks them per adapter.
 // Grid: matvec_rows*: grid_1d(ceil(M / (WG / LANES)) * WG, WG); pack_rows_transposed: grid_1d(n, WG)
 // Entry points: matvec_rows, matvec_rows_bias, matvec_rows_bias_gelu, matvec_rows_bias_residual,
-//   matvec_rows_ln, matvec_rows_ln_bias, matvec_rows_ln_bias_gelu, pack_rows_transposed
+//   matvec_rows_ln_bias, matvec_rows_ln_bias_gelu, pack_rows_transposed
 
 alias W4 = vec4<f32>;
 
@@ -60,12 +60,6 @@ fn matvec_rows_bias_gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 fn matvec_rows_bias_residual(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_index) lid: u32) {
   rows_bias_residual(wid, nwg, lid);
-}
-
-@compute @workgroup_size(WG)
-fn matvec_rows_ln(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  rows_ln_plain(wid, nwg, lid);
 }
 
 @compute @workgroup_size(WG)

@@ -154,7 +154,7 @@ fn rows_bias_residual(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
 // out = layernorm(x) @ w[:M].T (+ b, GELU): each workgroup takes the mean and the rstd of its four rows of x
 // itself (the whole workgroup's tree sums; the variance from centred values, as layernorm.wgsl does), then
 // normalizes x on the fly as it reads it: xn = (x - mean) * rstd * g + beta. A decode step saves the two
-// LayerNorm dispatches per layer and the final one. WG must be a power of two.
+// LayerNorm dispatches per layer. WG must be a power of two.
 struct LnMatmulParams {
   N: u32,
   K: u32,
@@ -165,8 +165,6 @@ struct LnMatmulParams {
 @group(0) @binding(1) var<storage, read> lg: array<vec4<f32>>;  // the LayerNorm's weight (K,)
 @group(0) @binding(2) var<storage, read> lbeta: array<vec4<f32>>;  // and bias (K,)
 @group(0) @binding(3) var<storage, read> lw: array<W4>;
-@group(0) @binding(4) var<storage, read_write> lout: array<f32>;  // matvec_rows_ln
-@group(0) @binding(5) var<uniform> lp5: LnMatmulParams;
 @group(0) @binding(4) var<storage, read> lbias: array<f32>;  // the _ln_bias entries
 @group(0) @binding(5) var<storage, read_write> ly: array<f32>;
 @group(0) @binding(6) var<uniform> lp6: LnMatmulParams;
@@ -189,21 +187,33 @@ struct RowStats {
   rstd: vec4<f32>,
 };
 
-// Mean and rstd of rows n0 .. n0 + 3 of x (rows past N - 1 repeat row N - 1).
+// Mean and rstd of rows n0 .. n0 + 3 of x (rows past N - 1 repeat row N - 1). N == 1 (decoding) reads the
+// one row once and gives its statistics in all four lanes, with the same bits as lane x of the general path.
 fn ln_stats(n0: u32, N: u32, K4: u32, eps: f32, lid: u32) -> RowStats {
   let r = vec4<u32>(n0, min(n0 + 1u, N - 1u), min(n0 + 2u, N - 1u), min(n0 + 3u, N - 1u)) * K4;
   var s = vec4<f32>(0.0);
-  for (var j = lid; j < K4; j += WG) {
-    s += vec4<f32>(hsum(x[r.x + j]), hsum(x[r.y + j]), hsum(x[r.z + j]), hsum(x[r.w + j]));
+  if (N == 1u) {
+    for (var j = lid; j < K4; j += WG) { s += vec4<f32>(hsum(x[j])); }
+  } else {
+    for (var j = lid; j < K4; j += WG) {
+      s += vec4<f32>(hsum(x[r.x + j]), hsum(x[r.y + j]), hsum(x[r.z + j]), hsum(x[r.w + j]));
+    }
   }
   let mean = workgroup_sum4(lid, s) / f32(4u * K4);
   var ss = vec4<f32>(0.0);
-  for (var j = lid; j < K4; j += WG) {
-    let c0 = x[r.x + j] - mean.x;
-    let c1 = x[r.y + j] - mean.y;
-    let c2 = x[r.z + j] - mean.z;
-    let c3 = x[r.w + j] - mean.w;
-    ss += vec4<f32>(dot(c0, c0), dot(c1, c1), dot(c2, c2), dot(c3, c3));
+  if (N == 1u) {
+    for (var j = lid; j < K4; j += WG) {
+      let c = x[j] - mean.x;
+      ss += vec4<f32>(dot(c, c));
+    }
+  } else {
+    for (var j = lid; j < K4; j += WG) {
+      let c0 = x[r.x + j] - mean.x;
+      let c1 = x[r.y + j] - mean.y;
+      let c2 = x[r.z + j] - mean.z;
+      let c3 = x[r.w + j] - mean.w;
+      ss += vec4<f32>(dot(c0, c0), dot(c1, c1), dot(c2, c2), dot(c3, c3));
+    }
   }
   let rstd = 1.0 / sqrt(workgroup_sum4(lid, ss) / f32(4u * K4) + eps);
   return RowStats(mean, rstd);
@@ -233,19 +243,6 @@ fn ln_rows_dot(n0: u32, N: u32, o: u32, K4: u32, st: RowStats, lane: u32, lid: u
     }
   }
   return lanes_sum4(vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3)), lane, lid);
-}
-
-// matvec_rows_ln: out (N,M) = layernorm(x) @ w[:M].T   (GPT-2's ln_f and tied head)
-fn rows_ln_plain(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
-  let q = row_place(wid, nwg, lid);
-  let valid = q.x < lp5.M;
-  let K4 = lp5.K / 4u;
-  for (var n0 = 0u; n0 < lp5.N; n0 += 4u) {
-    let s = ln_rows_dot(n0, lp5.N, q.x, K4, ln_stats(n0, lp5.N, K4, lp5.eps, lid), q.y, lid, valid);
-    for (var r = 0u; r < min(4u, lp5.N - n0); r++) {
-      if (valid && q.y == 0u) { lout[(n0 + r) * lp5.M + q.x] = s[r]; }
-    }
-  }
 }
 
 // matvec_rows_ln_bias, _ln_bias_gelu: y (N,M) = epilogue(layernorm(x) @ w[:M].T + b)   (ln_1 + qkv, ln_2 + fc)

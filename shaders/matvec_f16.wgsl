@@ -4,7 +4,7 @@
 //
 // Math (numpy; w16 = w.astype(np.float16), every product and sum in f32):
 //   matvec_rows_f16, matvec_rows_bias_f16, matvec_rows_bias_gelu_f16, matvec_rows_bias_residual_f16,
-//   matvec_rows_ln_f16, matvec_rows_ln_bias_f16, matvec_rows_ln_bias_gelu_f16:
+//   matvec_rows_ln_bias_f16, matvec_rows_ln_bias_gelu_f16:
 //       matvec.wgsl's entries of the same name without _f16, with w16 in place of w.
 //   embedding_forward_f16:  x[n,:] = f32(wte16[min(idx[n], V-1)]) + wpe[n % T]   embedding.wgsl's
 //       embedding_forward with wte in f16: idx (B,T) u32, wte16 (Vp,C), wpe (Tmax,C) f32 -> x (B,T,C)
@@ -25,7 +25,7 @@
 // Grid: matvec_rows*_f16: grid_1d(ceil(M / (WG / LANES)) * WG, WG); embedding_forward_f16:
 //   grid_1d(B*T*C, WG); pack_rows*_f16: grid_1d(n / 2, WG)
 // Entry points: matvec_rows_f16, matvec_rows_bias_f16, matvec_rows_bias_gelu_f16,
-//   matvec_rows_bias_residual_f16, matvec_rows_ln_f16, matvec_rows_ln_bias_f16, matvec_rows_ln_bias_gelu_f16,
+//   matvec_rows_bias_residual_f16, matvec_rows_ln_bias_f16, matvec_rows_ln_bias_gelu_f16,
 //   embedding_forward_f16, pack_rows_transposed_f16, pack_rows_f16
 
 alias W4 = vec2<u32>;
@@ -58,12 +58,6 @@ fn matvec_rows_bias_gelu_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
 fn matvec_rows_bias_residual_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_index) lid: u32) {
   rows_bias_residual(wid, nwg, lid);
-}
-
-@compute @workgroup_size(WG)
-fn matvec_rows_ln_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-  rows_ln_plain(wid, nwg, lid);
 }
 
 @compute @workgroup_size(WG)

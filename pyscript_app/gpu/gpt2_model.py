@@ -13,8 +13,9 @@ one row per output, in f32 or f16; every activation and all arithmetic in f32). 
                x = x + (y @ attn.c_proj + b)                           matvec_rows_bias_residual
                h = gelu(layernorm(x, ln_2) @ c_fc + b)                 matvec_rows_ln_bias_gelu
                x = x + (h @ mlp.c_proj + b)                            matvec_rows_bias_residual
-    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    matvec_rows_ln (the tied head; wte's
-                                                                       padding rows are never read)
+    logits = layernorm(x, ln_f) @ wte[:V].T   (N,V)                    layernorm_forward, then matvec_rows
+                                                                       (the tied head; wte's padding rows are
+                                                                       never read)
 (matvec.wgsl's entries for f32 weights, matvec_f16.wgsl's `_f16` ones for f16.) The prefill keeps only the
 last row's logits (its last residual row is copied into the decode buffers), unless every position's are
 asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
@@ -57,6 +58,7 @@ class _Rows:
         self.xa, self.xb = buf(N * C, "xa"), buf(N * C, "xb")  # the residual stream, ping-pong
         self.qkv, self.y, self.lse = buf(N * 3 * C, "qkv"), buf(N * C, "y"), buf(H * N, "lse")
         self.h = buf(N * 4 * C, "h")
+        self.ln_mean, self.ln_rstd = buf(N, "ln_mean"), buf(N, "ln_rstd")  # the head's LayerNorm (N,) each
         self.logits = buf(logits_rows * cfg.vocab_size, "logits") if logits_rows else None
 
     def release(self, ex: Executor) -> None:
@@ -275,11 +277,15 @@ class Gpt2Decoder:
                                                           w[h + "mlp.c_proj.bias"], rows.xb, rows.xa], N, 4 * C, C)
 
     def _head(self, rows: _Rows, out: _Rows) -> GpuBuffer:
-        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits (matvec_rows_ln: wte is
-        stored one row per token; its padding rows are never read)."""
-        cfg = self.cfg
-        self._normed_linear("matvec_rows_ln", rows.xa, "ln_f", [self.w["wte.weight"], out.logits], rows.N,
-                            cfg.n_embd, cfg.vocab_size)
+        """logits (rows.N, V) = layernorm(rows.xa, ln_f) @ wte[:V].T into out.logits: the LayerNorm in its
+        own dispatch (into rows.xb, free after the blocks), then matvec_rows (wte is stored one row per
+        token; its padding rows are never read). Folding ln_f into the head would have each of its
+        V / (WG / LANES) workgroups take the row's statistics again."""
+        cfg, ex, N, C = self.cfg, self.ex, rows.N, self.cfg.n_embd
+        ex.dispatch("layernorm_forward", [rows.xa, self.w["ln_f.weight"], self.w["ln_f.bias"], rows.xb,
+                                          rows.ln_mean, rows.ln_rstd],
+                    {"N": N, "C": C, "eps": cfg.layer_norm_epsilon, "accumulate": 0, "dy_parts": 1})
+        self._linear("matvec_rows", [rows.xb, self.w["wte.weight"], out.logits], N, C, cfg.vocab_size)
         return out.logits
 
     async def _read(self, logits: GpuBuffer, count: int) -> array:

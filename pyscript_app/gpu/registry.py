@@ -493,9 +493,6 @@ for _file, _suffix in (("matvec.wgsl", ""), ("matvec_f16.wgsl", "_f16")):
         _register(_file, _name + _suffix, MATVEC_BIAS, MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
     _register(_file, "matvec_rows_bias_residual" + _suffix, MATVEC_BIAS_RESIDUAL, MATMUL_UNIFORM, MATVEC_OVERRIDES,
               _matvec_rows_grid)
-    _register(_file, "matvec_rows_ln" + _suffix,
-              [("x", READ), ("g", READ), ("beta", READ), ("w", READ), ("out", READ_WRITE), ("params", UNIFORM)],
-              LN_MATMUL_UNIFORM, MATVEC_OVERRIDES, _matvec_rows_grid)
     for _name in ("matvec_rows_ln_bias", "matvec_rows_ln_bias_gelu"):
         _register(_file, _name + _suffix, [("x", READ), ("g", READ), ("beta", READ), ("w", READ), ("b", READ),
                                            ("y", READ_WRITE), ("params", UNIFORM)],
