@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -253,6 +254,15 @@ def outer_step(total: WeightedSum, weights: np.ndarray, config: SessionConfig, m
 
     The same elementwise math as mean -> outer_update -> encode_update -> apply_update, one cached
     slice at a time (bit-identical to the whole-vector version)."""
+    return outer_step_slices(lambda lo, hi: total.total[lo:hi], total.tokens, weights, config, momentum,
+                             broadcast_dtype)
+
+
+def outer_step_slices(sum_of: Callable[[int, int], np.ndarray], tokens: int, weights: np.ndarray,
+                      config: SessionConfig, momentum: np.ndarray | None, broadcast_dtype: int
+                      ) -> tuple[bytes, np.ndarray, np.ndarray | None]:
+    """outer_step with the weighted sum given slice by slice: sum_of(lo, hi) is its (hi - lo,)
+    float64 slice, used before the next call (so it may live in one reused buffer)."""
     P = weights.shape[0]
     payload = np.empty(P, dtype="<f2" if broadcast_dtype == DTYPE_F16 else "<f4")
     new_weights = np.empty(P, dtype=np.float32)
@@ -260,7 +270,7 @@ def outer_step(total: WeightedSum, weights: np.ndarray, config: SessionConfig, m
     decoded = np.empty(min(CHUNK, P), np.float32)
     for lo in range(0, P, CHUNK):
         sl = slice(lo, min(P, lo + CHUNK))
-        mean = total.total[sl] / total.tokens
+        mean = sum_of(sl.start, sl.stop) / tokens
         u, m = outer_update(mean, config, None if momentum is None else momentum[sl])
         d = decoded[: sl.stop - lo]
         _encode_chunk(u, broadcast_dtype, payload[sl], d)

@@ -89,6 +89,9 @@ class ClusterRelay(ClusterRounds, Relay):
         self.shared_quotas = ClusterQuotas(self.r, self.k, self.me, settings)
         self.kept: dict[str, dict[str, Kept]] = {}  # session -> client -> its delta of the open round
         self.own_parts: dict[str, tuple[bytes, np.ndarray]] = {}  # session -> (its plan, partial) of its leader
+        self.contributing: dict[str, bytes] = {}  # session -> the plan whose partial is being made here
+        self.contributed: dict[str, bytes] = {}  # session -> the plan whose partial this process stored
+        self.committed: dict = {}  # session -> (round, ClosedRound) its leader committed, until its `closed` event
         self.leading: set[str] = set()
         self.epochs: dict[str, int] = {}  # session -> the epoch of this process's lease
         self.closing: dict[str, asyncio.Task] = {}
@@ -356,7 +359,8 @@ class ClusterRelay(ClusterRounds, Relay):
 
     def _drop_replica(self, sid: str, reason: str) -> None:
         session = self.sessions.pop(sid, None)
-        self.kept.pop(sid, None)
+        for held in (self.kept, self.own_parts, self.contributed, self.committed):
+            held.pop(sid, None)
         self.leading.discard(sid)
         self.epochs.pop(sid, None)
         if session is None:
@@ -422,36 +426,55 @@ class ClusterRelay(ClusterRounds, Relay):
                 msg.join_secret is not None and secrets.compare_digest(session.join_hash, token_hash(msg.join_secret))):
             self._refuse(conn, "bad_secret", "this session needs its join secret (the share link carries it)")
             return
-        connected = await self._connected(sid)
         limit = self.settings.max_clients_per_session
         if msg.client_token is not None:
             wanted, cid = token_hash(msg.client_token), None
             for c, raw in (await self.r.hgetall(k.s(sid, "roster"))).items():
                 if secrets.compare_digest(json.loads(raw)["token_hash"], wanted):
-                    cid = _s(c)
+                    cid, name = _s(c), json.loads(raw)["name"]
                     break
             if cid is None:
                 self._refuse(conn, "bad_token", "unknown client_token for this session")
                 return
-            if cid not in connected and len(connected) >= limit:
-                self._refuse(conn, "session_full", f"session has its maximum of {limit} clients")
-                return
-            token, name = msg.client_token, json.loads(await self.r.hget(k.s(sid, "roster"), cid))["name"]
+            token = msg.client_token
+        else:
+            cid, token, name = "c" + secrets.token_hex(6), new_token(), msg.name
+        # the place is counted and taken in one step: joins racing on any processes never pass the limit
+        admitted, elsewhere = await self.scripts["admit_client"](keys=[k.s(sid, "conn")],
+                                                                 args=[cid, self.me, limit, k.proc("")])
+        if not admitted:
+            self._refuse(conn, "session_full", f"session has its maximum of {limit} clients")
+            return
+        elsewhere = _s(elsewhere)
+        try:
+            await self._admitted(session, conn, cid, token, name, msg.client_token is not None, elsewhere, now)
+        except BaseException:  # cancelled (the socket went away) or Redis failed: give the place back
+            if elsewhere != self.me:
+                self._spawn(self._give_back_place(sid, cid, elsewhere))
+            raise
+
+    async def _give_back_place(self, sid: str, cid: str, elsewhere: str) -> None:
+        """Undo the admission of a join that failed: conn[cid] goes back to `elsewhere` (the process
+        still serving that client), or away when the join took a new place."""
+        key = self.k.s(sid, "conn")
+        if _s(await self.r.hget(key, cid) or b"") == self.me:
+            await (self.r.hset(key, cid, elsewhere) if elsewhere else self.r.hdel(key, cid))
+
+    async def _admitted(self, session: Session, conn: Connection, cid: str, token: str, name: str, resumed: bool,
+                        elsewhere: str, now: float) -> None:
+        """The rest of a join whose place is taken (conn[cid] = this process); `elsewhere`: the
+        live process that held the client before, or ''."""
+        sid, k, limit = session.session_id, self.k, self.settings.max_clients_per_session
+        if resumed:
             await self.scripts["resume"](keys=[k.s(sid, "open"), k.s(sid, "subs"), k.s(sid, "digests")],
                                          args=[cid, self.me])
         else:
-            if len(connected) >= limit:
-                self._refuse(conn, "session_full", f"session has its maximum of {limit} clients")
-                return
             if await self.r.hlen(k.s(sid, "roster")) >= 4 * limit:
-                await self._evict(sid, connected, now)
-            cid, token, name = "c" + secrets.token_hex(6), new_token(), msg.name
+                await self._evict(sid, await self._connected(sid), now)
             await self.r.hset(k.s(sid, "roster"), cid, json.dumps(
                 {"name": name, "token_hash": token_hash(token), "joined_at": now}))
-        elsewhere = connected.get(cid)
-        if elsewhere is not None and elsewhere != self.me:
+        if elsewhere and elsewhere != self.me:
             await self._publish({"type": "supersede", "sid": sid, "cid": cid, "proc": elsewhere})
-        await self.r.hset(k.s(sid, "conn"), cid, self.me)
         state = _pairs(await self.scripts["join_start"](
             keys=[k.s(sid, "open")], args=[repr(now), session.config.round_seconds, session.config.grace_seconds]))
         state = {a: _s(b) for a, b in state.items()}

@@ -28,6 +28,24 @@ end
 if redis.call('HGET', KEYS[1], 'idle_since') ~= '' then redis.call('HSET', KEYS[1], 'idle_since', '') end
 return redis.call('HGETALL', KEYS[1])
 """
+# KEYS conn; ARGV client id, this process, max_clients_per_session, proc key prefix -> {1, the
+# live process that held the client or ''}: admitted, conn[client] = this process; {0, ''}: full.
+# A client counts while its process's heartbeat lives (as ClusterRelay._connected); one that is
+# connected already takes no new place (it moves here, superseding its old connection)
+ADMIT_CLIENT = """
+local entries = redis.call('HGETALL', KEYS[1])
+local live, n, held = {}, 0, ''
+for i = 1, #entries, 2 do
+  local p = entries[i + 1]
+  if live[p] == nil then live[p] = redis.call('EXISTS', ARGV[4] .. p) == 1 end
+  if live[p] then
+    if entries[i] == ARGV[1] then held = p else n = n + 1 end
+  end
+end
+if held == '' and n >= tonumber(ARGV[3]) then return {0, ''} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, held}
+"""
 # KEYS open, subs, digests; ARGV client id, this process: a resumed client's delta held by
 # another process is forgotten (unless the round is closing), so it may send it again here
 RESUME = """
@@ -121,8 +139,8 @@ class Keys:
                                          "parts", "u", "lease")]
 
 
-SCRIPTS = {"lease": LEASE, "join_start": JOIN_START, "resume": RESUME, "register": REGISTER,
-           "close_begin": CLOSE_BEGIN, "drop": DROP, "set_phase": SET_PHASE, "restart": RESTART}
+SCRIPTS = {"lease": LEASE, "join_start": JOIN_START, "admit_client": ADMIT_CLIENT, "resume": RESUME,
+           "register": REGISTER, "close_begin": CLOSE_BEGIN, "drop": DROP, "set_phase": SET_PHASE, "restart": RESTART}
 
 
 def register_scripts(r) -> dict:

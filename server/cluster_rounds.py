@@ -162,6 +162,7 @@ class ClusterRounds:
         if not ok:
             log.warning("session %s round %d: lost the lease before committing; the next leader closes it", sid, round)
             return
+        self.committed[sid] = (round, closed)  # for this process's own `closed` event
         await self._publish({"type": "closed", "sid": sid, "round": round, "entry": entry,
                              "sha": closed.weights_sha256, "state": nxt})
 
@@ -217,10 +218,14 @@ class ClusterRounds:
                     try:
                         await self._on_event(event)
                     except Exception:
+                        if self.stopping:  # stop() closed the connections: redis-py may raise that, not the cancel
+                            return
                         log.exception("handling %s of session %s failed", event.get("type"), event.get("sid"))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self.stopping:
+                    return
                 log.warning("the event subscription failed (%s: %s); subscribing again", type(e).__name__, e)
                 pubsub = None
                 await asyncio.sleep(0.5)
@@ -268,21 +273,33 @@ class ClusterRounds:
         d = json.loads(raw)
         if d["round"] != round:
             return
+        # the leader repeats `plan` every second until every partial is in: a plan whose partial
+        # is being made here, or is stored, is not made again (a `large` partial is 211 MB)
+        if self.contributing.get(sid) == raw or (
+                self.contributed.get(sid) == raw and await self.r.hexists(k.s(sid, "parts"), self.me)):
+            return
         plan = partials.Plan.from_dict(d)
         kept = self.kept.get(sid, {})
         mine = [v.held for c, v in kept.items() if v.round == round and d["holders"].get(c) == [self.me, v.digest]]
         if not mine:
             return
-        total = await asyncio.to_thread(partials.partial_sum, mine, plan, session.config.param_count)
-        entry = json.dumps({"round": round, "clients": sorted(h.client_id for h in mine)})
-        if sid in self.leading:  # the leader adds its own partial from memory
-            self.own_parts[sid] = (raw, total)
-            await self.r.hset(k.s(sid, "parts"), self.me, entry)
-            return
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(k.s(sid, f"part:{self.me}"), total.astype("<i8").tobytes(), px=600_000)
-            pipe.hset(k.s(sid, "parts"), self.me, entry)
-            await pipe.execute()
+        self.contributing[sid] = raw
+        try:
+            total = await asyncio.to_thread(partials.partial_sum, mine, plan, session.config.param_count)
+            entry = json.dumps({"round": round, "clients": sorted(h.client_id for h in mine)})
+            if sid in self.leading:  # the leader adds its own partial from memory
+                self.own_parts[sid] = (raw, total)
+                await self.r.hset(k.s(sid, "parts"), self.me, entry)
+            else:
+                async with self.r.pipeline(transaction=True) as pipe:  # (P,) int64 as it is: no copy
+                    pipe.set(k.s(sid, f"part:{self.me}"), memoryview(total.astype("<i8", copy=False)).cast("B"),
+                             px=600_000)
+                    pipe.hset(k.s(sid, "parts"), self.me, entry)
+                    await pipe.execute()
+            self.contributed[sid] = raw
+        finally:
+            if self.contributing.get(sid) == raw:
+                del self.contributing[sid]
 
     async def _resync(self, session: Session) -> None:
         """The replica missed a committed round (an event lost while Redis restarted): load the
@@ -301,23 +318,29 @@ class ClusterRounds:
         if round > session.round:
             await self._resync(session)  # it missed a round
             return
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.get(self.k.s(sid, "u"))
-            pipe.get(self.k.s(sid, "head"))
-            u, head = await pipe.execute()
-        if head is None or json.loads(head)["round"] != round + 1:
-            await self._resync(session)
-            return
-        # W_{r+1} = W_r + decode(u) in f32, as every client computes it: no weights download
-        dtype = DTYPE_BY_NAME[session.config.broadcast_dtype]
-        weights = await asyncio.to_thread(_apply_update, session.weights, u, dtype)
-        if aggregate.weights_sha256(weights) != event["sha"]:
-            await self._resync(session)  # this replica's W_r was not the committed one
-            return
-        closed = aggregate.ClosedRound(u, weights, None, event["sha"])
+        mine = self.committed.pop(sid, None)
+        if mine is not None and mine[0] == round and mine[1].weights_sha256 == event["sha"]:
+            # the leader committed this round itself: it holds the update and W_{r+1} already
+            closed = aggregate.ClosedRound(mine[1].payload, mine[1].weights, None, event["sha"])
+        else:
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.get(self.k.s(sid, "u"))
+                pipe.get(self.k.s(sid, "head"))
+                u, head = await pipe.execute()
+            if head is None or json.loads(head)["round"] != round + 1:
+                await self._resync(session)
+                return
+            # W_{r+1} = W_r + decode(u) in f32, as every client computes it: no weights download
+            dtype = DTYPE_BY_NAME[session.config.broadcast_dtype]
+            weights = await asyncio.to_thread(_apply_update, session.weights, u, dtype)
+            if aggregate.weights_sha256(weights) != event["sha"]:
+                await self._resync(session)  # this replica's W_r was not the committed one
+                return
+            closed = aggregate.ClosedRound(u, weights, None, event["sha"])
         entry = event["entry"]
         self.kept.pop(sid, None)
         self.own_parts.pop(sid, None)
+        self.contributed.pop(sid, None)
         session.weights, session.momentum = closed.weights, None  # the leader reads the momentum from Redis
         session._weights_frame, session._sha = None, closed.weights_sha256
         session.history = summarise_history(session.history + [entry], session.history_keep)

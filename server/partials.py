@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import aggregate
-from .aggregate import CHUNK, F16_TO_F32, ClosedRound, Held, WeightedSum, lower_median
+from .aggregate import CHUNK, F16_TO_F32, ClosedRound, Held, lower_median
 from .protocol import SessionConfig
 
 from pyscript_app.federated.frames import DTYPE_F16
@@ -113,21 +113,23 @@ def partial_sum(held: list[Held], plan: Plan, param_count: int) -> np.ndarray:
 def combine(partials: list[np.ndarray], plan: Plan, weights: np.ndarray, config: SessionConfig,
             momentum: np.ndarray | None, broadcast_dtype: int) -> ClosedRound:
     """Add the partials (exact), then the outer step of server/aggregate (mean, FedAvg or DiLoCo,
-    encoding, W_{r+1}, sha256)."""
+    encoding, W_{r+1}, sha256), one slice at a time: the (P,) sum is never materialised, only
+    (CHUNK,) int64 and float64 buffers that stay in cache."""
     P = config.param_count
-    summed = WeightedSum(P)
-    summed.total = np.empty(P, np.float64)
-    summed.tokens = plan.tokens
     unit = math.ldexp(1.0, -plan.bits)
     acc = np.empty(min(CHUNK, P), np.int64)
-    for lo in range(0, P, CHUNK):  # slice by slice: no (P,) int64 temporaries
-        hi = min(P, lo + CHUNK)
-        t = acc[: hi - lo]
+    total = np.empty(min(CHUNK, P), np.float64)
+
+    def sum_of(lo: int, hi: int) -> np.ndarray:
+        t, s = acc[: hi - lo], total[: hi - lo]
         if partials:
             np.copyto(t, partials[0][lo:hi])
         else:
             t.fill(0)
         for p in partials[1:]:
             t += p[lo:hi]
-        np.multiply(t, unit, out=summed.total[lo:hi])  # float64(T) rounded once, times 2^-F (exact)
-    return aggregate.close_round(summed, weights, config, momentum, broadcast_dtype)
+        return np.multiply(t, unit, out=s)  # float64(T) rounded once, times 2^-F (exact)
+
+    payload, new_weights, new_momentum = aggregate.outer_step_slices(sum_of, plan.tokens, weights, config, momentum,
+                                                                     broadcast_dtype)
+    return ClosedRound(payload, new_weights, new_momentum, aggregate.weights_sha256(new_weights))

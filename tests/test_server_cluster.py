@@ -6,6 +6,8 @@ Locally a missing `redis-server` skips these tests; in CI (CI=true) it fails the
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,10 @@ from _relay_process import relay_process as _relay_process
 from _require import require
 from pyscript_app.federated.frames import DTYPE_F16, KIND_DELTA, encode_frame
 from server import aggregate, partials
-from server.protocol import SessionConfig
+from server.cluster import ClusterRelay
+from server.connection import CLOSE_POLICY, Connection, TokenBucket
+from server.protocol import Join, SessionConfig
+from server.settings import RelaySettings
 from test_server_uvicorn import FAST_ENV, Worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -181,7 +186,11 @@ def test_a_killed_leader_is_replaced_within_its_lease_and_no_round_is_lost(clust
         w1, w2 = Worker(base_l, sid, "w1"), Worker(cluster[1], sid, "w2")
         for w in (w1, w2):
             w.pump("weights")
-        assert httpx.get(f"{cluster[1]}/api/sessions/{sid}").json()["leader"] == me
+        # the creating process holds the lease; between a lapse and its renewal the status reads ""
+        deadline = time.monotonic() + 3 * LEASE_S
+        while (leads := httpx.get(f"{cluster[1]}/api/sessions/{sid}").json()["leader"]) != me:
+            assert leads == "" and time.monotonic() < deadline, leads
+            time.sleep(0.05)
         for w, delta in zip((w1, w2), d):
             w.ws.send(w.client.delta_frame(delta, tokens=64, loss=3.0))
         committed = {w.pump("update")["weights_sha256"] for w in (w1, w2)}
@@ -266,3 +275,41 @@ def test_a_restarted_redis_with_persistence_resumes_at_the_last_committed_round(
             closed = w.pump("update")
             assert closed["round"] == 1 and closed["weights_sha256"] != committed
         w.close()
+
+
+def test_joins_racing_on_two_processes_admit_exactly_the_session_s_limit(redis_url):
+    """Eight joins at once through two relay processes (two hubs on one event loop: every join
+    reaches Redis before any is admitted) onto a session of three places: three are admitted, the
+    other five get the single process's typed refusal."""
+
+    async def scenario():
+        settings = RelaySettings(redis_url=redis_url, redis_prefix="race-test:", max_clients_per_session=3)
+        hubs = [ClusterRelay(settings), ClusterRelay(settings)]
+        for hub in hubs:
+            await hub.start()
+        try:
+            session, _, _ = await hubs[0].create({"model": "nano", "dataset": "names"}, "198.51.100.9")
+            sid = session.session_id
+            conns = [Connection(None, 64, TokenBucket(10, 10, time.monotonic)) for _ in range(8)]
+            await asyncio.gather(*(hubs[i % 2].join(c, Join(sid, f"w{i}", None)) for i, c in enumerate(conns)))
+            admitted = [c for c in conns if c.session_id == sid]
+            refused = [c for c in conns if c.session_id is None]
+            assert len(admitted) == 3 and len(refused) == 5
+            for c in refused:
+                assert json.loads(c.queue.get_nowait())["reason"] == "session_full" and c.close_code == CLOSE_POLICY
+            assert len(await hubs[1]._connected(sid)) == 3
+            # a place freed on one process is taken through the other
+            hubs[0 if admitted[0] in hubs[0].conns.values() else 1].disconnect(admitted[0])
+            late = Connection(None, 64, TokenBucket(10, 10, time.monotonic))
+            deadline = time.monotonic() + 2
+            while late.session_id is None:
+                assert time.monotonic() < deadline
+                late = Connection(None, 64, TokenBucket(10, 10, time.monotonic))
+                await asyncio.sleep(0.02)
+                await hubs[1].join(late, Join(sid, "late", None))
+            assert len(await hubs[0]._connected(sid)) == 3
+        finally:
+            for hub in hubs:
+                await hub.stop()
+
+    asyncio.run(scenario())
