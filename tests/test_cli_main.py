@@ -80,6 +80,20 @@ def test_train_with_dropout_records_it_in_config_metrics_and_checkpoint(tmp_path
     assert read_checkpoint(checkpoint.resolve(run).read_bytes()).train_cfg.dropout == 0.25
 
 
+def test_train_reshapes_a_preset_and_sample_reads_the_shape_back(tmp_path, corpus):
+    """--layers / --width / --heads / --context replace the preset's own; the checkpoint carries the shape."""
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "--dataset", str(corpus), "--model", "nano", "--layers", "2", "--width", "24",
+                             "--heads", "3", "--context", "8", "--steps", "4", "--eval-every", "4", "--data-dir",
+                             str(tmp_path / "data"), "--out", str(run), "--quiet")
+    assert code == 0, err
+    assert "(L=2 C=24 H=3 T=8 V=1024)" in out
+    assert json.loads((run / "config.json").read_text())["model_config"] == {
+        "n_layer": 2, "n_embd": 24, "n_head": 3, "block_size": 8, "vocab_size": 1024, "rms_eps": 1e-5}
+    code, out, err = run_cli("sample", "--checkpoint", str(run), "-n", "1", "--max-tokens", "4")
+    assert code == 0 and out.strip(), err
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--dataset", "names", "--model", "huge"], "unknown model preset 'huge'"),
     (["train", "--dataset", "/nonexistent/x.txt", "--model", "nano"], "x.txt"),
@@ -89,6 +103,8 @@ def test_train_with_dropout_records_it_in_config_metrics_and_checkpoint(tmp_path
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "1"], "in [0, 1)"),
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "-0.1"], "in [0, 1)"),
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "nan"], "in [0, 1)"),
+    (["train", "--dataset", "names", "--model", "nano", "--width", "30", "--heads", "4"], "not divisible"),
+    (["train", "--dataset", "names", "--model", "nano", "--layers", "0"], "positive integer"),
     (["sample", "--checkpoint", "/nonexistent-run"], "no checkpoint"),
     (["sample", "--checkpoint", "."], "no checkpoint"),
     (["bench", "--models", "nano,huge"], "unknown preset"),

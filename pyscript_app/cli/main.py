@@ -91,10 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None, help="where token files go (default: the user cache)")
 
     t = sub.add_parser("train", help="train a model with a progress bar",
-                       description="Train a preset model; writes DIR/config.json, DIR/metrics.jsonl and "
+                       description="Train a preset model (or a preset reshaped by --layers, --width, --heads, "
+                       "--context); writes DIR/config.json, DIR/metrics.jsonl and "
                        "DIR/checkpoint.tgpt, and prints samples at the end.")
     t.add_argument("--dataset", required=True, help="names, shakespeare, or a path to a .txt file")
     t.add_argument("--model", required=True, help=f"preset: {', '.join(PRESETS)}")
+    t.add_argument("--layers", type=_positive_int, default=None, help="the preset's shape with this many layers")
+    t.add_argument("--width", type=_positive_int, default=None,
+                   help="the preset's shape with this model width (a multiple of the heads)")
+    t.add_argument("--heads", type=_positive_int, default=None, help="the preset's shape with this many heads")
+    t.add_argument("--context", type=_positive_int, default=None,
+                   help="the preset's shape with this context (learned positions)")
     t.add_argument("--steps", type=_positive_int, default=1000)
     t.add_argument("--batch", type=_positive_int, default=8)
     t.add_argument("--blocksize", type=_positive_int, default=None, help="training context T (<= the preset's)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..train import checkpoint
 from ..train.backend_choice import make_backend
 from ..data.bpe import Tokenizer
-from ..config import ConfigError, ModelConfig, TrainConfig
+from ..config import ConfigError, ModelConfig, TrainConfig, preset
 from ..errors import UserError
 from ..train.run_state import checkpoint_header, make_train_config, read_checkpoint
 from ..train.sampler import sample_texts
@@ -25,7 +25,18 @@ def _train_config(args) -> TrainConfig:
         block_size=args.blocksize or 0, lr=args.lr, seed=args.seed, backend=args.backend, gpu=args.gpu,
         eval_every=args.eval_every,
     )
-    return replace(cfg, dropout=args.dropout).validate()
+    cfg = replace(cfg, dropout=args.dropout, model_config=_reshaped(args))
+    cfg.model_cfg()  # a shape it cannot honour is a ConfigError here, before anything is written
+    return cfg.validate()
+
+
+def _reshaped(args) -> dict:
+    """The preset's shape with --layers / --width / --heads / --context in place of its own; {} = the preset."""
+    shape = {"n_layer": args.layers, "n_embd": args.width, "n_head": args.heads, "block_size": args.context}
+    if all(v is None for v in shape.values()):
+        return {}
+    base = preset(args.model).to_dict()
+    return {**base, **{k: v for k, v in shape.items() if v is not None}}
 
 
 def _dataset_name(dataset: str) -> str:
