@@ -19,11 +19,12 @@ one row per output, in f32 or f16; every activation and all arithmetic in f32). 
 (matvec.wgsl's entries for f32 weights, matvec_f16.wgsl's `_f16` ones for f16.) The prefill keeps only the
 last row's logits (its last residual row is copied into the decode buffers), unless every position's are
 asked for (`logits`). Caches: k_cache[l], v_cache[l] (H,P,D), P = n_positions.
-One submission per token and one read of V floats (or of the chosen id, read LOOKAHEAD steps behind the
-GPU: `generate`). The decode position goes into the attention's uniform buffer before anything of the step
-is recorded (work recorded earlier is submitted first), so a step binds the same buffers at every position
-and is replayed from a plan (Executor.begin_plan) after its first recording, in one run_plan per token (one
-call to JavaScript in the browser); only wpe[pos]'s copy source changes.
+Per token: the step, then one read of V floats (`step`), or the choice and a copy of the chosen id in a
+second submission whose read comes LOOKAHEAD steps behind the GPU (`generate`). The decode position goes into
+the attention's uniform buffer before anything of the step is recorded (work recorded earlier is submitted
+first), so a step binds the same buffers at every position and is replayed from a plan (Executor.begin_plan)
+after its first recording, in one run_plan per token (one call to JavaScript in the browser); only wpe[pos]'s
+copy source changes.
 """
 
 from __future__ import annotations
