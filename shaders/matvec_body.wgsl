@@ -72,6 +72,11 @@ fn lanes_sum4(s: vec4<f32>, lane: u32, lid: u32) -> vec4<f32> {
   return t;
 }
 
+// Where rows n0 .. n0 + 3 of x start (in vec4s of K4 per row); rows past N - 1 repeat row N - 1.
+fn row_starts(n0: u32, N: u32, K4: u32) -> vec4<u32> {
+  return vec4<u32>(n0, min(n0 + 1u, N - 1u), min(n0 + 2u, N - 1u), min(n0 + 3u, N - 1u)) * K4;
+}
+
 // Rows n0 .. n0 + 3 of x against row o of w (K4 = K / 4 vec4s), summed over the row's LANES lanes: the
 // 4 sums are valid in the row's lane 0. A prompt's rows share each load of w four ways; rows past N - 1
 // repeat row N - 1 (their sums are not stored). N == 1 (decoding) computes the one row only. Row n's
@@ -83,19 +88,16 @@ fn rows_dot(n0: u32, N: u32, o: u32, K4: u32, lane: u32, lid: u32, valid: bool) 
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   if (valid) {
-    let x0 = n0 * K4;
     if (N == 1u) {
       for (var j = lane; j < K4; j += LANES) { a0 = fma(x[j], widen4(w[o * K4 + j]), a0); }
     } else {
-      let x1 = min(n0 + 1u, N - 1u) * K4;
-      let x2 = min(n0 + 2u, N - 1u) * K4;
-      let x3 = min(n0 + 3u, N - 1u) * K4;
+      let r = row_starts(n0, N, K4);
       for (var j = lane; j < K4; j += LANES) {
         let wv = widen4(w[o * K4 + j]);
-        a0 = fma(x[x0 + j], wv, a0);
-        a1 = fma(x[x1 + j], wv, a1);
-        a2 = fma(x[x2 + j], wv, a2);
-        a3 = fma(x[x3 + j], wv, a3);
+        a0 = fma(x[r.x + j], wv, a0);
+        a1 = fma(x[r.y + j], wv, a1);
+        a2 = fma(x[r.z + j], wv, a2);
+        a3 = fma(x[r.w + j], wv, a3);
       }
     }
   }
@@ -190,7 +192,7 @@ struct RowStats {
 // Mean and rstd of rows n0 .. n0 + 3 of x (rows past N - 1 repeat row N - 1). N == 1 (decoding) reads the
 // one row once and gives its statistics in all four lanes, with the same bits as lane x of the general path.
 fn ln_stats(n0: u32, N: u32, K4: u32, eps: f32, lid: u32) -> RowStats {
-  let r = vec4<u32>(n0, min(n0 + 1u, N - 1u), min(n0 + 2u, N - 1u), min(n0 + 3u, N - 1u)) * K4;
+  let r = row_starts(n0, N, K4);
   var s = vec4<f32>(0.0);
   if (N == 1u) {
     for (var j = lid; j < K4; j += WG) { s += vec4<f32>(hsum(x[j])); }
@@ -226,19 +228,16 @@ fn ln_rows_dot(n0: u32, N: u32, o: u32, K4: u32, st: RowStats, lane: u32, lid: u
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   if (valid) {
-    let x0 = n0 * K4;
-    let x1 = min(n0 + 1u, N - 1u) * K4;
-    let x2 = min(n0 + 2u, N - 1u) * K4;
-    let x3 = min(n0 + 3u, N - 1u) * K4;
+    let r = row_starts(n0, N, K4);
     for (var j = lane; j < K4; j += LANES) {
       let wv = widen4(lw[o * K4 + j]);
       let g = lg[j];
       let bt = lbeta[j];
-      a0 = fma((x[x0 + j] - st.mean.x) * st.rstd.x * g + bt, wv, a0);
+      a0 = fma((x[r.x + j] - st.mean.x) * st.rstd.x * g + bt, wv, a0);
       if (N > 1u) {
-        a1 = fma((x[x1 + j] - st.mean.y) * st.rstd.y * g + bt, wv, a1);
-        a2 = fma((x[x2 + j] - st.mean.z) * st.rstd.z * g + bt, wv, a2);
-        a3 = fma((x[x3 + j] - st.mean.w) * st.rstd.w * g + bt, wv, a3);
+        a1 = fma((x[r.y + j] - st.mean.y) * st.rstd.y * g + bt, wv, a1);
+        a2 = fma((x[r.z + j] - st.mean.z) * st.rstd.z * g + bt, wv, a2);
+        a3 = fma((x[r.w + j] - st.mean.w) * st.rstd.w * g + bt, wv, a3);
       }
     }
   }
