@@ -187,8 +187,13 @@ def test_two_pages_and_a_native_worker_train_one_session_through_a_relay_restart
         wait_rounds([pa, pb], 2)
         t_two = time.perf_counter() - t0
         assert pa.text_content('[data-testid="session-id"]') == sid
-        names = pa.eval_on_selector_all('[data-testid="device"]', "rows => rows.map(r => r.dataset.name)")
-        assert sorted(names) == ["native", "tab-a", "tab-b"]
+        # the devices panel follows the relay's status, polled every POLL_S (1.5 s): a poll answered before the
+        # native worker joined may land after its clients_changed, until the next poll
+        deadline = time.monotonic() + 5
+        while sorted(names := pa.eval_on_selector_all('[data-testid="device"]',
+                                                      "rows => rows.map(r => r.dataset.name)")) != ["native", "tab-a", "tab-b"]:
+            assert time.monotonic() < deadline, names
+            time.sleep(0.2)
 
         # page C joins mid-session: it loads the relay's current weights
         c = open_federated(browser, share)
