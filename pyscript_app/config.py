@@ -165,6 +165,11 @@ class TrainConfig:
             raise ConfigError(f"lr must be in (0, 10), got {self.lr!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (0.0 <= self.weight_decay < 10):
+            raise ConfigError(f"weight decay must be in [0, 10), got {self.weight_decay!r}")
+        for f in ("beta1", "beta2", "decay_start_frac", "min_lr_frac"):
+            if not (0.0 <= getattr(self, f) <= 1.0):
+                raise ConfigError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
         if self.block_size < 0:
             raise ConfigError(f"blocksize must be positive, got {self.block_size}")
         if self.backend not in ("numpy", "gpu", "python"):

@@ -65,19 +65,23 @@ def test_data_train_sample_end_to_end(tmp_path, corpus):
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 40
 
 
-def test_train_with_dropout_records_it_in_config_metrics_and_checkpoint(tmp_path, corpus):
+def test_train_with_dropout_and_optimizer_flags_records_them_in_config_metrics_and_checkpoint(tmp_path, corpus):
     from pyscript_app.train import checkpoint
     from pyscript_app.train.run_state import read_checkpoint
 
     run = tmp_path / "run"
     code, out, err = run_cli("train", "--dataset", str(corpus), "--model", "nano", "--steps", "10", "--dropout",
-                             "0.25", "--eval-every", "10", "--data-dir", str(tmp_path / "data"), "--out", str(run),
+                             "0.25", "--weight-decay", "0.3", "--beta2", "0.99", "--decay-start", "0.5",
+                             "--eval-every", "10", "--data-dir", str(tmp_path / "data"), "--out", str(run),
                              "--quiet")
     assert code == 0, err
-    assert json.loads((run / "config.json").read_text())["dropout"] == 0.25
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["dropout"], saved["weight_decay"], saved["beta2"], saved["decay_start_frac"]) == (0.25, 0.3, 0.99, 0.5)
+    assert saved["beta1"] == 0.9  # flags not given keep their defaults
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["dropout"]) for r in rows] == [(10, 0.25)]
-    assert read_checkpoint(checkpoint.resolve(run).read_bytes()).train_cfg.dropout == 0.25
+    train_cfg = read_checkpoint(checkpoint.resolve(run).read_bytes()).train_cfg
+    assert (train_cfg.dropout, train_cfg.weight_decay, train_cfg.beta2) == (0.25, 0.3, 0.99)
 
 
 def test_train_reshapes_a_preset_and_sample_reads_the_shape_back(tmp_path, corpus):
@@ -103,6 +107,8 @@ def test_train_reshapes_a_preset_and_sample_reads_the_shape_back(tmp_path, corpu
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "1"], "in [0, 1)"),
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "-0.1"], "in [0, 1)"),
     (["train", "--dataset", "names", "--model", "nano", "--dropout", "nan"], "in [0, 1)"),
+    (["train", "--dataset", "names", "--model", "nano", "--beta2", "1"], "in [0, 1)"),
+    (["train", "--dataset", "names", "--model", "nano", "--weight-decay", "-1"], "number >= 0"),
     (["train", "--dataset", "names", "--model", "nano", "--width", "30", "--heads", "4"], "not divisible"),
     (["train", "--dataset", "names", "--model", "nano", "--layers", "0"], "positive integer"),
     (["sample", "--checkpoint", "/nonexistent-run"], "no checkpoint"),

@@ -65,3 +65,15 @@ def test_dropout_defaults_off_round_trips_and_is_validated():
     for bad in (-0.1, 1.0, float("nan")):
         with pytest.raises(ConfigError, match="dropout must be in"):
             TrainConfig(model="nano", dropout=bad).validate()
+
+
+@pytest.mark.parametrize("field,bad,needle", [
+    ("weight_decay", -0.1, "weight decay must be in"), ("weight_decay", 10.0, "weight decay must be in"),
+    ("beta2", 1.5, "beta2 must be in"), ("beta1", -0.1, "beta1 must be in"),
+    ("decay_start_frac", 1.2, "decay_start_frac must be in"), ("min_lr_frac", -1.0, "min_lr_frac must be in"),
+])
+def test_optimizer_settings_out_of_range_are_config_errors(field, bad, needle):
+    from dataclasses import replace
+    TrainConfig(dataset="names", model="nano").validate()  # the defaults pass
+    with pytest.raises(ConfigError, match=needle):
+        replace(TrainConfig(dataset="names", model="nano"), **{field: bad}).validate()

@@ -68,7 +68,8 @@ def _top_p(s: str) -> float:
     return v
 
 
-def _dropout_rate(s: str) -> float:
+def _unit_fraction(s: str) -> float:
+    """A number in [0, 1): dropout rates, β₂, the decay's start."""
     try:
         v = float(s)
     except ValueError:
@@ -107,9 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--blocksize", type=_positive_int, default=None, help="training context T (<= the preset's)")
     t.add_argument("--lr", type=_positive_float, default=3e-3)
     t.add_argument("--seed", type=_nonneg_int, default=1337)
-    t.add_argument("--dropout", type=_dropout_rate, default=0.0,
+    t.add_argument("--dropout", type=_unit_fraction, default=0.0,
                    help="dropout rate in [0, 1) on the embedding and residual branches while training "
                         "(default 0: off)")
+    t.add_argument("--weight-decay", type=_nonneg_float, default=None,
+                   help="AdamW's decoupled weight decay on the matrices (default 0.1)")
+    t.add_argument("--beta2", type=_unit_fraction, default=None,
+                   help="AdamW's second-moment decay in [0, 1) (default 0.95)")
+    t.add_argument("--decay-start", type=_unit_fraction, default=None,
+                   help="where the learning rate's linear decay starts, as a fraction of --steps in [0, 1) "
+                        "(default 0.8)")
     t.add_argument("--eval-every", type=_positive_int, default=100)
     t.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     t.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto",

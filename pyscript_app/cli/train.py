@@ -25,7 +25,9 @@ def _train_config(args) -> TrainConfig:
         block_size=args.blocksize or 0, lr=args.lr, seed=args.seed, backend=args.backend, gpu=args.gpu,
         eval_every=args.eval_every,
     )
-    cfg = replace(cfg, dropout=args.dropout, model_config=_reshaped(args))
+    optimizer = {"weight_decay": args.weight_decay, "beta2": args.beta2, "decay_start_frac": args.decay_start}
+    cfg = replace(cfg, dropout=args.dropout, model_config=_reshaped(args),
+                  **{k: v for k, v in optimizer.items() if v is not None})
     cfg.model_cfg()  # a shape it cannot honour is a ConfigError here, before anything is written
     return cfg.validate()
 
