@@ -78,6 +78,7 @@ def test_train_with_dropout_and_optimizer_flags_records_them_in_config_metrics_a
     saved = json.loads((run / "config.json").read_text())
     assert (saved["dropout"], saved["weight_decay"], saved["beta2"], saved["decay_start_frac"]) == (0.25, 0.3, 0.99, 0.5)
     assert saved["beta1"] == 0.9  # flags not given keep their defaults
+    assert saved["trained_on"] == {"backend": "numpy", "device": None, "driver": None}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["dropout"]) for r in rows] == [(10, 0.25)]
     train_cfg = read_checkpoint(checkpoint.resolve(run).read_bytes()).train_cfg

@@ -66,7 +66,8 @@ async def _train(args) -> int:
 
     trainer = Trainer(cfg, backend, train_tokens, val_tokens, tok, sample_fn=samples)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.to_json() + "\n")
+    saved = {**json.loads(cfg.to_json()), "trained_on": _trained_on(backend)}
+    (out / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     print(f"model {cfg.model}: {mc.param_count:,} parameters  (L={mc.n_layer} C={mc.n_embd} H={mc.n_head} "
           f"T={cfg.seq_len} V={mc.vocab_size})  backend {backend.describe()}")
     print(cfg.to_json())
@@ -99,6 +100,14 @@ async def _train(args) -> int:
                 await _save(out, cfg, mc, tok, backend, ev["step"])
                 print(f"done: {ev['step']} steps in {ev['elapsed_s']:.1f} s; wrote {out}")
     return 0
+
+
+def _trained_on(backend) -> dict:
+    """Where the run trains, for its config.json: the backend, and on a GPU the adapter and driver
+    (wgpu's adapter description: the driver's version on Vulkan)."""
+    info = getattr(getattr(backend, "ex", None), "adapter_info", None) or {}
+    return {"backend": backend.describe(), "device": info.get("device") or None,
+            "driver": info.get("description") or None}
 
 
 async def _save(out: Path, cfg: TrainConfig, mc: ModelConfig, tok: Tokenizer, backend, step: int) -> None:
