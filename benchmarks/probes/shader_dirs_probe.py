@@ -2,8 +2,10 @@
 k-slices, a new GEMM core) make the GEMMs and the training steps faster than the committed kernels?
 
 The two folders compared through the project's own dispatches: GEMM 4096^3 and the large model's forward
-shapes (matmul_forward at the model's tiles, each checked against numpy on its first rows), then the small,
-medium and large training steps (B=8), each folder twice, alternating (a GPU's speed drifts over minutes).
+shapes (matmul_forward at the model's tiles, each checked against numpy on its first rows), the large
+model's normed products (matmul_forward_rmsnorm(_relu) at its qkv and fc shapes, as the step dispatches
+them), then the small, medium and large training steps (B=8), each folder twice, alternating (a GPU's
+speed drifts over minutes).
 
     python3 benchmarks/probes/shader_dirs_probe.py dawn OUT.json BASE_DIR NEW_DIR [--smoke]"""
 import json
@@ -51,6 +53,34 @@ def time_forward(ex, N, K, M, reps, extra):
     return {"ms": runs[1], "tflops": 2 * N * K * M / runs[1] / 1e9, "rel_err": err}
 
 
+def time_normed(ex, kernel, N, K, M, reps):
+    """`kernel` (matmul_forward_rmsnorm or _relu, the step's entry and overrides for the shape) replayed
+    `reps` times per submission: {"ms" (middle of 3 runs), "tflops"}."""
+    import numpy as np
+    from pyscript_app.gpu.matmul_rules import matmul_forward_overrides
+    from pyscript_app.gpu.registry import matmul_entry
+    r = np.random.default_rng(0)
+    bufs = [ex.upload(r.standard_normal(n, dtype=np.float32).tobytes()) for n in (N * K, K * M, K)]
+    bufs += [ex.alloc(4 * n) for n in (N * M, N * K, N)]
+    ex.begin_plan()
+    ex.dispatch(matmul_entry(kernel, N, K, M, ex.adapter_info), bufs, {"N": N, "K": K, "M": M, "eps": 1e-5},
+                overrides=matmul_forward_overrides(kernel, N, K, M, ex.adapter_info, ex.max_workgroup_bytes))
+    plan = ex.end_plan()
+    run_sync(ex.read(bufs[3], 4))
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            ex.replay(plan)
+        run_sync(ex.read(bufs[3], 4))
+        runs.append((time.perf_counter() - t0) * 1e3 / reps)
+    for b in bufs:
+        ex.release(b)
+    runs.sort()
+    return {"ms": runs[1], "tflops": 2 * N * K * M / runs[1] / 1e9}
+
+
+NORMED = [("matmul_forward_rmsnorm", 2048, 512, 1536, 50), ("matmul_forward_rmsnorm_relu", 2048, 512, 2048, 50)]
 SHAPES = [(4096, 4096, 4096, 20), (2048, 512, 1536, 50), (2048, 512, 2048, 50), (2048, 2048, 512, 50)]
 SMOKE_SHAPES = [(256, 128, 256, 2), (300, 64, 128, 2)]
 
@@ -60,10 +90,12 @@ def measure(ex, name: str, smoke: bool) -> dict:
     row = {"name": name, "gemm": {}, "steps": {}}
     for N, K, M, reps in SMOKE_SHAPES if smoke else SHAPES:
         row["gemm"][f"{N}x{K}x{M}"] = time_forward(ex, N, K, M, reps, {})
+    for kernel, N, K, M, reps in [("matmul_forward_rmsnorm_relu", 256, 128, 256, 2)] if smoke else NORMED:
+        row["gemm"][f"{kernel} {N}x{K}x{M}"] = time_normed(ex, kernel, N, K, M, reps)
     for model in ["nano"] if smoke else ["small", "medium", "large"]:
         t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3))
         row["steps"][model] = round(t.ms_per_step, 4)
-    print(name, {s: (round(v["tflops"], 1), f"{v['rel_err']:.1e}") for s, v in row["gemm"].items()},
+    print(name, {s: (round(v["tflops"], 1), f"{v.get('rel_err', 0):.1e}") for s, v in row["gemm"].items()},
           row["steps"], flush=True)
     return row
 
