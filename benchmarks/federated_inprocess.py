@@ -2,7 +2,7 @@
 
     python3 benchmarks/federated_inprocess.py [--model tiny] [--rounds 40] [--H 50] [--batch 8]
         [--olr 1.0] [--mu 0.5] [--agg diloco] [--lr X] [--seed 1] [--reset-adam] [--reset-m]
-        [--no-robust] [--tag NAME] [--out FILE.jsonl]
+        [--no-robust] [--lr-scale X] [--round-warmup N] [--decay-start F] [--tag NAME] [--out FILE.jsonl]
 
 The relay's round arithmetic without the relay: each client (a subprocess, NumpyRoundModel as
 `tabgpt join --backend numpy` uses it) takes H local AdamW steps per round on batches of data seed
@@ -11,7 +11,11 @@ unless --no-robust) and applies server.aggregate.close_round (FedAvg or DiLoCo),
 update back. Unlike benchmarks/federated_vs_single.py (the relay draws its own data seeds), two
 settings run with the same --seed see the same batches, so their difference is not data order.
 --reset-adam restarts each client's AdamW (moments and step count) every round; --reset-m zeroes only
-its first moment. Prints one JSON line (and appends it to --out): the final weights' val nats/byte on
+its first moment. --lr-scale multiplies the clients' base lr (the session's, else TrainConfig's) and
+keeps its warmup and decay (the two clients together take 2B tokens per step: Adam's square-root rule
+gives sqrt(2)). --round-warmup N also ramps each round's first N local steps by (h + 1) / N, moments kept.
+--decay-start F starts the clients' linear lr decay at fraction F of the rounds * H global steps (0.8).
+Prints one JSON line (and appends it to --out): the final weights' val nats/byte on
 federated_vs_single's fixed slice, and the last rounds' mean training loss.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -50,8 +55,13 @@ def data_seed(seed: int, client: int, r: int) -> int:
 def client_loop(conn, session: dict, client: int, opts: dict) -> None:
     """Per message (kind, round, weights or f16 update): load it, take H steps, send the delta back."""
     _, train, _ = load_prepared("names", None)
-    model = NumpyRoundModel(session_train_config(session, "numpy", "auto"), train)
+    cfg = session_train_config(session, "numpy", "auto")
+    cfg = dataclasses.replace(cfg, lr=cfg.lr * opts["lr_scale"], decay_start_frac=opts["decay_start"])
+    model = NumpyRoundModel(cfg, train)
     H, loop = int(session["max_local_steps"]), asyncio.new_event_loop()
+    if opts["round_warmup"]:  # global step g = r * H + h: local step h = g % H
+        schedule, n = model.lr, opts["round_warmup"]
+        model.lr = lambda g=0: schedule(g) * min(1.0, (g % H + 1) / n)
     while (msg := conn.recv()) is not None:
         kind, r, payload = msg
         loop.run_until_complete(model.set_global(payload) if kind == "weights" else model.apply_update(payload, DTYPE_F16))
@@ -80,6 +90,9 @@ def main() -> int:
     p.add_argument("--reset-adam", action="store_true")
     p.add_argument("--reset-m", action="store_true")
     p.add_argument("--no-robust", action="store_true")
+    p.add_argument("--lr-scale", type=float, default=1.0, help="times the clients' base lr (warmup, decay kept)")
+    p.add_argument("--round-warmup", type=int, default=0, help="ramp each round's first N local steps")
+    p.add_argument("--decay-start", type=float, default=0.8, help="where the lr decay starts (fraction of steps)")
     p.add_argument("--tag", default="")
     p.add_argument("--out", default=None)
     a = p.parse_args()
@@ -92,7 +105,8 @@ def main() -> int:
                            aggregator=a.agg, outer_lr=a.olr, outer_momentum=a.mu, quorum=2, round_seconds=3600,
                            grace_seconds=10, broadcast_dtype="f16", init_seed=fvs.INIT_SEED, max_delta_norm=1e30,
                            lr=a.lr, rounds=a.rounds, robust=not a.no_robust)
-    opts = {"seed": a.seed, "reset_adam": a.reset_adam, "reset_m": a.reset_m}
+    opts = {"seed": a.seed, "reset_adam": a.reset_adam, "reset_m": a.reset_m, "lr_scale": a.lr_scale,
+            "round_warmup": a.round_warmup, "decay_start": a.decay_start}
     t0 = time.perf_counter()
     links, procs = [], []
     for k in range(2):

@@ -9,7 +9,7 @@ Federated: the relay (uvicorn on a free loopback port) and two native workers (`
 both take H local AdamW steps on their own batches (the relay's per-client data seeds), then the
 relay's outer step (DiLoCo: Nesterov with the given outer lr and momentum) makes the next global
 weights. H, the outer lr and the momentum left out are the relay's defaults (server/settings.py,
-server/protocol.py: H = 50, DiLoCo 1.0 and 0.5; the DiLoCo paper used 0.7 and 0.9 with H = 500).
+server/protocol.py: H = 10, DiLoCo 1.0 and 0.5; the DiLoCo paper used 0.7 and 0.9 with H = 500).
 Learning rate: the session's schedule by global step (federated/local.py: TrainConfig's lr, a
 10-step warmup, linear decay to 10% over the last 20% of rounds * H global steps); --constant-lr
 plans no rounds, so the lr stays constant after the warmup (on both sides).
@@ -148,7 +148,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="nano")
     p.add_argument("--rounds", type=int, default=20)
-    p.add_argument("--local-steps", dest="max_local_steps", type=int, default=None, help="H (the relay's default: 50)")
+    p.add_argument("--local-steps", dest="max_local_steps", type=int, default=None, help="H (the relay's default: 10)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--aggregator", default="diloco", choices=["diloco", "fedavg"])
     p.add_argument("--outer-lr", type=float, default=None, help="outer lr (the relay's default: 1.0)")

@@ -6,6 +6,7 @@ are the real frame sizes; a restarted relay is rejoined with the client token wi
 committed round; a refused join and diverged weights end the loop with a typed error."""
 
 import asyncio
+import json
 import signal
 
 import httpx
@@ -13,8 +14,8 @@ import pytest
 
 from _federated import gpu_model_factory, random_tokens
 from _gpu import gpu  # noqa: F401
-from pyscript_app.federated.client import FederatedClient, FederatedError
-from pyscript_app.federated.frames import HEADER_SIZE
+from pyscript_app.federated.client import FederatedClient, FederatedError, Link
+from pyscript_app.federated.frames import DTYPE_F16, DTYPE_F32, HEADER_SIZE, KIND_UPDATE, KIND_WEIGHTS, encode_frame
 from pyscript_app.federated.worker import ws_connector, ws_url
 from _relay_process import free_port, relay_process
 
@@ -183,3 +184,74 @@ def test_an_unreachable_relay_is_retried_then_given_up():
     with pytest.raises(FederatedError) as e:
         asyncio.run(client.run())
     assert e.value.reason == "unreachable"
+
+
+class _InstantRelay(Link):
+    """A relay whose rounds close the moment a DELTA arrives: join -> join_ack + WEIGHTS; each DELTA
+    -> round_closed + UPDATE (zeros) + round_started. It counts the loss_pings it is sent."""
+
+    P, SHA = 4, "0" * 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round, self.pings = 0, 0
+
+    def _put(self, **msg) -> None:
+        self.inbox.put_nowait(json.dumps(msg))
+
+    async def send(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):  # a DELTA for self.round: the round closes at once
+            r, self.round = self.round, self.round + 1
+            self._put(type="round_closed", round=r, loss=1.0, contributors=2, tokens=64, next_round=r + 1,
+                      weights_sha256=self.SHA)
+            self.inbox.put_nowait(encode_frame(KIND_UPDATE, DTYPE_F16, [0.0] * self.P, round=r, tokens=64))
+            self._put(type="round_started", round=r + 1, data_seed=r + 1, phase="training", deadline_ms=0,
+                      remaining_ms=60_000)
+        elif json.loads(data)["type"] == "loss_ping":
+            self.pings += 1
+        else:  # the join
+            config = {"max_local_steps": 2, "grace_seconds": 5, "param_count": self.P}
+            self._put(type="join_ack", client_id="c", client_token="t", round=0, config=config, data_seed=0,
+                      weights_sha256=self.SHA, phase="training", deadline_ms=0, remaining_ms=60_000)
+            self.inbox.put_nowait(encode_frame(KIND_WEIGHTS, DTYPE_F32, [0.0] * self.P, round=0))
+
+    def close(self) -> None:
+        pass
+
+
+class _NullModel:
+    """A round model that trains nothing: every step's loss is 1, every delta zero."""
+
+    tokens_per_step = 32
+
+    async def load_weights(self, payload) -> str:
+        return _InstantRelay.SHA
+
+    async def apply_update(self, payload, dtype) -> str:
+        return _InstantRelay.SHA
+
+    async def step(self, data_seed, local_step, global_step) -> None:
+        pass
+
+    async def losses(self) -> list[float]:
+        return [1.0]
+
+    async def delta_f16(self) -> bytes:
+        return bytes(2 * _InstantRelay.P)
+
+
+def test_loss_pings_stay_at_one_a_second_however_fast_rounds_close():
+    # Rounds that close within the same second (a small model, a few local steps) must not each add
+    # a loss_ping to their DELTA: past the relay's rate limit (20 messages/s) those pings are refused
+    # and struck, and the connection is closed. The clock never moves: one ping in all.
+    link = _InstantRelay()
+
+    async def connect():
+        return link
+
+    async def make(config):
+        return _NullModel()
+
+    client = FederatedClient(connect, "s", "n", make, rounds=50, clock=lambda: 0.0)
+    assert asyncio.run(asyncio.wait_for(client.run(), 10)) == "rounds"
+    assert (link.round, link.pings) == (50, 1)
