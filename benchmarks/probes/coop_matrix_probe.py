@@ -1,0 +1,154 @@
+"""Question: does wgpu-native's experimental `cooperative-matrix` feature (naga's `coop_mat8x8<f32, A|B|C>`,
+`coopLoad` / `coopMultiplyAdd` / `coopStore`) compile and run on this GPU, does it round like TF32 or
+keep f32, and how fast is a plain GEMM built on it (the road to issue 22's mixed-precision target)?
+
+    python3 benchmarks/probes/coop_matrix_probe.py OUT.json
+
+One subgroup (32 invocations) per workgroup computes a 16 x 16 block of C = A @ B as 2 x 2 tiles of
+8 x 8, loading its operand tiles straight from global memory (no workgroup memory): a first look, not
+a tuned kernel. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
+off and on). Every stage's failure is recorded, not raised."""
+import json
+import sys
+import time
+
+import numpy as np
+
+SHADER = """
+ENABLES
+
+const T: u32 = TILEu;  // the cooperative matrices' side
+
+@group(0) @binding(0) var<storage, read> a: array<IN>;         // (N,K) row-major
+@group(0) @binding(1) var<storage, read> b: array<IN>;         // (K,M) row-major
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;  // (N,M) row-major, starts at 0
+@group(0) @binding(3) var<uniform> dims: vec4<u32>;            // N, K, M, 0 (multiples of 2T)
+
+@compute @workgroup_size(32)
+fn main(@builtin(workgroup_id) wid: vec3<u32>) {
+  let K = dims.y;
+  let M = dims.z;
+  let row = wid.y * 2u * T;
+  let col = wid.x * 2u * T;
+  var c00 = coopLoad<coop_matTxT<f32, C>>(&c[row * M + col], M);
+  var c01 = coopLoad<coop_matTxT<f32, C>>(&c[row * M + col + T], M);
+  var c10 = coopLoad<coop_matTxT<f32, C>>(&c[(row + T) * M + col], M);
+  var c11 = coopLoad<coop_matTxT<f32, C>>(&c[(row + T) * M + col + T], M);
+  for (var k = 0u; k < K; k += T) {
+    let a0 = coopLoad<coop_matTxT<IN, A>>(&a[row * K + k], K);
+    let a1 = coopLoad<coop_matTxT<IN, A>>(&a[(row + T) * K + k], K);
+    let b0 = coopLoad<coop_matTxT<IN, B>>(&b[k * M + col], M);
+    let b1 = coopLoad<coop_matTxT<IN, B>>(&b[k * M + col + T], M);
+    c00 = coopMultiplyAdd(a0, b0, c00);
+    c01 = coopMultiplyAdd(a0, b1, c01);
+    c10 = coopMultiplyAdd(a1, b0, c10);
+    c11 = coopMultiplyAdd(a1, b1, c11);
+  }
+  coopStore(c00, &c[row * M + col], M);
+  coopStore(c01, &c[row * M + col + T], M);
+  coopStore(c10, &c[(row + T) * M + col], M);
+  coopStore(c11, &c[(row + T) * M + col + T], M);
+}
+"""
+
+
+# name -> (T, input element type, enables, numpy input dtype, features)
+VARIANTS = {
+    "f32_8x8": (8, "f32", "enable wgpu_cooperative_matrix;", np.float32, ["cooperative-matrix"]),
+    "f16_16x16_f32_accumulate": (16, "f16", "enable f16;\nenable wgpu_cooperative_matrix;", np.float16,
+                                 ["cooperative-matrix", "shader-f16"]),
+}
+
+
+def shader(T: int, element: str, enables: str) -> str:
+    return (SHADER.replace("ENABLES", enables).replace("TILEu", f"{T}u").replace("coop_matTxT", f"coop_mat{T}x{T}")
+            .replace("<IN", f"<{element}").replace("IN,", f"{element},"))
+
+
+def gemm(device, pipeline, wgpu, x, w, reps, block):
+    """C = x @ w on the GPU (a block x block tile per workgroup), `reps` dispatches in one submission (C zeroed once: each adds x @ w):
+    (C after one dispatch, ms per dispatch)."""
+    N, K = x.shape
+    M = w.shape[1]
+    usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
+    ba = device.create_buffer_with_data(data=x.tobytes(), usage=usage)
+    bb = device.create_buffer_with_data(data=w.tobytes(), usage=usage)
+    bc = device.create_buffer(size=4 * N * M, usage=usage)
+    bu = device.create_buffer_with_data(data=np.array([N, K, M, 0], np.uint32).tobytes(),
+                                        usage=wgpu.BufferUsage.UNIFORM)
+    group = device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
+        {"binding": i, "resource": {"buffer": buf, "offset": 0, "size": buf.size}} for i, buf in enumerate((ba, bb, bc, bu))])
+
+    def run(n):
+        enc = device.create_command_encoder()
+        p = enc.begin_compute_pass()
+        p.set_pipeline(pipeline)
+        p.set_bind_group(0, group)
+        for _ in range(n):
+            p.dispatch_workgroups(M // block, N // block, 1)
+        p.end()
+        device.queue.submit([enc.finish()])
+        return np.frombuffer(device.queue.read_buffer(bc, 0, 64), np.float32)  # waits for the GPU
+
+    device.queue.write_buffer(bc, 0, np.zeros(N * M, np.float32).tobytes())
+    run(1)
+    first = np.frombuffer(device.queue.read_buffer(bc), np.float32).reshape(N, M).copy()
+    t0 = time.perf_counter()
+    run(reps)
+    return first, (time.perf_counter() - t0) * 1e3 / reps
+
+
+def main() -> int:
+    import wgpu
+    out: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wgpu": wgpu.__version__}
+    try:
+        adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
+        out["adapter"] = {k: adapter.info.get(k) for k in ("device", "description", "backend_type")}
+        out["features"] = sorted(adapter.features)
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+        adapter = None
+    for name, (T, element, enables, dtype, features) in VARIANTS.items() if adapter else ():
+        row = out.setdefault("variants", {}).setdefault(name, {})
+        try:
+            device = adapter.request_device_sync(required_features=[f for f in features if f in adapter.features])
+            module = device.create_shader_module(code=shader(T, element, enables))
+            pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
+            row["compiled"] = True
+            r = np.random.default_rng(0)
+            x, w = (r.standard_normal((256, 256)).astype(dtype) for _ in range(2))
+            got, _ = gemm(device, pipeline, wgpu, x, w, 1, 2 * T)
+            ref = x.astype(np.float64) @ w.astype(np.float64)
+            row["rel_err_256"] = float(np.abs(got - ref).max() / np.abs(ref).max())
+            n = 4096
+            x, w = (r.standard_normal((n, n)).astype(dtype) for _ in range(2))
+            _, ms = gemm(device, pipeline, wgpu, x, w, 10, 2 * T)
+            row["ms_4096"] = ms
+            row["tflops_4096"] = 2 * n ** 3 / ms / 1e9
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"[:1500]
+    out["numpy_f32_rel_err_256"] = (lambda x, w: float(np.abs(x @ w - x.astype(np.float64) @ w).max()
+                                                         / np.abs(x.astype(np.float64) @ w).max()))(
+        *(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32) for _ in range(2)))
+    try:
+        import torch
+        x = torch.randn(4096, 4096, device="cuda")
+        for tf32 in (False, True):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            x @ x
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(10):
+                x @ x
+            torch.cuda.synchronize()
+            ms = (time.perf_counter() - t0) * 1e2
+            out[f"torch_tflops_4096_tf32_{'on' if tf32 else 'off'}"] = 2 * 4096 ** 3 / ms / 1e9
+    except Exception as e:
+        out["torch_error"] = f"{type(e).__name__}: {e}"
+    print(json.dumps({k: v for k, v in out.items() if k != "features"}, indent=1))
+    json.dump(out, open(sys.argv[1], "w"), indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
