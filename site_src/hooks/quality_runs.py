@@ -4,7 +4,7 @@ A page marks where it goes with `<!-- quality:runs -->` on a line of its own. Ea
 `NAME.metrics.jsonl` there is the metrics.jsonl of a `tabgpt train` run (one JSON line per
 evaluation); a sibling `NAME.config.json` (that run's config.json) gives its command and, when the
 run recorded it (`trained_on`), the GPU and driver. Without one, the device, engine and date come
-from the file name (`...-h100-dawn-2026-12-07.metrics.jsonl`).
+from the file name (its `-h100-dawn-2026-12-07` part).
 
 Rendered: for each data set with a goal, the run with the lowest validation loss (nats per byte)
 against the goal; then every run, best first. A line that is not JSON fails the build with the
