@@ -1,12 +1,15 @@
-"""Question: does wgpu-native's experimental `cooperative-matrix` feature (naga's `coop_mat8x8<f32, A|B|C>`,
-`coopLoad` / `coopMultiplyAdd` / `coopStore`) compile and run on this GPU, does it round like TF32 or
-keep f32, and how fast is a plain GEMM built on it (the road to issue 22's mixed-precision target)?
+"""Question: can WGSL reach this GPU's tensor cores, through Dawn's experimental subgroup matrices
+(`chromium-experimental-subgroup-matrix` behind the `allow_unsafe_apis` toggle: `subgroup_matrix_left /
+right / result`, `subgroupMatrixLoad / MultiplyAccumulate / Store`) or wgpu-native's experimental
+`cooperative-matrix` (naga's `coop_mat8x8<f32, A|B|C>`, `coopLoad` / `coopMultiplyAdd` / `coopStore`);
+how do they round, and how fast is a plain GEMM built on them (the road to issue 22's mixed-precision
+target)?
 
     python3 benchmarks/probes/coop_matrix_probe.py OUT.json
 
-One subgroup (32 invocations) per workgroup computes a 16 x 16 block of C = A @ B as 2 x 2 tiles of
-8 x 8, loading its operand tiles straight from global memory (no workgroup memory): a first look, not
-a tuned kernel. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
+One subgroup (32 invocations) per workgroup computes a 2 x 2 block of the matrices' tiles of C = A @ B,
+loading its operand tiles straight from global memory (no workgroup memory): a first look, not a tuned
+kernel. Dawn: every f16 or f32 configuration the adapter lists with an f32 result. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
 off and on). Every stage's failure is recorded, not raised."""
 import json
 import sys
@@ -66,8 +69,8 @@ def shader(T: int, element: str, enables: str) -> str:
 
 
 def gemm(device, pipeline, wgpu, x, w, reps, block):
-    """C = x @ w on the GPU (a block x block tile per workgroup), `reps` dispatches in one submission (C zeroed once: each adds x @ w):
-    (C after one dispatch, ms per dispatch)."""
+    """C = x @ w on the GPU, a block (rows, columns) of C per workgroup, `reps` dispatches in one
+    submission (C zeroed once: each adds x @ w): (C after one dispatch, ms per dispatch)."""
     N, K = x.shape
     M = w.shape[1]
     usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
@@ -85,7 +88,7 @@ def gemm(device, pipeline, wgpu, x, w, reps, block):
         p.set_pipeline(pipeline)
         p.set_bind_group(0, group)
         for _ in range(n):
-            p.dispatch_workgroups(M // block, N // block, 1)
+            p.dispatch_workgroups(M // block[1], N // block[0], 1)
         p.end()
         device.queue.submit([enc.finish()])
         return np.frombuffer(device.queue.read_buffer(bc, 0, 64), np.float32)  # waits for the GPU
@@ -98,9 +101,103 @@ def gemm(device, pipeline, wgpu, x, w, reps, block):
     return first, (time.perf_counter() - t0) * 1e3 / reps
 
 
+DAWN_SHADER = """
+@ENABLE_F16@
+enable chromium_experimental_subgroup_matrix;
+
+@group(0) @binding(0) var<storage, read> a: array<@IN@>;         // (N,K) row-major
+@group(0) @binding(1) var<storage, read> b: array<@IN@>;         // (K,M) row-major
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;  // (N,M) row-major, starts at 0
+@group(0) @binding(3) var<uniform> dims: vec4<u32>;            // N, K, M, 0
+
+alias L = subgroup_matrix_left<@IN@, @TK@, @TM@>;     // TM rows x TK columns of A
+alias R = subgroup_matrix_right<@IN@, @TN@, @TK@>;    // TK rows x TN columns of B
+alias C = subgroup_matrix_result<f32, @TN@, @TM@>;  // TM rows x TN columns of C
+
+@compute @workgroup_size(32)
+fn main(@builtin(workgroup_id) wid: vec3<u32>) {
+  let K = dims.y;
+  let M = dims.z;
+  let row = wid.y * 2u * @TM@u;
+  let col = wid.x * 2u * @TN@u;
+  var c00 = C(); var c01 = C(); var c10 = C(); var c11 = C();
+  for (var k = 0u; k < K; k += @TK@u) {
+    let a0 = subgroupMatrixLoad<L>(&a, row * K + k, false, K);
+    let a1 = subgroupMatrixLoad<L>(&a, (row + @TM@u) * K + k, false, K);
+    let b0 = subgroupMatrixLoad<R>(&b, k * M + col, false, M);
+    let b1 = subgroupMatrixLoad<R>(&b, k * M + col + @TN@u, false, M);
+    c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+    c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+    c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
+    c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+  }
+  subgroupMatrixStore(&c, row * M + col, c00, false, M);
+  subgroupMatrixStore(&c, row * M + col + @TN@u, c01, false, M);
+  subgroupMatrixStore(&c, (row + @TM@u) * M + col, c10, false, M);
+  subgroupMatrixStore(&c, (row + @TM@u) * M + col + @TN@u, c11, false, M);
+}
+"""
+
+
+def dawn_shader(element: str, m: int, n: int, k: int) -> str:
+    """DAWN_SHADER for one configuration: element type, TM = m rows, TN = n columns, TK = k."""
+    return (DAWN_SHADER.replace("@ENABLE_F16@", "enable f16;" if element == "f16" else "").replace("@IN@", element).replace("@TM@", str(m)).replace("@TN@", str(n))
+            .replace("@TK@", str(k)))
+
+
+def check_and_time(device, pipeline, wgpu, dtype, block_rows, block_cols, row):
+    """Fill `row` with the GEMM's error at 256^3 (against float64) and its speed at 4096^3."""
+    r = np.random.default_rng(0)
+    x, w = (r.standard_normal((256, 256)).astype(dtype) for _ in range(2))
+    got, _ = gemm(device, pipeline, wgpu, x, w, 1, (block_rows, block_cols))
+    ref = x.astype(np.float64) @ w.astype(np.float64)
+    row["rel_err_256"] = float(np.abs(got - ref).max() / np.abs(ref).max())
+    n = 4096
+    x, w = (r.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    _, ms = gemm(device, pipeline, wgpu, x, w, 10, (block_rows, block_cols))
+    row["ms_4096"] = ms
+    row["tflops_4096"] = 2 * n ** 3 / ms / 1e9
+
+
+def dawn_part(out: dict) -> None:
+    """Dawn's subgroup matrices: the adapter's configurations, then a GEMM on each f32-result one."""
+    res = out.setdefault("dawn", {})
+    try:
+        from wgpudawn.backends.dawn import extras
+        extras.set_instance_extras(enable_toggles=["allow_unsafe_apis"])  # before the instance exists
+        import wgpudawn
+        adapter = wgpudawn.gpu.request_adapter_sync(power_preference="high-performance")
+        res["adapter"] = {k: adapter.info.get(k) for k in ("device", "description", "backend_type")}
+        feature = "chromium-experimental-subgroup-matrix"
+        res["has_feature"] = feature in adapter.features
+        res["configs"] = extras.get_adapter_properties(adapter).get("subgroup_matrix_configs")
+        if not res["has_feature"]:
+            return
+        device = adapter.request_device_sync(required_features=[f for f in (feature, "shader-f16", "subgroups")
+                                                                if f in adapter.features])
+    except Exception as e:
+        res["error"] = f"{type(e).__name__}: {e}"[:1500]
+        return
+    for cfg in res["configs"] or []:
+        element = str(cfg["component_type"])
+        if str(cfg["result_component_type"]) != "f32" or element not in ("f16", "f32"):
+            continue
+        name = f"{element}_{cfg['m']}x{cfg['n']}x{cfg['k']}"
+        row = res.setdefault("variants", {}).setdefault(name, {})
+        try:
+            module = device.create_shader_module(code=dawn_shader(element, cfg["m"], cfg["n"], cfg["k"]))
+            pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
+            row["compiled"] = True
+            check_and_time(device, pipeline, wgpudawn, np.float16 if element == "f16" else np.float32,
+                           2 * cfg["m"], 2 * cfg["n"], row)
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"[:1500]
+
+
 def main() -> int:
     import wgpu
     out: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wgpu": wgpu.__version__}
+    dawn_part(out)
     try:
         adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
         out["adapter"] = {k: adapter.info.get(k) for k in ("device", "description", "backend_type")}
@@ -115,16 +212,7 @@ def main() -> int:
             module = device.create_shader_module(code=shader(T, element, enables))
             pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
             row["compiled"] = True
-            r = np.random.default_rng(0)
-            x, w = (r.standard_normal((256, 256)).astype(dtype) for _ in range(2))
-            got, _ = gemm(device, pipeline, wgpu, x, w, 1, 2 * T)
-            ref = x.astype(np.float64) @ w.astype(np.float64)
-            row["rel_err_256"] = float(np.abs(got - ref).max() / np.abs(ref).max())
-            n = 4096
-            x, w = (r.standard_normal((n, n)).astype(dtype) for _ in range(2))
-            _, ms = gemm(device, pipeline, wgpu, x, w, 10, 2 * T)
-            row["ms_4096"] = ms
-            row["tflops_4096"] = 2 * n ** 3 / ms / 1e9
+            check_and_time(device, pipeline, wgpu, dtype, 2 * T, 2 * T, row)
         except Exception as e:
             row["error"] = f"{type(e).__name__}: {e}"[:1500]
     out["numpy_f32_rel_err_256"] = (lambda x, w: float(np.abs(x @ w - x.astype(np.float64) @ w).max()
