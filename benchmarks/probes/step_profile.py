@@ -2,7 +2,10 @@
 `large` step's target of 1.0x PyTorch)?
 
 GPU time per dispatch of one training step: each item of the step's plan replayed alone, 20 times in
-one submission, summed per kernel (and tile); the whole step replayed for comparison.
+one submission, summed per kernel (and tile); the whole step replayed for comparison. Each figure is
+split in two: the host's recording of the 20 replays (Python and the API calls, before the submit),
+and the GPU's part, from the submit to the read-back that waits for it, less that read-back's own
+cost on an idle queue (the median of 5). The per-kernel "wall" figure is their sum.
 
     python3 benchmarks/probes/step_profile.py dawn|wgpu-native OUT.json MODEL [MODEL ...]
 
@@ -35,24 +38,33 @@ for name in sys.argv[3:]:
     names = {pl: label(key[0], dict(key[1])) for key, pl in ex._pipelines.items()}
     plan = be._step_plan
     reps = 20
-    per = collections.defaultdict(float); counts = collections.Counter()
-    total = 0.0
+
+    def idle_read():  # a read-back's own cost on an idle queue
+        t = time.perf_counter(); ex.submit(); run_sync(ex.read(be.params, 4)); return time.perf_counter() - t
+
+    def timed(p):  # (host ms, GPU ms) per replay of plan p, `reps` replays in one submission
+        t0 = time.perf_counter()
+        for _ in range(reps): ex.replay(p)
+        t1 = time.perf_counter()
+        ex.submit(); run_sync(ex.read(be.params, 4))
+        t2 = time.perf_counter()
+        return (t1 - t0) / reps * 1e3, max(0.0, t2 - t1 - idle) / reps * 1e3
+
+    idle = sorted(idle_read() for _ in range(5))[2]
+    gpu, host = collections.defaultdict(float), collections.defaultdict(float); counts = collections.Counter()
     for i, item in enumerate(plan.items):
         one = Plan((item,))
         ex.replay(one); ex.submit(); run_sync(ex.read(be.params, 4))
-        t0 = time.perf_counter()
-        for _ in range(reps): ex.replay(one)
-        ex.submit(); run_sync(ex.read(be.params, 4))
-        dt = (time.perf_counter() - t0) / reps * 1e3
+        h, g = timed(one)
         label = names.get(item[1], item[0]) if item[0] == 'dispatch' else item[0]
-        per[label] += dt; counts[label] += 1; total += dt
-    # the whole step, replayed
-    t0 = time.perf_counter()
-    for _ in range(reps): ex.replay(plan)
-    ex.submit(); run_sync(ex.read(be.params, 4))
-    step = (time.perf_counter() - t0) / reps * 1e3
-    rows = sorted(per.items(), key=lambda kv: -kv[1])
-    print(f"== {name}: sum of isolated dispatches {total:.3f} ms, whole step replayed {step:.3f} ms")
-    for k, v in rows: print(f"  {k:40s} {counts[k]:3d}  {v:8.3f} ms")
-    out[name] = {"sum_ms": total, "step_ms": step, "per_kernel": {k: [counts[k], v] for k, v in rows}}
+        gpu[label] += g; host[label] += h; counts[label] += 1
+    step_host, step_gpu = timed(plan)  # the whole step, replayed
+    rows = sorted(gpu, key=lambda k: -gpu[k])
+    total_gpu, total_host = sum(gpu.values()), sum(host.values())
+    print(f"== {name}: isolated dispatches GPU {total_gpu:.3f} ms (host {total_host:.3f}); whole step replayed "
+          f"GPU {step_gpu:.3f} ms (host {step_host:.3f}); read-back on an idle queue {idle * 1e3:.3f} ms")
+    for k in rows: print(f"  {k:40s} {counts[k]:3d}  GPU {gpu[k]:8.3f} ms  host {host[k]:7.3f} ms")
+    out[name] = {"sum_gpu_ms": total_gpu, "sum_host_ms": total_host, "step_gpu_ms": step_gpu, "step_host_ms": step_host,
+                 "sum_ms": total_gpu + total_host, "step_ms": step_gpu + step_host, "idle_read_ms": idle * 1e3,
+                 "per_kernel": {k: {"count": counts[k], "gpu_ms": gpu[k], "host_ms": host[k]} for k in rows}}
 json.dump(out, open(sys.argv[2], 'w'), indent=1)
