@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
 
 
 @pytest.fixture(scope="module")
 def assets() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_assets_hook", REPO_ROOT / "site_src/hooks/assets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("assets.py")
 
 
 def make_node_modules(root: Path, with_wheel: bool = False) -> Path:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from types import ModuleType
 
 import pytest
 
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
 
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_datasets_hook", REPO_ROOT / "site_src/hooks/datasets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("datasets.py")
 
 
 def test_prepared_files_and_an_index_land_in_the_site(hook, data_mirror, tmp_path, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -10,18 +9,15 @@ from types import ModuleType
 
 import pytest
 
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
+from _require import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_measured_hook", REPO_ROOT / "site_src/hooks/measured.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("measured.py")
 
 
 def _bench_files() -> list[Path]:

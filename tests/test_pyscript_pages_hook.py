@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import zipfile
 from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
+from _require import REPO_ROOT
 
 PAGE = "<html>\n<head>\n<meta charset=\"utf-8\">\n<title>t</title>\n</head>\n<body>\n<p>x</p>\n</body>\n</html>"
 
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_pyscript_pages", REPO_ROOT / "site_src/hooks/pyscript_pages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("pyscript_pages.py")
 
 
 def _page(url: str, meta: dict) -> SimpleNamespace:

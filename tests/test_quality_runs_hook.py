@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -10,18 +9,15 @@ from types import ModuleType
 
 import pytest
 
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
+from _require import REPO_ROOT
 
 QUALITY = REPO_ROOT / "benchmarks" / "results" / "quality"
 
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_quality_hook", REPO_ROOT / "site_src/hooks/quality_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("quality_runs.py")
 
 
 def _metrics(path: Path, vals: list[float], every: int = 250) -> None:

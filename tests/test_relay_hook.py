@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import time
 from types import ModuleType, SimpleNamespace
@@ -12,18 +11,15 @@ import httpx
 import pytest
 
 from _relay_process import free_port
-from _require import REPO_ROOT, module_available, require
+from _hooks import load_hook
+from _require import REPO_ROOT
 
 PAGE = "<html>\n<head>\n<title>t</title>\n</head>\n<body></body>\n</html>"
 
 
 @pytest.fixture()
 def hook() -> ModuleType:
-    require(module_available("mkdocs"), "mkdocs is not installed (pip install -e '.[test]')")
-    spec = importlib.util.spec_from_file_location("tabgpt_relay_hook", REPO_ROOT / "site_src/hooks/relay.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("relay.py")
 
 
 def test_the_url_comes_from_the_environment_then_mkdocs_extra_then_the_local_port(hook):
