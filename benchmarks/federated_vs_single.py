@@ -151,7 +151,7 @@ def main() -> int:
     p.add_argument("--local-steps", dest="max_local_steps", type=int, default=None, help="H (the relay's default: 10)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--aggregator", default="diloco", choices=["diloco", "fedavg"])
-    p.add_argument("--outer-lr", type=float, default=None, help="outer lr (the relay's default: 1.0)")
+    p.add_argument("--outer-lr", type=float, default=None, help="outer lr (the relay's default; DiLoCo: 0.7)")
     p.add_argument("--outer-momentum", type=float, default=None, help="outer momentum (the relay's default; DiLoCo: 0.5)")
     p.add_argument("--lr", type=float, default=None, help="local base lr; default TrainConfig's with warmup")
     p.add_argument("--constant-lr", action="store_true", help="plan no rounds: no lr decay (both sides)")

@@ -5,7 +5,7 @@ Shapes: every vector here is the flat parameter vector, (P,) with P = config.par
 Round r, clients k = 1..K with deltas d_k (P,) and token counts n_k:
     mean delta   d   = sum_k n_k d_k / sum_k n_k                  (float64)
     FedAvg       u   = outer_lr * d                                (outer_lr 1 by default)
-    DiLoCo       m'  = mu * m + d ;  u = outer_lr * (d + mu * m')  (Nesterov; defaults lr 1.0, mu 0.5)
+    DiLoCo       m'  = mu * m + d ;  u = outer_lr * (d + mu * m')  (Nesterov; defaults lr 0.7, mu 0.5)
 The update u is encoded once in the broadcast dtype (f16 by default) and the canonical weights
 become W_{r+1} = W_r + decode(u) in float32, exactly what every client computes.
 

@@ -23,8 +23,9 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")  # secrets.token_urlsafe alpha
 NAME_RE = re.compile(r"^[\w .\-]{0,64}$")  # display names: letters, digits, _ . - and space
 SHA256_RE = re.compile(r"^([0-9a-f]{64})?$")
 
-# DiLoCo's default outer momentum (outer lr 1.0): measured best for 2 clients x H = 50 on the small
-# presets (benchmarks/README.md); the paper's 0.7 / 0.9 (8 workers, H = 500) overshoots there.
+# DiLoCo's default outer lr and momentum (0.7 / 0.5, pyscript_app/federated/outer.py): measured best for
+# 2 clients x H = 10 on the small presets (benchmarks/README.md); the paper's 0.7 / 0.9 (8 workers,
+# H = 500) overshoots there.
 
 
 class ProtocolError(ValueError):

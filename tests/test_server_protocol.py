@@ -57,9 +57,9 @@ def test_planned_rounds_are_optional_and_bounded():
             build_session_config({"model": "nano", "dataset": "names", "rounds": bad}, s, init_seed=1)
 
 
-def test_diloco_defaults_to_lr_1_momentum_0_5():
+def test_diloco_defaults_to_lr_0_7_momentum_0_5():
     cfg = build_session_config({"model": "nano", "dataset": "names", "aggregator": "diloco"}, RelaySettings(), 1)
-    assert (cfg.outer_lr, cfg.outer_momentum) == (1.0, 0.5)
+    assert (cfg.outer_lr, cfg.outer_momentum) == (0.7, 0.5)
     fedavg = build_session_config({"model": "nano", "dataset": "names"}, RelaySettings(), 1)
     assert (fedavg.outer_lr, fedavg.outer_momentum) == (1.0, 0.0)
     from pyscript_app.federated.outer import OUTER_DEFAULTS  # the federated lesson shows these

@@ -206,8 +206,8 @@ def test_diloco_session_keeps_momentum_across_rounds():
         d = small_delta(s, r)
         s.submit(a, delta_frame(d, r, 10), T0)
         d64 = d.astype(np.float16).astype(np.float64)
-        m = 0.5 * m + d64  # the DiLoCo defaults: outer lr 1.0, momentum 0.5
-        w = w + 1.0 * (d64 + 0.5 * m)
+        m = 0.5 * m + d64  # the DiLoCo defaults: outer lr 0.7, momentum 0.5
+        w = w + 0.7 * (d64 + 0.5 * m)
     assert np.abs(s.weights - w).max() < 1e-5 and s.momentum is not None
 
 

@@ -9,8 +9,11 @@ cost on an idle queue (the median of 5). The per-kernel "wall" figure is their s
 
     python3 benchmarks/probes/step_profile.py dawn|wgpu-native OUT.json MODEL [MODEL ...]
 
-Isolated timings miss the overlap and cache effects of the real sequence, so their sum differs from
-the step's time by a few percent (seen on an H200: 33.4 vs 32.3 ms for `large`)."""
+Isolated timings miss the overlap and cache effects of the real sequence, and the GPU idles between
+them: on an H100 some items came out up to 1.8x their cost inside the step
+(benchmarks/results/normed-data-probe-h100-dawn-2026-12-07.json). So each kernel also gets its
+marginal cost: the whole step with that kernel's items doubled, less the whole step, replayed back
+to back. Rows are sorted by it; their sum is close to the step's GPU time."""
 import asyncio, sys, time, json, collections
 import numpy as np
 sys.path.insert(0, '.')
@@ -59,12 +62,24 @@ for name in sys.argv[3:]:
         label = names.get(item[1], item[0]) if item[0] == 'dispatch' else item[0]
         gpu[label] += g; host[label] += h; counts[label] += 1
     step_host, step_gpu = timed(plan)  # the whole step, replayed
-    rows = sorted(gpu, key=lambda k: -gpu[k])
+    # the marginal cost of each kernel inside the running step: the step with that kernel's items
+    # doubled, less the step (median of 3 each), per item; the GPU never idles between items here
+    label_of = lambda it: names.get(it[1], it[0]) if it[0] == 'dispatch' else it[0]  # noqa: E731
+    marginal = {}
+    for k in gpu:
+        doubled = Plan(tuple(x for it in plan.items for x in ((it, it) if label_of(it) == k else (it,))))
+        base = sorted(timed(plan)[1] for _ in range(3))[1]
+        more = sorted(timed(doubled)[1] for _ in range(3))[1]
+        marginal[k] = (more - base)
+    rows = sorted(gpu, key=lambda k: -marginal[k])
     total_gpu, total_host = sum(gpu.values()), sum(host.values())
     print(f"== {name}: isolated dispatches GPU {total_gpu:.3f} ms (host {total_host:.3f}); whole step replayed "
           f"GPU {step_gpu:.3f} ms (host {step_host:.3f}); read-back on an idle queue {idle * 1e3:.3f} ms")
-    for k in rows: print(f"  {k:40s} {counts[k]:3d}  GPU {gpu[k]:8.3f} ms  host {host[k]:7.3f} ms")
+    print(f"   sum of marginal costs {sum(marginal.values()):.3f} ms")
+    for k in rows: print(f"  {k:40s} {counts[k]:3d}  marginal {marginal[k]:8.3f} ms  isolated GPU {gpu[k]:8.3f} ms  host {host[k]:7.3f} ms")
     out[name] = {"sum_gpu_ms": total_gpu, "sum_host_ms": total_host, "step_gpu_ms": step_gpu, "step_host_ms": step_host,
                  "sum_ms": total_gpu + total_host, "step_ms": step_gpu + step_host, "idle_read_ms": idle * 1e3,
-                 "per_kernel": {k: {"count": counts[k], "gpu_ms": gpu[k], "host_ms": host[k]} for k in rows}}
+                 "sum_marginal_ms": sum(marginal.values()),
+                 "per_kernel": {k: {"count": counts[k], "marginal_ms": marginal[k], "gpu_ms": gpu[k], "host_ms": host[k]}
+                                for k in rows}}
 json.dump(out, open(sys.argv[2], 'w'), indent=1)
