@@ -85,7 +85,7 @@ def val_nats_per_byte(weights: np.ndarray, config: dict, val, tokenizer) -> tupl
 
 def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     relay = subprocess.Popen([sys.executable, "-c", f"from server import run; run('127.0.0.1', {port})"],
                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
