@@ -2,22 +2,26 @@
 
     python3 benchmarks/federated_vs_single.py [--model tiny] [--rounds 40] [--local-steps 50] [--batch 8]
                                               [--aggregator diloco] [--outer-lr 1.0] [--outer-momentum 0.5]
-                                              [--constant-lr] [--json FILE]
+                                              [--constant-lr] [--seed N] [--paired] [--json FILE]
 
 Federated: the relay (uvicorn on a free loopback port) and two native workers (`tabgpt join
 --backend numpy`, subprocesses) in one session with quorum 2 that plans `rounds` rounds: each round
 both take H local AdamW steps on their own batches (the relay's per-client data seeds), then the
 relay's outer step (DiLoCo: Nesterov with the given outer lr and momentum) makes the next global
 weights. H, the outer lr and the momentum left out are the relay's defaults (server/settings.py,
-server/protocol.py: H = 10, DiLoCo 1.0 and 0.5; the DiLoCo paper used 0.7 and 0.9 with H = 500).
+pyscript_app/federated/outer.py: H = 10, DiLoCo 0.7 and 0.5; the DiLoCo paper used 0.7 and 0.9 with H = 500).
 Learning rate: the session's schedule by global step (federated/local.py: TrainConfig's lr, a
 10-step warmup, linear decay to 10% over the last 20% of rounds * H global steps); --constant-lr
 plans no rounds, so the lr stays constant after the warmup (on both sides).
 
 Alone, two definitions of the same total tokens, both with the same local-training code
 (federated/numpy_model.NumpyRoundModel) from the same initial weights (the session's init_seed),
-the same lr schedule over its own steps, on batches of seeds a federated client never draws:
-    alone        batch B, 2 * rounds * H steps (twice the sequential steps of a federated client)
+the same lr schedule over its own steps, on batches of seeds a federated client never draws (data
+order `--seed`), or with --paired on the federated clients' own batches, so that the difference is
+not data order (the relay keeps its checkpoints in a temporary folder; the session's data secret and
+its clients' ids come from there, and every round's seeds are recomputed as the relay drew them):
+    alone        batch B, 2 * rounds * H steps (twice the sequential steps of a federated client;
+                 paired: step h of round r takes the first client's batch, then the second's)
     alone_2B     batch 2B, rounds * H steps (the two clients' batches in one step: what synchronous
                  data parallelism over the two clients would compute, DiLoCo's usual baseline)
 All are scored on the same fixed slice of names' val split (VAL_WINDOWS windows of T+1 tokens,
@@ -41,6 +45,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,7 +61,7 @@ from pyscript_app.reference import model  # noqa: E402
 from pyscript_app.reference.init import init_params  # noqa: E402
 from pyscript_app.data.prepare import load_prepared  # noqa: E402
 from pyscript_app.train.trainer import eval_starts, make_windows  # noqa: E402
-from pyscript_app.federated.local import session_train_config  # noqa: E402
+from pyscript_app.federated.local import round_batch, session_train_config  # noqa: E402
 from pyscript_app.federated.numpy_model import NumpyRoundModel  # noqa: E402
 
 VAL_WINDOWS = 256
@@ -83,10 +88,14 @@ def val_nats_per_byte(weights: np.ndarray, config: dict, val, tokenizer) -> tupl
     return loss, loss * len(y) / tokenizer.bytes_of_tokens(list(y))
 
 
-def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
+def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float, list[list[int]] | None]:
+    """(the session's config with its final status, the final weights, wall seconds, and with
+    --paired every round's data seeds of the two clients, ordered by client id)."""
     port = free_port()
+    state = tempfile.TemporaryDirectory() if args.paired else None
+    serve = f"run('127.0.0.1', {port}" + (f", state_dir={state.name!r})" if state else ")")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    relay = subprocess.Popen([sys.executable, "-c", f"from server import run; run('127.0.0.1', {port})"],
+    relay = subprocess.Popen([sys.executable, "-c", f"from server import run; {serve}"],
                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -119,15 +128,57 @@ def run_federated(args, tok_sha: str) -> tuple[dict, np.ndarray, float]:
                 raise RuntimeError(f"worker failed: {err[-2000:]}")
         status = httpx.get(f"{base}/api/sessions/{session['session_id']}").json()
         _, payload = split_frame(httpx.get(f"{base}/api/sessions/{session['session_id']}/weights").content)
-        return {**session["config"], "status": status}, np.frombuffer(payload, "<f4").copy(), wall
+        seeds = paired_seeds(state.name, session["session_id"], args.rounds, wall) if state else None
+        return {**session["config"], "status": status}, np.frombuffer(payload, "<f4").copy(), wall, seeds
     finally:
         relay.terminate()
         relay.wait(10)
+        if state:
+            state.cleanup()
+
+
+def paired_seeds(state_dir: str, session_id: str, rounds: int, wall: float) -> list[list[int]]:
+    """Every round's data seeds of the session's two clients (ordered by client id), as the relay
+    drew them (server/roster.data_seed), from its checkpoint's secret and roster. A round restarts
+    (attempt > 0) only after its deadline, round_seconds = 3600 here, so every round is attempt 0."""
+    from server.roster import data_seed
+    from server.storage import CheckpointStore, decode_checkpoint
+    if wall >= 3000:
+        raise RuntimeError("the run took so long that a round may have restarted: its seeds are unknown")
+    header, _ = decode_checkpoint(CheckpointStore(state_dir).path_for(session_id).read_bytes())
+    secret, ids = bytes.fromhex(header["secret"]), sorted(c["client_id"] for c in header["roster"])
+    if len(ids) != 2:
+        raise RuntimeError(f"expected the session's two clients, found {len(ids)}")
+    return [[data_seed(secret, cid, r, 0) for cid in ids] for r in range(rounds)]
 
 
 def alone_data_seed(seed: int, r: int) -> int:
     """Round r's data seed of the lone client (32 bits; the relay's seeds come from its secret)."""
     return int.from_bytes(hashlib.sha256(f"alone/{seed}/{r}".encode()).digest()[:4], "little")
+
+
+async def run_alone_paired(config: dict, train, batch: int, seeds: list[list[int]], both: bool
+                           ) -> tuple[np.ndarray, float]:
+    """One client on the federated clients' own batches: both=False, batch B, their batches of each
+    step one after the other (2 * rounds * H steps); both=True, batch 2B, the two in one step."""
+    H, R = int(config["max_local_steps"]), len(seeds)
+    session = {**config, "batch": 2 * batch if both else batch, "rounds": (R if both else 2 * R) if config.get("rounds") else None}
+    model = NumpyRoundModel(session_train_config(session, "numpy", "auto"), train)
+    await model.set_global(init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED))
+    T = int(config["blocksize"])
+    t0 = time.perf_counter()
+    for r in range(R):
+        for h in range(H):
+            g = r * H + h
+            if both:
+                (x0, y0), (x1, y1) = (round_batch(train, s, h, batch, T) for s in seeds[r])
+                await model.backend.step(x0 + x1, y0 + y1, model.lr(g))
+                model.adam_steps += 1
+            else:
+                for k, s in enumerate(seeds[r]):
+                    await model.step(data_seed=s, local_step=h, global_step=2 * g + k)
+    params = np.frombuffer((await model.backend.export())["params"], np.float32).copy()
+    return params, time.perf_counter() - t0
 
 
 async def run_alone(config: dict, train, batch: int, rounds: int, seed: int) -> tuple[np.ndarray, float]:
@@ -156,14 +207,19 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=None, help="local base lr; default TrainConfig's with warmup")
     p.add_argument("--constant-lr", action="store_true", help="plan no rounds: no lr decay (both sides)")
     p.add_argument("--seed", type=int, default=0, help="the lone client's data order (the relay draws the federated one)")
+    p.add_argument("--paired", action="store_true", help="the lone runs take the federated clients' own batches")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
     tok, train, val = load_prepared("names", None)
-    config, fed_weights, fed_wall = run_federated(args, tok.sha256)
+    config, fed_weights, fed_wall, seeds = run_federated(args, tok.sha256)
     P, H = int(config["param_count"]), int(config["max_local_steps"])
-    alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.batch, 2 * args.rounds, args.seed))
-    alone2_weights, alone2_wall = asyncio.run(run_alone(config, train, 2 * args.batch, args.rounds, args.seed))
+    if seeds is not None:
+        alone_weights, alone_wall = asyncio.run(run_alone_paired(config, train, args.batch, seeds, both=False))
+        alone2_weights, alone2_wall = asyncio.run(run_alone_paired(config, train, args.batch, seeds, both=True))
+    else:
+        alone_weights, alone_wall = asyncio.run(run_alone(config, train, args.batch, 2 * args.rounds, args.seed))
+        alone2_weights, alone2_wall = asyncio.run(run_alone(config, train, 2 * args.batch, args.rounds, args.seed))
     init = init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED)
     tokens_per_step = args.batch * int(config["blocksize"])
     history = config["status"]["history"]
@@ -173,7 +229,7 @@ def main() -> int:
         "device": f"{platform.machine()} CPU, {os.cpu_count()} cores, numpy {np.__version__} (numpy backend)",
         "model": args.model, "param_count": P, "aggregator": args.aggregator, "outer_lr": config["outer_lr"],
         "outer_momentum": config["outer_momentum"], "rounds": args.rounds, "local_steps": H,
-        "batch": args.batch, "blocksize": config["blocksize"], "alone_seed": args.seed, "lr_schedule": "constant" if args.constant_lr else
+        "batch": args.batch, "blocksize": config["blocksize"], "alone_seed": args.seed, "paired": args.paired, "lr_schedule": "constant" if args.constant_lr else
         "session schedule by global step: warmup 10, linear decay to 10% over the last 20% of rounds * H",
         "tokens_total": 2 * args.rounds * H * tokens_per_step,
         "tokens_aggregated": sum(h["tokens"] for h in history),

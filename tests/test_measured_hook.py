@@ -235,3 +235,14 @@ def test_the_playground_page_has_the_node_gpu_marker_under_its_heading():
     page = (REPO_ROOT / "site_src" / "playground.md").read_text(encoding="utf-8")
     heading = page.index("### The page's Python on a real GPU, without a browser")
     assert heading < page.index("<!-- measured:nodegpu -->")
+
+
+def test_paired_federated_runs_are_rows_of_their_own(hook, tmp_path):
+    run = {"date": "2026-12-07", "model": "tiny", "aggregator": "diloco", "outer_lr": 0.7, "outer_momentum": 0.5,
+           "rounds": 200, "local_steps": 10, "batch": 8, "alone_seed": 1, "command": "python3 x",
+           "val_nats_per_byte": {"initial": 3.5, "federated_2_clients": 2.06, "alone_1_client": 2.01}}
+    (tmp_path / "fvs-a-2026-12-07.json").write_text(json.dumps(run))
+    (tmp_path / "fvs-b-2026-12-07.json").write_text(json.dumps({**run, "paired": True}))
+    text = hook.render_federated(tmp_path)
+    assert len(hook.newest_federated(hook.load_results(tmp_path))) == 2
+    assert text.count("| 1 (same batches) |") == 1 and text.count("| 1 |") == 1

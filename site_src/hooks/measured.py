@@ -309,7 +309,7 @@ def _is_federated(d: object) -> bool:
 
 def federated_kind(d: dict) -> tuple:
     return tuple(str(d.get(k)) for k in ("model", "aggregator", "outer_lr", "outer_momentum", "rounds",
-                                          "local_steps", "batch", "alone_seed", "device"))
+                                          "local_steps", "batch", "alone_seed", "paired", "device"))
 
 
 def newest_federated(results: list[tuple[Path, object]]) -> list[Result]:
@@ -344,7 +344,8 @@ def render_federated(results_dir: Path, root: Path | None = None) -> str:
         fed, alone, alone2 = v.get("federated_2_clients"), v.get("alone_1_client"), v.get("alone_1_client_batch_2B")
         wall = d.get("wall_s") if isinstance(d.get("wall_s"), dict) else {}
         rows.append([model, f"{_cell(d.get('rounds'))} × {_cell(d.get('local_steps'))}", outer,
-                     _num(d.get("tokens_total"), ",d"), _cell(d.get("alone_seed")), _num(v.get("initial"), ".3f"),
+                     _num(d.get("tokens_total"), ",d"),
+                     _cell(d.get("alone_seed")) + (" (same batches)" if d.get("paired") else ""), _num(v.get("initial"), ".3f"),
                      _num(fed, ".3f"), _num(alone, ".3f"), f"**{_diff(fed, alone)}**", _num(alone2, ".3f"),
                      _diff(fed, alone2), f"{_num(wall.get('federated'), '.0f')} / {_num(wall.get('alone'), '.0f')}"])
         commands.append(f"- {_date(r)}, {_cell(d.get('device'))}: {_code(d.get('command'))} (`{_rel(r.path, root)}`)")
