@@ -46,7 +46,7 @@ import federated_vs_single as fvs  # noqa: E402
 from pyscript_app.config import preset  # noqa: E402
 from pyscript_app.data.prepare import load_prepared  # noqa: E402
 from pyscript_app.federated.frames import DTYPE_F16  # noqa: E402
-from pyscript_app.federated.local import round_batch, session_train_config  # noqa: E402
+from pyscript_app.federated.local import session_train_config  # noqa: E402
 from pyscript_app.federated.numpy_model import NumpyRoundModel  # noqa: E402
 from pyscript_app.reference.init import init_params  # noqa: E402
 from server import aggregate  # noqa: E402
@@ -105,31 +105,17 @@ def client_loop(conn, session: dict, client: int, opts: dict) -> None:
                    sum(losses) / len(losses)))
 
 
-def train_alone(session: dict, opts: dict, mode: str, init: np.ndarray) -> np.ndarray:
-    """The lone baselines on the two clients' batches: `alone` takes both clients' batch of global
-    step g one after the other (2 * rounds * H steps of batch B); `batch2b` takes them as one batch
-    of 2B (rounds * H steps). Same warmup and decay rule as the clients, by the lone run's own steps."""
+def train_alone(session: dict, opts: dict, mode: str) -> np.ndarray:
+    """The lone baselines on the two clients' batches (federated_vs_single.train_on_clients_batches):
+    `alone` takes both clients' batch of global step g one after the other (2 * rounds * H steps of
+    batch B); `batch2b` takes them as one batch of 2B (rounds * H steps)."""
     _, train, _ = load_prepared("names", None)
-    rounds, H = int(session["rounds"]), int(session["max_local_steps"])
-    if mode == "alone":
-        session = {**session, "rounds": 2 * rounds}
-    else:
-        session = {**session, "batch": 2 * int(session["batch"])}
-    model = NumpyRoundModel(client_config(session, opts), train)
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(model.set_global(init))
-    B, T = int(session["batch"]) // (1 if mode == "alone" else 2), model.T
-    for g in range(rounds * H):
-        if mode == "alone":
-            for k in range(2):
-                loop.run_until_complete(model.step(*batch_of(opts["seed"], k, g), 2 * g + k))
-            continue
-        x0, y0 = round_batch(train, *batch_of(opts["seed"], 0, g), B, T)
-        x1, y1 = round_batch(train, *batch_of(opts["seed"], 1, g), B, T)
-        loop.run_until_complete(model.backend.step(x0 + x1, y0 + y1, model.lr(g)))
-        model.adam_steps += 1
-    loop.run_until_complete(model.losses())
-    return np.frombuffer(loop.run_until_complete(model.backend.export())["params"], dtype=np.float32).copy()
+    steps = int(session["rounds"]) * int(session["max_local_steps"])
+    weights, _ = asyncio.run(fvs.train_on_clients_batches(session, train, int(session["batch"]), steps,
+                                                          lambda k, g: batch_of(opts["seed"], k, g),
+                                                          both=mode == "batch2b",
+                                                          train_config=lambda s: client_config(s, opts)))
+    return weights
 
 
 def run_clients(session: dict, config: SessionConfig, opts: dict, plan: list[range], weights: np.ndarray
@@ -198,7 +184,7 @@ def main() -> int:
     t0 = time.perf_counter()
     weights, losses = init_params(mc, fvs.INIT_SEED).astype(np.float32), []
     if a.alone:
-        weights = train_alone(session, opts, a.alone, weights)
+        weights = train_alone(session, opts, a.alone)
     else:
         weights, losses = run_clients(session, config, opts, round_plan(a.rounds, a.H, a.sync_steps), weights)
     fed = fvs.val_nats_per_byte(weights, {"model_config": mc.to_dict(), "blocksize": mc.block_size}, val, tok)[1]

@@ -159,24 +159,37 @@ def alone_data_seed(seed: int, r: int) -> int:
 
 async def run_alone_paired(config: dict, train, batch: int, seeds: list[list[int]], both: bool
                            ) -> tuple[np.ndarray, float]:
-    """One client on the federated clients' own batches: both=False, batch B, their batches of each
-    step one after the other (2 * rounds * H steps); both=True, batch 2B, the two in one step."""
-    H, R = int(config["max_local_steps"]), len(seeds)
-    session = {**config, "batch": 2 * batch if both else batch, "rounds": (R if both else 2 * R) if config.get("rounds") else None}
-    model = NumpyRoundModel(session_train_config(session, "numpy", "auto"), train)
+    """One client on the federated clients' own batches (seeds: each round's two data seeds, local
+    step h of round r is batch h of seeds[r][k]); see train_on_clients_batches."""
+    H = int(config["max_local_steps"])
+    return await train_on_clients_batches(config, train, batch, len(seeds) * H,
+                                          lambda k, g: (seeds[g // H][k], g % H), both)
+
+
+async def train_on_clients_batches(config: dict, train, batch: int, steps: int, batch_of, both: bool,
+                                   train_config=None) -> tuple[np.ndarray, float]:
+    """One client on two clients' batches, batch_of(k, g) -> (data seed, local step) being client
+    k's batch at global step g < steps: both=False, batch B, the two batches of each step one after
+    the other (2 * steps AdamW steps); both=True, batch 2B, the two in one step (steps AdamW steps).
+    The lr schedule spans the lone run's own steps when the session plans rounds; train_config(session)
+    makes the TrainConfig (default: session_train_config's, as a client's). -> (params, seconds)."""
+    H = int(config["max_local_steps"])
+    planned = 2 * steps if not both else steps
+    session = {**config, "batch": 2 * batch if both else batch, "max_local_steps": H,
+               "rounds": planned // H if config.get("rounds") else None}
+    make = train_config or (lambda sess: session_train_config(sess, "numpy", "auto"))
+    model = NumpyRoundModel(make(session), train)
     await model.set_global(init_params(ModelConfig.from_dict(config["model_config"]), INIT_SEED))
     T = int(config["blocksize"])
     t0 = time.perf_counter()
-    for r in range(R):
-        for h in range(H):
-            g = r * H + h
-            if both:
-                (x0, y0), (x1, y1) = (round_batch(train, s, h, batch, T) for s in seeds[r])
-                await model.backend.step(x0 + x1, y0 + y1, model.lr(g))
-                model.adam_steps += 1
-            else:
-                for k, s in enumerate(seeds[r]):
-                    await model.step(data_seed=s, local_step=h, global_step=2 * g + k)
+    for g in range(steps):
+        if both:
+            (x0, y0), (x1, y1) = (round_batch(train, *batch_of(k, g), batch, T) for k in range(2))
+            await model.backend.step(x0 + x1, y0 + y1, model.lr(g))
+            model.adam_steps += 1
+        else:
+            for k in range(2):
+                await model.step(*batch_of(k, g), global_step=2 * g + k)
     params = np.frombuffer((await model.backend.export())["params"], np.float32).copy()
     return params, time.perf_counter() - t0
 

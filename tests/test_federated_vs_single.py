@@ -1,7 +1,6 @@
 """benchmarks/federated_vs_single.py: --paired recomputes the seeds the relay gave each client."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 from pyscript_app.config import ModelConfig
