@@ -175,7 +175,7 @@ async def train_on_clients_batches(config: dict, train, batch: int, steps: int, 
     makes the TrainConfig (default: session_train_config's, as a client's). -> (params, seconds)."""
     H = int(config["max_local_steps"])
     planned = 2 * steps if not both else steps
-    session = {**config, "batch": 2 * batch if both else batch, "max_local_steps": H,
+    session = {**config, "batch": 2 * batch if both else batch,
                "rounds": planned // H if config.get("rounds") else None}
     make = train_config or (lambda sess: session_train_config(sess, "numpy", "auto"))
     model = NumpyRoundModel(make(session), train)
