@@ -11,6 +11,9 @@
    aggregation included); the round's close time; and the event loop's responsiveness: a separate
    process requests /api/health every 20 ms during the rounds and records the slowest answer
    (the relay answers it on the same event loop that receives and broadcasts the frames).
+   Also the whole machine's busy CPU-seconds per round (/proc/stat, Linux): with the clients, the
+   relays and Redis on the same cores, clients x cores / that is the most deltas / s any spread of
+   the same work over relay processes could reach on them.
    With --redis, the relay is --processes N processes of one deployment on a Redis (URL, or a
    redis-server this benchmark starts on a free port), the clients spread over them round-robin.
 """
@@ -144,6 +147,27 @@ class BenchClient:
                 return msg
 
 
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, all) CPU-seconds of the whole machine since boot, summed over its cores, from
+    /proc/stat (Linux; None elsewhere). Busy is everything but idle and iowait: on a machine
+    running nothing else, the relay processes, Redis and the simulated clients together."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def cpu_bound(clients: int, cores: int, cpu_s_per_round: float) -> float:
+    """Deltas / s that `cores` could reach at most if they were busy all the time with a round's work
+    of `cpu_s_per_round` CPU-seconds (clients deltas per round). Spreading the same work over more
+    relay processes cannot pass it; the relay traffic between processes only adds work."""
+    return clients * cores / cpu_s_per_round
+
+
 async def bench_loopback(bases: list[str], model: str, clients: int, rounds: int) -> dict:
     import httpx
     from websockets.asyncio.client import connect
@@ -173,13 +197,13 @@ async def bench_loopback(bases: list[str], model: str, clients: int, rounds: int
     prober = subprocess.Popen([sys.executable, "-c", PROBE.format(url=base + "/api/health")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     await asyncio.sleep(0.5)
-    ingest, closes, per_round = [], [], []
+    ingest, closes, per_round, cpu, walls = [], [], [], [], []
     for rnd in range(rounds):
         for c in workers:
             c.sent = c.received = 0
         for f in frames:
             f[:HEADER_SIZE] = encode_header(FrameHeader(KIND_DELTA, DTYPE_F16, rnd, P, tokens=1000, loss=2.0))
-        t0 = time.perf_counter()
+        cpu0, t0 = machine_cpu_seconds(), time.perf_counter()
 
         async def submit(c: BenchClient, frame: bytes) -> float:
             await c.send(frame)
@@ -197,6 +221,9 @@ async def bench_loopback(bases: list[str], model: str, clients: int, rounds: int
             return t
 
         done = await asyncio.gather(*(finish(c) for c in workers))
+        cpu1, walls = machine_cpu_seconds(), walls + [time.perf_counter() - t0]
+        if cpu0 is not None and cpu1 is not None:
+            cpu.append(cpu1[0] - cpu0[0])
         ingest.append(sum(len(f) for f in frames) / (t_ack - t0) / 1e6)
         closes.append(max(done) - t_ack)
         per_round.append({"up": workers[0].sent / P, "down": workers[0].received / P})
@@ -208,7 +235,11 @@ async def bench_loopback(bases: list[str], model: str, clients: int, rounds: int
             "bytes_per_param_up": float(np.mean([r["up"] for r in per_round])),
             "bytes_per_param_down": float(np.mean([r["down"] for r in per_round])),
             "ingest_mb_per_s": float(np.median(ingest)), "ingest_mb_per_s_all": ingest,
-            "round_close_s": float(np.median(closes)), "slowest_health_ms": slowest_ms}
+            "round_close_s": float(np.median(closes)), "slowest_health_ms": slowest_ms,
+            "round_wall_s": float(np.median(walls)),
+            # the whole machine's busy CPU-seconds per round (None where /proc/stat is missing)
+            "machine_cpu_s_per_round": float(np.median(cpu)) if cpu else None,
+            "machine_cpu_s_all": cpu}
 
 
 def start_redis() -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
@@ -290,6 +321,14 @@ def main(argv: list[str] | None = None) -> int:
          "clients / (ingest + close), per round"),
         ("slowest /api/health during rounds (ms)", f"{wire['slowest_health_ms']:.0f}", "the event loop stays free"),
     ]
+    cores = len(os.sched_getaffinity(0))
+    if wire["machine_cpu_s_per_round"]:
+        wire["cores"] = cores
+        wire["cpu_bound_updates_per_s"] = cpu_bound(args.clients, cores, wire["machine_cpu_s_per_round"])
+        rows += [("machine CPU per round (CPU-s)", f"{wire['machine_cpu_s_per_round']:.2f}",
+                  f"in {wire['round_wall_s']:.2f} s: relays, Redis and clients"),
+                 ("deltas / s with every core busy", f"{wire['cpu_bound_updates_per_s']:.1f}",
+                  f"clients x {cores} cores / CPU per round: no spread passes it")]
     where = f"{args.processes} process(es) on Redis" if args.redis else "one process"
     print(f"relay benchmark: {args.model}, {args.clients} clients, {args.rounds} rounds, {where}; {machine}")
     for name, value, note in rows:
