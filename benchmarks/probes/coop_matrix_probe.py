@@ -9,7 +9,8 @@ target)?
 
 One subgroup (32 invocations) per workgroup computes a 2 x 2 block of the matrices' tiles of C = A @ B,
 loading its operand tiles straight from global memory (no workgroup memory): a first look, not a tuned
-kernel. Dawn: every f16 or f32 configuration the adapter lists with an f32 result. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
+kernel; then wider blocks of several subgroups with several tiles each (`DAWN_SHADER_WIDE`). Dawn: every
+f16 or f32 configuration the adapter lists with an f32 result. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
 off and on). Every stage's failure is recorded, not raised."""
 import json
 import sys
@@ -139,6 +140,66 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>) {
 """
 
 
+# Wider blocks: WY x WX subgroups per workgroup, each computing RT x CT result tiles (operands still
+# straight from global memory, shared through the caches): block (WY*RT*TM) x (WX*CT*TN) of C.
+DAWN_SHADER_WIDE = """
+@ENABLE_F16@
+enable chromium_experimental_subgroup_matrix;
+
+@group(0) @binding(0) var<storage, read> a: array<@IN@>;         // (N,K) row-major
+@group(0) @binding(1) var<storage, read> b: array<@IN@>;         // (K,M) row-major
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;  // (N,M) row-major, starts at 0
+@group(0) @binding(3) var<uniform> dims: vec4<u32>;            // N, K, M, 0
+
+alias L = subgroup_matrix_left<@IN@, @TK@, @TM@>;
+alias R = subgroup_matrix_right<@IN@, @TN@, @TK@>;
+alias C = subgroup_matrix_result<f32, @TN@, @TM@>;
+
+@compute @workgroup_size(@THREADS@)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let K = dims.y;
+  let M = dims.z;
+  let sg = @SG@;
+  let row = wid.y * @BM@u + (sg / @WX@u) * (@RT@u * @TM@u);
+  let col = wid.x * @BN@u + (sg % @WX@u) * (@CT@u * @TN@u);
+  var acc: array<C, @RTCT@>;
+  for (var k = 0u; k < K; k += @TK@u) {
+    var bs: array<R, @CT@>;
+    for (var j = 0u; j < @CT@u; j++) {
+      bs[j] = subgroupMatrixLoad<R>(&b, k * M + col + j * @TN@u, false, M);
+    }
+    for (var i = 0u; i < @RT@u; i++) {
+      let ai = subgroupMatrixLoad<L>(&a, (row + i * @TM@u) * K + k, false, K);
+      for (var j = 0u; j < @CT@u; j++) {
+        acc[i * @CT@u + j] = subgroupMatrixMultiplyAccumulate(ai, bs[j], acc[i * @CT@u + j]);
+      }
+    }
+  }
+  for (var i = 0u; i < @RT@u; i++) {
+    for (var j = 0u; j < @CT@u; j++) {
+      subgroupMatrixStore(&c, (row + i * @TM@u) * M + col + j * @TN@u, acc[i * @CT@u + j], false, M);
+    }
+  }
+}
+"""
+WIDE_SHAPES = ((2, 4, 1, 1), (4, 4, 1, 1), (2, 4, 2, 2), (4, 4, 2, 2), (2, 2, 2, 2))  # (RT, CT, WY, WX)
+
+
+def dawn_wide_shader(element: str, m: int, n: int, k: int, rt: int, ct: int, wy: int, wx: int) -> tuple[str, int, int]:
+    """DAWN_SHADER_WIDE for one configuration and block shape: (code, block rows, block columns)."""
+    bm, bn = wy * rt * m, wx * ct * n
+    subs = {"@ENABLE_F16@": "enable f16;" if element == "f16" else "", "@IN@": element, "@TM@": str(m),
+            "@TN@": str(n), "@TK@": str(k), "@RT@": str(rt), "@CT@": str(ct), "@WY@": str(wy), "@WX@": str(wx),
+            "@RTCT@": str(rt * ct), "@THREADS@": str(32 * wy * wx), "@BM@": str(bm), "@BN@": str(bn),
+            # one subgroup: offsets from the workgroup id only (subgroup-uniform); several: NVIDIA's
+            # subgroups are 32 wide (the numpy check catches anything else)
+            "@SG@": "0u" if wy * wx == 1 else "lid / 32u"}
+    code = DAWN_SHADER_WIDE
+    for key, value in subs.items():
+        code = code.replace(key, value)
+    return code, bm, bn
+
+
 def dawn_shader(element: str, m: int, n: int, k: int) -> str:
     """DAWN_SHADER for one configuration: element type, TM = m rows, TN = n columns, TK = k."""
     return (DAWN_SHADER.replace("@ENABLE_F16@", "enable f16;" if element == "f16" else "").replace("@IN@", element).replace("@TM@", str(m)).replace("@TN@", str(n))
@@ -164,12 +225,15 @@ def dawn_part(out: dict) -> None:
     res = out.setdefault("dawn", {})
     try:
         from wgpudawn.backends.dawn import extras
-        extras.set_instance_extras(enable_toggles=["allow_unsafe_apis"])  # before the instance exists
+        # before the instance exists; Dawn offers `shader-f16` (and so f16 subgroup matrices) on NVIDIA
+        # only with the adapter toggle `vulkan_enable_f16_on_nvidia`
+        extras.set_instance_extras(enable_toggles=["allow_unsafe_apis", "vulkan_enable_f16_on_nvidia"])
         import wgpudawn
         adapter = wgpudawn.gpu.request_adapter_sync(power_preference="high-performance")
         res["adapter"] = {k: adapter.info.get(k) for k in ("device", "description", "backend_type")}
         feature = "chromium-experimental-subgroup-matrix"
         res["has_feature"] = feature in adapter.features
+        res["has_shader_f16"] = "shader-f16" in adapter.features
         res["configs"] = extras.get_adapter_properties(adapter).get("subgroup_matrix_configs")
         if not res["has_feature"]:
             return
@@ -192,6 +256,16 @@ def dawn_part(out: dict) -> None:
                            2 * cfg["m"], 2 * cfg["n"], row)
         except Exception as e:
             row["error"] = f"{type(e).__name__}: {e}"[:1500]
+        for shape in WIDE_SHAPES:
+            row = res["variants"].setdefault(f"{name}_wide_{'x'.join(map(str, shape))}", {})
+            try:
+                code, bm, bn = dawn_wide_shader(element, cfg["m"], cfg["n"], cfg["k"], *shape)
+                module = device.create_shader_module(code=code)
+                pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
+                row["compiled"] = True
+                check_and_time(device, pipeline, wgpudawn, np.float16 if element == "f16" else np.float32, bm, bn, row)
+            except Exception as e:
+                row["error"] = f"{type(e).__name__}: {e}"[:1500]
 
 
 def main() -> int:
@@ -231,6 +305,15 @@ def main() -> int:
             torch.cuda.synchronize()
             ms = (time.perf_counter() - t0) * 1e2
             out[f"torch_tflops_4096_tf32_{'on' if tf32 else 'off'}"] = 2 * 4096 ** 3 / ms / 1e9
+        for dtype in (torch.float16, torch.bfloat16):  # the mixed-precision peer's products
+            y = x.to(dtype)
+            y @ y
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(10):
+                y @ y
+            torch.cuda.synchronize()
+            out[f"torch_tflops_4096_{str(dtype).split('.')[-1]}"] = 2 * 4096 ** 3 / ((time.perf_counter() - t0) * 1e2) / 1e9
     except Exception as e:
         out["torch_error"] = f"{type(e).__name__}: {e}"
     print(json.dumps({k: v for k, v in out.items() if k != "features"}, indent=1))
