@@ -12,8 +12,12 @@ site_src/federated-protocol.md, *Several relay processes*):
     s:ID:roster / :conn         client id -> {name, token_hash, joined_at}; client id -> process
     s:ID:subs / :digests        the open round's accepted deltas (tokens, norm, loss, process,
                                 digest) and their fingerprints; the deltas themselves stay in the
-                                process that received them
-    s:ID:plan / :parts / :part:P  the closing round's plan, and each process's integer partial sum
+                                process that received them (their slices pass through
+                                s:ID:fwd:… while their round closes)
+    s:ID:plan / :parts          the closing round's plan (holders, their shards), and which holders'
+                                forwards are in and shards staged
+    s:ID:fwd:PLAN:P:Q           holder P's deltas over holder Q's range (raw slices or int64 sum; TTL)
+    s:ID:next:PLAN:u / :w / :m  the staged update, W_{r+1} and momentum, written range by range (TTL)
     s:ID:u                      the last committed round's update payload (broadcast dtype)
     s:ID:lease, proc:P          the session's leader lease; each process's heartbeat
     pending, rate:ADDR,         the per-address quotas, counted for the whole deployment
@@ -23,15 +27,18 @@ Each process keeps a replica `Session` of every session it serves (config, W_r, 
 its own connections only) and follows the leader's events on one pub/sub channel (`events`).
 The leader (whoever holds `s:ID:lease`; any process with a replica takes it when it lapses) runs
 the round timer and closes rounds: it freezes the round's accepted deltas (`closing`), writes a
-plan (server/partials.py), every process adds its clients' deltas into an exact integer partial,
-the leader adds the partials, applies the outer step and commits W_{r+1}, the update and the next
-round in one transaction (fenced by its lease: WATCH), then publishes `closed`; each process then
-broadcasts round_closed + UPDATE to its own clients. A process that dies takes its clients' held
-deltas with it: when the leader finds a missing partial's process dead (no heartbeat), it drops
-those deltas and reopens the round, and the clients, resuming elsewhere, send theirs again.
+plan (server/partials.py) that gives each process holding a delta a range of the parameters;
+each such holder forwards its deltas over the others' ranges, sums every delta over its own range
+exactly (int64), applies the outer step there and stages the result (server/cluster_shards.py);
+the leader assembles W_{r+1} and its sha256 and commits the staged values and the next round in
+one script (fenced by its lease's epoch), then publishes `closed`; each process then broadcasts
+round_closed + UPDATE to its own clients. A process that dies takes its clients' held deltas
+with it: when the leader finds a missing shard's process dead (no heartbeat), it drops those
+deltas and reopens the round, and the clients, resuming elsewhere, send theirs again.
 
 This module holds the process, its sessions, clients and submissions; cluster_keys.py the key names
-and atomic scripts; cluster_rounds.py the leader's round closing and the events every process follows.
+and atomic scripts; cluster_rounds.py the leader's round closing and the events every process
+follows; cluster_shards.py each holder's shard of a close.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ log = logging.getLogger("tabgpt.relay.cluster")
 from .cluster_keys import Keys, _pairs, _s, register_scripts
 from .cluster_quotas import RESERVE_S, ClusterQuotas, ReservationLapsed
 from .cluster_rounds import ClusterRounds
+from .cluster_shards import Shard
 
 
 @dataclasses.dataclass
@@ -80,17 +88,22 @@ class ClusterRelay(ClusterRounds, Relay):
 
     def __init__(self, settings: RelaySettings, clock: Callable[[], float] | None = None):
         super().__init__(dataclasses.replace(settings, state_dir=None), clock)
+        import redis as redis_sync
         import redis.asyncio as redis
 
         self.me = secrets.token_hex(6)
         self.k = Keys(settings.redis_prefix)
         self.r = redis.from_url(settings.redis_url)
+        # a blocking client for the close's large values, used from worker threads: it moves them
+        # faster than the asyncio client, and off the event loop
+        self.bulk = redis_sync.Redis.from_url(settings.redis_url)
         self.scripts = register_scripts(self.r)
         self.shared_quotas = ClusterQuotas(self.r, self.k, self.me, settings)
         self.kept: dict[str, dict[str, Kept]] = {}  # session -> client -> its delta of the open round
-        self.own_parts: dict[str, tuple[bytes, np.ndarray]] = {}  # session -> (its plan, partial) of its leader
-        self.contributing: dict[str, bytes] = {}  # session -> the plan whose partial is being made here
-        self.contributed: dict[str, bytes] = {}  # session -> the plan whose partial this process stored
+        self.own_parts: dict[str, Shard] = {}  # session -> this process's staged shard of the closing round
+        self.contributing: dict[str, bytes] = {}  # session -> the plan whose shard is being made here
+        self.contributed: dict[str, bytes] = {}  # session -> the plan whose shard this process staged
+        self.prepared: dict = {}  # session -> (plan id, ClosedRound) a holder assembled before `closed`
         self.committed: dict = {}  # session -> (round, ClosedRound) its leader committed, until its `closed` event
         self.leading: set[str] = set()
         self.epochs: dict[str, int] = {}  # session -> the epoch of this process's lease
@@ -145,6 +158,7 @@ class ClusterRelay(ClusterRounds, Relay):
             task.cancel()
         try:
             await self.r.aclose()
+            self.bulk.close()
         except Exception:
             pass
 
@@ -359,7 +373,7 @@ class ClusterRelay(ClusterRounds, Relay):
 
     def _drop_replica(self, sid: str, reason: str) -> None:
         session = self.sessions.pop(sid, None)
-        for held in (self.kept, self.own_parts, self.contributed, self.committed):
+        for held in (self.kept, self.own_parts, self.contributed, self.committed, self.prepared):
             held.pop(sid, None)
         self.leading.discard(sid)
         self.epochs.pop(sid, None)

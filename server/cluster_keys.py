@@ -86,6 +86,32 @@ redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], 'closing', '0')
 return 1
 """
+# KEYS open, head, u, w, m, staged u, staged w, staged m, subs, digests, plan, parts, forwards...;
+# ARGV epoch, round, head JSON, u bytes, w bytes, '1' with momentum (DiLoCo) else '0', then the next
+# open state's field, value pairs -> 1 committed; 0 fenced off (another epoch, or the round moved);
+# -1 a staged value is missing or short. The staged values become the committed ones by RENAME
+# (O(1): no large value passes through the script); temporary keys go with UNLINK (freed lazily)
+COMMIT = """
+local o = redis.call('HMGET', KEYS[1], 'epoch', 'round')
+if o[1] ~= ARGV[1] or o[2] ~= ARGV[2] then return 0 end
+local m = ARGV[6] == '1'
+if redis.call('STRLEN', KEYS[6]) ~= tonumber(ARGV[4]) or redis.call('STRLEN', KEYS[7]) ~= tonumber(ARGV[5])
+   or (m and redis.call('STRLEN', KEYS[8]) ~= tonumber(ARGV[5])) then return -1 end
+redis.call('RENAME', KEYS[6], KEYS[3])
+redis.call('PERSIST', KEYS[3])
+redis.call('RENAME', KEYS[7], KEYS[4])
+redis.call('PERSIST', KEYS[4])
+if m then
+  redis.call('RENAME', KEYS[8], KEYS[5])
+  redis.call('PERSIST', KEYS[5])
+else
+  redis.call('DEL', KEYS[5])
+end
+redis.call('SET', KEYS[2], ARGV[3])
+for i = 9, #KEYS do redis.call('UNLINK', KEYS[i]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+return 1
+"""
 # KEYS open, subs; ARGV round, expected phase, new phase -> 1 when changed (a leader's timer step)
 SET_PHASE = """
 local o = redis.call('HMGET', KEYS[1], 'round', 'phase', 'closing')
@@ -140,7 +166,8 @@ class Keys:
 
 
 SCRIPTS = {"lease": LEASE, "join_start": JOIN_START, "admit_client": ADMIT_CLIENT, "resume": RESUME,
-           "register": REGISTER, "close_begin": CLOSE_BEGIN, "drop": DROP, "set_phase": SET_PHASE, "restart": RESTART}
+           "register": REGISTER, "close_begin": CLOSE_BEGIN, "drop": DROP, "commit": COMMIT, "set_phase": SET_PHASE,
+           "restart": RESTART}
 
 
 def register_scripts(r) -> dict:

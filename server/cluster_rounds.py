@@ -1,6 +1,7 @@
-"""The leader's side of a relay deployment on Redis: the round timer, closing a round from the
-processes' integer partials, the fenced commit, and following the leader's events (server/cluster.py
-mixes this into ClusterRelay; every method works on its attributes)."""
+"""The leader's side of a relay deployment on Redis: the round timer, closing a round (its plan,
+waiting for the holders' shards of server/cluster_shards.py, the fenced commit), and following the
+leader's events (server/cluster.py mixes this into ClusterRelay; every method works on its
+attributes)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import json
 import logging
 import time
 
-import numpy as np
-
-from pyscript_app.federated.frames import DTYPE_BY_NAME, DTYPE_F16, KIND_UPDATE, FrameHeader, encode_header
+from pyscript_app.federated.frames import DTYPE_BY_NAME, KIND_UPDATE, FrameHeader, encode_header
 
 from . import aggregate, partials
 from .cluster_keys import _pairs, _s
+from .cluster_shards import ClusterShards, element_bytes, plan_id
 from .connection import CLOSE_RESTART, CLOSE_SUPERSEDED
 from .protocol import encode, error
 from .session import Send, Session, summarise_history
@@ -22,7 +22,7 @@ from .session import Send, Session, summarise_history
 log = logging.getLogger("tabgpt.relay.cluster")
 
 
-class ClusterRounds:
+class ClusterRounds(ClusterShards):
     """Round closing and leader events for ClusterRelay."""
 
     # --- the leader ----------------------------------------------------------------------------
@@ -100,25 +100,42 @@ class ClusterRounds:
         plan = partials.plan_round(round, [partials.Contribution(c, m["tokens"], m["norm"], m["loss"])
                                            for c, m in metas.items()], cfg.robust)
         holders = {c: [m["proc"], m["digest"]] for c, m in metas.items()}
-        plan_json = json.dumps({**plan.to_dict(), "holders": holders}).encode()
+        procs = sorted({m["proc"] for m in metas.values()})
+        shards = [[p, lo, hi] for p, (lo, hi) in zip(procs, partials.shard_ranges(cfg.param_count, len(procs)))]
+        plan_json = json.dumps({**plan.to_dict(), "holders": holders, "shards": shards}, sort_keys=True).encode()
+        pid = plan_id(plan_json)
         await self.r.set(k.s(sid, "plan"), plan_json)
         await self._publish({"type": "plan", "sid": sid, "round": round})
+        if self.me in procs:
+            self._spawn(self._contribute(session, round))  # no need to wait for its own event
         waited, nudged = time.monotonic(), time.monotonic()
         while True:
-            parts = {_s(p): json.loads(raw) for p, raw in (await self.r.hgetall(k.s(sid, "parts"))).items()}
-            covered = {c for p in parts.values() if p["round"] == round for c in p["clients"]}
-            missing = set(metas) - covered
-            if not missing:
+            async with self.r.pipeline(transaction=False) as pipe:
+                pipe.get(k.s(sid, "plan"))
+                pipe.hgetall(k.s(sid, "parts"))
+                plan_now, entries = await pipe.execute()
+            if plan_now != plan_json:
+                return  # gone (a restarted Redis without it): the next tick plans the close again
+            entries = {_s(a): json.loads(b) for a, b in entries.items()}
+            fwd = {a[4:]: e for a, e in entries.items() if a.startswith("fwd:") and e["plan"] == pid}
+            done = {a[5:] for a, e in entries.items() if a.startswith("done:") and e["plan"] == pid}
+            # a live holder that lost a delta (a resync) says so in its entry; a dead one says nothing
+            lost = sorted(c for c, m in metas.items() if m["proc"] in fwd and c not in fwd[m["proc"]]["clients"])
+            missing = [p for p in procs if p not in done]
+            if not missing and not lost:
                 break
-            procs = sorted({metas[c]["proc"] for c in missing})
-            alive = await self.r.mget([k.proc(p) for p in procs])
-            dead = {p for p, a in zip(procs, alive) if a is None}
-            if dead:  # their deltas died with them: drop them, the round stays open for their resumes
-                lost = sorted(c for c in missing if metas[c]["proc"] in dead)
-                log.warning("session %s round %d: process(es) %s gone, dropping %d delta(s)", sid, round,
-                            ",".join(sorted(dead)), len(lost))
+            if missing and not lost:
+                alive = await self.r.mget([k.proc(p) for p in missing])
+                dead = {p for p, a in zip(missing, alive) if a is None}
+                # their deltas died with them: drop them, the round stays open for their resumes
+                lost = sorted(c for c, m in metas.items() if m["proc"] in dead)
+                if dead:
+                    log.warning("session %s round %d: process(es) %s gone, dropping %d delta(s)", sid, round,
+                                ",".join(sorted(dead)), len(lost))
+            if lost:
                 await self.scripts["drop"](keys=[k.s(sid, n) for n in ("open", "subs", "digests", "plan", "parts")],
                                            args=[round, *lost])
+                await self.r.unlink(*self._plan_keys(sid, pid, procs))
                 return
             if _s(await self.r.get(k.s(sid, "lease")) or b"") != self.me:
                 return  # no longer the leader: the next one finishes this close
@@ -126,29 +143,23 @@ class ClusterRounds:
                 nudged = time.monotonic()
                 await self._publish({"type": "plan", "sid": sid, "round": round})
             await asyncio.sleep(0.01 if time.monotonic() - waited < 1 else 0.05)
-        owners = sorted(p for p, v in parts.items() if v["round"] == round and v["clients"])
-        own = self.own_parts.get(sid)
-        sums = []
-        if self.me in owners and own is not None and own[0] == plan_json:
-            sums.append(own[1])
-            owners.remove(self.me)
-        blobs = await self.r.mget([k.s(sid, f"part:{p}") for p in owners]) if owners else []
-        if any(b is None for b in blobs):
-            log.warning("session %s round %d: a partial is missing; asking again", sid, round)
-            await self.r.hdel(k.s(sid, "parts"), *[p for p, b in zip(owners, blobs) if b is None])
-            return
-        sums += [np.frombuffer(b, "<i8") for b in blobs]
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.get(k.s(sid, "head"))
-            pipe.get(k.s(sid, "m"))
-            head, m = await pipe.execute()
-        momentum = None if m is None else np.frombuffer(m, "<f4").astype(np.float32)
+        head = await self.r.get(k.s(sid, "head"))
         if session.round == round and session.weights_sha256 == json.loads(head)["weights_sha256"]:
             weights = session.weights  # the replica holds W_r as committed
         else:
-            head, weights, momentum, _ = await self._fetch(sid)
+            head, weights, _, _ = await self._fetch(sid)
+        while self.contributing.get(sid) == plan_json:  # its own shard is staged: wait for it in memory
+            await asyncio.sleep(0.005)
+        own = self.own_parts.get(sid)
+        own = own if own is not None and own.plan == pid else None
         dtype = DTYPE_BY_NAME[cfg.broadcast_dtype]
-        closed = await asyncio.to_thread(partials.combine, sums, plan, weights, cfg, momentum, dtype)
+        width = element_bytes(dtype)
+        ranges = [(lo, hi) for _, lo, hi in shards if own is None or (lo, hi) != (own.lo, own.hi)]
+        closed = await asyncio.to_thread(self._read_update, self._next_key(sid, pid, "u"), ranges, weights, own, dtype)
+        if closed is None:
+            log.warning("session %s round %d: a staged update is missing; computing it again", sid, round)
+            await self.r.delete(k.s(sid, "parts"))
+            return
         entry = {"round": round, "loss": plan.mean_loss, "contributors": len(metas), "tokens": plan.tokens}
         h = json.loads(head)
         h.update(round=round + 1, history=summarise_history(h["history"] + [entry], self.settings.history_keep),
@@ -158,43 +169,22 @@ class ClusterRounds:
         nxt = {"round": str(round + 1), "attempt": "0", "closing": "0", "started_at": repr(now),
                "phase": ("training" if cfg.grace_seconds > 0 else "grace") if anyone else "idle",
                "deadline": repr(now + cfg.round_seconds) if anyone else "0", "idle_since": "" if anyone else repr(now)}
-        ok = await self._commit(sid, round, h, closed, nxt)
-        if not ok:
+        ok = await self.scripts["commit"](
+            keys=[k.s(sid, n) for n in ("open", "head", "u", "w", "m")]
+            + [self._next_key(sid, pid, n) for n in ("u", "w", "m")]
+            + [k.s(sid, n) for n in ("subs", "digests", "plan", "parts")] + self._plan_keys(sid, pid, procs)[3:],
+            args=[str(self.epochs.get(sid, "")), round, json.dumps(h), cfg.param_count * width, cfg.param_count * 4,
+                  "0" if cfg.aggregator == "fedavg" else "1", *[x for kv in nxt.items() for x in kv]])
+        if ok == -1:
+            log.warning("session %s round %d: a staged value is missing; computing it again", sid, round)
+            await self.r.delete(k.s(sid, "parts"))
+            return
+        if ok != 1:
             log.warning("session %s round %d: lost the lease before committing; the next leader closes it", sid, round)
             return
         self.committed[sid] = (round, closed)  # for this process's own `closed` event
-        await self._publish({"type": "closed", "sid": sid, "round": round, "entry": entry,
+        await self._publish({"type": "closed", "sid": sid, "round": round, "entry": entry, "plan": pid,
                              "sha": closed.weights_sha256, "state": nxt})
-
-    async def _commit(self, sid: str, round: int, head: dict, closed, nxt: dict) -> bool:
-        """W_{r+1}, its header, the momentum, the update and the next round, in one transaction that
-        runs only while this process's lease epoch is the session's and round r is open (WATCH of
-        the open state: a new leader bumps the epoch, which aborts it; renewing a lease does not). Large values go through MULTI, not a script,
-        which would copy them into Lua strings (seconds for `large`)."""
-        import redis
-
-        k = self.k
-        async with self.r.pipeline(transaction=True) as pipe:
-            await pipe.watch(k.s(sid, "open"))
-            epoch, open_round = await pipe.hmget(k.s(sid, "open"), ["epoch", "round"])
-            if _s(epoch or b"") != str(self.epochs.get(sid)) or _s(open_round or b"") != str(round):
-                await pipe.unwatch()
-                return False
-            pipe.multi()
-            pipe.set(k.s(sid, "head"), json.dumps(head))
-            pipe.set(k.s(sid, "w"), memoryview(closed.weights.astype("<f4", copy=False)).cast("B"))
-            if closed.momentum is None:
-                pipe.delete(k.s(sid, "m"))
-            else:
-                pipe.set(k.s(sid, "m"), memoryview(closed.momentum.astype("<f4", copy=False)).cast("B"))
-            pipe.set(k.s(sid, "u"), closed.payload)
-            pipe.delete(k.s(sid, "subs"), k.s(sid, "digests"), k.s(sid, "plan"), k.s(sid, "parts"))
-            pipe.hset(k.s(sid, "open"), mapping=nxt)
-            try:
-                await pipe.execute()
-            except redis.WatchError:
-                return False
-        return True
 
     # --- events from the leaders ---------------------------------------------------------------
 
@@ -265,42 +255,6 @@ class ClusterRounds:
         elif kind == "closed":
             await self._on_closed(session, event)
 
-    async def _contribute(self, session: Session, round: int) -> None:
-        sid, k = session.session_id, self.k
-        raw = await self.r.get(k.s(sid, "plan"))
-        if raw is None:
-            return
-        d = json.loads(raw)
-        if d["round"] != round:
-            return
-        # the leader repeats `plan` every second until every partial is in: a plan whose partial
-        # is being made here, or is stored, is not made again (a `large` partial is 211 MB)
-        if self.contributing.get(sid) == raw or (
-                self.contributed.get(sid) == raw and await self.r.hexists(k.s(sid, "parts"), self.me)):
-            return
-        plan = partials.Plan.from_dict(d)
-        kept = self.kept.get(sid, {})
-        mine = [v.held for c, v in kept.items() if v.round == round and d["holders"].get(c) == [self.me, v.digest]]
-        if not mine:
-            return
-        self.contributing[sid] = raw
-        try:
-            total = await asyncio.to_thread(partials.partial_sum, mine, plan, session.config.param_count)
-            entry = json.dumps({"round": round, "clients": sorted(h.client_id for h in mine)})
-            if sid in self.leading:  # the leader adds its own partial from memory
-                self.own_parts[sid] = (raw, total)
-                await self.r.hset(k.s(sid, "parts"), self.me, entry)
-            else:
-                async with self.r.pipeline(transaction=True) as pipe:  # (P,) int64 as it is: no copy
-                    pipe.set(k.s(sid, f"part:{self.me}"), memoryview(total.astype("<i8", copy=False)).cast("B"),
-                             px=600_000)
-                    pipe.hset(k.s(sid, "parts"), self.me, entry)
-                    await pipe.execute()
-            self.contributed[sid] = raw
-        finally:
-            if self.contributing.get(sid) == raw:
-                del self.contributing[sid]
-
     async def _resync(self, session: Session) -> None:
         """The replica missed a committed round (an event lost while Redis restarted): load the
         committed state, and close its clients with 1012 so they resume and get the current
@@ -319,24 +273,25 @@ class ClusterRounds:
             await self._resync(session)  # it missed a round
             return
         mine = self.committed.pop(sid, None)
+        prepared = self.prepared.pop(sid, None)
         if mine is not None and mine[0] == round and mine[1].weights_sha256 == event["sha"]:
             # the leader committed this round itself: it holds the update and W_{r+1} already
             closed = aggregate.ClosedRound(mine[1].payload, mine[1].weights, None, event["sha"])
+        elif prepared is not None and prepared[0] == event.get("plan") and prepared[1].weights_sha256 == event["sha"]:
+            closed = prepared[1]  # assembled by _prepare from this replica's W_r: the same sha, the same W_{r+1}
         else:
-            async with self.r.pipeline(transaction=True) as pipe:
-                pipe.get(self.k.s(sid, "u"))
-                pipe.get(self.k.s(sid, "head"))
-                u, head = await pipe.execute()
-            if head is None or json.loads(head)["round"] != round + 1:
+            # W_{r+1} = W_r + decode(u) in f32, as every client computes it: no weights download;
+            # this process's own shard of the close is reused, the other ranges of u are read
+            own = self.own_parts.get(sid)
+            own = own if own is not None and own.plan == event.get("plan") else None
+            closed = await asyncio.to_thread(self._updated, sid, session.weights, own, round,
+                                             DTYPE_BY_NAME[session.config.broadcast_dtype])
+            if closed is None:
                 await self._resync(session)
                 return
-            # W_{r+1} = W_r + decode(u) in f32, as every client computes it: no weights download
-            dtype = DTYPE_BY_NAME[session.config.broadcast_dtype]
-            weights = await asyncio.to_thread(_apply_update, session.weights, u, dtype)
-            if aggregate.weights_sha256(weights) != event["sha"]:
+            if closed.weights_sha256 != event["sha"]:
                 await self._resync(session)  # this replica's W_r was not the committed one
                 return
-            closed = aggregate.ClosedRound(u, weights, None, event["sha"])
         entry = event["entry"]
         self.kept.pop(sid, None)
         self.own_parts.pop(sid, None)
@@ -359,9 +314,3 @@ class ClusterRounds:
             effects += session._round_started(now)
         self._apply(session, effects)
 
-
-def _apply_update(weights: np.ndarray, payload: bytes, dtype: int) -> np.ndarray:
-    """W + decode(u) in f32 (server/aggregate.apply_update), decoding f16 through the exact table."""
-    raw = np.frombuffer(payload, "<u2" if dtype == DTYPE_F16 else "<f4")
-    decoded = aggregate.F16_TO_F32[raw] if dtype == DTYPE_F16 else raw.astype(np.float32)
-    return aggregate.apply_update(weights, decoded)

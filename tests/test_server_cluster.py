@@ -107,7 +107,9 @@ TOKENS, LOSSES = [96, 640, 320], [3.5, 2.75, 3.0]
 
 
 def test_the_update_is_bit_identical_however_clients_are_spread(cluster):
-    spreads = {"3": [0, 0, 0], "2/1": [0, 0, 1], "1/1/1": [0, 1, 2]}  # client k -> process
+    # client k -> process; the session is created on process 0, whose replica leads it: in "0/2/1" the
+    # leader holds no delta and the close is sharded over the two other processes
+    spreads = {"3": [0, 0, 0], "2/1": [0, 0, 1], "1/1/1": [0, 1, 2], "0/2/1": [1, 1, 2]}
     shas, weights0 = {}, None
     for name, where in spreads.items():
         # DiLoCo: round 1 also goes through the outer momentum the leader keeps in Redis

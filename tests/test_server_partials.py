@@ -47,3 +47,41 @@ def test_every_spread_over_processes_gives_the_same_update(robust):
     exact = np.ldexp(sum(X.partial_sum([h], plan, cfg.param_count) for h in held).astype(np.float64), -plan.bits)
     assert np.allclose(exact, total.total, rtol=1e-12, atol=1e-12 * np.abs(total.total).max())
     assert plan.mean_loss == pytest.approx(total.mean_loss, rel=1e-12)
+
+
+def test_shard_ranges_cover_the_parameters_in_aligned_contiguous_pieces():
+    for P in (1, 1000, 36_144, 26_354_176):
+        for count in (1, 2, 3, 5):
+            ranges = X.shard_ranges(P, count)
+            assert len(ranges) == count and ranges[0][0] == 0 and ranges[-1][1] == P
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+            assert all(lo % X.SHARD_ALIGN == 0 and lo <= hi for lo, hi in ranges)
+            sizes = [hi - lo for lo, hi in ranges]
+            assert max(sizes) - min(sizes) <= X.SHARD_ALIGN or P < count * X.SHARD_ALIGN
+
+
+@pytest.mark.parametrize("aggregator", ["fedavg", "diloco"])
+def test_ranges_computed_apart_and_concatenated_give_the_whole_update(aggregator):
+    cfg = build_session_config({"model": "nano", "dataset": "names", "aggregator": aggregator}, RelaySettings(),
+                               init_seed=1)
+    P, held = cfg.param_count, _held(cfg, 3, seed=4)
+    rng = np.random.default_rng(5)
+    weights = rng.standard_normal(P).astype(np.float32)
+    momentum = None if aggregator == "fedavg" else (rng.standard_normal(P) * 1e-3).astype(np.float32)
+    plan = X.plan_round(2, [X.Contribution(h.client_id, h.tokens, h.norm, h.loss) for h in held], True)
+    whole = X.combine([X.partial_sum(held, plan, P)], plan, weights, cfg, momentum, DTYPE_F16)
+    ranges = X.shard_ranges(P, 3)
+    parts = []
+    for lo, hi in ranges:
+        total = X.partial_sum(held, plan, P, lo, hi)
+        assert np.array_equal(total, X.partial_sum(held, plan, P)[lo:hi])
+        parts.append(X.outer_step_range([total], plan, weights[lo:hi], cfg,
+                                        None if momentum is None else momentum[lo:hi], DTYPE_F16))
+    assert b"".join(p[0] for p in parts) == whole.payload
+    new_weights = np.concatenate([p[1] for p in parts])
+    assert new_weights.tobytes() == whole.weights.tobytes()
+    assert A.weights_sha256(new_weights) == whole.weights_sha256
+    if momentum is None:
+        assert all(p[2] is None for p in parts) and whole.momentum is None
+    else:
+        assert np.concatenate([p[2] for p in parts]).tobytes() == whole.momentum.tobytes()
