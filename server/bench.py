@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<44} {value:>12}   {note}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "model": args.model, "machine": machine, "date": time.strftime("%Y-%m-%d"),
+            "model": args.model, "machine": machine, "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
             "command": " ".join(["python -m server.bench", *(sys.argv[1:] if argv is None else argv)]),
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "aggregation": agg, "loopback": wire}, indent=2))

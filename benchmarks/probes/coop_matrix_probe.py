@@ -9,7 +9,7 @@ target)?
 
 One subgroup (32 invocations) per workgroup computes a 2 x 2 block of the matrices' tiles of C = A @ B,
 loading its operand tiles straight from global memory (no workgroup memory): a first look, not a tuned
-kernel; then wider blocks of several subgroups with several tiles each (`DAWN_SHADER_WIDE`). Dawn: every
+kernel; then wider blocks of several subgroups with several tiles each (`dawn_wide_shader`). Dawn: every
 f16 or f32 configuration the adapter lists with an f32 result. Checked against numpy (float64) at 256^3, timed at 4096^3 beside PyTorch fp32 (TF32
 off and on). Every stage's failure is recorded, not raised."""
 import json
@@ -140,64 +140,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>) {
 """
 
 
-# Wider blocks: WY x WX subgroups per workgroup, each computing RT x CT result tiles (operands still
-# straight from global memory, shared through the caches): block (WY*RT*TM) x (WX*CT*TN) of C.
-DAWN_SHADER_WIDE = """
-@ENABLE_F16@
-enable chromium_experimental_subgroup_matrix;
-
-@group(0) @binding(0) var<storage, read> a: array<@IN@>;         // (N,K) row-major
-@group(0) @binding(1) var<storage, read> b: array<@IN@>;         // (K,M) row-major
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;  // (N,M) row-major, starts at 0
-@group(0) @binding(3) var<uniform> dims: vec4<u32>;            // N, K, M, 0
-
-alias L = subgroup_matrix_left<@IN@, @TK@, @TM@>;
-alias R = subgroup_matrix_right<@IN@, @TN@, @TK@>;
-alias C = subgroup_matrix_result<f32, @TN@, @TM@>;
-
-@compute @workgroup_size(@THREADS@)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let K = dims.y;
-  let M = dims.z;
-  let sg = @SG@;
-  let row = wid.y * @BM@u + (sg / @WX@u) * (@RT@u * @TM@u);
-  let col = wid.x * @BN@u + (sg % @WX@u) * (@CT@u * @TN@u);
-  var acc: array<C, @RTCT@>;
-  for (var k = 0u; k < K; k += @TK@u) {
-    var bs: array<R, @CT@>;
-    for (var j = 0u; j < @CT@u; j++) {
-      bs[j] = subgroupMatrixLoad<R>(&b, k * M + col + j * @TN@u, false, M);
-    }
-    for (var i = 0u; i < @RT@u; i++) {
-      let ai = subgroupMatrixLoad<L>(&a, (row + i * @TM@u) * K + k, false, K);
-      for (var j = 0u; j < @CT@u; j++) {
-        acc[i * @CT@u + j] = subgroupMatrixMultiplyAccumulate(ai, bs[j], acc[i * @CT@u + j]);
-      }
-    }
-  }
-  for (var i = 0u; i < @RT@u; i++) {
-    for (var j = 0u; j < @CT@u; j++) {
-      subgroupMatrixStore(&c, (row + i * @TM@u) * M + col + j * @TN@u, acc[i * @CT@u + j], false, M);
-    }
-  }
-}
-"""
-WIDE_SHAPES = ((2, 4, 1, 1), (4, 4, 1, 1), (2, 4, 2, 2), (4, 4, 2, 2), (2, 2, 2, 2))  # (RT, CT, WY, WX)
+# Wider blocks: WY x WX subgroups per workgroup, each computing RT x CT result tiles held in named
+# variables (operands still straight from global memory, shared through the caches): a block of
+# (WY*RT*TM) x (WX*CT*TN) of C per workgroup. A subgroup's offsets depend on its index, uniform only
+# within the subgroup, which is all its matrix operations need: `subgroup_uniformity` is turned off,
+# and the index is broadcast from the subgroup's first invocation.
+WIDE_SHAPES = ((2, 4, 1, 1), (4, 4, 1, 1), (2, 8, 1, 1), (4, 8, 1, 1), (2, 4, 2, 2), (4, 4, 2, 2))  # (RT, CT, WY, WX)
 
 
 def dawn_wide_shader(element: str, m: int, n: int, k: int, rt: int, ct: int, wy: int, wx: int) -> tuple[str, int, int]:
-    """DAWN_SHADER_WIDE for one configuration and block shape: (code, block rows, block columns)."""
+    """The WGSL for one configuration and block shape: (code, block rows, block columns)."""
     bm, bn = wy * rt * m, wx * ct * n
-    subs = {"@ENABLE_F16@": "enable f16;" if element == "f16" else "", "@IN@": element, "@TM@": str(m),
-            "@TN@": str(n), "@TK@": str(k), "@RT@": str(rt), "@CT@": str(ct), "@WY@": str(wy), "@WX@": str(wx),
-            "@RTCT@": str(rt * ct), "@THREADS@": str(32 * wy * wx), "@BM@": str(bm), "@BN@": str(bn),
-            # one subgroup: offsets from the workgroup id only (subgroup-uniform); several: NVIDIA's
-            # subgroups are 32 wide (the numpy check catches anything else)
-            "@SG@": "0u" if wy * wx == 1 else "lid / 32u"}
-    code = DAWN_SHADER_WIDE
-    for key, value in subs.items():
-        code = code.replace(key, value)
-    return code, bm, bn
+    L = ["enable f16;" if element == "f16" else "", "enable chromium_experimental_subgroup_matrix;",
+         "diagnostic(off, subgroup_uniformity);", "enable subgroups;" if wy * wx > 1 else "",
+         f"@group(0) @binding(0) var<storage, read> a: array<{element}>;         // (N,K) row-major",
+         f"@group(0) @binding(1) var<storage, read> b: array<{element}>;         // (K,M) row-major",
+         "@group(0) @binding(2) var<storage, read_write> c: array<f32>;  // (N,M) row-major, starts at 0",
+         "@group(0) @binding(3) var<uniform> dims: vec4<u32>;            // N, K, M, 0",
+         f"alias L = subgroup_matrix_left<{element}, {k}, {m}>;",
+         f"alias R = subgroup_matrix_right<{element}, {n}, {k}>;",
+         f"alias C = subgroup_matrix_result<f32, {n}, {m}>;",
+         f"@compute @workgroup_size({32 * wy * wx})",
+         "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
+         "  let K = dims.y;", "  let M = dims.z;",
+         # NVIDIA's subgroups are 32 wide (the numpy check catches anything else)
+         f"  let sg = {'0u' if wy * wx == 1 else 'subgroupBroadcastFirst(lid / 32u)'};",
+         f"  let row = wid.y * {bm}u + (sg / {wx}u) * {rt * m}u;",
+         f"  let col = wid.x * {bn}u + (sg % {wx}u) * {ct * n}u;"]
+    L += [f"  var c{i}_{j} = C();" for i in range(rt) for j in range(ct)]
+    L.append(f"  for (var k = 0u; k < K; k += {k}u) {{")
+    L += [f"    let b{j} = subgroupMatrixLoad<R>(&b, k * M + col + {j * n}u, false, M);" for j in range(ct)]
+    for i in range(rt):
+        L.append(f"    let a{i} = subgroupMatrixLoad<L>(&a, (row + {i * m}u) * K + k, false, K);")
+        L += [f"    c{i}_{j} = subgroupMatrixMultiplyAccumulate(a{i}, b{j}, c{i}_{j});" for j in range(ct)]
+    L.append("  }")
+    L += [f"  subgroupMatrixStore(&c, (row + {i * m}u) * M + col + {j * n}u, c{i}_{j}, false, M);"
+          for i in range(rt) for j in range(ct)]
+    L.append("}")
+    return "\n".join(L), bm, bn
 
 
 def dawn_shader(element: str, m: int, n: int, k: int) -> str:
