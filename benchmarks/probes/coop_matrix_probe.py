@@ -274,26 +274,22 @@ def main() -> int:
         *(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32) for _ in range(2)))
     try:
         import torch
-        x = torch.randn(4096, 4096, device="cuda")
-        for tf32 in (False, True):
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            x @ x
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(10):
-                x @ x
-            torch.cuda.synchronize()
-            ms = (time.perf_counter() - t0) * 1e2
-            out[f"torch_tflops_4096_tf32_{'on' if tf32 else 'off'}"] = 2 * 4096 ** 3 / ms / 1e9
-        for dtype in (torch.float16, torch.bfloat16):  # the mixed-precision peer's products
-            y = x.to(dtype)
+
+        def torch_tflops(y) -> float:  # y @ y at 4096^3, 10 runs after a warm one
             y @ y
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             for _ in range(10):
                 y @ y
             torch.cuda.synchronize()
-            out[f"torch_tflops_4096_{str(dtype).split('.')[-1]}"] = 2 * 4096 ** 3 / ((time.perf_counter() - t0) * 1e2) / 1e9
+            return 2 * 4096 ** 3 / ((time.perf_counter() - t0) * 1e2) / 1e9
+
+        x = torch.randn(4096, 4096, device="cuda")
+        for tf32 in (False, True):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            out[f"torch_tflops_4096_tf32_{'on' if tf32 else 'off'}"] = torch_tflops(x)
+        for dtype in (torch.float16, torch.bfloat16):  # the mixed-precision peer's products
+            out[f"torch_tflops_4096_{str(dtype).split('.')[-1]}"] = torch_tflops(x.to(dtype))
     except Exception as e:
         out["torch_error"] = f"{type(e).__name__}: {e}"
     print(json.dumps({k: v for k, v in out.items() if k != "features"}, indent=1))
