@@ -38,7 +38,7 @@ from . import aggregate
 from .aggregate import Rejected
 from .connection import CLOSE_POLICY, CLOSE_RESTART, CLOSE_SUPERSEDED, Connection
 from .quotas import Quotas, Refusal, retry_seconds
-from .protocol import (InvalidRequest, Join, LossPing, SessionConfig, build_session_config, error, reject,
+from .protocol import (Join, LossPing, SessionConfig, build_session_config, error, reject,
                        stored_session_config)
 from .roster import JoinRefused
 from .session import Close, Effect, Send, Session, summarise_history

@@ -24,7 +24,6 @@ meanwhile, and never touch the running sum or the weights while auto_close is of
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
