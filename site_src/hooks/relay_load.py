@@ -2,9 +2,8 @@
 
 A page marks where the tables go with `<!-- relay:load -->` on a line of its own. The files are
 those `python -m server.bench --json` writes (a `model`, a `machine`, an `aggregation` and a
-`loopback` object), recognised by their contents, never their names. Files without the machine's
-CPU per round (`loopback.machine_cpu_s_per_round`, which the benchmark has reported since it
-accounts for the cores) are an older format and are not rendered.
+`loopback` object), recognised by their contents, never their names. Files that lack the
+machine's CPU per round (`loopback.machine_cpu_s_per_round`) are not rendered: the tables need it.
 
 Rendered, per machine (the file's `machine` text): one row per model, client count and relay
 (one process, or N processes on Redis) from the NEWEST file of that kind (by its recorded date or
