@@ -43,6 +43,15 @@ with np.errstate(invalid="ignore"):
 _FINGERPRINT_WEIGHTS = np.random.default_rng(0x7E57).standard_normal(CHUNK).astype(np.float32)
 
 
+def decode_into(codes: np.ndarray, dtype: int, out: np.ndarray) -> np.ndarray:
+    """out[:] = a slice of a payload as f32: f16 codes (uint16) through the exact table, f32 copied."""
+    if dtype == DTYPE_F16:
+        np.take(F16_TO_F32, codes, out=out, mode="clip")  # uint16 codes: always in range
+    else:
+        np.copyto(out, codes)
+    return out
+
+
 class Rejected(ValueError):
     """A submission that fails validation; `reason` goes into submit_reject."""
 
@@ -113,11 +122,7 @@ def _decode(payload: memoryview, dtype: int, values: np.ndarray) -> tuple[float,
     with np.errstate(invalid="ignore", over="ignore"):
         for i, lo in enumerate(range(0, P, CHUNK)):
             hi = min(P, lo + CHUNK)
-            v = values[lo:hi]
-            if dtype == DTYPE_F16:
-                np.take(F16_TO_F32, src[lo:hi], out=v, mode="clip")  # uint16 codes: always in range
-            else:
-                np.copyto(v, src[lo:hi])
+            v = decode_into(src[lo:hi], dtype, values[lo:hi])
             dots[2 * i] = sq = np.dot(v, v)
             dots[2 * i + 1] = np.dot(v, _FINGERPRINT_WEIGHTS[: hi - lo])
             norm2 += float(sq)
@@ -167,11 +172,7 @@ class WeightedSum:
         decoded = np.empty(min(CHUNK, self.param_count), np.float32)
         for lo in range(0, self.param_count, CHUNK):
             hi = min(self.param_count, lo + CHUNK)
-            v = decoded[: hi - lo]
-            if dtype == DTYPE_F16:
-                np.take(F16_TO_F32, src[lo:hi], out=v, mode="clip")
-            else:
-                np.copyto(v, src[lo:hi])
+            v = decode_into(src[lo:hi], dtype, decoded[: hi - lo])
             if first:
                 np.multiply(v, factor, out=self.total[lo:hi])
             else:

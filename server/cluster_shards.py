@@ -111,11 +111,7 @@ def assemble(param_count: int, weights: np.ndarray, own: Shard | None, pieces: l
         src = np.frombuffer(u, "<u2" if dtype == DTYPE_F16 else "<f4")
         for a in range(lo, hi, CHUNK):
             b = min(hi, a + CHUNK)
-            v = decoded[: b - a]
-            if dtype == DTYPE_F16:
-                np.take(aggregate.F16_TO_F32, src[a - lo : b - lo], out=v, mode="clip")
-            else:
-                np.copyto(v, src[a - lo : b - lo])
+            v = aggregate.decode_into(src[a - lo : b - lo], dtype, decoded[: b - a])
             np.add(weights[a:b], v, out=new_weights[a:b])
     return aggregate.ClosedRound(payload, new_weights, None, aggregate.weights_sha256(new_weights))
 

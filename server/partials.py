@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import aggregate
-from .aggregate import CHUNK, F16_TO_F32, ClosedRound, Held, lower_median
+from .aggregate import CHUNK, ClosedRound, Held, lower_median
 from .protocol import SessionConfig
 
 from pyscript_app.federated.frames import DTYPE_F16
@@ -108,11 +108,8 @@ def partial_sum(held: list[Held], plan: Plan, param_count: int, lo: int = 0, hi:
         src = np.frombuffer(h.payload, dtype="<u2" if h.dtype == DTYPE_F16 else "<f4")
         for a in range(0, n, CHUNK):
             b = min(n, a + CHUNK)
-            v, s, q = decoded[: b - a], scaled[: b - a], ints[: b - a]
-            if h.dtype == DTYPE_F16:
-                np.take(F16_TO_F32, src[lo + a : lo + b], out=v, mode="clip")
-            else:
-                np.copyto(v, src[lo + a : lo + b])
+            s, q = scaled[: b - a], ints[: b - a]
+            v = aggregate.decode_into(src[lo + a : lo + b], h.dtype, decoded[: b - a])
             np.multiply(v, factor, out=s)  # one rounding, the same in every process
             s *= unit  # exact: a power of two
             np.rint(s, out=s)
