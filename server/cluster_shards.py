@@ -197,11 +197,12 @@ class ClusterShards:
         got = await self._entries_in(sid, raw, pid, [f"fwd:{p}" for p in others])
         if got is None or any(e["clients"] != expected[p] for p, e in zip(others, got)):
             return False  # the plan changed, or a holder lost a delta (the leader drops it and plans again)
-        head = await self.r.get(k.s(sid, "head"))
-        if head is None or json.loads(head)["round"] != d["round"]:
+        raw_head = await self.r.get(k.s(sid, "head"))
+        head = None if raw_head is None else json.loads(raw_head)
+        if head is None or head["round"] != d["round"]:
             return False
         # the replica's W_r serves if it is the committed one, else its range is read from Redis
-        replica = session.round == d["round"] and session.weights_sha256 == json.loads(head)["weights_sha256"]
+        replica = session.round == d["round"] and session.weights_sha256 == head["weights_sha256"]
         dtype, fedavg = DTYPE_BY_NAME[cfg.broadcast_dtype], cfg.aggregator == "fedavg"
 
         def step() -> Shard | None:
