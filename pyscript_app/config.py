@@ -137,6 +137,9 @@ class TrainConfig:
     log_every: int = 10  # loss is read back every k steps
     backend: str = "numpy"
     gpu: str = "auto"
+    # the GPU step's products: "fp32", or "mixed" (f16 operands, f32 accumulation, on the GPU's matrix
+    # units where Dawn offers them: gpu/coop_rules.py); everything else stays f32
+    precision: str = "fp32"
     vocab_size: int = VOCAB_SIZE
     model_config: dict = field(default_factory=dict)
 
@@ -176,6 +179,10 @@ class TrainConfig:
             raise ConfigError(f"unknown backend {self.backend!r} (numpy, gpu)")
         if self.gpu not in ("auto", "dawn", "wgpu-native"):
             raise ConfigError(f"unknown gpu engine {self.gpu!r} (auto, dawn, wgpu-native)")
+        if self.precision not in ("fp32", "mixed"):
+            raise ConfigError(f"unknown precision {self.precision!r} (fp32, mixed)")
+        if self.precision == "mixed" and self.backend != "gpu":
+            raise ConfigError("precision mixed needs --backend gpu")
         self.seq_len  # raises when over the context limit
         return self
 

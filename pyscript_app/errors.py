@@ -22,8 +22,9 @@ def _collect() -> tuple[type[BaseException], ...]:
         from .data.datasets import DatasetError
         from .data.splits import SplitError
         from .data.tokenfile import TokenFileError
+        from .gpu.executor import GpuUnavailable as NoAdapter  # what gpu/native.open_device raises
 
-        errs += [DatasetError, SplitError, TokenFileError, TokenizerError]
+        errs += [DatasetError, SplitError, TokenFileError, TokenizerError, NoAdapter]
     except ImportError:  # pragma: no cover - during bootstrap only
         pass
     return tuple(errs)

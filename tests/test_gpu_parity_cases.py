@@ -18,7 +18,7 @@ pytestmark = pytest.mark.gpu
 def bundle(tmp_path_factory):
     """Written to disk and read back, exactly as the site build ships it."""
     folder = tmp_path_factory.mktemp("refvectors")
-    build_bundle(workgroup_bytes=None).write(folder)  # every case, the GPU-only ones too (they run on llvmpipe)
+    build_bundle(workgroup_bytes=None).write(folder)  # every case but the matrix units', the GPU-only ones too (they run on llvmpipe)
     index = parity_runner.load_index(json.loads((folder / INDEX_NAME).read_text(encoding="utf-8")))
     return index, {meta["name"]: (folder / meta["file"]).read_bytes() for meta in index["cases"]}
 
@@ -30,22 +30,31 @@ def test_every_registered_kernel_has_a_parity_case():
 
 def test_bundle_holds_every_case_whose_kernels_are_registered(bundle):
     index, _ = bundle
-    assert [m["name"] for m in index["cases"]] == [c.name for c in CASES if set(c.kernels) <= set(registry.KERNELS)]
+    assert [m["name"] for m in index["cases"]] == [c.name for c in CASES
+                                                    if set(c.kernels) <= set(registry.KERNELS) and not c.needs_coop]
     assert len({c.name for c in CASES}) == len(CASES)
+
+
+def test_only_a_device_opened_for_mixed_precision_gets_the_matrix_unit_cases():
+    coop = {c.name for c in CASES if c.needs_coop}
+    assert coop == {"matmul_coop_200x84x136"}
+    every = build_bundle(workgroup_bytes=None)
+    assert {s["name"] for s in every.index["skipped"] if "needs" in s} == coop
+    assert coop <= {m["name"] for m in build_bundle(workgroup_bytes=49152, coop=True).index["cases"]}
 
 
 def test_bundles_leave_out_the_cases_their_device_has_too_little_workgroup_memory_for():
     """The site's bundle (WebGPU's default 16 KiB) holds no case of the GPU-only kernels; a device with
     more workgroup memory gets the cases that fit it, each left-out case names what it needs."""
-    big = {c.name: c.workgroup_bytes for c in CASES if c.workgroup_bytes > 16384}
+    big = {c.name: c.workgroup_bytes for c in CASES if c.workgroup_bytes > 16384 and not c.needs_coop}
     assert set(big) == {"attention_B2_T70_C128_H2_blocks_forward", "attention_B2_T70_C128_H2_blocks",
                         "matmul_fused_70x100x68_tile32x32_r4_k4_v4", "matmul_split3_200x20x36_tile64x64_r4_v4"}
     site = build_bundle()
     assert not set(big) & {m["name"] for m in site.index["cases"]}
-    assert {s["name"]: s["needs_workgroup_bytes"] for s in site.index["skipped"]} == big
+    assert {s["name"]: s["needs_workgroup_bytes"] for s in site.index["skipped"] if s["name"] in big} == big
     mid = build_bundle(workgroup_bytes=32768)  # the forward's 25 KiB fit, the backward's 40.5 KiB do not
-    assert [s["name"] for s in mid.index["skipped"]] == ["attention_B2_T70_C128_H2_blocks"]
-    assert not build_bundle(workgroup_bytes=49152).index["skipped"]
+    assert [s["name"] for s in mid.index["skipped"] if "needs" not in s] == ["attention_B2_T70_C128_H2_blocks"]
+    assert [s["name"] for s in build_bundle(workgroup_bytes=49152).index["skipped"]] == ["matmul_coop_200x84x136"]
 
 
 def test_cases_with_unregistered_kernels_are_skipped_not_built():
@@ -56,7 +65,7 @@ def test_cases_with_unregistered_kernels_are_skipped_not_built():
     assert not any(m["name"].startswith("matmul") for m in b.index["cases"])
 
 
-@pytest.mark.parametrize("name", [c.name for c in CASES])
+@pytest.mark.parametrize("name", [c.name for c in CASES if not c.needs_coop])  # the matrix units': tabgpt bench's gate
 def test_case_passes_on_the_native_executor(gpu, bundle, name):
     index, blobs = bundle
     meta = next(m for m in index["cases"] if m["name"] == name)

@@ -93,6 +93,8 @@ def _check_inference(args) -> None:
 
 def cmd_bench(args) -> int:
     _models(args.models)  # validate before any work
+    if args.precision == "mixed" and (args.backend != "gpu" or args.inference):
+        raise UserError("--precision mixed times the training step on the GPU: use --backend gpu without --inference")
     if args.inference:
         _check_inference(args)
         res = bench_inference(args)

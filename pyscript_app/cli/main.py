@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.8)")
     t.add_argument("--eval-every", type=_positive_int, default=100)
     t.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
+    t.add_argument("--precision", choices=["fp32", "mixed"], default="fp32",
+                   help="mixed: the products in f16 on the GPU's matrix units (Dawn's subgroup matrices), f32 elsewhere")
     t.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto",
                    help="WebGPU engine for --backend gpu (auto prefers Dawn when it has an adapter)")
     t.add_argument("--prompt", default="", help="prompt for the samples printed at the end")
@@ -159,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "training steps, beside PyTorch when it is installed.")
     b.add_argument("--backend", choices=["numpy", "gpu"], default="numpy")
     b.add_argument("--gpu", choices=["auto", "dawn", "wgpu-native"], default="auto")
+    b.add_argument("--precision", choices=["fp32", "mixed"], default="fp32",
+                   help="mixed: also gate and time the mixed-precision step beside PyTorch AMP (bf16)")
     b.add_argument("--models", default="nano,tiny,small", help="comma-separated presets to time")
     b.add_argument("--repeats", type=_positive_int, default=10)
     b.add_argument("--gemm", type=_nonneg_int, default=0, help="also time an N x N x N matmul (gpu; e.g. 4096)")

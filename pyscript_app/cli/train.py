@@ -26,7 +26,7 @@ def _train_config(args) -> TrainConfig:
         eval_every=args.eval_every,
     )
     optimizer = {"weight_decay": args.weight_decay, "beta2": args.beta2, "decay_start_frac": args.decay_start}
-    cfg = replace(cfg, dropout=args.dropout, model_config=_reshaped(args),
+    cfg = replace(cfg, dropout=args.dropout, model_config=_reshaped(args), precision=args.precision,
                   **{k: v for k, v in optimizer.items() if v is not None})
     cfg.model_cfg()  # a shape it cannot honour is a ConfigError here, before anything is written
     return cfg.validate()

@@ -43,7 +43,7 @@ def _torch_sync(torch, device):
 
 
 def gate(ex) -> tuple[list, list, dict]:
-    bundle = parity_cases.build_bundle(workgroup_bytes=ex.max_workgroup_bytes)  # the cases this device can run
+    bundle = parity_cases.build_bundle(workgroup_bytes=ex.max_workgroup_bytes, coop=ex.coop_ok)  # what it can run
     results = []
     for meta in bundle.index["cases"]:
         r = run_sync(parity_runner.run_case(ex, meta, bundle.blobs[meta["file"]]))
@@ -197,14 +197,17 @@ def _batch(cfg, B, seed=0):
     return idx[:, :-1], idx[:, 1:]
 
 
-def time_gpu_step(ex, name: str, repeats: int) -> tuple[float, int]:
+def time_gpu_step(ex, name: str, repeats: int, precision: str = "fp32") -> tuple[float, int]:
     """(median ms per training step, dispatches per step) of the GPU backend at B=8, full context
     (gpu/step_bench.py, as the bench page measures it)."""
-    t = run_sync(step_bench.time_step(ex, name, batch=8, repeats=repeats, runs=3))
+    t = run_sync(step_bench.time_step(ex, name, batch=8, repeats=repeats, runs=3, precision=precision))
     return t.ms_per_step, t.dispatches_per_step
 
 
-def time_torch_step(torch, device, name: str, repeats: int) -> float | None:
+def time_torch_step(torch, device, name: str, repeats: int, amp: bool = False) -> float | None:
+    """Median ms per training step of the preset in PyTorch eager on `device` (batch 8, full context):
+    fp32 (TF32 off), or with amp=True under bf16 autocast (PyTorch's mixed precision: the products in
+    bf16, f32 weights and optimizer)."""
     if torch is None:
         return None
     from ..reference.init import init_params
@@ -218,7 +221,8 @@ def time_torch_step(torch, device, name: str, repeats: int) -> float | None:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        _, loss = m.forward(x, y)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+            _, loss = m.forward(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         opt.step()
@@ -236,14 +240,18 @@ def time_torch_step(torch, device, name: str, repeats: int) -> float | None:
 
 
 def bench_gpu(args) -> dict:
-    ex = open_device(args.gpu)
+    mixed = getattr(args, "precision", "fp32") == "mixed"
+    ex = open_device(args.gpu, mixed=mixed)
     print(f"adapter: {ex.adapter_info}")
     models = [m.strip() for m in args.models.split(",")]
-    out = {"backend": "gpu", "engine": ex.engine, "adapter": ex.adapter_info}
+    out = {"backend": "gpu", "engine": ex.engine, "adapter": ex.adapter_info, "precision": "mixed" if mixed else "fp32"}
     results, metas, blobs = gate(ex)
     out["gate"] = [{"name": r.name, "passed": r.passed, "error": r.error,
                     "max_abs_err": max((c.max_abs_err for c in r.checks), default=None)} for r in results]
-    if not all(r.passed for r in results):
+    if mixed:
+        from .bench_mixed import mixed_gate
+        out["mixed_gate"] = mixed_gate(ex)
+    if not all(r.passed for r in results) or (mixed and not out["mixed_gate"]["passed"]):
         return out
     out["kernels"] = [t.to_json() for t in kernel_timings(ex, results, metas, blobs)]
     torch, device = _torch_device()
@@ -251,6 +259,9 @@ def bench_gpu(args) -> dict:
     if torch is not None:
         out["torch_device_name"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     out["gemm"] = gemm_table(ex, torch, device, models, getattr(args, "gemm", 0))
+    if mixed:
+        from .bench_mixed import coop_gemm_table
+        out["gemm_mixed"] = coop_gemm_table(ex, torch, device, gemm_shapes(models, getattr(args, "gemm", 0)))
     print(f"\n{'train step':<10} {'ours ms':>9} {'dispatches':>10} {'torch ms':>9} {'ours/torch':>10}  (B=8, full context)")
     out["steps"] = []
     for name in models:
@@ -258,6 +269,9 @@ def bench_gpu(args) -> dict:
         theirs = time_torch_step(torch, device, name, args.repeats)
         row = {"model": name, "batch": 8, "ours_ms": ours, "dispatches_per_step": dispatches,
                "torch_ms": theirs, "ratio_ours_over_torch": ours / theirs if theirs else None}
+        if mixed:
+            from .bench_mixed import mixed_step_row
+            row.update(mixed_step_row(ex, torch, device, name, args.repeats, ours, theirs))
         out["steps"].append(row)
         t = f"{theirs:9.3f} {ours / theirs:10.2f}" if theirs else f"{'-':>9} {'-':>10}"
         print(f"{name:<10} {ours:9.3f} {dispatches:10d} {t}")

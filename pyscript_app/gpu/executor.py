@@ -137,6 +137,9 @@ class Executor:
         # WebGPU features the device was created with (hosts request "shader-f16" where the adapter has it:
         # gpu/gpt2_weights.choose_weight_dtype reads it)
         self.features: frozenset[str] = frozenset()
+        # whether shaders/matmul_coop.wgsl can run (the device was opened for mixed precision and has
+        # gpu/coop_rules.COOP_FEATURES with the f16 subgroup matrix configuration): gpu/native.py sets it
+        self.coop_ok = False
         self.stats = dict.fromkeys(
             ("buffers", "shader_modules", "pipelines", "bind_groups", "uniform_buffers",
              "dispatches", "passes", "submits", "writes", "reads", "copies", "clears"), 0)

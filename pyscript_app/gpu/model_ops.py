@@ -39,6 +39,14 @@ Fused dispatches (shaders/matmul.wgsl), the same arithmetic as the reference's s
     attention's dq, dk and dv (shaders/attention.wgsl)           attention_backward
 Dispatches per training step: 10 + 12 * n_layer, plus 1 (add_parts) when any dw is split (see GpuBackend.step).
 
+Mixed precision (precision="mixed", on an executor with coop_ok; gpu/coop_rules.py): every product runs
+on shaders/matmul_coop.wgsl (f16 operands rounded in the kernel, f32 accumulation, the same f32
+buffers); each norm before a product is its own rmsnorm_forward (which stores xn and rstd as the fused
+entries do); a linear layer's backward is two dispatches, dx = dy @ w.T (relu-masked for fc_proj) and
+dw = x.T @ dy, with dy scaled by coop_rules.gradient_scale(N) into f16's range and the results
+unscaled; nothing is split. Dispatches per training step: 12 + 18 * n_layer. The numpy statement is
+reference/mixed.py.
+
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
 the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
 the embedding sum goes through branch -> dropout -> x[0]; backward applies the same recomputed
@@ -50,20 +58,29 @@ from __future__ import annotations
 import struct
 
 from .. import rng
+from .coop_rules import coop_block, coop_shape_ok, coop_workgroup_bytes, gradient_scale, COOP_SMALL
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .matmul_rules import (is_gpu_adapter, matmul_backward_small_outputs, matmul_backward_tiles, matmul_dw_split,
                            matmul_dx_split, matmul_forward_overrides)
-from .registry import RMSNORM_BACKWARD_GPU_OVERRIDES, matmul_entry
+from .registry import COOP_EPILOGUES, RMSNORM_BACKWARD_GPU_OVERRIDES, matmul_entry
+
+PRECISIONS = ("fp32", "mixed")
 
 
 class ModelOps:
     """Records the model's forward, loss and backward for a fixed batch shape (B, T)."""
 
-    def __init__(self, ex: Executor, layout: PaddedLayout, B: int, T: int, attention, dropout: float = 0.0) -> None:
+    def __init__(self, ex: Executor, layout: PaddedLayout, B: int, T: int, attention, dropout: float = 0.0,
+                 precision: str = "fp32") -> None:
         cfg = layout.cfg
         if T > cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+        self.mixed = precision == "mixed"
+        if self.mixed:
+            _check_mixed(ex, B * T, cfg.n_embd, cfg.vocab_size)
         self.ex, self.layout, self.cfg, self.attn = ex, layout, cfg, attention
         self.B, self.T = B, T
         L, C, V, H = cfg.n_layer, cfg.n_embd, cfg.vocab_size, cfg.n_head
@@ -88,6 +105,7 @@ class ModelOps:
         self.logits, self.dlogits = buf(N * V, "logits"), buf(N * V, "dlogits")
         self.losses = buf(N, "losses")
         self._plan_splits(layout, N, C, V)
+        self.grad_scale = gradient_scale(N)
         # dxn holds the dx parts of a split matmul (matmul_dx_split) one after the other
         self.dx, self.datt = buf(N * C, "dx"), buf(N * C, "datt")
         self.dxn = buf(max(self.dx_split.values()) * N * C, "dxn")
@@ -140,9 +158,11 @@ class ModelOps:
             h = f"h{l}."
             shapes.update({h + "qkv": (N, C, 3 * C), h + "proj": (N, C, C), h + "fc": (N, C, 4 * C),
                            h + "fc_proj": (N, 4 * C, C)})
-        self.split = {name: matmul_dw_split(*dims, self.ex.adapter_info) for name, dims in shapes.items()}
+        self.split = {name: 1 if self.mixed else matmul_dw_split(*dims, self.ex.adapter_info)
+                      for name, dims in shapes.items()}
         self.dx_split = {name: matmul_dx_split(*dims, self.ex.adapter_info)
-                         if name == "lm_head" or name.endswith((".fc", ".qkv")) else 1 for name, dims in shapes.items()}
+                         if not self.mixed and (name == "lm_head" or name.endswith((".fc", ".qkv"))) else 1
+                         for name, dims in shapes.items()}
         split = [name for name, s in self.split.items() if s > 1]
         self.parts = None
         # the dw_parts binding of a product whose dx alone is split (SPLIT = 1 writes no part)
@@ -211,19 +231,19 @@ class ModelOps:
         for l in range(self.cfg.n_layer):
             h = f"h{l}."
             # attention branch: x_mid = x + attn(rmsnorm(x) * ln1 @ qkv) @ proj (the norm inside the matmul)
-            self._forward("matmul_forward_rmsnorm", [self.x[l], p(h + "qkv"), p(h + "ln1"), self.qkv[l], self.xn1[l],
-                                                     self.rstd1[l]], self.u_qkv_norm)
+            self._norm_product("matmul_forward_rmsnorm", [self.x[l], p(h + "qkv"), p(h + "ln1"), self.qkv[l],
+                                                          self.xn1[l], self.rstd1[l]], self.u_qkv_norm)
             self.attn.forward(self.qkv[l], self.att[l], self.lse[l])
             self._residual(drop, rng.dropout_site(l, "attn"), self.att[l], p(h + "proj"), self.x[l], self.x_mid[l],
                            self.u_proj)
             # MLP branch: x_out = x_mid + relu(rmsnorm(x_mid) * ln2 @ fc) @ fc_proj
-            self._forward("matmul_forward_rmsnorm_relu", [self.x_mid[l], p(h + "fc"), p(h + "ln2"), self.fc_act[l],
-                                                          self.xn2[l], self.rstd2[l]], self.u_fc_norm)
+            self._norm_product("matmul_forward_rmsnorm_relu", [self.x_mid[l], p(h + "fc"), p(h + "ln2"),
+                                                               self.fc_act[l], self.xn2[l], self.rstd2[l]], self.u_fc_norm)
             self._residual(drop, rng.dropout_site(l, "mlp"), self.fc_act[l], p(h + "fc_proj"), self.x_mid[l],
                            self.x[l + 1], self.u_fc_proj)
         xf = self.x[self.cfg.n_layer]
-        self._forward("matmul_forward_rmsnorm", [xf, p("lm_head"), p("lnf"), self.logits, self.xnf, self.rstdf],
-                      self.u_head_norm)
+        self._norm_product("matmul_forward_rmsnorm", [xf, p("lm_head"), p("lnf"), self.logits, self.xnf, self.rstdf],
+                           self.u_head_norm)
 
     def loss_and_dlogits(self) -> None:
         """Record per-token losses (N,) and dlogits (N,V) = d(mean loss)/dlogits."""
@@ -282,9 +302,15 @@ class ModelOps:
     def _residual(self, drop: bool, site: int, x, w, res, out, dims: dict[str, int]) -> None:
         """out = res + drop(x @ w): the fused residual epilogue, or matmul -> branch, then dropout_add."""
         if not drop:
-            self._forward("matmul_forward_residual", [x, w, res, out], dims)
+            if self.mixed:
+                self._coop(x, w, out, dims["N"], dims["K"], dims["M"], e=res, epilogue="residual")
+            else:
+                self._forward("matmul_forward_residual", [x, w, res, out], dims)
             return
-        self._forward("matmul_forward", [x, w, self.branch], dims)
+        if self.mixed:
+            self._coop(x, w, self.branch, dims["N"], dims["K"], dims["M"])
+        else:
+            self._forward("matmul_forward", [x, w, self.branch], dims)
         self.ex.dispatch("dropout_add", [self.branch, self.dropout_keys, res, out], self.u_drop[site])
 
     def _drop_grad(self, dy: GpuBuffer, site: int) -> GpuBuffer:
@@ -301,10 +327,42 @@ class ModelOps:
         self.ex.dispatch(matmul_entry(kernel, N, K, M, info), buffers, dims,
                          overrides=matmul_forward_overrides(kernel, N, K, M, info, self.ex.max_workgroup_bytes))
 
+    def _norm_product(self, kernel: str, buffers, dims: dict) -> None:
+        """[x, w, g, y, xn, rstd]: y = (relu of, for the _relu kernel) rmsnorm(x) * g @ w, keeping xn and
+        rstd: one fused dispatch, or (mixed) rmsnorm_forward then the product on matmul_coop."""
+        if not self.mixed:
+            self._forward(kernel, buffers, dims)
+            return
+        x, w, g, y, xn, rstd = buffers
+        N, K, M = dims["N"], dims["K"], dims["M"]
+        self.ex.dispatch("rmsnorm_forward", [x, g, xn, rstd], {"N": N, "C": K, "eps": dims["eps"], "accumulate": 0,
+                                                             "dy_parts": 1})
+        self._coop(xn, w, y, N, K, M, epilogue="relu" if kernel.endswith("_relu") else "store")
+
+    def _coop(self, a, b, y, N: int, K: int, M: int, e=None, epilogue: str = "store", a_t: bool = False,
+              b_t: bool = False, a_scale: float = 1.0, b_scale: float = 1.0) -> None:
+        """y (N,M) = epilogue(f16(a_scale * A) @ f16(b_scale * B) / (a_scale * b_scale)) on matmul_coop.wgsl;
+        A (N,K) or stored (K,N) (a_t), B (K,M) or stored (M,K) (b_t); e: the epilogue's input."""
+        block = coop_block(N, M)
+        if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
+            block = dict(COOP_SMALL)
+        overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES[epilogue]}
+        values = {"N": N, "K": K, "M": M, "a_scale": a_scale, "b_scale": b_scale,
+                  "out_scale": 1.0 / (a_scale * b_scale)}
+        self.ex.dispatch("matmul_coop", [a, b, a if e is None else e, y], values, overrides=overrides)
+
     def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
         """dx and dw of `weight` in one dispatch; in parts (the _split entry) when self.split or
-        self.dx_split say so."""
+        self.dx_split say so. Mixed: two matmul_coop dispatches (the class docstring)."""
         N, K, M = dims["N"], dims["K"], dims["M"]
+        if self.mixed:
+            x, w, dy, dx, dw = buffers
+            s = self.grad_scale
+            relu = kernel == "matmul_backward_relu"
+            self._coop(dy, w, dx, N, M, K, e=x if relu else None, epilogue="relu_mask" if relu else "store",
+                       b_t=True, a_scale=s)
+            self._coop(x, dy, dw, K, N, M, a_t=True, b_scale=s)
+            return
         split, dx_split = self.split[weight], self.dx_split[weight]
         tiles = matmul_backward_small_outputs(matmul_backward_tiles(N, K, M, split, dx_split), self.ex.adapter_info,
                                               self.ex.max_workgroup_bytes)
@@ -313,6 +371,19 @@ class ModelOps:
             dims = {**dims, "part_stride": self.parts_span if self.parts is not None else 0}
             tiles = {**tiles, "SPLIT": split, "DX_SPLIT": dx_split}
         self.ex.dispatch(matmul_entry(kernel, N, K, M, self.ex.adapter_info), buffers, dims, overrides=tiles)
+
+
+def _check_mixed(ex: Executor, N: int, C: int, V: int) -> None:
+    """ValueError unless the executor runs matmul_coop and every product's shape suits it."""
+    if not getattr(ex, "coop_ok", False):
+        raise ValueError("mixed precision needs a device opened for it (gpu.native.open_device(mixed=True)) "
+                         "with f16 subgroup matrices")
+    # forward, dx and dw of each layer shape (K, M): the contiguous dimensions must be multiples of 4
+    for K, M in ((C, 3 * C), (C, C), (C, 4 * C), (4 * C, C), (C, V)):
+        if not (coop_shape_ok(N, K, M, False, False) and coop_shape_ok(N, M, K, False, True)
+                and coop_shape_ok(K, N, M, True, False)):
+            raise ValueError(f"mixed precision needs B*T, the width and the vocabulary to be multiples of 4 "
+                             f"(B*T = {N}, width {C}, vocabulary {V})")
 
 
 def _mm(N: int, K: int, M: int) -> dict[str, int]:

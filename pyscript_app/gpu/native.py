@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from .adapter_inputs import WANTED_FEATURES, choice_inputs
+from .coop_rules import COOP_DAWN_TOGGLES, COOP_FEATURES, coop_config_listed
 from .executor import STORAGE, Executor, GpuUnavailable, Target, as_view
 from .registry import READ, READ_WRITE, UNIFORM
 
@@ -22,9 +23,10 @@ ADAPTER_INFO_KEYS = ("vendor", "architecture", "device", "description", "adapter
 
 
 class NativeExecutor(Executor):
-    def __init__(self, wgpu: Any, adapter: Any, device: Any, engine: str, shader_dir=None) -> None:
+    def __init__(self, wgpu: Any, adapter: Any, device: Any, engine: str, shader_dir=None, coop_ok: bool = False) -> None:
         super().__init__(shader_dir)
         self.wgpu, self.adapter, self.device, self.engine = wgpu, adapter, device, engine
+        self.coop_ok = coop_ok
         self.adapter_info = native_adapter_info(adapter.info, engine, getattr(wgpu, "__version__", "?"))
         lim = device.limits
         self.max_binding_bytes = int(min(lim["max-storage-buffer-binding-size"], lim["max-buffer-size"]))
@@ -144,17 +146,22 @@ def native_adapter_info(info, engine: str, version: str) -> dict[str, Any]:
     return {**{k: info.get(k) for k in ADAPTER_INFO_KEYS}, "engine": engine, "version": version}
 
 
-def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] = ()) -> tuple[Any, Any, Any]:
+def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] = (),
+             mixed: bool = False) -> tuple[Any, Any, Any]:
     try:
         wgpu = importlib.import_module(ENGINES[engine])
     except ImportError as e:
         raise GpuUnavailable(f"{engine}: python package {ENGINES[engine]!r} is not installed ({e})") from None
+    if mixed:
+        _allow_coop(engine)
     try:
         adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
     except Exception as e:  # Dawn raises when it only has its Null backend
         raise GpuUnavailable(f"{engine}: no adapter ({str(e).strip().splitlines()[0]})") from None
     if adapter is None:
         raise GpuUnavailable(f"{engine}: no adapter")
+    if mixed:
+        _check_coop(engine, adapter)
     # Large presets need big storage bindings: ask for what the adapter offers (and for its workgroup
     # sizes, which probes of bigger workgroups need).
     lim = adapter.limits
@@ -162,7 +169,7 @@ def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] =
                                   "max-compute-workgroup-storage-size", "max-storage-buffers-per-shader-stage",
                                   "max-compute-invocations-per-workgroup", "max-compute-workgroup-size-x")
               if k in lim}
-    features = [f for f in WANTED_FEATURES if f in adapter.features]
+    features = [f for f in (*WANTED_FEATURES, *(COOP_FEATURES if mixed else ())) if f in adapter.features]
     if engine == "dawn" and dawn_toggles:
         extras = importlib.import_module("wgpudawn.backends.dawn.extras")
         device = extras.request_device_sync(adapter, required_limits=wanted, required_features=features,
@@ -172,21 +179,50 @@ def _request(engine: str, power_preference: str, dawn_toggles: tuple[str, ...] =
     return wgpu, adapter, device
 
 
+def _allow_coop(engine: str) -> None:
+    """Dawn's toggles for subgroup matrices and f16 (coop_rules.COOP_DAWN_TOGGLES), set on its instance,
+    which they must precede."""
+    if engine != "dawn":
+        raise GpuUnavailable(f"{engine}: mixed precision runs on Dawn only (its subgroup matrices)")
+    extras = importlib.import_module("wgpudawn.backends.dawn.extras")
+    try:
+        extras.set_instance_extras(enable_toggles=list(COOP_DAWN_TOGGLES))
+    except RuntimeError:
+        raise GpuUnavailable("dawn: mixed precision must open the process's first Dawn device "
+                             "(its instance toggles precede the instance)") from None
+
+
+def _check_coop(engine: str, adapter: Any) -> None:
+    """GpuUnavailable unless the adapter can run matmul_coop.wgsl."""
+    missing = [f for f in COOP_FEATURES if f not in adapter.features]
+    if missing:
+        raise GpuUnavailable(f"{engine}: mixed precision needs the adapter features {', '.join(missing)}")
+    extras = importlib.import_module("wgpudawn.backends.dawn.extras")
+    configs = extras.get_adapter_properties(adapter).get("subgroup_matrix_configs") or []
+    if not coop_config_listed(configs):
+        raise GpuUnavailable(f"{engine}: mixed precision needs f16 16x16x16 subgroup matrices with f32 results "
+                             f"at subgroup size 32; the adapter lists {len(configs)} other configurations")
+
+
 def open_device(engine: str = "auto", power_preference: str = "high-performance", shader_dir=None,
-                dawn_toggles: tuple[str, ...] = ()) -> NativeExecutor:
+                dawn_toggles: tuple[str, ...] = (), mixed: bool = False) -> NativeExecutor:
     """An executor on the first engine that finds an adapter: auto tries Dawn, then wgpu-native.
     dawn_toggles: Dawn device toggles to enable (wgpudawn's extras.all_toggles() lists them).
+    mixed: open a device that runs matmul_coop.wgsl (mixed precision; Dawn only, and only as the
+    process's first Dawn device), or raise GpuUnavailable saying what the adapter lacks.
 
     Raises GpuUnavailable (with every engine's reason) when none does."""
     if engine not in ("auto", *ENGINES):
         raise ValueError(f"unknown gpu engine {engine!r} (auto, dawn, wgpu-native)")
     order = ["dawn", "wgpu-native"] if engine == "auto" else [engine]
+    if mixed:
+        order = ["dawn"] if engine in ("auto", "dawn") else order
     reasons = []
     for name in order:
         try:
-            wgpu, adapter, device = _request(name, power_preference, dawn_toggles)
+            wgpu, adapter, device = _request(name, power_preference, dawn_toggles, mixed)
         except GpuUnavailable as e:
             reasons.append(str(e))
             continue
-        return NativeExecutor(wgpu, adapter, device, name, shader_dir)
+        return NativeExecutor(wgpu, adapter, device, name, shader_dir, coop_ok=mixed)
     raise GpuUnavailable("; ".join(reasons))

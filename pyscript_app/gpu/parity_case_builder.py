@@ -126,6 +126,9 @@ class ParityCase:
     # workgroup memory its kernels declare, when above WebGPU's default 16 KiB (the GPU-only kernels):
     # a bundle for a device that allows less leaves the case out (parity_cases.build_bundle)
     workgroup_bytes: int = 0
+    # the case runs on the GPU's matrix units (shaders/matmul_coop.wgsl): only a device opened for mixed
+    # precision (Executor.coop_ok) gets it in its bundle
+    needs_coop: bool = False
 
     def build(self) -> tuple[dict, bytes]:
         b = CaseBuilder(self.name)

@@ -39,6 +39,7 @@ from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
+from .parity_cases_coop import _matmul_coop
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
                                   _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _tied_head)
 from .parity_cases_gpt2 import (_attention_kv_fill, _bias_backward, _embedding_f16, _gelu, _layernorm, _matvec_rows,
@@ -430,6 +431,8 @@ CASES: tuple[ParityCase, ...] = (
     _attention_kv_fill(48, 4, 16, 9),
     # the next token from a row of logits (gpu/parity_cases_token_choice.py): greedy, temperature, top-k, top-p
     _choose_token(1000, 1024, ((0.0, 0, 1.0), (1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.5), (1.5, 3, 0.3))),
+    # the products on the matrix units (gpu/parity_cases_coop.py; mixed-precision devices only)
+    _matmul_coop(200, 84, 136),
 )
 
 
@@ -440,9 +443,10 @@ def covered_kernels(cases: Iterable[ParityCase] = CASES) -> set[str]:
 
 
 def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, object] | None = None,
-                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES) -> Bundle:
+                 workgroup_bytes: int | None = WEBGPU_DEFAULT_WORKGROUP_BYTES, coop: bool = False) -> Bundle:
     """Index + blobs for the cases whose kernels are all registered and fit `workgroup_bytes` of
-    workgroup memory (None: every case); the others go under "skipped", with the reason."""
+    workgroup memory (None: every case), and that need the matrix units only when `coop` (a device
+    opened for mixed precision); the others go under "skipped", with the reason."""
     known = registry.KERNELS if kernels is None else kernels
     index: dict[str, Any] = {"format": FORMAT, "cases": [], "skipped": []}
     blobs: dict[str, bytes] = {}
@@ -453,6 +457,9 @@ def build_bundle(cases: Iterable[ParityCase] = CASES, kernels: Mapping[str, obje
             continue
         if workgroup_bytes is not None and case.workgroup_bytes > workgroup_bytes:
             index["skipped"].append({"name": case.name, "needs_workgroup_bytes": case.workgroup_bytes})
+            continue
+        if case.needs_coop and not coop:
+            index["skipped"].append({"name": case.name, "needs": "a device opened for mixed precision"})
             continue
         meta, blob = case.build()
         index["cases"].append(meta)

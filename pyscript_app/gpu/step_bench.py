@@ -62,11 +62,12 @@ def random_tokens(n: int, vocab: int, seed: int) -> array:
     return out
 
 
-async def make_backend(ex: Executor, model: str, batch: int, seed: int = 1) -> tuple[GpuBackend, array, array]:
+async def make_backend(ex: Executor, model: str, batch: int, seed: int = 1,
+                       precision: str = "fp32") -> tuple[GpuBackend, array, array]:
     """A GpuBackend of `model` at full context, initialised, with one random batch (x, y) that has
     been stepped once (the first step records the plan and compiles its pipelines)."""
     cfg = preset(model)
-    be = GpuBackend(cfg, TrainConfig(model=model, batch=batch, log_every=1_000_000), ex)
+    be = GpuBackend(cfg, TrainConfig(model=model, batch=batch, log_every=1_000_000, precision=precision), ex)
     await be.init(seed)
     n = batch * be.T
     tokens = random_tokens(n + 1, cfg.vocab_size, seed)
@@ -76,8 +77,9 @@ async def make_backend(ex: Executor, model: str, batch: int, seed: int = 1) -> t
     return be, x, y
 
 
-async def time_step(ex: Executor, model: str, batch: int = 8, repeats: int = 5, runs: int = 3) -> StepTiming:
-    be, x, y = await make_backend(ex, model, batch)
+async def time_step(ex: Executor, model: str, batch: int = 8, repeats: int = 5, runs: int = 3,
+                    precision: str = "fp32") -> StepTiming:
+    be, x, y = await make_backend(ex, model, batch, precision=precision)
     before = ex.stats["dispatches"]
     await be.step(x, y, 1e-3)
     await be.pop_losses()

@@ -78,7 +78,7 @@ class GpuBackend(Backend):
         self.B, self.T = tc.batch, tc.seq_len
         self.layout = PaddedLayout(cfg)
         self.attn = attention_factory(ex, self.B, self.T, cfg.n_embd, cfg.n_head, cfg.block_size)
-        self.ops = ModelOps(ex, self.layout, self.B, self.T, self.attn, dropout=tc.dropout)
+        self.ops = ModelOps(ex, self.layout, self.B, self.T, self.attn, dropout=tc.dropout, precision=tc.precision)
         nbytes = self.layout.padded_nbytes
         self.params = ex.alloc(nbytes, label="params")  # padded layout, (P',) f32
         self.grads = ex.alloc(nbytes, label="grads")
@@ -282,7 +282,8 @@ class GpuBackend(Backend):
 
 
 def open_gpu_backend(model_cfg: ModelConfig, train_cfg: TrainConfig) -> GpuBackend:
-    """The native host: open the engine named by train_cfg.gpu (auto | dawn | wgpu-native)."""
+    """The native host: open the engine named by train_cfg.gpu (auto | dawn | wgpu-native), for mixed
+    precision when train_cfg.precision asks for it."""
     from .native import open_device
 
-    return GpuBackend(model_cfg, train_cfg, open_device(train_cfg.gpu))
+    return GpuBackend(model_cfg, train_cfg, open_device(train_cfg.gpu, mixed=train_cfg.precision == "mixed"))

@@ -95,8 +95,8 @@ def _dicts(path: Path, value: object, field: str) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------- bench
 
-def _is_bench(d: object) -> bool:
-    return isinstance(d, dict) and d.get("backend") in ("gpu", "numpy") and "steps" in d
+def _is_bench(d: object) -> bool:  # mixed-precision files: mixed_bench.py's
+    return isinstance(d, dict) and d.get("backend") in ("gpu", "numpy") and "steps" in d and d.get("precision") != "mixed"
 
 
 def bench_kind(d: dict) -> tuple[str, str, str]:

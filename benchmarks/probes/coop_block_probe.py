@@ -1,0 +1,50 @@
+"""Question: which matmul_coop block should each product of the mixed-precision step get? The step of
+each preset timed with every product on one candidate block (gpu/coop_rules.coop_block replaced for
+the run), and with the rules' own choice.
+
+    python3 benchmarks/probes/coop_block_probe.py OUT.json [large,medium]
+
+Blocks are (WY, WX subgroups; RT, CT 16 x 16 tiles each; BK)."""
+import json
+import sys
+import time
+
+from pyscript_app.gpu import coop_rules, model_ops, step_bench
+from pyscript_app.gpu.executor import run_sync
+from pyscript_app.gpu.native import open_device
+
+CANDIDATES = {
+    "64x64 (2,2,2,2,32)": {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 32},
+    "64x64 (2,2,2,2,64)": {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 64},
+    "64x64 (1,1,4,4,32)": {"WY": 1, "WX": 1, "RT": 4, "CT": 4, "BK": 32},
+    "64x128 (2,2,2,4,32)": {"WY": 2, "WX": 2, "RT": 2, "CT": 4, "BK": 32},
+    "128x64 (2,2,4,2,32)": {"WY": 2, "WX": 2, "RT": 4, "CT": 2, "BK": 32},
+    "128x128 (2,2,4,4,32)": {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 32},
+    "32x32 (2,2,1,1,32)": {"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 32},
+}
+
+
+def main() -> int:
+    models = (sys.argv[2] if len(sys.argv) > 2 else "large,medium").split(",")
+    ex = open_device("dawn", mixed=True)
+    out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "adapter": ex.adapter_info,
+           "rows": []}
+    rule = coop_rules.coop_block
+    for name in ["rules", *CANDIDATES]:
+        model_ops.coop_block = rule if name == "rules" else (lambda N, M, b=CANDIDATES[name]: dict(b))
+        for model in models:
+            row = {"block": name, "model": model}
+            try:
+                t = run_sync(step_bench.time_step(ex, model, batch=8, repeats=10, runs=3, precision="mixed"))
+                row.update(ms=t.ms_per_step, runs_ms=list(t.runs_ms), dispatches=t.dispatches_per_step)
+            except Exception as e:
+                row["error"] = f"{type(e).__name__}: {e}"[:500]
+            out["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    model_ops.coop_block = rule
+    json.dump(out, open(sys.argv[1], "w"), indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""`tabgpt bench --backend gpu --precision mixed`: what the mixed-precision path adds to gpu/bench.py.
+
+  gate:  gpu/mixed_check.py (one mixed step of a small model against reference/mixed.py and the f32
+         reference); nothing is timed unless it passes.
+  GEMM:  each shape of the fp32 table on shaders/matmul_coop.wgsl (f32 operands rounded to f16 in the
+         kernel, f32 results), beside torch.matmul in bf16 on the same device (its AMP's products).
+  step:  the preset's training step with precision "mixed", beside the same model in PyTorch eager
+         under bf16 autocast (AMP) and in fp32; ratios are ours / theirs, measured in the same process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bench import _run_plan, _torch_sync, gemm_repeats, time_gpu_step, time_torch_step
+from .coop_rules import coop_block
+from .mixed_check import check_mixed_step
+
+
+def mixed_gate(ex) -> dict:
+    r = check_mixed_step(ex)
+    print(f"{'PASS' if r['passed'] else 'FAIL'}  mixed-precision step  (against the mixed reference "
+          f"{r['mixed_err']:.2e}, against f32 {r['f32_err']:.2e}, of each tensor's largest entry)")
+    return r
+
+
+def _time_coop(ex, N: int, K: int, M: int, reps: int) -> float:
+    """Median ms per matmul_coop dispatch y = x @ w (N,K)x(K,M), replayed from a plan as _time_matmul."""
+    r = np.random.default_rng(0)
+    x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
+    w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
+    y = ex.alloc(4 * N * M)
+    ex.begin_plan()
+    ex.dispatch("matmul_coop", [x, w, x, y], {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0},
+                overrides=coop_block(N, M))
+    plan = ex.end_plan()
+    _run_plan(ex, plan, y, reps)
+    runs = [_run_plan(ex, plan, y, reps) for _ in range(3)]
+    for b in (x, w, y):
+        ex.release(b)
+    return float(np.median(runs))
+
+
+def _time_torch_bf16(torch, device, N: int, K: int, M: int, reps: int) -> float | None:
+    if torch is None:
+        return None
+    x = torch.randn(N, K, device=device, dtype=torch.bfloat16)
+    w = torch.randn(K, M, device=device, dtype=torch.bfloat16)
+    for _ in range(reps):
+        torch.matmul(x, w)
+    _torch_sync(torch, device)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(x, w)
+        _torch_sync(torch, device)
+        runs.append((time.perf_counter() - t0) * 1e3 / reps)
+    return float(np.median(runs))
+
+
+def coop_gemm_table(ex, torch, device, shapes) -> list[dict]:
+    print(f"\n{'GEMM (mixed)':<18} {'ours ms':>9} {'GFLOP/s':>9} {'bf16 ms':>9} {'GFLOP/s':>9} {'ours/torch':>10}")
+    rows = []
+    for label, N, K, M in shapes:
+        flops = 2 * N * K * M
+        reps = gemm_repeats(flops)
+        ours = _time_coop(ex, N, K, M, reps)
+        theirs = _time_torch_bf16(torch, device, N, K, M, reps)
+        row = {"shape": label, "N": N, "K": K, "M": M, "overrides": coop_block(N, M), "dispatches_per_run": reps,
+               "ours_ms": ours, "ours_gflops": flops / ours / 1e6, "torch_bf16_ms": theirs,
+               "torch_bf16_gflops": flops / theirs / 1e6 if theirs else None,
+               "rate_ratio_ours_over_torch_bf16": theirs / ours if theirs else None}
+        rows.append(row)
+        t = (f"{theirs:9.3f} {row['torch_bf16_gflops']:9.1f} {row['rate_ratio_ours_over_torch_bf16']:10.2f}"
+             if theirs else f"{'-':>9} {'-':>9} {'-':>10}")
+        print(f"{label:<18} {ours:9.3f} {row['ours_gflops']:9.1f} {t}")
+    return rows
+
+
+def mixed_step_row(ex, torch, device, name: str, repeats: int, fp32_ms: float, torch_fp32_ms: float | None) -> dict:
+    """The mixed step's fields of a steps row: ours mixed, PyTorch AMP bf16, and the ratios."""
+    ours, dispatches = time_gpu_step(ex, name, repeats, precision="mixed")
+    amp = time_torch_step(torch, device, name, repeats, amp=True)
+    row = {"mixed_ms": ours, "mixed_dispatches_per_step": dispatches, "torch_amp_bf16_ms": amp,
+           "ratio_mixed_over_torch_amp": ours / amp if amp else None,
+           "ratio_mixed_over_torch_fp32": ours / torch_fp32_ms if torch_fp32_ms else None,
+           "ratio_mixed_over_ours_fp32": ours / fp32_ms}
+    a = f"{amp:9.3f} {ours / amp:10.2f}" if amp else f"{'-':>9} {'-':>10}"
+    print(f"{name + ' mixed':<16} {ours:9.3f} {dispatches:10d} {a}  (torch AMP bf16)")
+    return row

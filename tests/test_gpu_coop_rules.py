@@ -1,0 +1,55 @@
+"""gpu/coop_rules.py: which adapters run matmul_coop.wgsl, which shapes it takes, which block a product
+gets; and gpu/model_ops.py refusing mixed precision where it cannot run (no GPU needed)."""
+
+import pytest
+
+from pyscript_app.config import ModelConfig
+from pyscript_app.gpu import coop_rules
+from pyscript_app.gpu.layout import PaddedLayout
+from pyscript_app.gpu.model_ops import ModelOps
+
+F16 = {"component_type": "f16", "result_component_type": "f32", "m": 16, "n": 16, "k": 16,
+       "min_subgroup_size": 32, "max_subgroup_size": 32}
+
+
+def test_only_the_f16_16x16x16_configuration_with_f32_results_at_subgroup_32_qualifies():
+    assert coop_rules.coop_config_listed([{**F16, "component_type": "i8"}, F16])
+    for other in ({"result_component_type": "f16"}, {"n": 8}, {"k": 8}, {"min_subgroup_size": 16},
+                  {"component_type": "u8", "result_component_type": "u32"}):
+        assert not coop_rules.coop_config_listed([{**F16, **other}])
+    assert not coop_rules.coop_config_listed([]) and not coop_rules.coop_config_listed(None)
+
+
+def test_shapes_need_the_contiguous_dimensions_and_m_in_fours():
+    ok = coop_rules.coop_shape_ok
+    assert ok(2048, 512, 1536, False, False) and ok(6, 8, 12, False, True) and ok(8, 6, 12, True, False)
+    assert not ok(8, 6, 12, False, False)   # A's rows (K) not in fours
+    assert not ok(6, 8, 12, True, False)    # A stored (K,N): N is contiguous
+    assert not ok(8, 6, 12, False, True)    # B stored (M,K): K is contiguous
+    assert not ok(8, 8, 10, False, False)   # the output's rows (vec4 stores)
+
+
+def test_big_blocks_only_where_they_still_fill_the_gpu():
+    assert coop_rules.coop_block(4096, 4096) == coop_rules.COOP_BIG           # 1024 blocks of 128 x 128
+    assert coop_rules.coop_block(2048, 512) == coop_rules.COOP_SMALL          # 64: too few
+    big = coop_rules.COOP_BIG_WORKGROUPS
+    assert coop_rules.coop_block(128 * big, 128) == coop_rules.COOP_BIG
+    assert coop_rules.coop_block(128 * (big - 1), 128) == coop_rules.COOP_SMALL
+
+
+class _NoCoop:
+    coop_ok = False
+    adapter_info: dict = {}
+
+
+def test_model_ops_refuses_mixed_precision_without_a_device_for_it_or_with_odd_shapes():
+    cfg = ModelConfig(n_layer=1, n_embd=16, n_head=2, block_size=8, vocab_size=40)
+    with pytest.raises(ValueError, match="opened for it"):
+        ModelOps(_NoCoop(), PaddedLayout(cfg), 2, 8, attention=None, precision="mixed")
+    ex = _NoCoop()
+    ex.coop_ok = True
+    odd = ModelConfig(n_layer=1, n_embd=16, n_head=2, block_size=8, vocab_size=42)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        ModelOps(ex, PaddedLayout(odd), 2, 8, attention=None, precision="mixed")
+    with pytest.raises(ValueError, match="unknown precision"):
+        ModelOps(ex, PaddedLayout(cfg), 2, 8, attention=None, precision="bf16")
