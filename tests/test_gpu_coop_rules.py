@@ -29,12 +29,26 @@ def test_shapes_need_the_contiguous_dimensions_and_m_in_fours():
     assert not ok(8, 8, 10, False, False)   # the output's rows (vec4 stores)
 
 
-def test_big_blocks_only_where_they_still_fill_the_gpu():
-    assert coop_rules.coop_block(4096, 4096) == coop_rules.COOP_BIG           # 1024 blocks of 128 x 128
-    assert coop_rules.coop_block(2048, 512) == coop_rules.COOP_SMALL          # 64: too few
-    big = coop_rules.COOP_BIG_WORKGROUPS
-    assert coop_rules.coop_block(128 * big, 128) == coop_rules.COOP_BIG
-    assert coop_rules.coop_block(128 * (big - 1), 128) == coop_rules.COOP_SMALL
+def test_bigger_blocks_only_where_they_still_fill_the_gpu_or_the_inner_dimension_is_long():
+    block, r = coop_rules.coop_block, coop_rules
+    assert block(4096, 4096, 4096) == r.COOP_BIG        # 1024 blocks of 128 x 128
+    assert block(2048, 512, 2048) == r.COOP_SMALL       # large's fc: 256 of 128 x 128 (too few), 1024 of 64 x 64
+    assert block(2048, 2048, 512) == r.COOP_SMALL       # large's fc_proj: 256 of 64 x 64
+    assert block(512, 2048, 512) == r.COOP_SMALL        # large's proj dw: 64 of 64 x 64, but K = 2048
+    assert block(1024, 256, 768) == r.COOP_TINY         # medium's qkv: 192 of 64 x 64, K = 256
+    assert block(128 * r.COOP_BIG_WORKGROUPS, 64, 128) == r.COOP_BIG
+    assert block(128 * (r.COOP_BIG_WORKGROUPS - 1), 64, 128) == r.COOP_SMALL
+    assert block(64 * (r.COOP_SMALL_WORKGROUPS - 1), r.COOP_LONG_K, 64) == r.COOP_TINY
+    assert block(64 * (r.COOP_SMALL_WORKGROUPS - 1), r.COOP_LONG_K + 4, 64) == r.COOP_SMALL
+
+
+def test_the_rules_blocks_are_ones_the_kernel_can_run():
+    ok = coop_rules.coop_block_ok
+    assert all(ok(b) for b in (coop_rules.COOP_BIG, coop_rules.COOP_SMALL, coop_rules.COOP_TINY))
+    assert not ok({"WY": 1, "WX": 1, "RT": 4, "CT": 4, "BK": 32})  # 16 vec4 per invocation per slice
+    assert not ok({"WY": 2, "WX": 2, "RT": 5, "CT": 1, "BK": 32})  # 4 x 4 accumulators at most
+    assert ok({"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 16})      # 32 x 16 / 4 = 128 vec4: one each...
+    assert not ok({"WY": 4, "WX": 4, "RT": 1, "CT": 1, "BK": 16})  # ...but half a one for 512 invocations
 
 
 class _NoCoop:

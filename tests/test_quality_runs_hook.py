@@ -60,6 +60,8 @@ def test_a_sibling_config_gives_the_command_device_and_driver(hook, tmp_path):
     assert hook.command({**config, "model_config": {"n_layer": 8, "n_embd": 256}, "seed": 1}) == (
         "tabgpt train --dataset shakespeare --model medium --layers 8 --width 256 --steps 3500 --batch 32 "
         "--lr 0.002 --dropout 0.3 --weight-decay 1 --seed 1 --eval-every 250 --backend gpu --gpu dawn")
+    assert hook.command({**config, "precision": "mixed"}).endswith("--backend gpu --gpu dawn --precision mixed")
+    assert hook.command({**config, "precision": "fp32"}).endswith("--backend gpu --gpu dawn")
 
 
 def test_a_data_set_without_runs_says_so_and_a_broken_line_names_its_file(hook, tmp_path):

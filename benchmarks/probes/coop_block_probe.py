@@ -2,7 +2,9 @@
 each preset timed with every product on one candidate block (gpu/coop_rules.coop_block replaced for
 the run), and with the rules' own choice.
 
-    python3 benchmarks/probes/coop_block_probe.py OUT.json [large,medium]
+    python3 benchmarks/probes/coop_block_probe.py OUT.json [large,medium] [--shader-dir=DIR]
+
+(--shader-dir: the kernels from another folder, e.g. an earlier matmul_coop.wgsl, for a before/after.)
 
 Blocks are (WY, WX subgroups; RT, CT 16 x 16 tiles each; BK)."""
 import json
@@ -14,24 +16,23 @@ from pyscript_app.gpu.executor import run_sync
 from pyscript_app.gpu.native import open_device
 
 CANDIDATES = {
-    "64x64 (2,2,2,2,32)": {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 32},
+    "128x128 (2,2,4,4,32)": coop_rules.COOP_BIG,
+    "64x64 (2,2,2,2,32)": coop_rules.COOP_SMALL,
+    "32x32 (2,2,1,1,64)": coop_rules.COOP_TINY,
     "64x64 (2,2,2,2,64)": {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 64},
-    "64x64 (1,1,4,4,32)": {"WY": 1, "WX": 1, "RT": 4, "CT": 4, "BK": 32},
-    "64x128 (2,2,2,4,32)": {"WY": 2, "WX": 2, "RT": 2, "CT": 4, "BK": 32},
-    "128x64 (2,2,4,2,32)": {"WY": 2, "WX": 2, "RT": 4, "CT": 2, "BK": 32},
-    "128x128 (2,2,4,4,32)": {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 32},
-    "32x32 (2,2,1,1,32)": {"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 32},
 }
 
 
 def main() -> int:
-    models = (sys.argv[2] if len(sys.argv) > 2 else "large,medium").split(",")
-    ex = open_device("dawn", mixed=True)
+    models = (sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("--") else "large,medium").split(",")
+    shaders = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--shader-dir=")), None)
+    ex = open_device("dawn", mixed=True, shader_dir=shaders)
     out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv), "adapter": ex.adapter_info,
+           "shader_dir": shaders,
            "rows": []}
     rule = coop_rules.coop_block
     for name in ["rules", *CANDIDATES]:
-        model_ops.coop_block = rule if name == "rules" else (lambda N, M, b=CANDIDATES[name]: dict(b))
+        model_ops.coop_block = rule if name == "rules" else (lambda N, K, M, b=CANDIDATES[name]: dict(b))
         for model in models:
             row = {"block": name, "model": model}
             try:

@@ -6,6 +6,7 @@ peer of a mixed-precision step?
 
     python3 benchmarks/probes/coop_staged_probe.py OUT.json           # on the GPU
     WGPU_BACKEND_TYPE=Null python3 benchmarks/probes/coop_staged_probe.py --validate   # WGSL only
+    (--only=gen or --only=file: one kind of variant: the generated shader or shaders/matmul_coop.wgsl)
 
 Each variant: WY x WX subgroups of 32 invocations, each computing RT x CT result tiles of 16 x 16 held
 in named variables; a workgroup computes a (WY*RT*16) x (WX*CT*16) block of C = A @ B, walking K in
@@ -47,21 +48,21 @@ def staged_shader(src: str, a_t: bool, b_t: bool, wy: int, wx: int, rt: int, ct:
          "alias R = subgroup_matrix_right<f16, 16, 16>;",
          "alias Cm = subgroup_matrix_result<f32, 16, 16>;",
          # global -> registers (f16): the e-th vec4 of the slice's tile
-         "fn load_a(e: u32, row0: u32, k0: u32, N: u32, K: u32) -> vec4<f16> {{",
+         "fn load_a(e: u32, row0: u32, k0: u32, N: u32, K: u32) -> vec4<f16> {",
          f"  let r = e / {a_cols // 4}u; let q = e % {a_cols // 4}u;",
          ("  return vec4<f16>(a[((k0 + r) * N + row0) / 4u + q]);" if a_t else
           "  return vec4<f16>(a[((row0 + r) * K + k0) / 4u + q]);"),
          "}",
-         "fn load_b(e: u32, col0: u32, k0: u32, K: u32, M: u32) -> vec4<f16> {{",
+         "fn load_b(e: u32, col0: u32, k0: u32, K: u32, M: u32) -> vec4<f16> {",
          f"  let r = e / {b_cols // 4}u; let q = e % {b_cols // 4}u;",
          ("  return vec4<f16>(b[((col0 + r) * K + k0) / 4u + q]);" if b_t else
           "  return vec4<f16>(b[((k0 + r) * M + col0) / 4u + q]);"),
          "}",
-         "fn put_a(e: u32, buf: u32, v: vec4<f16>) {{",
+         "fn put_a(e: u32, buf: u32, v: vec4<f16>) {",
          f"  let i = buf * {a_size}u + (e / {a_cols // 4}u) * {a_stride}u + (e % {a_cols // 4}u) * 4u;",
          "  a_sh[i] = v.x; a_sh[i + 1u] = v.y; a_sh[i + 2u] = v.z; a_sh[i + 3u] = v.w;",
          "}",
-         "fn put_b(e: u32, buf: u32, v: vec4<f16>) {{",
+         "fn put_b(e: u32, buf: u32, v: vec4<f16>) {",
          f"  let i = buf * {b_size}u + (e / {b_cols // 4}u) * {b_stride}u + (e % {b_cols // 4}u) * 4u;",
          "  b_sh[i] = v.x; b_sh[i + 1u] = v.y; b_sh[i + 2u] = v.z; b_sh[i + 3u] = v.w;",
          "}",
@@ -153,7 +154,7 @@ def run_gemm(device, wgpu, pipeline, a_stored, b_stored, N, K, M, bm, bn, reps, 
         p.set_pipeline(pipeline)
         p.set_bind_group(0, group)
         for _ in range(n):
-            p.dispatch_workgroups(M // bn, N // bm, 1)
+            p.dispatch_workgroups(-(-M // bn), -(-N // bm), 1)
         p.end()
         device.queue.submit([enc.finish()])
         device.queue.read_buffer(bc, 0, 64)  # waits for the GPU
@@ -186,13 +187,14 @@ def open_dawn():
 
 def variants():
     """(kind, src, a_t, b_t, shape): kind "gen" is staged_shader, "file" shaders/matmul_coop.wgsl (EPI 0)."""
-    for kind in ("file", "gen"):
+    kinds = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")] or ["file", "gen"]
+    for kind in kinds:
         for a_t, b_t in ((False, False), (False, True), (True, False)):
             for shape in SHAPES:
                 if kind == "gen" and shape[4] == 64:
                     continue
                 yield kind, "f32", a_t, b_t, shape
-    for shape in SHAPES[:3]:
+    for shape in SHAPES[:3] if "gen" in kinds else ():
         yield "gen", "f16", False, False, shape
 
 

@@ -38,18 +38,41 @@ def coop_shape_ok(N: int, K: int, M: int, a_t: bool, b_t: bool) -> bool:
     return (N if a_t else K) % 4 == 0 and (K if b_t else M) % 4 == 0 and M % 4 == 0
 
 
-# Blocks (WY, WX subgroups; RT, CT 16 x 16 tiles per subgroup; BK) by the products' output count.
-COOP_BIG = {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 32}     # 128 x 128 blocks, 128 invocations
-COOP_SMALL = {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 32}   # 64 x 64 blocks
-# COOP_BIG when it gives at least this many workgroups (two per multiprocessor of an H100), else
-# COOP_SMALL: products with few outputs want more, smaller blocks.
-COOP_BIG_WORKGROUPS = 264
+# Blocks (WY, WX subgroups; RT, CT 16 x 16 tiles per subgroup; BK), by how many of them fill the GPU.
+# Measured as whole mixed steps with every product on one block (H100, Dawn, 2026-12-07,
+# coop-block-probe-h100-dawn-2026-12-07.json, and -run1 before it): `large` (N = 2048, K up to 2048)
+# took 11.2-11.3 ms on 64 x 64, 12.6-13.2 on 64 x 64 with 64-deep slices, 13.6-14.2 on 128 x 128 and
+# 16.0-16.3 on 32 x 32; `medium` (N = 1024, K <= 1024) 2.58-2.62 on 32 x 32 with 64-deep slices, 2.80
+# with 32-deep, 3.32-3.33 on 64 x 64 and 4.69-4.93 on 128 x 128; these rules 11.7 and 2.51 (the first
+# step timed in its process, `large` 0.4 ms behind the same blocks timed later). A product wants enough
+# workgroups for 132 multiprocessors more than big tiles, unless its inner dimension is long, where a
+# small block's low reuse costs more than idle multiprocessors. 4096^3 wants 128 x 128 (the bench's GEMM
+# table: 64.1 TFLOP/s).
+COOP_BIG = {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 32}     # 128 x 128 blocks, 4 subgroups
+COOP_SMALL = {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 32}   # 64 x 64
+COOP_TINY = {"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 64}    # 32 x 32, 64-deep slices
+COOP_BIG_WORKGROUPS = 264    # COOP_BIG when it gives at least this many workgroups (two per multiprocessor)
+COOP_SMALL_WORKGROUPS = 256  # else COOP_SMALL when it gives this many or K > COOP_LONG_K, else COOP_TINY
+COOP_LONG_K = 1024
 
 
-def coop_block(N: int, M: int) -> dict[str, int]:
-    """The block overrides for an (N,M) output."""
-    big = math.ceil(N / 128) * math.ceil(M / 128)
-    return dict(COOP_BIG if big >= COOP_BIG_WORKGROUPS else COOP_SMALL)
+def coop_block(N: int, K: int, M: int) -> dict[str, int]:
+    """The block overrides for a product with an (N,M) output and inner dimension K."""
+    def blocks(side: int) -> int:
+        return math.ceil(N / side) * math.ceil(M / side)
+    if blocks(128) >= COOP_BIG_WORKGROUPS:
+        return dict(COOP_BIG)
+    return dict(COOP_SMALL if blocks(64) >= COOP_SMALL_WORKGROUPS or K > COOP_LONG_K else COOP_TINY)
+
+
+def coop_block_ok(block: Mapping[str, int]) -> bool:
+    """Whether matmul_coop.wgsl can run a block: 1..4 tiles per subgroup each way, 16 | BK, and every
+    invocation staging a whole number of vec4 of each operand per slice, at most 8."""
+    threads = 32 * block["WY"] * block["WX"]
+    bm, bn, bk = block["WY"] * block["RT"] * 16, block["WX"] * block["CT"] * 16, block["BK"]
+    loads = [bm * bk // 4, bk * bn // 4]
+    return (1 <= block["RT"] <= 4 and 1 <= block["CT"] <= 4 and bk % 16 == 0
+            and all(n % threads == 0 and 1 <= n // threads <= 8 for n in loads))
 
 
 def coop_workgroup_bytes(block: Mapping[str, int], a_t: bool, b_t: bool) -> int:

@@ -343,7 +343,7 @@ class ModelOps:
               b_t: bool = False, a_scale: float = 1.0, b_scale: float = 1.0) -> None:
         """y (N,M) = epilogue(f16(a_scale * A) @ f16(b_scale * B) / (a_scale * b_scale)) on matmul_coop.wgsl;
         A (N,K) or stored (K,N) (a_t), B (K,M) or stored (M,K) (b_t); e: the epilogue's input."""
-        block = coop_block(N, M)
+        block = coop_block(N, K, M)
         if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
             block = dict(COOP_SMALL)
         overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES[epilogue]}

@@ -91,8 +91,9 @@ def render(results_dir: Path, root: Path | None = None) -> str:
                   f"- **date:** {d.get('date') or DASH}", f"- **command:** `{d.get('command') or DASH}`",
                   f"- **file:** `{name}`",
                   f"- **mixed-precision gate:** {'passed' if gate.get('passed') else 'FAILED' if gate else DASH} "
-                  f"(error against numpy with the same f16 rounding {_num(gate.get('mixed_err'), '.1e')}, "
-                  f"against f32 {_num(gate.get('f32_err'), '.1e')}, of each tensor's largest entry)", ""]
+                  f"(per tensor, relative L2: at most {_num(gate.get('mixed_err'), '.1e')} from numpy with the same "
+                  f"f16 rounding, {_num(gate.get('worst_ratio'), '.2f')} of the allowance set by numpy's own "
+                  f"sensitivity; at most {_num(gate.get('f32_err'), '.1e')} from f32)", ""]
         lines += ["Training step (forward + backward + clip + AdamW, batch 8, full context), ms per step:", ""]
         lines += _table(["model", "ours fp32", "ours mixed", "PyTorch fp32", "PyTorch AMP bf16",
                          "mixed ÷ AMP", "mixed ÷ PyTorch fp32", "fp32 ÷ PyTorch fp32"],

@@ -58,6 +58,8 @@ def command(config: dict) -> str:
             parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     if config.get("backend") == "gpu":
         parts += ["--backend gpu", f"--gpu {config.get('gpu', 'auto')}"]
+    if config.get("precision", "fp32") != "fp32":
+        parts.append(f"--precision {config['precision']}")
     return " ".join(parts)
 
 
