@@ -103,11 +103,12 @@ def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
     return float(np.median(runs))
 
 
-def _time_torch_matmul(torch, device, N, K, M, reps) -> float | None:
+def _time_torch_matmul(torch, device, N, K, M, reps, dtype=None) -> float | None:
+    """Median ms per torch.matmul (N,K)x(K,M) on `device`, in `dtype` (None: float32)."""
     if torch is None:
         return None
-    x = torch.randn(N, K, device=device)
-    w = torch.randn(K, M, device=device)
+    x = torch.randn(N, K, device=device, dtype=dtype)
+    w = torch.randn(K, M, device=device, dtype=dtype)
     for _ in range(reps):  # warm-up, as ours
         torch.matmul(x, w)
     _torch_sync(torch, device)

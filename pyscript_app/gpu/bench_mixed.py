@@ -10,11 +10,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from .bench import _run_plan, _torch_sync, gemm_repeats, time_gpu_step, time_torch_step
+from .bench import _run_plan, _time_torch_matmul, gemm_repeats, time_gpu_step, time_torch_step
 from .coop_rules import coop_block
 from .mixed_check import check_mixed_step
 
@@ -44,24 +42,6 @@ def _time_coop(ex, N: int, K: int, M: int, reps: int) -> float:
     return float(np.median(runs))
 
 
-def _time_torch_bf16(torch, device, N: int, K: int, M: int, reps: int) -> float | None:
-    if torch is None:
-        return None
-    x = torch.randn(N, K, device=device, dtype=torch.bfloat16)
-    w = torch.randn(K, M, device=device, dtype=torch.bfloat16)
-    for _ in range(reps):
-        torch.matmul(x, w)
-    _torch_sync(torch, device)
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            torch.matmul(x, w)
-        _torch_sync(torch, device)
-        runs.append((time.perf_counter() - t0) * 1e3 / reps)
-    return float(np.median(runs))
-
-
 def coop_gemm_table(ex, torch, device, shapes) -> list[dict]:
     print(f"\n{'GEMM (mixed)':<18} {'ours ms':>9} {'GFLOP/s':>9} {'bf16 ms':>9} {'GFLOP/s':>9} {'ours/torch':>10}")
     rows = []
@@ -69,7 +49,7 @@ def coop_gemm_table(ex, torch, device, shapes) -> list[dict]:
         flops = 2 * N * K * M
         reps = gemm_repeats(flops)
         ours = _time_coop(ex, N, K, M, reps)
-        theirs = _time_torch_bf16(torch, device, N, K, M, reps)
+        theirs = _time_torch_matmul(torch, device, N, K, M, reps, torch.bfloat16) if torch else None
         row = {"shape": label, "N": N, "K": K, "M": M, "overrides": coop_block(N, K, M), "dispatches_per_run": reps,
                "ours_ms": ours, "ours_gflops": flops / ours / 1e6, "torch_bf16_ms": theirs,
                "torch_bf16_gflops": flops / theirs / 1e6 if theirs else None,
