@@ -107,8 +107,9 @@ def _time_torch_matmul(torch, device, N, K, M, reps, dtype=None) -> float | None
     """Median ms per torch.matmul (N,K)x(K,M) on `device`, in `dtype` (None: float32)."""
     if torch is None:
         return None
-    x = torch.randn(N, K, device=device, dtype=dtype)
-    w = torch.randn(K, M, device=device, dtype=dtype)
+    kw = {} if dtype is None else {"dtype": dtype}
+    x = torch.randn(N, K, device=device, **kw)
+    w = torch.randn(K, M, device=device, **kw)
     for _ in range(reps):  # warm-up, as ours
         torch.matmul(x, w)
     _torch_sync(torch, device)
