@@ -21,6 +21,9 @@ import time
 import numpy as np
 
 SUBGROUP = 32
+# Each timing follows this much of the same dispatches: with two warm-up dispatches only, identical
+# kernels timed one after another differed 3-5x (coop-staged-probe-h100-dawn-2026-12-07.json).
+WARM_UP_S = 0.3
 
 
 def staged_shader(src: str, a_t: bool, b_t: bool, wy: int, wx: int, rt: int, ct: int, bk: int) -> str:
@@ -163,7 +166,9 @@ def run_gemm(device, wgpu, pipeline, a_stored, b_stored, N, K, M, bm, bn, reps, 
     got = np.frombuffer(device.queue.read_buffer(bc), np.float32).reshape(N, M).copy()
     if reps == 0:
         return got, None
-    run(2)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < WARM_UP_S:  # the clocks up after compiling and uploading
+        run(reps)
     t0 = time.perf_counter()
     run(reps)
     return got, (time.perf_counter() - t0) * 1e3 / reps
