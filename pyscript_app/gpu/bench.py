@@ -66,14 +66,19 @@ def kernel_timings(ex, results, metas, blobs) -> list:
     return timings
 
 
+def random_operands(ex, N, K, M):
+    """(x (N,K), w (K,M) of standard normal f32, y (N,M) unwritten) as buffers on the device."""
+    r = np.random.default_rng(0)
+    x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
+    w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
+    return x, w, ex.alloc(4 * N * M)
+
+
 def _matmul_plan(ex, N, K, M, tiles: dict | None = None):
     """(plan, buffers): one matmul_forward (N,K)x(K,M) on random inputs, recorded as a replayable plan, with
     the entry (scalar or vec4-load twin, registry.matmul_entry), tile size and sliced K the model's own
     dispatches use for that shape (gpu/model_ops.py) unless `tiles` gives them. Release the buffers after."""
-    r = np.random.default_rng(0)
-    x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
-    w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
-    y = ex.alloc(4 * N * M)
+    x, w, y = random_operands(ex, N, K, M)
     params = {"N": N, "K": K, "M": M, "accumulate": 0}
     if tiles is None:
         tiles = matmul_forward_overrides("matmul_forward", N, K, M, ex.adapter_info, ex.max_workgroup_bytes)
@@ -96,6 +101,12 @@ def _time_matmul(ex, N, K, M, reps, tiles: dict | None = None) -> float:
     submission, after one untimed run of as many. The dispatch is replayed from a plan, as the
     training step's are. `tiles`: those overrides when the caller has them already."""
     plan, buffers = _matmul_plan(ex, N, K, M, tiles)
+    return median_replays(ex, plan, buffers, reps)
+
+
+def median_replays(ex, plan, buffers, reps: int) -> float:
+    """Median ms per dispatch of `plan` (one product into buffers[2]): three runs of `reps` replays after
+    one untimed run; the buffers are released after."""
     _run_plan(ex, plan, buffers[2], reps)  # warm-up, untimed
     runs = [_run_plan(ex, plan, buffers[2], reps) for _ in range(3)]
     for b in buffers:
@@ -251,8 +262,8 @@ def bench_gpu(args) -> dict:
     out["gate"] = [{"name": r.name, "passed": r.passed, "error": r.error,
                     "max_abs_err": max((c.max_abs_err for c in r.checks), default=None)} for r in results]
     if mixed:
-        from .bench_mixed import mixed_gate
-        out["mixed_gate"] = mixed_gate(ex)
+        from . import bench_mixed  # it builds on this module
+        out["mixed_gate"] = bench_mixed.mixed_gate(ex)
     if not all(r.passed for r in results) or (mixed and not out["mixed_gate"]["passed"]):
         return out
     out["kernels"] = [t.to_json() for t in kernel_timings(ex, results, metas, blobs)]
@@ -262,8 +273,7 @@ def bench_gpu(args) -> dict:
         out["torch_device_name"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     out["gemm"] = gemm_table(ex, torch, device, models, getattr(args, "gemm", 0))
     if mixed:
-        from .bench_mixed import coop_gemm_table
-        out["gemm_mixed"] = coop_gemm_table(ex, torch, device, gemm_shapes(models, getattr(args, "gemm", 0)))
+        out["gemm_mixed"] = bench_mixed.coop_gemm_table(ex, torch, device, gemm_shapes(models, getattr(args, "gemm", 0)))
     print(f"\n{'train step':<10} {'ours ms':>9} {'dispatches':>10} {'torch ms':>9} {'ours/torch':>10}  (B=8, full context)")
     out["steps"] = []
     for name in models:
@@ -272,8 +282,7 @@ def bench_gpu(args) -> dict:
         row = {"model": name, "batch": 8, "ours_ms": ours, "dispatches_per_step": dispatches,
                "torch_ms": theirs, "ratio_ours_over_torch": ours / theirs if theirs else None}
         if mixed:
-            from .bench_mixed import mixed_step_row
-            row.update(mixed_step_row(ex, torch, device, name, args.repeats, ours, theirs))
+            row.update(bench_mixed.mixed_step_row(ex, torch, device, name, args.repeats, ours, theirs))
         out["steps"].append(row)
         t = f"{theirs:9.3f} {ours / theirs:10.2f}" if theirs else f"{'-':>9} {'-':>10}"
         print(f"{name:<10} {ours:9.3f} {dispatches:10d} {t}")

@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .bench import _run_plan, _time_torch_matmul, gemm_repeats, time_gpu_step, time_torch_step
+from .bench import _time_torch_matmul, gemm_repeats, median_replays, random_operands, time_gpu_step, time_torch_step
 from .coop_rules import coop_block
 from .mixed_check import check_mixed_step
 
@@ -27,19 +25,11 @@ def mixed_gate(ex) -> dict:
 
 def _time_coop(ex, N: int, K: int, M: int, reps: int) -> float:
     """Median ms per matmul_coop dispatch y = x @ w (N,K)x(K,M), replayed from a plan as _time_matmul."""
-    r = np.random.default_rng(0)
-    x = ex.upload(r.standard_normal(N * K, dtype=np.float32).tobytes())
-    w = ex.upload(r.standard_normal(K * M, dtype=np.float32).tobytes())
-    y = ex.alloc(4 * N * M)
+    x, w, y = random_operands(ex, N, K, M)
     ex.begin_plan()
     ex.dispatch("matmul_coop", [x, w, x, y], {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0},
                 overrides=coop_block(N, K, M))
-    plan = ex.end_plan()
-    _run_plan(ex, plan, y, reps)
-    runs = [_run_plan(ex, plan, y, reps) for _ in range(3)]
-    for b in (x, w, y):
-        ex.release(b)
-    return float(np.median(runs))
+    return median_replays(ex, ex.end_plan(), (x, w, y), reps)
 
 
 def coop_gemm_table(ex, torch, device, shapes) -> list[dict]:
