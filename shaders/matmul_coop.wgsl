@@ -13,14 +13,19 @@
 // Shapes: any N, K, M with the operands' contiguous dimension and M a multiple of 4 (vec4 loads and
 //   stores; matmul_rules.coop_ok checks it); edges past N, K, M load zeros and are not stored.
 // Bindings (group 0): 0 a (read), 1 b (read), 2 e (read; unused unless EPI >= 2: bind any buffer),
-//   3 y (read_write), 4 params (N, K, M, a_scale, b_scale, out_scale).
+//   3 y (read_write), 4 parts (read_write; unused unless KSPLIT > 1: bind any other buffer),
+//   5 params (N, K, M, a_scale, b_scale, out_scale, part_stride).
 // Overrides: WY x WX subgroups of SG (32) invocations per workgroup; each subgroup owns RT x CT result
 //   tiles of 16 x 16 (1..4 each: named accumulators), so a workgroup computes a BM x BN block,
 //   BM = WY * RT * 16, BN = WX * CT * 16. BK = the k-slice staged at once (16, 32 or 64). Each
 //   invocation stages BM * BK / 4 / THREADS vec4 of A and BK * BN / 4 / THREADS of B per slice: whole
 //   numbers from 1 to 8 (coop_rules.coop_block_ok).
 //   A_T, B_T, EPI as above.
-// Grid: (ceil(M / BN), ceil(N / BM), 1).
+//   KSPLIT: the k-slices cut into KSPLIT runs of consecutive slices, one per workgroup z (for products
+//   with few outputs and a long K: the dw products); run 0 is stored into y, run z >= 1 (times out_scale, no
+//   epilogue) into parts[(z - 1) * part_stride + n * M + m] (floats), which add_parts (split_reduce.wgsl) adds into
+//   y afterwards. Only EPI 0 may be split (the epilogue would see a partial sum).
+// Grid: (ceil(M / BN), ceil(N / BM), KSPLIT).
 // Needs: the features shader-f16 and chromium-experimental-subgroup-matrix with an f16 16x16x16
 //   configuration with f32 results and subgroup size 32 (Dawn; adapter_inputs.coop_matrix_usable).
 //
@@ -47,6 +52,7 @@ override BK: u32 = 32u;
 override A_T: u32 = 0u;  // 1: A stored (K,N)
 override B_T: u32 = 0u;  // 1: B stored (M,K)
 override EPI: u32 = 0u;
+override KSPLIT: u32 = 1u;
 
 override THREADS: u32 = SG * WY * WX;
 override BM: u32 = WY * RT * 16u;
@@ -71,13 +77,15 @@ struct CoopParams {
   a_scale: f32,
   b_scale: f32,
   out_scale: f32,
+  part_stride: u32,  // floats between consecutive k-runs' parts (KSPLIT > 1); a multiple of 4
 };
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> e: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
-@group(0) @binding(4) var<uniform> p: CoopParams;
+@group(0) @binding(4) var<storage, read_write> parts: array<vec4<f32>>;
+@group(0) @binding(5) var<uniform> p: CoopParams;
 
 var<workgroup> a_sh: array<f16, 2u * A_SIZE>;
 var<workgroup> b_sh: array<f16, 2u * B_SIZE>;
@@ -134,8 +142,9 @@ fn right(buf: u32, sc: u32, j: u32, kk: u32) -> R {
 }
 
 // One result tile out through the subgroup's scratch: invocation `lane` takes row lane / 2, columns
-// (lane % 2) * 8 .. + 8 of it. Called by every subgroup alike (the barriers need uniform control flow).
-fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32) {
+// (lane % 2) * 8 .. + 8 of it; k-run `part` > 0 goes to parts. Called by every subgroup alike (the
+// barriers need uniform control flow).
+fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32, part: u32) {
   subgroupMatrixStore<row_major>(&scratch, sg * 256u, acc, 16u);
   workgroupBarrier();
   let r = row + lane / 2u;
@@ -147,6 +156,10 @@ fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32) {
       let i = (r * p.M + cc) / 4u;
       var v = vec4<f32>(scratch[s + h * 4u], scratch[s + h * 4u + 1u], scratch[s + h * 4u + 2u],
                         scratch[s + h * 4u + 3u]) * p.out_scale;
+      if (KSPLIT > 1u && part > 0u) {
+        parts[(part - 1u) * (p.part_stride / 4u) + i] = v;
+        continue;
+      }
       if (EPI == 1u) { v = max(v, vec4<f32>(0.0)); }
       if (EPI == 2u) { v = e[i] + v; }
       if (EPI == 3u) { v = select(vec4<f32>(0.0), v, e[i] > vec4<f32>(0.0)); }
@@ -175,13 +188,18 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   var ra4: vec4<f16>; var ra5: vec4<f16>; var ra6: vec4<f16>; var ra7: vec4<f16>;
   var rb0: vec4<f16>; var rb1: vec4<f16>; var rb2: vec4<f16>; var rb3: vec4<f16>;
   var rb4: vec4<f16>; var rb5: vec4<f16>; var rb6: vec4<f16>; var rb7: vec4<f16>;
-  for (var v = 0u; v < A_LOADS; v++) { put_a(lid + v * THREADS, 0u, load_a(lid + v * THREADS, row0, 0u)); }
-  for (var v = 0u; v < B_LOADS; v++) { put_b(lid + v * THREADS, 0u, load_b(lid + v * THREADS, col0, 0u)); }
-  workgroupBarrier();
+  // this workgroup's k-run: slices first .. last - 1 (all of them unless KSPLIT > 1; a run past K
+  // multiplies nothing and stores zeros)
   let slices = (p.K + BK - 1u) / BK;
-  for (var s = 0u; s < slices; s++) {
-    let buf = s & 1u;
-    let more = s + 1u < slices;
+  let per = (slices + KSPLIT - 1u) / KSPLIT;
+  let first = min(wid.z * per, slices);
+  let last = min(first + per, slices);
+  for (var v = 0u; v < A_LOADS; v++) { put_a(lid + v * THREADS, 0u, load_a(lid + v * THREADS, row0, first * BK)); }
+  for (var v = 0u; v < B_LOADS; v++) { put_b(lid + v * THREADS, 0u, load_b(lid + v * THREADS, col0, first * BK)); }
+  workgroupBarrier();
+  for (var s = first; s < last; s++) {
+    let buf = (s - first) & 1u;
+    let more = s + 1u < last;
     if (more) {
       ra0 = load_a(lid + 0u * THREADS, row0, (s + 1u) * BK);
       if (A_LOADS > 1u) { ra1 = load_a(lid + 1u * THREADS, row0, (s + 1u) * BK); }
@@ -255,26 +273,26 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   }
   let r = row0 + sr;
   let c = col0 + sc;
-  store_tile(c00, sg, lane, r, c);
-  if (CT > 1u) { store_tile(c01, sg, lane, r, c + 16u); }
-  if (CT > 2u) { store_tile(c02, sg, lane, r, c + 32u); }
-  if (CT > 3u) { store_tile(c03, sg, lane, r, c + 48u); }
+  store_tile(c00, sg, lane, r, c, wid.z);
+  if (CT > 1u) { store_tile(c01, sg, lane, r, c + 16u, wid.z); }
+  if (CT > 2u) { store_tile(c02, sg, lane, r, c + 32u, wid.z); }
+  if (CT > 3u) { store_tile(c03, sg, lane, r, c + 48u, wid.z); }
   if (RT > 1u) {
-    store_tile(c10, sg, lane, r + 16u, c);
-    if (CT > 1u) { store_tile(c11, sg, lane, r + 16u, c + 16u); }
-    if (CT > 2u) { store_tile(c12, sg, lane, r + 16u, c + 32u); }
-    if (CT > 3u) { store_tile(c13, sg, lane, r + 16u, c + 48u); }
+    store_tile(c10, sg, lane, r + 16u, c, wid.z);
+    if (CT > 1u) { store_tile(c11, sg, lane, r + 16u, c + 16u, wid.z); }
+    if (CT > 2u) { store_tile(c12, sg, lane, r + 16u, c + 32u, wid.z); }
+    if (CT > 3u) { store_tile(c13, sg, lane, r + 16u, c + 48u, wid.z); }
   }
   if (RT > 2u) {
-    store_tile(c20, sg, lane, r + 32u, c);
-    if (CT > 1u) { store_tile(c21, sg, lane, r + 32u, c + 16u); }
-    if (CT > 2u) { store_tile(c22, sg, lane, r + 32u, c + 32u); }
-    if (CT > 3u) { store_tile(c23, sg, lane, r + 32u, c + 48u); }
+    store_tile(c20, sg, lane, r + 32u, c, wid.z);
+    if (CT > 1u) { store_tile(c21, sg, lane, r + 32u, c + 16u, wid.z); }
+    if (CT > 2u) { store_tile(c22, sg, lane, r + 32u, c + 32u, wid.z); }
+    if (CT > 3u) { store_tile(c23, sg, lane, r + 32u, c + 48u, wid.z); }
   }
   if (RT > 3u) {
-    store_tile(c30, sg, lane, r + 48u, c);
-    if (CT > 1u) { store_tile(c31, sg, lane, r + 48u, c + 16u); }
-    if (CT > 2u) { store_tile(c32, sg, lane, r + 48u, c + 32u); }
-    if (CT > 3u) { store_tile(c33, sg, lane, r + 48u, c + 48u); }
+    store_tile(c30, sg, lane, r + 48u, c, wid.z);
+    if (CT > 1u) { store_tile(c31, sg, lane, r + 48u, c + 16u, wid.z); }
+    if (CT > 2u) { store_tile(c32, sg, lane, r + 48u, c + 32u, wid.z); }
+    if (CT > 3u) { store_tile(c33, sg, lane, r + 48u, c + 48u, wid.z); }
   }
 }

@@ -67,3 +67,78 @@ def test_model_ops_refuses_mixed_precision_without_a_device_for_it_or_with_odd_s
         ModelOps(ex, PaddedLayout(odd), 2, 8, attention=None, precision="mixed")
     with pytest.raises(ValueError, match="unknown precision"):
         ModelOps(ex, PaddedLayout(cfg), 2, 8, attention=None, precision="bf16")
+
+
+def test_dw_is_cut_into_k_runs_only_where_its_output_has_few_blocks_and_its_sum_is_long():
+    split, r = coop_rules.coop_dw_split, coop_rules
+    assert split(2048, 512, 512) == 4      # large's proj dw: 64 blocks of 64 x 64, a sum over 2048 positions
+    assert split(2048, 512, 1536) == 2     # qkv: 192 blocks
+    assert split(2048, 512, 2048) == 1     # fc: 256 blocks already
+    assert split(2048, 2048, 512) == 1     # fc_proj: 256 blocks
+    assert split(2 * r.COOP_DW_MIN_RUN - 4, 64, 64) == 1  # each run would be shorter than COOP_DW_MIN_RUN
+    assert split(64 * r.COOP_DW_MIN_RUN, 64, 64) == r.COOP_DW_MAX_SPLIT
+    # a split product counts its runs' workgroups when the block is chosen
+    assert coop_rules.coop_block(512, 2048, 512, 1) == r.COOP_SMALL
+    assert coop_rules.coop_block(512, 2048, 512, 4) == r.COOP_SMALL  # 256 blocks of 64 x 64 with 4 runs
+
+
+class _Buffer:
+    def __init__(self, label, offset=0, nbytes=0, base=None):
+        self.label, self.offset, self.nbytes, self.base = label, offset, nbytes, base
+
+    def view(self, offset, nbytes):
+        return _Buffer(self.label, self.offset + offset, nbytes, self.base or self)
+
+
+class _Recorder:
+    """An executor that records dispatches: enough for ModelOps to plan and record the mixed step."""
+    coop_ok = True
+    adapter_info = {"adapter_type": "DiscreteGPU"}
+    max_binding_bytes = 1 << 30
+    max_workgroup_bytes = 49152
+
+    def __init__(self):
+        self.log = []
+
+    def alloc(self, nbytes, label=""):
+        return _Buffer(label, 0, nbytes)
+
+    def dispatch(self, kernel, buffers, params, overrides=None, **kw):
+        self.log.append((kernel, list(buffers), dict(params), dict(overrides or {})))
+
+    def clear(self, buf):
+        pass
+
+
+class _NoAttention:
+    def forward(self, *a, **k):
+        pass
+
+    def backward(self, *a, **k):
+        pass
+
+
+def test_the_mixed_backward_binds_each_split_dw_its_parts_and_adds_them_once(monkeypatch):
+    from pyscript_app.gpu import model_ops
+    monkeypatch.setattr(model_ops, "coop_dw_split", lambda N, K, M: {3 * K: 2, K: 4}.get(M, 1))
+    cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=8, vocab_size=40)
+    ex, layout = _Recorder(), PaddedLayout(cfg)
+    ops = ModelOps(ex, layout, 2, 8, attention=_NoAttention(), precision="mixed")
+    assert ops.split["h0.qkv"] == 2 and ops.split["h1.proj"] == 4 and ops.split["h0.fc"] == 1
+    params, grads = _Buffer("params", 0, 1 << 20), _Buffer("grads", 0, 1 << 20)
+    ex.log.clear()
+    ops.backward(params, grads)
+    coop = [(b, p, o) for k, b, p, o in ex.log if k == "matmul_coop"]
+    dws = [(b, p, o) for b, p, o in coop if o["A_T"] == 1]
+    assert len(dws) == 1 + 4 * cfg.n_layer
+    for b, p, o in dws:
+        weight = next(n for n in ops.split if layout.byte_range(n)[0] == b[3].offset)
+        assert o["KSPLIT"] == ops.split[weight] and b[3].base is grads
+        if o["KSPLIT"] > 1:  # its parts: from the weight's own offset in the parts buffer
+            assert b[4].base is ops.parts and p["part_stride"] == ops.parts_span
+            assert b[4].offset == (layout.slots[weight].offset - ops.parts_lo) * 4
+        else:
+            assert b[4] is ops.no_parts
+    assert all(o["KSPLIT"] == 1 and b[4] is ops.no_parts for b, p, o in coop if o["A_T"] == 0)
+    assert [k for k, *_ in ex.log].count("add_parts") == 1 and ex.log[-1][0] == "add_parts"
+    assert ex.log[-1][2] == {"n": ops.parts_span, "count": 3, "stride": ops.parts_span}

@@ -48,6 +48,8 @@ def test_every_layout_and_epilogue_compiles_and_the_rules_count_its_workgroup_me
         for epi in COOP_EPILOGUES.values():
             configs.append({**fits, "A_T": a_t, "B_T": b_t, "EPI": epi})
             want.append("built")
+        configs.append({**fits, "A_T": a_t, "B_T": b_t, "KSPLIT": 4})  # k-runs into parts
+        want.append("built")
         for block in (COOP_SMALL, COOP_BIG):
             configs.append({**block, "A_T": a_t, "B_T": b_t})
             want.append(coop_workgroup_bytes(block, bool(a_t), bool(b_t)))

@@ -19,11 +19,24 @@ def _models(arg: str) -> list[str]:
     return names
 
 
+def _cpu_model() -> str | None:
+    """The host CPU's model name (Linux), or None: PyTorch eager, the step's peer, is bound by the host's
+    kernel launches at these sizes, so its times vary with the CPU that drives the GPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _versions() -> dict:
     import numpy
 
     v = {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine(),
-         "processor": platform.processor() or platform.machine()}
+         "processor": _cpu_model() or platform.processor() or platform.machine()}
     try:
         import torch
 

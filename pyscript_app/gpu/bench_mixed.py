@@ -27,9 +27,13 @@ def _time_coop(ex, N: int, K: int, M: int, reps: int) -> float:
     """Median ms per matmul_coop dispatch y = x @ w (N,K)x(K,M), replayed from a plan as _time_matmul."""
     x, w, y = random_operands(ex, N, K, M)
     ex.begin_plan()
-    ex.dispatch("matmul_coop", [x, w, x, y], {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0},
+    unused = ex.alloc(256)
+    ex.dispatch("matmul_coop", [x, w, x, y, unused],
+                {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0, "part_stride": 0},
                 overrides=coop_block(N, K, M))
-    return median_replays(ex, ex.end_plan(), (x, w, y), reps)
+    ms = median_replays(ex, ex.end_plan(), (x, w, y), reps)
+    ex.release(unused)
+    return ms
 
 
 def coop_gemm_table(ex, torch, device, shapes) -> list[dict]:

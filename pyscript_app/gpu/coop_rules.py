@@ -54,15 +54,28 @@ COOP_TINY = {"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 64}    # 32 x 32, 64-deep
 COOP_BIG_WORKGROUPS = 264    # COOP_BIG when it gives at least this many workgroups (two per multiprocessor)
 COOP_SMALL_WORKGROUPS = 256  # else COOP_SMALL when it gives this many or K > COOP_LONG_K, else COOP_TINY
 COOP_LONG_K = 1024
+COOP_DW_MAX_SPLIT = 4  # coop_dw_split: at most this many k-runs, each at least COOP_DW_MIN_RUN long
+COOP_DW_MIN_RUN = 512
 
 
-def coop_block(N: int, K: int, M: int) -> dict[str, int]:
-    """The block overrides for a product with an (N,M) output and inner dimension K."""
+def coop_block(N: int, K: int, M: int, ksplit: int = 1) -> dict[str, int]:
+    """The block overrides for a product with an (N,M) output and inner dimension K, cut into `ksplit`
+    k-runs (coop_dw_split)."""
     def blocks(side: int) -> int:
-        return math.ceil(N / side) * math.ceil(M / side)
+        return math.ceil(N / side) * math.ceil(M / side) * ksplit
     if blocks(128) >= COOP_BIG_WORKGROUPS:
         return dict(COOP_BIG)
-    return dict(COOP_SMALL if blocks(64) >= COOP_SMALL_WORKGROUPS or K > COOP_LONG_K else COOP_TINY)
+    return dict(COOP_SMALL if blocks(64) >= COOP_SMALL_WORKGROUPS or K // ksplit > COOP_LONG_K else COOP_TINY)
+
+
+def coop_dw_split(N: int, K: int, M: int) -> int:
+    """How many k-runs matmul_coop cuts dw = x.T @ dy into, for a layer x (N,K) @ w (K,M): dw's output
+    (K,M) has few blocks while its inner dimension N (batch x context) is long."""
+    runs = 1
+    while runs < COOP_DW_MAX_SPLIT and N // (2 * runs) >= COOP_DW_MIN_RUN and \
+            math.ceil(K / 64) * math.ceil(M / 64) * runs < COOP_SMALL_WORKGROUPS:
+        runs *= 2
+    return runs
 
 
 def coop_block_ok(block: Mapping[str, int]) -> bool:

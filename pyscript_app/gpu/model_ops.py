@@ -44,7 +44,9 @@ on shaders/matmul_coop.wgsl (f16 operands rounded in the kernel, f32 accumulatio
 buffers); each norm before a product is its own rmsnorm_forward (which stores xn and rstd as the fused
 entries do); a linear layer's backward is two dispatches, dx = dy @ w.T (relu-masked for fc_proj) and
 dw = x.T @ dy, with dy scaled by coop_rules.gradient_scale(N) into f16's range and the results
-unscaled; nothing is split. Dispatches per training step: 12 + 18 * n_layer. The numpy statement is
+unscaled; a dw with few outputs and a long N is cut into k-runs (coop_rules.coop_dw_split) whose parts
+the one add_parts after backward adds, as above. Dispatches per training step: 12 + 18 * n_layer, plus
+1 (add_parts) when any dw is split. The numpy statement is
 reference/mixed.py.
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
@@ -58,7 +60,7 @@ from __future__ import annotations
 import struct
 
 from .. import rng
-from .coop_rules import coop_block, coop_shape_ok, coop_workgroup_bytes, gradient_scale, COOP_SMALL
+from .coop_rules import coop_block, coop_dw_split, coop_shape_ok, coop_workgroup_bytes, gradient_scale, COOP_SMALL
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .matmul_rules import (is_gpu_adapter, matmul_backward_small_outputs, matmul_backward_tiles, matmul_dw_split,
@@ -158,15 +160,17 @@ class ModelOps:
             h = f"h{l}."
             shapes.update({h + "qkv": (N, C, 3 * C), h + "proj": (N, C, C), h + "fc": (N, C, 4 * C),
                            h + "fc_proj": (N, 4 * C, C)})
-        self.split = {name: 1 if self.mixed else matmul_dw_split(*dims, self.ex.adapter_info)
+        self.split = {name: coop_dw_split(*dims) if self.mixed else matmul_dw_split(*dims, self.ex.adapter_info)
                       for name, dims in shapes.items()}
         self.dx_split = {name: matmul_dx_split(*dims, self.ex.adapter_info)
                          if not self.mixed and (name == "lm_head" or name.endswith((".fc", ".qkv"))) else 1
                          for name, dims in shapes.items()}
         split = [name for name, s in self.split.items() if s > 1]
         self.parts = None
-        # the dw_parts binding of a product whose dx alone is split (SPLIT = 1 writes no part)
-        self.no_parts = self.ex.alloc(256, label="unused_binding") if any(s > 1 for s in self.dx_split.values()) else None
+        # the dw_parts binding of a product whose dx alone is split, and of every unsplit matmul_coop
+        # (SPLIT = 1 writes no part)
+        self.no_parts = (self.ex.alloc(256, label="unused_binding")
+                         if self.mixed or any(s > 1 for s in self.dx_split.values()) else None)
         if not split:
             return
         slots = [layout.slots[name] for name in split]
@@ -340,16 +344,19 @@ class ModelOps:
         self._coop(xn, w, y, N, K, M, epilogue="relu" if kernel.endswith("_relu") else "store")
 
     def _coop(self, a, b, y, N: int, K: int, M: int, e=None, epilogue: str = "store", a_t: bool = False,
-              b_t: bool = False, a_scale: float = 1.0, b_scale: float = 1.0) -> None:
+              b_t: bool = False, a_scale: float = 1.0, b_scale: float = 1.0, weight: str | None = None) -> None:
         """y (N,M) = epilogue(f16(a_scale * A) @ f16(b_scale * B) / (a_scale * b_scale)) on matmul_coop.wgsl;
-        A (N,K) or stored (K,N) (a_t), B (K,M) or stored (M,K) (b_t); e: the epilogue's input."""
-        block = coop_block(N, K, M)
+        A (N,K) or stored (K,N) (a_t), B (K,M) or stored (M,K) (b_t); e: the epilogue's input. `weight`:
+        this is that weight's dw, cut into self.split[weight] k-runs whose parts add_parts adds."""
+        ksplit = self.split[weight] if weight is not None else 1
+        block = coop_block(N, K, M, ksplit)
         if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
             block = dict(COOP_SMALL)
-        overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES[epilogue]}
+        overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES[epilogue], "KSPLIT": ksplit}
         values = {"N": N, "K": K, "M": M, "a_scale": a_scale, "b_scale": b_scale,
-                  "out_scale": 1.0 / (a_scale * b_scale)}
-        self.ex.dispatch("matmul_coop", [a, b, a if e is None else e, y], values, overrides=overrides)
+                  "out_scale": 1.0 / (a_scale * b_scale), "part_stride": self.parts_span if ksplit > 1 else 0}
+        parts = self._parts_view(weight) if ksplit > 1 else self.no_parts
+        self.ex.dispatch("matmul_coop", [a, b, a if e is None else e, y, parts], values, overrides=overrides)
 
     def _backward(self, kernel: str, buffers, dims: dict[str, int], weight: str) -> None:
         """dx and dw of `weight` in one dispatch; in parts (the _split entry) when self.split or
@@ -361,7 +368,7 @@ class ModelOps:
             relu = kernel == "matmul_backward_relu"
             self._coop(dy, w, dx, N, M, K, e=x if relu else None, epilogue="relu_mask" if relu else "store",
                        b_t=True, a_scale=s)
-            self._coop(x, dy, dw, K, N, M, a_t=True, b_scale=s)
+            self._coop(x, dy, dw, K, N, M, a_t=True, b_scale=s, weight=weight)
             return
         split, dx_split = self.split[weight], self.dx_split[weight]
         tiles = matmul_backward_small_outputs(matmul_backward_tiles(N, K, M, split, dx_split), self.ex.adapter_info,

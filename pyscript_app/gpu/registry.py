@@ -383,12 +383,15 @@ _register("split_reduce.wgsl", "add_parts", [("parts", READ), ("out", READ_WRITE
           ADD_PARTS_UNIFORM, [("WG", 256)], lambda v: grid_1d(v["n"], v["WG"]))
 
 # --- matmul_coop.wgsl (mixed precision on subgroup matrices; rules: gpu/coop_rules.py) ----------
-COOP_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("a_scale", "f32"), ("b_scale", "f32"), ("out_scale", "f32"))
-COOP_OVERRIDES = [("SG", 32), ("WY", 2), ("WX", 2), ("RT", 2), ("CT", 2), ("BK", 32), ("A_T", 0), ("B_T", 0), ("EPI", 0)]
+COOP_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("a_scale", "f32"), ("b_scale", "f32"), ("out_scale", "f32"),
+                ("part_stride", "u32"))
+COOP_OVERRIDES = [("SG", 32), ("WY", 2), ("WX", 2), ("RT", 2), ("CT", 2), ("BK", 32), ("A_T", 0), ("B_T", 0), ("EPI", 0),
+                  ("KSPLIT", 1)]
 COOP_EPILOGUES = {"store": 0, "relu": 1, "residual": 2, "relu_mask": 3}  # EPI values
-_register("matmul_coop.wgsl", "matmul_coop", [("a", READ), ("b", READ), ("e", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+_register("matmul_coop.wgsl", "matmul_coop",
+          [("a", READ), ("b", READ), ("e", READ), ("y", READ_WRITE), ("parts", READ_WRITE), ("params", UNIFORM)],
           COOP_UNIFORM, COOP_OVERRIDES,
-          lambda v: (ceil_div(v["M"], v["WX"] * v["CT"] * 16), ceil_div(v["N"], v["WY"] * v["RT"] * 16), 1))
+          lambda v: (ceil_div(v["M"], v["WX"] * v["CT"] * 16), ceil_div(v["N"], v["WY"] * v["RT"] * 16), v["KSPLIT"]))
 
 # --- attention.wgsl --------------------------------------------------------------------------
 # D (head width) and BQ (query rows per tile) are overrides: gpu/attention_ops.py picks them.
