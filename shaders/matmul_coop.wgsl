@@ -22,9 +22,10 @@
 //   numbers from 1 to 8 (coop_rules.coop_block_ok).
 //   A_T, B_T, EPI as above.
 //   KSPLIT: the k-slices cut into KSPLIT runs of consecutive slices, one per workgroup z (for products
-//   with few outputs and a long K: the dw products); run 0 is stored into y, run z >= 1 (times out_scale, no
-//   epilogue) into parts[(z - 1) * part_stride + n * M + m] (floats), which add_parts (split_reduce.wgsl) adds into
-//   y afterwards. Only EPI 0 may be split (the epilogue would see a partial sum).
+//   with few outputs and a long K: the dw products). Run 0 is stored into y; run z >= 1, times
+//   out_scale and with no epilogue, into parts[(z - 1) * part_stride + n * M + m] (floats), which
+//   add_parts (split_reduce.wgsl) adds into y afterwards. Only EPI 0 may be split (an epilogue would
+//   see a partial sum).
 // Grid: (ceil(M / BN), ceil(N / BM), KSPLIT).
 // Needs: the features shader-f16 and chromium-experimental-subgroup-matrix with an f16 16x16x16
 //   configuration with f32 results and subgroup size 32 (Dawn; adapter_inputs.coop_matrix_usable).

@@ -46,8 +46,7 @@ entries do); a linear layer's backward is two dispatches, dx = dy @ w.T (relu-ma
 dw = x.T @ dy, with dy scaled by coop_rules.gradient_scale(N) into f16's range and the results
 unscaled; a dw with few outputs and a long N is cut into k-runs (coop_rules.coop_dw_split) whose parts
 the one add_parts after backward adds, as above. Dispatches per training step: 12 + 18 * n_layer, plus
-1 (add_parts) when any dw is split. The numpy statement is
-reference/mixed.py.
+1 (add_parts) when any dw is split. The numpy statement is reference/mixed.py.
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
 the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
