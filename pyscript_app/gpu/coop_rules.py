@@ -58,8 +58,8 @@ COOP_LONG_K = 1024
 # 64 of 64 x 64 for 132 multiprocessors). Cut into k-runs, each its own workgroups, the runs' parts
 # added by the step's one add_parts. Measured as whole mixed steps (H100, Dawn, 2026-12-07,
 # benchmarks/README.md): `large` 11.13 / 11.14 ms with these rules against 11.04 without, `medium` 2.54 /
-# 2.58 against 2.58: within the runs' spread, no gain shown yet; probes/coop_product_probe.py times the
-# variants in interleaved rounds.
+# 2.58 against 2.58, within the runs' spread (the bench's mixed results ran with them);
+# probes/coop_product_probe.py compares the variants in interleaved rounds.
 COOP_DW_MAX_SPLIT = 4  # coop_dw_split: at most this many k-runs, each at least COOP_DW_MIN_RUN long
 COOP_DW_MIN_RUN = 512
 
