@@ -6,7 +6,9 @@ import pytest
 from pyscript_app.config import ModelConfig
 from pyscript_app.gpu import coop_rules
 from pyscript_app.gpu.layout import PaddedLayout
+from pyscript_app.gpu.executor import as_view
 from pyscript_app.gpu.model_ops import ModelOps
+from pyscript_app.playground.pipeline_plan import PlanningExecutor
 
 F16 = {"component_type": "f16", "result_component_type": "f32", "m": 16, "n": 16, "k": 16,
        "min_subgroup_size": 32, "max_subgroup_size": 32}
@@ -82,32 +84,20 @@ def test_dw_is_cut_into_k_runs_only_where_its_output_has_few_blocks_and_its_sum_
     assert coop_rules.coop_block(512, 2048, 512, 4) == r.COOP_SMALL  # 256 blocks of 64 x 64 with 4 runs
 
 
-class _Buffer:
-    def __init__(self, label, offset=0, nbytes=0, base=None):
-        self.label, self.offset, self.nbytes, self.base = label, offset, nbytes, base
-
-    def view(self, offset, nbytes):
-        return _Buffer(self.label, self.offset + offset, nbytes, self.base or self)
-
-
-class _Recorder:
-    """An executor that records dispatches: enough for ModelOps to plan and record the mixed step."""
-    coop_ok = True
-    adapter_info = {"adapter_type": "DiscreteGPU"}
-    max_binding_bytes = 1 << 30
-    max_workgroup_bytes = 49152
+class _Recorder(PlanningExecutor):
+    """The planning executor (creates nothing) on a device opened for mixed precision, keeping every
+    dispatch's buffers, values and overrides."""
 
     def __init__(self):
+        super().__init__()
+        self.coop_ok = True
+        self.adapter_info = {"adapter_type": "DiscreteGPU"}
+        self.max_workgroup_bytes = 49152
         self.log = []
 
-    def alloc(self, nbytes, label=""):
-        return _Buffer(label, 0, nbytes)
-
-    def dispatch(self, kernel, buffers, params, overrides=None, **kw):
-        self.log.append((kernel, list(buffers), dict(params), dict(overrides or {})))
-
-    def clear(self, buf):
-        pass
+    def dispatch(self, kernel, buffers, params, *, overrides=None, shape=None):
+        self.log.append((kernel, [as_view(b) for b in buffers], dict(params), dict(overrides or {})))
+        super().dispatch(kernel, buffers, params, overrides=overrides, shape=shape)
 
 
 class _NoAttention:
@@ -125,7 +115,7 @@ def test_the_mixed_backward_binds_each_split_dw_its_parts_and_adds_them_once(mon
     ex, layout = _Recorder(), PaddedLayout(cfg)
     ops = ModelOps(ex, layout, 2, 8, attention=_NoAttention(), precision="mixed")
     assert ops.split["h0.qkv"] == 2 and ops.split["h1.proj"] == 4 and ops.split["h0.fc"] == 1
-    params, grads = _Buffer("params", 0, 1 << 20), _Buffer("grads", 0, 1 << 20)
+    params, grads = ex.alloc(layout.padded_nbytes, label="params"), ex.alloc(layout.padded_nbytes, label="grads")
     ex.log.clear()
     ops.backward(params, grads)
     coop = [(b, p, o) for k, b, p, o in ex.log if k == "matmul_coop"]
@@ -133,12 +123,12 @@ def test_the_mixed_backward_binds_each_split_dw_its_parts_and_adds_them_once(mon
     assert len(dws) == 1 + 4 * cfg.n_layer
     for b, p, o in dws:
         weight = next(n for n in ops.split if layout.byte_range(n)[0] == b[3].offset)
-        assert o["KSPLIT"] == ops.split[weight] and b[3].base is grads
+        assert o["KSPLIT"] == ops.split[weight] and b[3].buffer is grads
         if o["KSPLIT"] > 1:  # its parts: from the weight's own offset in the parts buffer
-            assert b[4].base is ops.parts and p["part_stride"] == ops.parts_span
+            assert b[4].buffer is ops.parts and p["part_stride"] == ops.parts_span
             assert b[4].offset == (layout.slots[weight].offset - ops.parts_lo) * 4
         else:
-            assert b[4] is ops.no_parts
-    assert all(o["KSPLIT"] == 1 and b[4] is ops.no_parts for b, p, o in coop if o["A_T"] == 0)
+            assert b[4].buffer is ops.no_parts
+    assert all(o["KSPLIT"] == 1 and b[4].buffer is ops.no_parts for b, p, o in coop if o["A_T"] == 0)
     assert [k for k, *_ in ex.log].count("add_parts") == 1 and ex.log[-1][0] == "add_parts"
     assert ex.log[-1][2] == {"n": ops.parts_span, "count": 3, "stride": ops.parts_span}
