@@ -12,21 +12,31 @@
 //                   3 y = r * (e > 0) (relu's backward: e = relu(pre) was the forward's output).
 // Shapes: any N, K, M with the operands' contiguous dimension and M a multiple of 4 (vec4 loads and
 //   stores; matmul_rules.coop_ok checks it); edges past N, K, M load zeros and are not stored.
+// Strides and batches (the attention's per-head products, gpu/coop_attention.py): row r of A's stored
+//   layout starts at float a_off + r * lda, of B's at b_off + r * ldb, of y's (and e's) at y_off + r * ldy;
+//   a plain product has lda = K (N if A_T), ldb = M (K if B_T), ldy = M and offsets 0. Batch z (of
+//   `batches`) is (b, h) = (z / heads, z % heads), and a_off = a_base + b * a_bs + h * a_hs (b_off, y_off
+//   alike). Every stride and offset is a multiple of 4 floats.
 // Bindings (group 0): 0 a (read), 1 b (read), 2 e (read; unused unless EPI >= 2: bind any buffer),
 //   3 y (read_write), 4 parts (read_write; unused unless KSPLIT > 1: bind any other buffer),
-//   5 params (N, K, M, a_scale, b_scale, out_scale, part_stride).
+//   5 params (N, K, M, a_scale, b_scale, out_scale, part_stride, lda, ldb, ldy, heads, batches,
+//   a_base, a_bs, a_hs, b_base, b_bs, b_hs, y_base, y_bs, y_hs).
 // Overrides: WY x WX subgroups of SG (32) invocations per workgroup; each subgroup owns RT x CT result
 //   tiles of 16 x 16 (1..4 each: named accumulators), so a workgroup computes a BM x BN block,
 //   BM = WY * RT * 16, BN = WX * CT * 16. BK = the k-slice staged at once (16, 32 or 64). Each
 //   invocation stages BM * BK / 4 / THREADS vec4 of A and BK * BN / 4 / THREADS of B per slice: whole
 //   numbers from 1 to 8 (coop_rules.coop_block_ok).
 //   A_T, B_T, EPI as above.
-//   KSPLIT: the k-slices cut into KSPLIT runs of consecutive slices, one per workgroup z (for products
-//   with few outputs and a long K: the dw products). Run 0 is stored into y; run z >= 1, times
-//   out_scale and with no epilogue, into parts[(z - 1) * part_stride + n * M + m] (floats), which
-//   add_parts (split_reduce.wgsl) adds into y afterwards. Only EPI 0 may be split (an epilogue would
-//   see a partial sum).
-// Grid: (ceil(M / BN), ceil(N / BM), KSPLIT).
+//   KSPLIT: the k-slices cut into KSPLIT runs of consecutive slices, one per workgroup z % KSPLIT (for
+//   products with few outputs and a long K: the dw products; one batch only). Run 0 is stored into y;
+//   run z >= 1, times out_scale and with no epilogue, into parts[(z - 1) * part_stride + n * M + m]
+//   (floats), which add_parts (split_reduce.wgsl) adds into y afterwards. Only EPI 0 may be split (an
+//   epilogue would see a partial sum).
+//   CAUSAL (square causal products, N = the context): 0 none; 1 only blocks with a row >= a column are
+//   computed (blocks wholly above the diagonal store nothing: scores); 2 A (N,K) is 0 where k > n, so a
+//   block's k-slices end at its last row (P @ v); 3 A stored (K,N) is 0 where k < n, so they start at
+//   its first row (P.T @ dy).
+// Grid: (ceil(M / BN), ceil(N / BM), KSPLIT * batches).
 // Needs: the features shader-f16 and chromium-experimental-subgroup-matrix with an f16 16x16x16
 //   configuration with f32 results and subgroup size 32 (Dawn; adapter_inputs.coop_matrix_usable).
 //
@@ -54,6 +64,7 @@ override A_T: u32 = 0u;  // 1: A stored (K,N)
 override B_T: u32 = 0u;  // 1: B stored (M,K)
 override EPI: u32 = 0u;
 override KSPLIT: u32 = 1u;
+override CAUSAL: u32 = 0u;
 
 override THREADS: u32 = SG * WY * WX;
 override BM: u32 = WY * RT * 16u;
@@ -79,6 +90,20 @@ struct CoopParams {
   b_scale: f32,
   out_scale: f32,
   part_stride: u32,  // floats between consecutive k-runs' parts (KSPLIT > 1); a multiple of 4
+  lda: u32,          // floats between rows of A's, B's, y's stored layouts
+  ldb: u32,
+  ldy: u32,
+  heads: u32,        // batch z is (z / heads, z % heads)
+  batches: u32,      // the grid's z is KSPLIT * batches
+  a_base: u32,       // A of batch (b, h) starts at float a_base + b * a_bs + h * a_hs; B and y alike
+  a_bs: u32,
+  a_hs: u32,
+  b_base: u32,
+  b_bs: u32,
+  b_hs: u32,
+  y_base: u32,
+  y_bs: u32,
+  y_hs: u32,
 };
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -92,6 +117,11 @@ var<workgroup> a_sh: array<f16, 2u * A_SIZE>;
 var<workgroup> b_sh: array<f16, 2u * B_SIZE>;
 var<workgroup> scratch: array<f32, 256u * WY * WX>;
 
+// this workgroup's batch: the first float of its A, B and y (set once by the entry point)
+var<private> a_off: u32;
+var<private> b_off: u32;
+var<private> y_off: u32;
+
 alias L = subgroup_matrix_left<f16, 16, 16>;    // 16 rows (of A) x 16 k
 alias R = subgroup_matrix_right<f16, 16, 16>;   // 16 k x 16 columns (of B)
 alias Acc = subgroup_matrix_result<f32, 16, 16>;
@@ -102,9 +132,9 @@ fn load_a(v: u32, row0: u32, k0: u32) -> vec4<f16> {
   let c = (v % (A_COLS / 4u)) * 4u;
   var x = vec4<f32>(0.0);
   if (A_T == 1u) {  // stored (K,N): tile rows are k, columns are output rows
-    if (k0 + r < p.K && row0 + c < p.N) { x = a[((k0 + r) * p.N + row0 + c) / 4u]; }
+    if (k0 + r < p.K && row0 + c < p.N) { x = a[(a_off + (k0 + r) * p.lda + row0 + c) / 4u]; }
   } else {
-    if (row0 + r < p.N && k0 + c < p.K) { x = a[((row0 + r) * p.K + k0 + c) / 4u]; }
+    if (row0 + r < p.N && k0 + c < p.K) { x = a[(a_off + (row0 + r) * p.lda + k0 + c) / 4u]; }
   }
   return vec4<f16>(x * p.a_scale);
 }
@@ -114,9 +144,9 @@ fn load_b(v: u32, col0: u32, k0: u32) -> vec4<f16> {
   let c = (v % (B_COLS / 4u)) * 4u;
   var x = vec4<f32>(0.0);
   if (B_T == 1u) {  // stored (M,K): tile rows are output columns, columns are k
-    if (col0 + r < p.M && k0 + c < p.K) { x = b[((col0 + r) * p.K + k0 + c) / 4u]; }
+    if (col0 + r < p.M && k0 + c < p.K) { x = b[(b_off + (col0 + r) * p.ldb + k0 + c) / 4u]; }
   } else {
-    if (k0 + r < p.K && col0 + c < p.M) { x = b[((k0 + r) * p.M + col0 + c) / 4u]; }
+    if (k0 + r < p.K && col0 + c < p.M) { x = b[(b_off + (k0 + r) * p.ldb + col0 + c) / 4u]; }
   }
   return vec4<f16>(x * p.b_scale);
 }
@@ -154,13 +184,13 @@ fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32, part: u32) {
   for (var h = 0u; h < 2u; h++) {
     let cc = c + h * 4u;
     if (r < p.N && cc < p.M) {
-      let i = (r * p.M + cc) / 4u;
       var v = vec4<f32>(scratch[s + h * 4u], scratch[s + h * 4u + 1u], scratch[s + h * 4u + 2u],
                         scratch[s + h * 4u + 3u]) * p.out_scale;
       if (KSPLIT > 1u && part > 0u) {
-        parts[(part - 1u) * (p.part_stride / 4u) + i] = v;
+        parts[((part - 1u) * p.part_stride + r * p.M + cc) / 4u] = v;
         continue;
       }
+      let i = (y_off + r * p.ldy + cc) / 4u;
       if (EPI == 1u) { v = max(v, vec4<f32>(0.0)); }
       if (EPI == 2u) { v = e[i] + v; }
       if (EPI == 3u) { v = select(vec4<f32>(0.0), v, e[i] > vec4<f32>(0.0)); }
@@ -174,6 +204,14 @@ fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32, part: u32) {
 fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = wid.y * BM;
   let col0 = wid.x * BN;
+  if (CAUSAL == 1u && col0 >= row0 + BM) { return; }  // wholly above the diagonal (uniform: whole workgroup)
+  let run = wid.z % KSPLIT;
+  let batch = wid.z / KSPLIT;
+  let bb = batch / p.heads;
+  let hh = batch % p.heads;
+  a_off = p.a_base + bb * p.a_bs + hh * p.a_hs;
+  b_off = p.b_base + bb * p.b_bs + hh * p.b_hs;
+  y_off = p.y_base + bb * p.y_bs + hh * p.y_hs;
   let sg = lid / SG;
   let lane = lid % SG;
   let sr = (sg / WX) * RT * 16u;  // the subgroup's first row / column within the block
@@ -189,12 +227,15 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   var ra4: vec4<f16>; var ra5: vec4<f16>; var ra6: vec4<f16>; var ra7: vec4<f16>;
   var rb0: vec4<f16>; var rb1: vec4<f16>; var rb2: vec4<f16>; var rb3: vec4<f16>;
   var rb4: vec4<f16>; var rb5: vec4<f16>; var rb6: vec4<f16>; var rb7: vec4<f16>;
-  // this workgroup's k-run: slices first .. last - 1 (all of them unless KSPLIT > 1; a run past K
-  // multiplies nothing and stores zeros)
-  let slices = (p.K + BK - 1u) / BK;
-  let per = (slices + KSPLIT - 1u) / KSPLIT;
-  let first = min(wid.z * per, slices);
-  let last = min(first + per, slices);
+  // this workgroup's k-run: slices first .. last - 1 of lo .. hi - 1 (all of them unless KSPLIT > 1 or
+  // CAUSAL > 1; a run past them multiplies nothing and stores zeros)
+  var lo = 0u;
+  var hi = (p.K + BK - 1u) / BK;
+  if (CAUSAL == 2u) { hi = min(hi, (row0 + BM + BK - 1u) / BK); }
+  if (CAUSAL == 3u) { lo = min(row0 / BK, hi); }
+  let per = (hi - lo + KSPLIT - 1u) / KSPLIT;
+  let first = min(lo + run * per, hi);
+  let last = min(first + per, hi);
   for (var v = 0u; v < A_LOADS; v++) { put_a(lid + v * THREADS, 0u, load_a(lid + v * THREADS, row0, first * BK)); }
   for (var v = 0u; v < B_LOADS; v++) { put_b(lid + v * THREADS, 0u, load_b(lid + v * THREADS, col0, first * BK)); }
   workgroupBarrier();
@@ -274,26 +315,26 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   }
   let r = row0 + sr;
   let c = col0 + sc;
-  store_tile(c00, sg, lane, r, c, wid.z);
-  if (CT > 1u) { store_tile(c01, sg, lane, r, c + 16u, wid.z); }
-  if (CT > 2u) { store_tile(c02, sg, lane, r, c + 32u, wid.z); }
-  if (CT > 3u) { store_tile(c03, sg, lane, r, c + 48u, wid.z); }
+  store_tile(c00, sg, lane, r, c, run);
+  if (CT > 1u) { store_tile(c01, sg, lane, r, c + 16u, run); }
+  if (CT > 2u) { store_tile(c02, sg, lane, r, c + 32u, run); }
+  if (CT > 3u) { store_tile(c03, sg, lane, r, c + 48u, run); }
   if (RT > 1u) {
-    store_tile(c10, sg, lane, r + 16u, c, wid.z);
-    if (CT > 1u) { store_tile(c11, sg, lane, r + 16u, c + 16u, wid.z); }
-    if (CT > 2u) { store_tile(c12, sg, lane, r + 16u, c + 32u, wid.z); }
-    if (CT > 3u) { store_tile(c13, sg, lane, r + 16u, c + 48u, wid.z); }
+    store_tile(c10, sg, lane, r + 16u, c, run);
+    if (CT > 1u) { store_tile(c11, sg, lane, r + 16u, c + 16u, run); }
+    if (CT > 2u) { store_tile(c12, sg, lane, r + 16u, c + 32u, run); }
+    if (CT > 3u) { store_tile(c13, sg, lane, r + 16u, c + 48u, run); }
   }
   if (RT > 2u) {
-    store_tile(c20, sg, lane, r + 32u, c, wid.z);
-    if (CT > 1u) { store_tile(c21, sg, lane, r + 32u, c + 16u, wid.z); }
-    if (CT > 2u) { store_tile(c22, sg, lane, r + 32u, c + 32u, wid.z); }
-    if (CT > 3u) { store_tile(c23, sg, lane, r + 32u, c + 48u, wid.z); }
+    store_tile(c20, sg, lane, r + 32u, c, run);
+    if (CT > 1u) { store_tile(c21, sg, lane, r + 32u, c + 16u, run); }
+    if (CT > 2u) { store_tile(c22, sg, lane, r + 32u, c + 32u, run); }
+    if (CT > 3u) { store_tile(c23, sg, lane, r + 32u, c + 48u, run); }
   }
   if (RT > 3u) {
-    store_tile(c30, sg, lane, r + 48u, c, wid.z);
-    if (CT > 1u) { store_tile(c31, sg, lane, r + 48u, c + 16u, wid.z); }
-    if (CT > 2u) { store_tile(c32, sg, lane, r + 48u, c + 32u, wid.z); }
-    if (CT > 3u) { store_tile(c33, sg, lane, r + 48u, c + 48u, wid.z); }
+    store_tile(c30, sg, lane, r + 48u, c, run);
+    if (CT > 1u) { store_tile(c31, sg, lane, r + 48u, c + 16u, run); }
+    if (CT > 2u) { store_tile(c32, sg, lane, r + 48u, c + 32u, run); }
+    if (CT > 3u) { store_tile(c33, sg, lane, r + 48u, c + 48u, run); }
   }
 }

@@ -37,7 +37,7 @@ def test_bundle_holds_every_case_whose_kernels_are_registered(bundle):
 
 def test_only_a_device_opened_for_mixed_precision_gets_the_matrix_unit_cases():
     coop = {c.name for c in CASES if c.needs_coop}
-    assert coop == {"matmul_coop_200x84x136"}
+    assert coop == {"matmul_coop_200x84x136", "attention_coop_B2_T72_C96_H3"}
     every = build_bundle(workgroup_bytes=None)
     assert {s["name"] for s in every.index["skipped"] if "needs" in s} == coop
     assert coop <= {m["name"] for m in build_bundle(workgroup_bytes=49152, coop=True).index["cases"]}
@@ -54,14 +54,17 @@ def test_bundles_leave_out_the_cases_their_device_has_too_little_workgroup_memor
     assert {s["name"]: s["needs_workgroup_bytes"] for s in site.index["skipped"] if s["name"] in big} == big
     mid = build_bundle(workgroup_bytes=32768)  # the forward's 25 KiB fit, the backward's 40.5 KiB do not
     assert [s["name"] for s in mid.index["skipped"] if "needs" not in s] == ["attention_B2_T70_C128_H2_blocks"]
-    assert [s["name"] for s in build_bundle(workgroup_bytes=49152).index["skipped"]] == ["matmul_coop_200x84x136"]
+    assert [s["name"] for s in build_bundle(workgroup_bytes=49152).index["skipped"]] == [
+        "matmul_coop_200x84x136", "attention_coop_B2_T72_C96_H3"]  # the matrix units' cases: needs_coop
 
 
 def test_cases_with_unregistered_kernels_are_skipped_not_built():
     known = {k: None for k in registry.KERNELS if not k.startswith("matmul")}
     b = build_bundle(kernels=known, workgroup_bytes=None)
-    skipped = {s["name"] for s in b.index["skipped"]}
-    assert skipped and all(name.startswith("matmul") for name in skipped)
+    skipped = {s["name"]: s for s in b.index["skipped"]}
+    assert skipped and all(s["missing_kernels"] for s in skipped.values())
+    assert all(all(k.startswith("matmul") for k in s["missing_kernels"]) for s in skipped.values())
+    assert "attention_coop_B2_T72_C96_H3" in skipped  # a case is out when any of its kernels is
     assert not any(m["name"].startswith("matmul") for m in b.index["cases"])
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from pyscript_app.gpu.coop_rules import COOP_BIG, COOP_SMALL, coop_workgroup_bytes
-from pyscript_app.gpu.registry import COOP_EPILOGUES, shader_source
+from pyscript_app.gpu.registry import COOP_CAUSAL, COOP_EPILOGUES, shader_source
 
 SCRIPT = r"""
 import json, re, sys
@@ -50,6 +50,9 @@ def test_every_layout_and_epilogue_compiles_and_the_rules_count_its_workgroup_me
             want.append("built")
         configs.append({**fits, "A_T": a_t, "B_T": b_t, "KSPLIT": 4})  # k-runs into parts
         want.append("built")
+        for causal in COOP_CAUSAL.values():  # the attention's causal products
+            configs.append({**fits, "A_T": a_t, "B_T": b_t, "CAUSAL": causal})
+            want.append("built")
         for block in (COOP_SMALL, COOP_BIG):
             configs.append({**block, "A_T": a_t, "B_T": b_t})
             want.append(coop_workgroup_bytes(block, bool(a_t), bool(b_t)))

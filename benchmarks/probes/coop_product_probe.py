@@ -78,7 +78,7 @@ def product_plans(ex, p: dict, rng) -> dict:
             for _ in range(reps):
                 ex.dispatch("matmul_coop", [bufs["a"], bufs["b"], bufs["e"], bufs["y"],
                                             bufs["parts"] if ksplit > 1 else bufs["unused"]],
-                            {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0, "part_stride": N * M},
+                            coop_rules.coop_values(N, K, M, p["a_t"], p["b_t"], part_stride=N * M),
                             overrides={**bd, "A_T": p["a_t"], "B_T": p["b_t"], "EPI": COOP_EPILOGUES[p["epi"]],
                                        "KSPLIT": ksplit})
                 if ksplit > 1:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .bench import _time_torch_matmul, gemm_repeats, median_replays, random_operands, time_gpu_step, time_torch_step
-from .coop_rules import coop_block
+from .coop_rules import coop_block, coop_values
 from .mixed_check import check_mixed_step
 
 
@@ -29,7 +29,7 @@ def _time_coop(ex, N: int, K: int, M: int, reps: int) -> float:
     ex.begin_plan()
     unused = ex.alloc(256)
     ex.dispatch("matmul_coop", [x, w, x, y, unused],
-                {"N": N, "K": K, "M": M, "a_scale": 1.0, "b_scale": 1.0, "out_scale": 1.0, "part_stride": 0},
+                coop_values(N, K, M),
                 overrides=coop_block(N, K, M))
     ms = median_replays(ex, ex.end_plan(), (x, w, y), reps)
     ex.release(unused)

@@ -64,14 +64,31 @@ COOP_DW_MAX_SPLIT = 4  # coop_dw_split: at most this many k-runs, each at least 
 COOP_DW_MIN_RUN = 512
 
 
-def coop_block(N: int, K: int, M: int, ksplit: int = 1) -> dict[str, int]:
+def coop_block(N: int, K: int, M: int, ksplit: int = 1, batches: int = 1) -> dict[str, int]:
     """The block overrides for a product with an (N,M) output and inner dimension K, cut into `ksplit`
-    k-runs (coop_dw_split)."""
+    k-runs (coop_dw_split), over `batches` batches."""
     def blocks(side: int) -> int:
-        return math.ceil(N / side) * math.ceil(M / side) * ksplit
+        return math.ceil(N / side) * math.ceil(M / side) * ksplit * batches
     if blocks(128) >= COOP_BIG_WORKGROUPS:
         return dict(COOP_BIG)
     return dict(COOP_SMALL if blocks(64) >= COOP_SMALL_WORKGROUPS or K // ksplit > COOP_LONG_K else COOP_TINY)
+
+
+def coop_values(N: int, K: int, M: int, a_t: bool = False, b_t: bool = False, a_scale: float = 1.0,
+                b_scale: float = 1.0, out_scale: float | None = None, part_stride: int = 0,
+                **batched: int) -> dict[str, object]:
+    """matmul_coop's uniform values: a plain product (rows of the operands' stored layouts packed, one
+    batch) unless `batched` gives strides, heads, batches or batch offsets (the kernel's header).
+    out_scale defaults to 1 / (a_scale * b_scale), which undoes the operands' scales exactly."""
+    values = {"N": N, "K": K, "M": M, "a_scale": a_scale, "b_scale": b_scale,
+              "out_scale": 1.0 / (a_scale * b_scale) if out_scale is None else out_scale, "part_stride": part_stride,
+              "lda": N if a_t else K, "ldb": K if b_t else M, "ldy": M, "heads": 1, "batches": 1,
+              "a_base": 0, "a_bs": 0, "a_hs": 0, "b_base": 0, "b_bs": 0, "b_hs": 0, "y_base": 0, "y_bs": 0, "y_hs": 0}
+    unknown = set(batched) - set(values)
+    if unknown:
+        raise KeyError(f"matmul_coop has no uniform {sorted(unknown)}")
+    values.update(batched)
+    return values
 
 
 def coop_dw_split(N: int, K: int, M: int) -> int:

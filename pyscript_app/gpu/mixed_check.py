@@ -71,7 +71,7 @@ def check_mixed_step(ex, cfg: ModelConfig = CHECK_MODEL, B: int = CHECK_BATCH, s
         return {k: float(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(b[k]), 1e-30)) for k in b}
 
     f32 = dist(got, reference(flat))
-    with mixed_products(ops.grad_scale):
+    with mixed_products(ops.grad_scale, attention=ops.coop_attention):
         mixed = reference(flat)
         shaken = [reference((flat * (1 + PERTURBATION * rng.standard_normal(flat.size))).astype(np.float32))
                   for _ in range(2)]

@@ -46,7 +46,9 @@ entries do); a linear layer's backward is two dispatches, dx = dy @ w.T (relu-ma
 dw = x.T @ dy, with dy scaled by coop_rules.gradient_scale(N) into f16's range and the results
 unscaled; a dw with few outputs and a long N is cut into k-runs (coop_rules.coop_dw_split) whose parts
 the one add_parts after backward adds, as above. Dispatches per training step: 12 + 18 * n_layer, plus
-1 (add_parts) when any dw is split. The numpy statement is reference/mixed.py.
+1 (add_parts) when any dw is split. Where coop_attention_ok, the attention runs on the matrix units too
+(gpu/coop_attention.py: 3 dispatches forward and 6 backward instead of one each, so 12 + 25 * n_layer).
+The numpy statement is reference/mixed.py.
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
 the residual epilogue is unfused into matmul_forward -> branch, then dropout_add (x + drop(branch));
@@ -59,7 +61,9 @@ from __future__ import annotations
 import struct
 
 from .. import rng
-from .coop_rules import coop_block, coop_dw_split, coop_shape_ok, coop_workgroup_bytes, gradient_scale, COOP_SMALL
+from .coop_attention import CoopAttentionOps, coop_attention_ok
+from .coop_rules import (coop_block, coop_dw_split, coop_shape_ok, coop_values, coop_workgroup_bytes, gradient_scale,
+                         COOP_SMALL)
 from .executor import Executor, GpuBuffer
 from .layout import F32, PaddedLayout
 from .matmul_rules import (is_gpu_adapter, matmul_backward_small_outputs, matmul_backward_tiles, matmul_dw_split,
@@ -107,6 +111,9 @@ class ModelOps:
         self.losses = buf(N, "losses")
         self._plan_splits(layout, N, C, V)
         self.grad_scale = gradient_scale(N)
+        if self.mixed and coop_attention_ok(ex, B, T, C, H):  # the attention's products on the matrix units too
+            self.attn = CoopAttentionOps(ex, B, T, C, H, self.grad_scale)
+        self.coop_attention = isinstance(self.attn, CoopAttentionOps)
         # dxn holds the dx parts of a split matmul (matmul_dx_split) one after the other
         self.dx, self.datt = buf(N * C, "dx"), buf(N * C, "datt")
         self.dxn = buf(max(self.dx_split.values()) * N * C, "dxn")
@@ -352,8 +359,7 @@ class ModelOps:
         if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
             block = dict(COOP_SMALL)
         overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES[epilogue], "KSPLIT": ksplit}
-        values = {"N": N, "K": K, "M": M, "a_scale": a_scale, "b_scale": b_scale,
-                  "out_scale": 1.0 / (a_scale * b_scale), "part_stride": self.parts_span if ksplit > 1 else 0}
+        values = coop_values(N, K, M, a_t, b_t, a_scale, b_scale, part_stride=self.parts_span if ksplit > 1 else 0)
         parts = self._parts_view(weight) if ksplit > 1 else self.no_parts
         self.ex.dispatch("matmul_coop", [a, b, a if e is None else e, y, parts], values, overrides=overrides)
 

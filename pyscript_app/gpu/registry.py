@@ -384,14 +384,18 @@ _register("split_reduce.wgsl", "add_parts", [("parts", READ), ("out", READ_WRITE
 
 # --- matmul_coop.wgsl (mixed precision on subgroup matrices; rules: gpu/coop_rules.py) ----------
 COOP_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("a_scale", "f32"), ("b_scale", "f32"), ("out_scale", "f32"),
-                ("part_stride", "u32"))
+                ("part_stride", "u32"), ("lda", "u32"), ("ldb", "u32"), ("ldy", "u32"), ("heads", "u32"),
+                ("batches", "u32"), ("a_base", "u32"), ("a_bs", "u32"), ("a_hs", "u32"), ("b_base", "u32"),
+                ("b_bs", "u32"), ("b_hs", "u32"), ("y_base", "u32"), ("y_bs", "u32"), ("y_hs", "u32"))
 COOP_OVERRIDES = [("SG", 32), ("WY", 2), ("WX", 2), ("RT", 2), ("CT", 2), ("BK", 32), ("A_T", 0), ("B_T", 0), ("EPI", 0),
-                  ("KSPLIT", 1)]
+                  ("KSPLIT", 1), ("CAUSAL", 0)]
+COOP_CAUSAL = {"none": 0, "lower": 1, "a_lower": 2, "a_upper": 3}  # CAUSAL values (matmul_coop.wgsl's header)
 COOP_EPILOGUES = {"store": 0, "relu": 1, "residual": 2, "relu_mask": 3}  # EPI values
 _register("matmul_coop.wgsl", "matmul_coop",
           [("a", READ), ("b", READ), ("e", READ), ("y", READ_WRITE), ("parts", READ_WRITE), ("params", UNIFORM)],
           COOP_UNIFORM, COOP_OVERRIDES,
-          lambda v: (ceil_div(v["M"], v["WX"] * v["CT"] * 16), ceil_div(v["N"], v["WY"] * v["RT"] * 16), v["KSPLIT"]))
+          lambda v: (ceil_div(v["M"], v["WX"] * v["CT"] * 16), ceil_div(v["N"], v["WY"] * v["RT"] * 16),
+                     v["KSPLIT"] * v["batches"]))
 
 # --- attention.wgsl --------------------------------------------------------------------------
 # D (head width) and BQ (query rows per tile) are overrides: gpu/attention_ops.py picks them.
@@ -413,6 +417,15 @@ _register("attention.wgsl", "attention_kv_fill",  # a prefill's keys and values 
           [("qkv", READ), ("k_cache", READ_WRITE), ("v_cache", READ_WRITE), ("params", UNIFORM)],
           (("T", "u32"), ("C", "u32"), ("H", "u32"), ("Tmax", "u32")), ATTENTION_OVERRIDES,
           lambda v: grid_1d(v["T"] * v["C"] // 4, 64))
+
+# --- attention_softmax.wgsl (between the mixed step's attention products: gpu/coop_attention.py) ---
+SOFTMAX_UNIFORM = (("rows", "u32"), ("T", "u32"))
+_softmax_grid = lambda v: grid_1d(v["rows"] * 64, 64)  # noqa: E731  one workgroup of 64 per score row
+_register("attention_softmax.wgsl", "attention_softmax_forward",
+          [("s", READ_WRITE), ("lse", READ_WRITE), ("params", UNIFORM)], SOFTMAX_UNIFORM, [], _softmax_grid)
+_register("attention_softmax.wgsl", "attention_softmax_backward",
+          [("s", READ_WRITE), ("dp", READ_WRITE), ("lse", READ), ("params", UNIFORM)], SOFTMAX_UNIFORM, [],
+          _softmax_grid)
 
 # --- attention_rows.wgsl / attention_rows_backward.wgsl -----------------------------------------
 # The same attention for wide heads (D >= 32) with one row per invocation, its row data in

@@ -1,0 +1,142 @@
+"""gpu/coop_attention.py: the dispatches it records, replayed in numpy by the kernels' own headers
+(shaders/matmul_coop.wgsl's strides, batches and CAUSAL modes; shaders/attention_softmax.wgsl), equal
+reference/mixed.py's attention pair. Memory nothing has written is NaN, so a product that read a score
+a skipped block never wrote, or a k-slice its CAUSAL mode leaves out that is not zero, fails here.
+
+The kernels themselves are checked elsewhere: attention_softmax.wgsl on this machine's adapter
+(test_kernels_attention_softmax.py), matmul_coop.wgsl compiled by Tint (test_kernels_matmul_coop.py)
+and run on a GPU with subgroup matrices by the mixed step's gate (gpu/mixed_check.py)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pyscript_app.gpu.coop_attention import CoopAttentionOps, coop_attention_ok
+from pyscript_app.gpu.executor import as_view
+from pyscript_app.playground.pipeline_plan import PlanningExecutor
+from pyscript_app.reference.mixed import attention_backward_mixed, attention_forward_mixed, to_f16
+
+
+class _Memory(PlanningExecutor):
+    """The planning executor on a mixed-precision device, with a float32 array per buffer (NaN until
+    written) and each dispatch replayed by its kernel's header."""
+
+    def __init__(self):
+        super().__init__()
+        self.coop_ok = True
+        self.adapter_info = {"adapter_type": "DiscreteGPU"}
+        self.max_workgroup_bytes = 49152
+        self.mem = {}
+        self.kernels = []
+
+    def array(self, t, fill=np.nan) -> tuple[np.ndarray, int]:
+        v = as_view(t)
+        key = id(v.buffer)
+        if key not in self.mem:
+            self.mem[key] = np.full(v.buffer.nbytes // 4, fill, np.float32)
+        return self.mem[key], v.offset // 4
+
+    def put(self, t, values: np.ndarray) -> None:
+        arr, off = self.array(t)
+        arr[off:off + values.size] = values.reshape(-1)
+
+    def get(self, t, shape) -> np.ndarray:
+        arr, off = self.array(t)
+        return arr[off:off + math.prod(shape)].reshape(shape).copy()
+
+    def dispatch(self, kernel, buffers, params, *, overrides=None, shape=None):
+        super().dispatch(kernel, buffers, params, overrides=overrides, shape=shape)
+        self.kernels.append(kernel)
+        getattr(self, "_" + kernel)(buffers, params, overrides or {})
+
+    def _attention_softmax_forward(self, bufs, v, o):
+        s, soff = self.array(bufs[0])
+        lse, loff = self.array(bufs[1])
+        T, rows = v["T"], v["rows"]
+        S = s[soff:soff + rows * T].reshape(rows, T)
+        keep = np.arange(T)[None, :] <= (np.arange(rows) % T)[:, None]
+        m = np.where(keep, S, -np.inf).max(1, keepdims=True)
+        e = np.where(keep, np.exp(np.where(keep, S, 0) - m), 0)
+        l = e.sum(1, keepdims=True)
+        s[soff:soff + rows * T] = (e / l).reshape(-1)
+        lse[loff:loff + rows] = (m + np.log(l))[:, 0]
+
+    def _attention_softmax_backward(self, bufs, v, o):
+        (s, soff), (dp, doff), (lse, loff) = (self.array(b) for b in bufs[:3])
+        T, rows = v["T"], v["rows"]
+        keep = np.arange(T)[None, :] <= (np.arange(rows) % T)[:, None]
+        S, dP = s[soff:soff + rows * T].reshape(rows, T), dp[doff:doff + rows * T].reshape(rows, T)
+        P = np.where(keep, np.exp(np.where(keep, S, 0) - lse[loff:loff + rows, None]), 0)
+        dP0 = np.where(keep, dP, 0)
+        dp[doff:doff + rows * T] = (P * (dP0 - (P * dP0).sum(1, keepdims=True))).reshape(-1)
+        s[soff:soff + rows * T] = P.reshape(-1)
+
+    def _matmul_coop(self, bufs, v, o):
+        assert o["EPI"] == 0 and o["KSPLIT"] == 1
+        N, K, M = v["N"], v["K"], v["M"]
+        BM, BN, BK = o["WY"] * o["RT"] * 16, o["WX"] * o["CT"] * 16, o["BK"]
+        (a, aoff), (b, boff), (y, yoff) = self.array(bufs[0]), self.array(bufs[1]), self.array(bufs[3])
+
+        def take(arr, start, ld, rows, cols):
+            idx = start + np.arange(rows)[:, None] * ld + np.arange(cols)[None, :]
+            return arr[idx]
+
+        for z in range(v["batches"]):
+            bb, hh = divmod(z, v["heads"])
+            at = aoff + v["a_base"] + bb * v["a_bs"] + hh * v["a_hs"]
+            bt = boff + v["b_base"] + bb * v["b_bs"] + hh * v["b_hs"]
+            yt = yoff + v["y_base"] + bb * v["y_bs"] + hh * v["y_hs"]
+            A = take(a, at, v["lda"], K, N).T if o["A_T"] else take(a, at, v["lda"], N, K)
+            B = take(b, bt, v["ldb"], M, K).T if o["B_T"] else take(b, bt, v["ldb"], K, M)
+            A16, B16 = to_f16(A * np.float32(v["a_scale"])), to_f16(B * np.float32(v["b_scale"]))
+            for r0 in range(0, N, BM):
+                for c0 in range(0, M, BN):
+                    if o["CAUSAL"] == 1 and c0 >= r0 + BM:
+                        continue
+                    lo, hi = 0, -(-K // BK)
+                    if o["CAUSAL"] == 2:
+                        hi = min(hi, -(-(r0 + BM) // BK))
+                    if o["CAUSAL"] == 3:
+                        lo = min(r0 // BK, hi)
+                    ks = slice(lo * BK, min(hi * BK, K))
+                    blk = (A16[r0:r0 + BM, ks] @ B16[ks, c0:c0 + BN]) * np.float32(v["out_scale"])
+                    rows, cols = blk.shape
+                    idx = yt + (r0 + np.arange(rows))[:, None] * v["ldy"] + (c0 + np.arange(cols))[None, :]
+                    y[idx] = blk
+
+
+@pytest.mark.parametrize("B,T,C,H", [(2, 64, 64, 2), (1, 68, 48, 3), (3, 20, 32, 4)])
+def test_the_recorded_products_and_softmax_equal_the_mixed_reference(B, T, C, H):
+    ex = _Memory()
+    r = np.random.default_rng(T)
+    qkv = r.standard_normal((B, T, 3 * C)).astype(np.float32)
+    dy = (1e-3 * r.standard_normal((B, T, C))).astype(np.float32)
+    g = 1024.0
+    att = CoopAttentionOps(ex, B, T, C, H, g)
+    bq, bdy = ex.alloc(qkv.nbytes), ex.alloc(dy.nbytes)
+    ex.put(bq, qkv), ex.put(bdy, dy)
+    y, lse, dqkv = ex.alloc(B * T * C * 4), ex.alloc(B * H * T * 4), ex.alloc(qkv.nbytes)
+    att.forward(bq, y, lse)
+    att.backward(bdy, bq, y, lse, dqkv)
+    assert ex.kernels == ["matmul_coop", "attention_softmax_forward", "matmul_coop"] + \
+        ["matmul_coop"] * 2 + ["attention_softmax_backward"] + ["matmul_coop"] * 3
+    ref_y, ref_lse = attention_forward_mixed(qkv, H)
+    ref_d = attention_backward_mixed(dy, qkv, ref_y, ref_lse, H, g)
+    np.testing.assert_allclose(ex.get(y, (B, T, C)), ref_y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ex.get(lse, (B, H, T)), ref_lse, rtol=1e-5, atol=1e-5)
+    got = ex.get(dqkv, (B, T, 3 * C))
+    np.testing.assert_allclose(got, ref_d, rtol=1e-3, atol=1e-3 * np.abs(ref_d).max())
+
+
+def test_it_stands_in_only_where_the_scores_fit_and_rows_are_whole_vec4():
+    ex = _Memory()
+    assert coop_attention_ok(ex, 8, 256, 512, 8)
+    assert not coop_attention_ok(ex, 8, 254, 512, 8)  # score rows of whole vec4
+    assert not coop_attention_ok(ex, 8, 256, 24, 4)   # head width 6
+    ex.max_binding_bytes = 8 * 8 * 256 * 256 * 4 - 4
+    assert not coop_attention_ok(ex, 8, 256, 512, 8)  # the scores past one binding
+    ex.coop_ok = False
+    assert not coop_attention_ok(ex, 1, 4, 8, 2)
+    with pytest.raises(ValueError, match="matrix units"):
+        CoopAttentionOps(ex, 1, 4, 8, 2, 1.0)
