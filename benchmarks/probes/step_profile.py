@@ -7,7 +7,10 @@ split in two: the host's recording of the 20 replays (Python and the API calls, 
 and the GPU's part, from the submit to the read-back that waits for it, less that read-back's own
 cost on an idle queue (the median of 5). The per-kernel "wall" figure is their sum.
 
-    python3 benchmarks/probes/step_profile.py dawn|wgpu-native OUT.json MODEL [MODEL ...]
+    python3 benchmarks/probes/step_profile.py dawn|wgpu-native OUT.json MODEL [MODEL ...] [--mixed]
+
+--mixed profiles the mixed-precision step (Dawn with subgroup matrices): matmul_coop's rows are told
+apart by block, layout (A_T/B_T), epilogue and causal mode.
 
 Isolated timings miss the overlap and cache effects of the real sequence, and the GPU idles between
 them: on an H100 some items came out up to 1.8x their cost inside the step
@@ -23,10 +26,12 @@ from pyscript_app.gpu.trainer_backend import GpuBackend
 from pyscript_app.gpu.native import open_device
 from pyscript_app.gpu.executor import Plan, run_sync
 
-engine = sys.argv[1]; out = {}
-ex = open_device(engine)
-for name in sys.argv[3:]:
-    tc = TrainConfig(model=name, batch=8, log_every=1000)
+mixed = '--mixed' in sys.argv
+argv = [a for a in sys.argv if a != '--mixed']
+engine = argv[1]; out = {}
+ex = open_device(engine, mixed=mixed)
+for name in argv[3:]:
+    tc = TrainConfig(model=name, batch=8, log_every=1000, backend='gpu', precision='mixed' if mixed else 'fp32')
     mc = tc.model_cfg()
     be = GpuBackend(mc, tc, ex)
     asyncio.run(be.init(1))
@@ -34,6 +39,10 @@ for name in sys.argv[3:]:
     xa = array('H', np.random.default_rng(0).integers(0, mc.vocab_size, N).astype(np.uint16).tobytes())
     asyncio.run(be.step(xa, xa, 1e-3)); asyncio.run(be.pop_losses())
     def label(kernel, ov):  # e.g. matmul_backward_split_v4 64x64r4, matmul_forward_residual_v4 32x32r4k4
+        if kernel == 'matmul_coop':  # e.g. matmul_coop 64x64 A_T epi0 causal2
+            bm, bn = ov['WY'] * ov['RT'] * 16, ov['WX'] * ov['CT'] * 16
+            lay = 'A_T' if ov.get('A_T') else 'B_T' if ov.get('B_T') else 'AB'
+            return f"{kernel} {bm}x{bn}k{ov['BK']} {lay} epi{ov.get('EPI', 0)} split{ov.get('KSPLIT', 1)} causal{ov.get('CAUSAL', 0)}"
         if 'TM' not in ov:
             return kernel
         extra = (f"r{ov['RPI']}" if ov.get('RPI', 8) != 8 else '') + (f"k{ov['KGROUPS']}" if ov.get('KGROUPS', 1) != 1 else '')
@@ -82,4 +91,4 @@ for name in sys.argv[3:]:
                  "sum_marginal_ms": sum(marginal.values()),
                  "per_kernel": {k: {"count": counts[k], "marginal_ms": marginal[k], "gpu_ms": gpu[k], "host_ms": host[k]}
                                 for k in rows}}
-json.dump(out, open(sys.argv[2], 'w'), indent=1)
+json.dump(out, open(argv[2], 'w'), indent=1)
