@@ -12,11 +12,12 @@
 //                   3 y = r * (e > 0) (relu's backward: e = relu(pre) was the forward's output).
 // Shapes: any N, K, M with the operands' contiguous dimension and M a multiple of 4 (vec4 loads and
 //   stores; matmul_rules.coop_ok checks it); edges past N, K, M load zeros and are not stored.
-// Strides and batches (the attention's per-head products, gpu/coop_attention.py): row r of A's stored
-//   layout starts at float a_off + r * lda, of B's at b_off + r * ldb, of y's (and e's) at y_off + r * ldy;
-//   a plain product has lda = K (N if A_T), ldb = M (K if B_T), ldy = M and offsets 0. Batch z (of
-//   `batches`) is (b, h) = (z / heads, z % heads), and a_off = a_base + b * a_bs + h * a_hs (b_off, y_off
-//   alike). Every stride and offset is a multiple of 4 floats.
+// Strides and batches (STRIDED = 1: the attention's per-head products, gpu/coop_attention.py): row r
+//   of A's stored layout starts at float a_off + r * lda, of B's at b_off + r * ldb, of y's (and e's)
+//   at y_off + r * ldy. Batch z (of `batches`) is (b, h) = (z / heads, z % heads), and a_off = a_base
+//   + b * a_bs + h * a_hs (b_off, y_off alike). Every stride and offset is a multiple of 4 floats.
+//   STRIDED = 0 (the linear layers): one batch, lda = K (N if A_T), ldb = M (K if B_T), ldy = M and
+//   offsets 0 as constants of the pipeline, whatever the uniform holds.
 // Bindings (group 0): 0 a (read), 1 b (read), 2 e (read; unused unless EPI >= 2: bind any buffer),
 //   3 y (read_write), 4 parts (read_write; unused unless KSPLIT > 1: bind any other buffer),
 //   5 params (N, K, M, a_scale, b_scale, out_scale, part_stride, lda, ldb, ldy, heads, batches,
@@ -32,6 +33,7 @@
 //   run z >= 1, times out_scale and with no epilogue, into parts[(z - 1) * part_stride + n * M + m]
 //   (floats), which add_parts (split_reduce.wgsl) adds into y afterwards. Only EPI 0 may be split (an
 //   epilogue would see a partial sum).
+//   STRIDED: 1 reads the strides and batch offsets above from the uniform.
 //   CAUSAL (square causal products, N = the context): 0 none; 1 only blocks with a row >= a column are
 //   computed (blocks wholly above the diagonal store nothing: scores); 2 A (N,K) is 0 where k > n, so a
 //   block's k-slices end at its last row (P @ v); 3 A stored (K,N) is 0 where k < n, so they start at
@@ -65,6 +67,7 @@ override B_T: u32 = 0u;  // 1: B stored (M,K)
 override EPI: u32 = 0u;
 override KSPLIT: u32 = 1u;
 override CAUSAL: u32 = 0u;
+override STRIDED: u32 = 0u;
 
 override THREADS: u32 = SG * WY * WX;
 override BM: u32 = WY * RT * 16u;
@@ -117,10 +120,19 @@ var<workgroup> a_sh: array<f16, 2u * A_SIZE>;
 var<workgroup> b_sh: array<f16, 2u * B_SIZE>;
 var<workgroup> scratch: array<f32, 256u * WY * WX>;
 
-// this workgroup's batch: the first float of its A, B and y (set once by the entry point)
+// this workgroup's batch: the first float of its A, B and y (set once by the entry point; STRIDED only)
 var<private> a_off: u32;
 var<private> b_off: u32;
 var<private> y_off: u32;
+
+// Row strides and batch offsets of the stored layouts: the uniform's (STRIDED), else the packed ones as
+// constants of the pipeline (the plain products' code does not change with the strided form).
+fn lda() -> u32 { if (STRIDED == 1u) { return p.lda; } return select(p.K, p.N, A_T == 1u); }
+fn ldb() -> u32 { if (STRIDED == 1u) { return p.ldb; } return select(p.M, p.K, B_T == 1u); }
+fn ldy() -> u32 { if (STRIDED == 1u) { return p.ldy; } return p.M; }
+fn a_at() -> u32 { if (STRIDED == 1u) { return a_off; } return 0u; }
+fn b_at() -> u32 { if (STRIDED == 1u) { return b_off; } return 0u; }
+fn y_at() -> u32 { if (STRIDED == 1u) { return y_off; } return 0u; }
 
 alias L = subgroup_matrix_left<f16, 16, 16>;    // 16 rows (of A) x 16 k
 alias R = subgroup_matrix_right<f16, 16, 16>;   // 16 k x 16 columns (of B)
@@ -132,9 +144,9 @@ fn load_a(v: u32, row0: u32, k0: u32) -> vec4<f16> {
   let c = (v % (A_COLS / 4u)) * 4u;
   var x = vec4<f32>(0.0);
   if (A_T == 1u) {  // stored (K,N): tile rows are k, columns are output rows
-    if (k0 + r < p.K && row0 + c < p.N) { x = a[(a_off + (k0 + r) * p.lda + row0 + c) / 4u]; }
+    if (k0 + r < p.K && row0 + c < p.N) { x = a[(a_at() + (k0 + r) * lda() + row0 + c) / 4u]; }
   } else {
-    if (row0 + r < p.N && k0 + c < p.K) { x = a[(a_off + (row0 + r) * p.lda + k0 + c) / 4u]; }
+    if (row0 + r < p.N && k0 + c < p.K) { x = a[(a_at() + (row0 + r) * lda() + k0 + c) / 4u]; }
   }
   return vec4<f16>(x * p.a_scale);
 }
@@ -144,9 +156,9 @@ fn load_b(v: u32, col0: u32, k0: u32) -> vec4<f16> {
   let c = (v % (B_COLS / 4u)) * 4u;
   var x = vec4<f32>(0.0);
   if (B_T == 1u) {  // stored (M,K): tile rows are output columns, columns are k
-    if (col0 + r < p.M && k0 + c < p.K) { x = b[(b_off + (col0 + r) * p.ldb + k0 + c) / 4u]; }
+    if (col0 + r < p.M && k0 + c < p.K) { x = b[(b_at() + (col0 + r) * ldb() + k0 + c) / 4u]; }
   } else {
-    if (k0 + r < p.K && col0 + c < p.M) { x = b[(b_off + (k0 + r) * p.ldb + col0 + c) / 4u]; }
+    if (k0 + r < p.K && col0 + c < p.M) { x = b[(b_at() + (k0 + r) * ldb() + col0 + c) / 4u]; }
   }
   return vec4<f16>(x * p.b_scale);
 }
@@ -190,7 +202,7 @@ fn store_tile(acc: Acc, sg: u32, lane: u32, row: u32, col: u32, part: u32) {
         parts[((part - 1u) * p.part_stride + r * p.M + cc) / 4u] = v;
         continue;
       }
-      let i = (y_off + r * p.ldy + cc) / 4u;
+      let i = (y_at() + r * ldy() + cc) / 4u;
       if (EPI == 1u) { v = max(v, vec4<f32>(0.0)); }
       if (EPI == 2u) { v = e[i] + v; }
       if (EPI == 3u) { v = select(vec4<f32>(0.0), v, e[i] > vec4<f32>(0.0)); }
@@ -206,12 +218,14 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   let col0 = wid.x * BN;
   if (CAUSAL == 1u && col0 >= row0 + BM) { return; }  // wholly above the diagonal (uniform: whole workgroup)
   let run = wid.z % KSPLIT;
-  let batch = wid.z / KSPLIT;
-  let bb = batch / p.heads;
-  let hh = batch % p.heads;
-  a_off = p.a_base + bb * p.a_bs + hh * p.a_hs;
-  b_off = p.b_base + bb * p.b_bs + hh * p.b_hs;
-  y_off = p.y_base + bb * p.y_bs + hh * p.y_hs;
+  if (STRIDED == 1u) {
+    let batch = wid.z / KSPLIT;
+    let bb = batch / p.heads;
+    let hh = batch % p.heads;
+    a_off = p.a_base + bb * p.a_bs + hh * p.a_hs;
+    b_off = p.b_base + bb * p.b_bs + hh * p.b_hs;
+    y_off = p.y_base + bb * p.y_bs + hh * p.y_hs;
+  }
   let sg = lid / SG;
   let lane = lid % SG;
   let sr = (sg / WX) * RT * 16u;  // the subgroup's first row / column within the block

@@ -12,7 +12,11 @@ import math
 import numpy as np
 import pytest
 
+from pyscript_app.config import ModelConfig
+from pyscript_app.gpu import coop_attention
 from pyscript_app.gpu.coop_attention import CoopAttentionOps, coop_attention_ok
+from pyscript_app.gpu.layout import PaddedLayout
+from pyscript_app.gpu.model_ops import ModelOps
 from pyscript_app.gpu.executor import as_view
 from pyscript_app.playground.pipeline_plan import PlanningExecutor
 from pyscript_app.reference.mixed import attention_backward_mixed, attention_forward_mixed, to_f16
@@ -73,7 +77,7 @@ class _Memory(PlanningExecutor):
         s[soff:soff + rows * T] = P.reshape(-1)
 
     def _matmul_coop(self, bufs, v, o):
-        assert o["EPI"] == 0 and o["KSPLIT"] == 1
+        assert o["EPI"] == 0 and o["KSPLIT"] == 1 and o["STRIDED"] == 1  # else the kernel ignores the strides
         N, K, M = v["N"], v["K"], v["M"]
         BM, BN, BK = o["WY"] * o["RT"] * 16, o["WX"] * o["CT"] * 16, o["BK"]
         (a, aoff), (b, boff), (y, yoff) = self.array(bufs[0]), self.array(bufs[1]), self.array(bufs[3])
@@ -140,3 +144,17 @@ def test_it_stands_in_only_where_the_scores_fit_and_rows_are_whole_vec4():
     assert not coop_attention_ok(ex, 1, 4, 8, 2)
     with pytest.raises(ValueError, match="matrix units"):
         CoopAttentionOps(ex, 1, 4, 8, 2, 1.0)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_mixed_step_takes_it_only_when_enabled(monkeypatch, enabled):
+    monkeypatch.setattr(coop_attention, "ENABLED", enabled)
+    cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=8, vocab_size=40)
+    ex, layout = _Memory(), PaddedLayout(cfg)
+    blocks = object()  # the caller's AttentionOps
+    ops = ModelOps(ex, layout, 2, 8, attention=blocks, precision="mixed")
+    assert ops.coop_attention is enabled and (ops.attn is blocks) is not enabled
+    if enabled:
+        assert isinstance(ops.attn, CoopAttentionOps) and ops.attn.g == ops.grad_scale
+    fp32 = ModelOps(ex, layout, 2, 8, attention=blocks)
+    assert fp32.attn is blocks and not fp32.coop_attention

@@ -50,8 +50,10 @@ def test_every_layout_and_epilogue_compiles_and_the_rules_count_its_workgroup_me
             want.append("built")
         configs.append({**fits, "A_T": a_t, "B_T": b_t, "KSPLIT": 4})  # k-runs into parts
         want.append("built")
+        configs.append({**fits, "A_T": a_t, "B_T": b_t, "EPI": 2, "STRIDED": 1})  # strided, e as y
+        want.append("built")
         for causal in COOP_CAUSAL.values():  # the attention's causal products
-            configs.append({**fits, "A_T": a_t, "B_T": b_t, "CAUSAL": causal})
+            configs.append({**fits, "A_T": a_t, "B_T": b_t, "CAUSAL": causal, "STRIDED": 1})
             want.append("built")
         for block in (COOP_SMALL, COOP_BIG):
             configs.append({**block, "A_T": a_t, "B_T": b_t})

@@ -21,7 +21,7 @@ backward recomputes S rather than keeping each layer's P (B*H*T*T floats per lay
 kernels recompute theirs: one more small product per layer against L times the scratch.
 
 Same interface as AttentionOps.forward / backward (gpu/attention_ops.py), which it stands in for in
-ModelOps when coop_attention_ok. Dispatches: 3 forward, 6 backward.
+ModelOps's mixed step when use_coop_attention (ENABLED below). Dispatches: 3 forward, 6 backward.
 """
 
 from __future__ import annotations
@@ -34,15 +34,23 @@ from .layout import F32
 from .registry import COOP_CAUSAL, COOP_EPILOGUES
 
 
-ENABLED = True  # probes set it False to time the mixed step with the blocks kernels (AttentionOps) instead
+# Whether the mixed step uses it where it can (use_coop_attention). Off until the attention's parity
+# case (parity_cases_coop._attention_coop) and the mixed step's gate have passed on a GPU with subgroup
+# matrices, and the step has been timed against the blocks kernels (benchmarks/README.md); until then
+# the blocks kernels (AttentionOps) run the mixed step's attention. Probes set it True to time this path.
+ENABLED = False
 
 
 def coop_attention_ok(ex: Executor, B: int, T: int, C: int, H: int) -> bool:
-    """Whether the mixed step runs its attention on the matrix units: a device that runs matmul_coop,
-    score rows of whole vec4 (T a multiple of 4, as are C and D) and the (B*H, T, T) scores within one
-    binding."""
-    return (ENABLED and getattr(ex, "coop_ok", False) and H > 0 and C % H == 0 and (C // H) % 4 == 0 and T % 4 == 0
+    """Whether a device can run this attention: one that runs matmul_coop, score rows of whole vec4 (T a
+    multiple of 4, as are C and D) and the (B*H, T, T) scores within one binding."""
+    return (getattr(ex, "coop_ok", False) and H > 0 and C % H == 0 and (C // H) % 4 == 0 and T % 4 == 0
             and B * H * T * T * F32 <= ex.max_binding_bytes)
+
+
+def use_coop_attention(ex: Executor, B: int, T: int, C: int, H: int) -> bool:
+    """Whether the mixed step runs its attention here: ENABLED and coop_attention_ok."""
+    return ENABLED and coop_attention_ok(ex, B, T, C, H)
 
 
 class CoopAttentionOps:
@@ -110,5 +118,5 @@ class CoopAttentionOps:
             lay.update({f"ld{name}": ld, f"{name}_base": base, f"{name}_bs": bs, f"{name}_hs": hs})
         values = coop_values(N, K, M, a_t, b_t, a_scale, b_scale, out_scale, heads=self.H, batches=batches, **lay)
         overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES["store"], "KSPLIT": 1,
-                     "CAUSAL": COOP_CAUSAL[causal]}
+                     "CAUSAL": COOP_CAUSAL[causal], "STRIDED": 1}
         self.ex.dispatch("matmul_coop", [a, b, a, y, self.unused], values, overrides=overrides)

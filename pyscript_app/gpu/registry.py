@@ -388,7 +388,7 @@ COOP_UNIFORM = (("N", "u32"), ("K", "u32"), ("M", "u32"), ("a_scale", "f32"), ("
                 ("batches", "u32"), ("a_base", "u32"), ("a_bs", "u32"), ("a_hs", "u32"), ("b_base", "u32"),
                 ("b_bs", "u32"), ("b_hs", "u32"), ("y_base", "u32"), ("y_bs", "u32"), ("y_hs", "u32"))
 COOP_OVERRIDES = [("SG", 32), ("WY", 2), ("WX", 2), ("RT", 2), ("CT", 2), ("BK", 32), ("A_T", 0), ("B_T", 0), ("EPI", 0),
-                  ("KSPLIT", 1), ("CAUSAL", 0)]
+                  ("KSPLIT", 1), ("CAUSAL", 0), ("STRIDED", 0)]
 COOP_CAUSAL = {"none": 0, "lower": 1, "a_lower": 2, "a_upper": 3}  # CAUSAL values (matmul_coop.wgsl's header)
 COOP_EPILOGUES = {"store": 0, "relu": 1, "residual": 2, "relu_mask": 3}  # EPI values
 _register("matmul_coop.wgsl", "matmul_coop",
