@@ -17,7 +17,9 @@ from pyscript_app.gpu import coop_attention
 from pyscript_app.gpu.coop_attention import CoopAttentionOps, coop_attention_ok
 from pyscript_app.gpu.layout import PaddedLayout
 from pyscript_app.gpu.model_ops import ModelOps
-from pyscript_app.gpu.executor import as_view
+from pyscript_app.gpu import parity_runner
+from pyscript_app.gpu.executor import as_view, run_sync
+from pyscript_app.gpu.parity_cases import CASES, build_bundle
 from pyscript_app.playground.pipeline_plan import PlanningExecutor
 from pyscript_app.reference.mixed import attention_backward_mixed, attention_forward_mixed, to_f16
 
@@ -48,6 +50,15 @@ class _Memory(PlanningExecutor):
     def get(self, t, shape) -> np.ndarray:
         arr, off = self.array(t)
         return arr[off:off + math.prod(shape)].reshape(shape).copy()
+
+    def write(self, t, data, offset: int = 0) -> None:
+        arr, off = self.array(t)
+        values = np.frombuffer(bytes(data), np.float32)
+        arr[off + offset // 4:off + offset // 4 + values.size] = values
+
+    async def read(self, t, nbytes: int, offset: int = 0) -> bytes:
+        arr, off = self.array(t)
+        return arr[off + offset // 4:off + (offset + nbytes) // 4].tobytes()
 
     def dispatch(self, kernel, buffers, params, *, overrides=None, shape=None):
         super().dispatch(kernel, buffers, params, overrides=overrides, shape=shape)
@@ -158,3 +169,14 @@ def test_the_mixed_step_takes_it_only_when_enabled(monkeypatch, enabled):
         assert isinstance(ops.attn, CoopAttentionOps) and ops.attn.g == ops.grad_scale
     fp32 = ModelOps(ex, layout, 2, 8, attention=blocks)
     assert fp32.attn is blocks and not fp32.coop_attention
+
+
+def test_its_parity_case_passes_on_the_kernels_headers():
+    """The case tabgpt bench's gate runs on a GPU (parity_cases_coop._attention_coop) is consistent: on
+    the headers' arithmetic it passes."""
+    names = [c.name for c in CASES if c.name.startswith("attention_coop")]
+    bundle = build_bundle([c for c in CASES if c.name in names], workgroup_bytes=None, coop=True)
+    assert [m["name"] for m in bundle.index["cases"]] == names and names
+    for meta in bundle.index["cases"]:
+        result = run_sync(parity_runner.run_case(_Memory(), meta, bundle.blobs[meta["file"]]))
+        assert result.passed, result.describe()
