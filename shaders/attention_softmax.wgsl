@@ -1,16 +1,16 @@
-// attention_softmax.wgsl — the causal softmax between the attention's products on the matrix units
-// (gpu/coop_attention.py, the mixed-precision step): forward and backward over materialised score
-// rows, f32 throughout.
+// attention_softmax.wgsl — the causal softmax between the attention's per-head products where the
+// scores are materialised (gpu/materialized_attention.py: on the matrix units in the mixed step,
+// matmul_heads.wgsl in the fp32 one): forward and backward over score rows, f32 throughout.
 //
-// Math (numpy, per batch b, head h and query row t; S (T,T) = f16(q * scale) @ f16(k).T, written by
-// matmul_coop for keys s <= t at least: entries above the diagonal may hold anything and are never read
-// into a result):
+// Math (numpy, per batch b, head h and query row t; S (T,T) = q * scale @ k.T (f16 operands in the mixed
+// step), written by the scores product for keys s <= t at least: entries above the diagonal may hold
+// anything and are never read into a result):
 //   forward:  m = max(S[t, :t+1]);  l = sum(exp(S[t, :t+1] - m));  lse[t] = m + log(l)
 //             P[t, s] = exp(S[t, s] - m) / l for s <= t, 0 for s > t
 //   backward: P[t, s] = exp(S[t, s] - lse[t]) for s <= t, 0 for s > t (S recomputed as in the forward)
 //             delta = sum(P[t] * dP[t]);  dS[t, s] = P[t, s] * (dP[t, s] - delta), 0 for s > t
-//   (delta = rowsum(P * dP) = rowsum(dy * y) of reference/ops_attention.py, taken from the mixed
-//   products' own dP.)
+//   (delta = rowsum(P * dP) = rowsum(dy * y) of reference/ops_attention.py, taken from the products'
+//   own dP.)
 // Shapes: s, dp (B*H, T, T) row-major, row r = (b * H + h) * T + t; lse (B, H, T), entry r. T a
 //   multiple of 4 (vec4 rows).
 // Bindings (group 0, uniform last):

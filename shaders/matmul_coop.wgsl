@@ -12,8 +12,8 @@
 //                   3 y = r * (e > 0) (relu's backward: e = relu(pre) was the forward's output).
 // Shapes: any N, K, M with the operands' contiguous dimension and M a multiple of 4 (vec4 loads and
 //   stores; matmul_rules.coop_ok checks it); edges past N, K, M load zeros and are not stored.
-// Strides and batches (STRIDED = 1: the attention's per-head products, gpu/coop_attention.py): row r
-//   of A's stored layout starts at float a_off + r * lda, of B's at b_off + r * ldb, of y's (and e's)
+// Strides and batches (STRIDED = 1: the attention's per-head products, gpu/materialized_attention.py):
+//   row r of A's stored layout starts at float a_off + r * lda, of B's at b_off + r * ldb, of y's (and e's)
 //   at y_off + r * ldy. Batch z (of `batches`) is (b, h) = (z / heads, z % heads), and a_off = a_base
 //   + b * a_bs + h * a_hs (b_off, y_off alike). Every stride and offset is a multiple of 4 floats.
 //   STRIDED = 0 (the linear layers): one batch, lda = K (N if A_T), ldb = M (K if B_T), ldy = M and

@@ -51,6 +51,17 @@ def test_forward_backward_with_split_dw_match_reference(gpu, monkeypatch, cfg, B
         assert ops.dx_split["h0.qkv"] == 3 and ops.dx_split["h0.fc"] == 1 and ops.dx_split["lm_head"] == 1
 
 
+@pytest.mark.parametrize("cfg,B,T", [(NARROW, 2, 8), (WIDE, 2, 36)], ids=["narrow-2x8", "wide-2x36"])
+def test_forward_backward_with_materialized_attention_match_reference(gpu, monkeypatch, cfg, B, T):
+    """The fp32 step with its attention as f32 products over materialised scores
+    (gpu/materialized_attention.py, shaders/matmul_heads.wgsl), T a multiple of 4."""
+    from pyscript_app.gpu import materialized_attention
+
+    monkeypatch.setattr(materialized_attention, "ENABLED", {"coop": False, "f32": True})
+    ops = _check_forward_backward(gpu, cfg, B, T)
+    assert isinstance(ops.attn, materialized_attention.MaterializedAttentionOps) and ops.attn.products == "f32"
+
+
 def test_gpu_adapter_choices_match_reference(gpu, monkeypatch):
     """On a GPU adapter (adapter_type reported natively) the registry's own split rule and
     rmsnorm_backward's GPU workgroup size apply; forced here on whatever adapter runs the tests."""

@@ -46,9 +46,10 @@ entries do); a linear layer's backward is two dispatches, dx = dy @ w.T (relu-ma
 dw = x.T @ dy, with dy scaled by coop_rules.gradient_scale(N) into f16's range and the results
 unscaled; a dw with few outputs and a long N is cut into k-runs (coop_rules.coop_dw_split) whose parts
 the one add_parts after backward adds, as above. Dispatches per training step: 12 + 18 * n_layer, plus
-1 (add_parts) when any dw is split. Where coop_attention.use_coop_attention, the attention runs on the
-matrix units too (gpu/coop_attention.py: 3 dispatches forward and 6 backward instead of one each, so
-12 + 25 * n_layer).
+1 (add_parts) when any dw is split. Where materialized_attention.use_materialized_attention(.., "coop"),
+the attention runs on the matrix units too (gpu/materialized_attention.py: 3 dispatches forward and 6
+backward instead of one each, so 12 + 25 * n_layer); where (.., "f32"), the fp32 step's attention runs
+as f32 products with materialised scores (shaders/matmul_heads.wgsl) in as many dispatches.
 The numpy statement is reference/mixed.py.
 
 Dropout (training only, dropout > 0; reference/dropout.py, shaders/dropout.wgsl) adds 2 + 4 * n_layer:
@@ -62,7 +63,7 @@ from __future__ import annotations
 import struct
 
 from .. import rng
-from .coop_attention import CoopAttentionOps, use_coop_attention
+from .materialized_attention import MaterializedAttentionOps, use_materialized_attention
 from .coop_rules import (coop_block, coop_dw_split, coop_shape_ok, coop_values, coop_workgroup_bytes, gradient_scale,
                          COOP_SMALL)
 from .executor import Executor, GpuBuffer
@@ -112,9 +113,10 @@ class ModelOps:
         self.losses = buf(N, "losses")
         self._plan_splits(layout, N, C, V)
         self.grad_scale = gradient_scale(N)
-        if self.mixed and use_coop_attention(ex, B, T, C, H):  # the attention's products on the matrix units too
-            self.attn = CoopAttentionOps(ex, B, T, C, H, self.grad_scale)
-        self.coop_attention = isinstance(self.attn, CoopAttentionOps)
+        products = "coop" if self.mixed else "f32"  # the attention's products, where materialised
+        if use_materialized_attention(ex, B, T, C, H, products):
+            self.attn = MaterializedAttentionOps(ex, B, T, C, H, self.grad_scale if self.mixed else 1.0, products)
+        self.coop_attention = self.mixed and isinstance(self.attn, MaterializedAttentionOps)
         # dxn holds the dx parts of a split matmul (matmul_dx_split) one after the other
         self.dx, self.datt = buf(N * C, "dx"), buf(N * C, "datt")
         self.dxn = buf(max(self.dx_split.values()) * N * C, "dxn")

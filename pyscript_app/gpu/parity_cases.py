@@ -39,7 +39,7 @@ from .. import rng
 from . import registry
 from .parity_case_builder import INDEX_NAME, FORMAT, Bundle, CaseBuilder, ParityCase, _f64, _rng  # noqa: F401 (INDEX_NAME: re-exported)
 from .registry import WEBGPU_DEFAULT_WORKGROUP_BYTES
-from .parity_cases_coop import _attention_coop, _attention_softmax, _matmul_coop
+from .parity_cases_coop import _attention_coop, _attention_heads, _attention_softmax, _matmul_coop
 from .parity_cases_matmul import (_add_parts, _matmul, _matmul_accumulate, _matmul_bias, _matmul_dx_split,
                                   _matmul_fused, _matmul_rmsnorm, _matmul_split, _matmul_tiles, _tied_head)
 from .parity_cases_gpt2 import (_attention_kv_fill, _bias_backward, _embedding_f16, _gelu, _layernorm, _matvec_rows,
@@ -436,6 +436,7 @@ CASES: tuple[ParityCase, ...] = (
     _attention_softmax(3, 20),
     _attention_softmax(2, 136),  # a row of 34 vec4 over the workgroup's 64 invocations
     _attention_coop(2, 72, 96, 3),  # 72: past one 64-row block, ragged
+    _attention_heads(2, 72, 96, 3),
 )
 
 

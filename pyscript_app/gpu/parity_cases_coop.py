@@ -1,12 +1,15 @@
 """The parity cases of the mixed-precision step's own kernels, against numpy over the same f16-rounded
-operands (reference/mixed.py). Part of gpu/parity_cases.py's table. Numpy-only, never in the browser.
+operands (reference/mixed.py), and of the materialised attention's (gpu/materialized_attention.py).
+Part of gpu/parity_cases.py's table. Numpy-only, never in the browser.
 
   _matmul_coop       shaders/matmul_coop.wgsl: every layout the step uses and every epilogue, on a
                      shape with ragged edges (a device opened for mixed precision: needs_coop)
   _attention_softmax shaders/attention_softmax.wgsl, forward and backward (any device)
-  _attention_coop    gpu/coop_attention.py's whole recording (the batched, strided, causal products
-                     and the softmax) against attention_forward_mixed / attention_backward_mixed
-                     (needs_coop)
+  _attention_coop    gpu/materialized_attention.py's whole recording on the matrix units (the batched,
+                     strided, causal products and the softmax) against attention_forward_mixed /
+                     attention_backward_mixed (needs_coop)
+  _attention_heads   the same with f32 products (shaders/matmul_heads.wgsl) against
+                     reference/ops_attention.py (any device)
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference.mixed import attention_backward_mixed, attention_forward_mixed, to_f16
-from .coop_attention import CoopAttentionOps
+from ..reference.ops_attention import attention_backward, attention_forward
+from .materialized_attention import MaterializedAttentionOps
 from .coop_rules import COOP_SMALL, coop_block, coop_values, coop_workgroup_bytes
 from .parity_case_builder import CaseBuilder, ParityCase, _rng
 from .registry import COOP_EPILOGUES
@@ -97,7 +101,8 @@ def _attention_softmax(BH: int, T: int):
 
 
 class _Recording:
-    """An executor stand-in that records CoopAttentionOps' dispatches into a case: alloc names an output."""
+    """An executor stand-in that records MaterializedAttentionOps' dispatches into a case: alloc names an
+    output."""
 
     coop_ok = True
 
@@ -114,8 +119,8 @@ class _Recording:
 
 
 def _attention_coop(B: int, T: int, C: int, H: int):
-    """The attention of the mixed step (gpu/coop_attention.py) forward and backward, T past one block
-    (ragged), with a gradient of gradient size (scaled by 2^10 in the products). Tolerances: lse atol
+    """The attention of the mixed step (gpu/materialized_attention.py) forward and backward, T past one
+    block (ragged), with a gradient of gradient size (scaled by 2^10 in the products). Tolerances: lse atol
     1e-5 + rtol 1e-4 (f32 sums in another order); y and dqkv atol 1e-3 of their largest + rtol 1e-3:
     the scores' sums in another order move P by an ulp, which rounds some f16(P) to the other
     neighbour (in numpy, scores shaken by 2.4e-7 moved y to 1.8x an rtol-1e-4 allowance, and y and
@@ -127,7 +132,7 @@ def _attention_coop(B: int, T: int, C: int, H: int):
         g = 2.0 ** 10
         b.input("qkv", qkv), b.input("dy", dy)
         b.output("y", B * T * C), b.output("lse", B * H * T), b.output("dqkv", 3 * B * T * C)
-        att = CoopAttentionOps(_Recording(b), B, T, C, H, g)
+        att = MaterializedAttentionOps(_Recording(b), B, T, C, H, g)
         att.forward("qkv", "y", "lse")
         att.backward("dy", "qkv", "y", "lse", "dqkv")
         ref_y, ref_lse = attention_forward_mixed(qkv, H)
@@ -140,3 +145,25 @@ def _attention_coop(B: int, T: int, C: int, H: int):
                       max(coop_workgroup_bytes(coop_block(n, k, m, batches=B * H), a_t, b_t)
                           for n, k, m in ((T, C // H, T), (T, T, C // H)) for a_t, b_t in ((0, 0), (0, 1), (1, 0))),
                       needs_coop=True)
+
+
+def _attention_heads(B: int, T: int, C: int, H: int):
+    """The materialised attention with f32 products (shaders/matmul_heads.wgsl, the fp32 step's) forward
+    and backward, T past one 64-row block (ragged), against reference/ops_attention.py in float64:
+    the tolerances of the attention kernels' own cases (gpu/parity_cases.py _attention)."""
+    def make(b: CaseBuilder) -> None:
+        r = _rng(B, T, C, H, 5)
+        qkv = (1.5 * r.standard_normal((B, T, 3 * C))).astype(np.float32)  # softmax far from uniform
+        dy = r.standard_normal((B, T, C)).astype(np.float32)
+        b.input("qkv", qkv), b.input("dy", dy)
+        b.output("y", B * T * C), b.output("lse", B * H * T), b.output("dqkv", 3 * B * T * C)
+        att = MaterializedAttentionOps(_Recording(b), B, T, C, H, 1.0, "f32")
+        att.forward("qkv", "y", "lse")
+        att.backward("dy", "qkv", "y", "lse", "dqkv")
+        q64, dy64 = qkv.astype(np.float64), dy.astype(np.float64)
+        ref_y, ref_lse = attention_forward(q64, H)
+        b.expect_close("y", ref_y, 1e-5, 1e-4, "y")
+        b.expect_close("lse", ref_lse, 1e-5, 1e-5, "lse")
+        b.expect_close("dqkv", attention_backward(dy64, q64, ref_y, ref_lse, H), 2e-5, 2e-4, "dqkv")
+    return ParityCase(f"attention_heads_B{B}_T{T}_C{C}_H{H}", ("matmul_heads", "attention_softmax_forward",
+                                                              "attention_softmax_backward"), make, 8192 + 256)

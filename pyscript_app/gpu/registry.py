@@ -397,6 +397,11 @@ _register("matmul_coop.wgsl", "matmul_coop",
           lambda v: (ceil_div(v["M"], v["WX"] * v["CT"] * 16), ceil_div(v["N"], v["WY"] * v["RT"] * 16),
                      v["KSPLIT"] * v["batches"]))
 
+# --- matmul_heads.wgsl (the fp32 step's materialised attention: gpu/materialized_attention.py) -------
+_register("matmul_heads.wgsl", "matmul_heads", [("a", READ), ("b", READ), ("y", READ_WRITE), ("params", UNIFORM)],
+          COOP_UNIFORM, [("A_T", 0), ("B_T", 0), ("CAUSAL", 0)],
+          lambda v: (ceil_div(v["M"], 64), ceil_div(v["N"], 64), v["batches"]))
+
 # --- attention.wgsl --------------------------------------------------------------------------
 # D (head width) and BQ (query rows per tile) are overrides: gpu/attention_ops.py picks them.
 ATTENTION_UNIFORM = (("B", "u32"), ("T", "u32"), ("C", "u32"), ("H", "u32"))
@@ -418,7 +423,7 @@ _register("attention.wgsl", "attention_kv_fill",  # a prefill's keys and values 
           (("T", "u32"), ("C", "u32"), ("H", "u32"), ("Tmax", "u32")), ATTENTION_OVERRIDES,
           lambda v: grid_1d(v["T"] * v["C"] // 4, 64))
 
-# --- attention_softmax.wgsl (between the mixed step's attention products: gpu/coop_attention.py) ---
+# --- attention_softmax.wgsl (between the materialised attention's products: gpu/materialized_attention.py)
 SOFTMAX_UNIFORM = (("rows", "u32"), ("T", "u32"))
 _softmax_grid = lambda v: grid_1d(v["rows"] * 64, 64)  # noqa: E731  one workgroup of 64 per score row
 _register("attention_softmax.wgsl", "attention_softmax_forward",

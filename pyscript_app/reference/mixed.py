@@ -9,7 +9,7 @@ loss's O(1 / N) gradients would fall below f16's normal range.
     with mixed_products(gradient_scale(N)):
         loss, grad = model.loss_and_grad(cfg, flat, idx, targets)   # the mixed step's arithmetic
 
-Where the mixed step runs the attention on the matrix units too (gpu/coop_attention.py), its products
+Where the mixed step runs the attention on the matrix units too (gpu/materialized_attention.py), its products
 (the scores, P @ v and the backward's four) round their operands alike and the softmax stays f32:
 attention_forward_mixed / attention_backward_mixed, swapped in by mixed_products(..., attention=True).
 
@@ -57,7 +57,7 @@ def _masked_scores(q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def attention_forward_mixed(qkv: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
-    """ops_attention.attention_forward on the matrix units (gpu/coop_attention.py): the scores and P @ v
+    """ops_attention.attention_forward on the matrix units (gpu/materialized_attention.py): the scores and P @ v
     with f16 operands, the softmax in f32. qkv (B,T,3C) -> y (B,T,C), lse (B,H,T)."""
     q, k, v = _split_heads(qkv, H)
     S, keep = _masked_scores(q, k)
@@ -93,7 +93,7 @@ def attention_backward_mixed(dy: np.ndarray, qkv: np.ndarray, y: np.ndarray, lse
 @contextmanager
 def mixed_products(scale: float, attention: bool = False) -> Iterator[None]:
     """Within the block, the reference model's products are the mixed ones (gradient scale `scale`);
-    with `attention`, so are the attention's (gpu/coop_attention.py, where the mixed step uses it)."""
+    with `attention`, so are the attention's (gpu/materialized_attention.py, where the mixed step uses it)."""
     saved = ops.matmul_forward, ops.matmul_backward, ops.attention_forward, ops.attention_backward
     ops.matmul_forward = matmul_forward_mixed
     ops.matmul_backward = lambda dy, x, w: matmul_backward_mixed(dy, x, w, scale)

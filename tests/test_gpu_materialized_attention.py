@@ -1,11 +1,13 @@
-"""gpu/coop_attention.py: the dispatches it records, replayed in numpy by the kernels' own headers
-(shaders/matmul_coop.wgsl's strides, batches and CAUSAL modes; shaders/attention_softmax.wgsl), equal
-reference/mixed.py's attention pair. Memory nothing has written is NaN, so a product that read a score
-a skipped block never wrote, or a k-slice its CAUSAL mode leaves out that is not zero, fails here.
+"""gpu/materialized_attention.py: the dispatches it records, replayed in numpy by the kernels' own
+headers (shaders/matmul_coop.wgsl's STRIDED form and CAUSAL modes, matmul_heads.wgsl's, and
+attention_softmax.wgsl), equal the numpy statements: reference/mixed.py's attention pair for the
+matrix units' products, reference/ops_attention.py's for the f32 ones. Memory nothing has written is
+NaN, so a product that read a score a skipped block never wrote, or a k-slice its CAUSAL mode leaves
+out that is not zero, fails here.
 
-The kernels themselves are checked elsewhere: attention_softmax.wgsl on this machine's adapter
-(test_kernels_attention_softmax.py), matmul_coop.wgsl compiled by Tint (test_kernels_matmul_coop.py)
-and run on a GPU with subgroup matrices by the mixed step's gate (gpu/mixed_check.py)."""
+The kernels themselves are checked elsewhere: attention_softmax.wgsl and matmul_heads.wgsl on this
+machine's adapter (their parity cases, test_kernels_attention_softmax.py), matmul_coop.wgsl compiled
+by Tint (test_kernels_matmul_coop.py) and run on a GPU with subgroup matrices by tabgpt bench's gate."""
 
 import math
 
@@ -13,14 +15,15 @@ import numpy as np
 import pytest
 
 from pyscript_app.config import ModelConfig
-from pyscript_app.gpu import coop_attention
-from pyscript_app.gpu.coop_attention import CoopAttentionOps, coop_attention_ok
+from pyscript_app.gpu import materialized_attention
+from pyscript_app.gpu.materialized_attention import MaterializedAttentionOps, materialized_attention_ok
 from pyscript_app.gpu.layout import PaddedLayout
 from pyscript_app.gpu.model_ops import ModelOps
 from pyscript_app.gpu import parity_runner
 from pyscript_app.gpu.executor import as_view, run_sync
 from pyscript_app.gpu.parity_cases import CASES, build_bundle
 from pyscript_app.playground.pipeline_plan import PlanningExecutor
+from pyscript_app.reference import ops_attention
 from pyscript_app.reference.mixed import attention_backward_mixed, attention_forward_mixed, to_f16
 
 
@@ -89,9 +92,15 @@ class _Memory(PlanningExecutor):
 
     def _matmul_coop(self, bufs, v, o):
         assert o["EPI"] == 0 and o["KSPLIT"] == 1 and o["STRIDED"] == 1  # else the kernel ignores the strides
+        self._batched(bufs[0], bufs[1], bufs[3], v, o, o["WY"] * o["RT"] * 16, o["WX"] * o["CT"] * 16, o["BK"], to_f16)
+
+    def _matmul_heads(self, bufs, v, o):
+        self._batched(bufs[0], bufs[1], bufs[2], v, o, 64, 64, 16, lambda x: x)
+
+    def _batched(self, a_buf, b_buf, y_buf, v, o, BM, BN, BK, rounded):
+        """The STRIDED products' header: per batch and per BM x BN block, the CAUSAL mode's k-slices."""
         N, K, M = v["N"], v["K"], v["M"]
-        BM, BN, BK = o["WY"] * o["RT"] * 16, o["WX"] * o["CT"] * 16, o["BK"]
-        (a, aoff), (b, boff), (y, yoff) = self.array(bufs[0]), self.array(bufs[1]), self.array(bufs[3])
+        (a, aoff), (b, boff), (y, yoff) = self.array(a_buf), self.array(b_buf), self.array(y_buf)
 
         def take(arr, start, ld, rows, cols):
             idx = start + np.arange(rows)[:, None] * ld + np.arange(cols)[None, :]
@@ -104,7 +113,7 @@ class _Memory(PlanningExecutor):
             yt = yoff + v["y_base"] + bb * v["y_bs"] + hh * v["y_hs"]
             A = take(a, at, v["lda"], K, N).T if o["A_T"] else take(a, at, v["lda"], N, K)
             B = take(b, bt, v["ldb"], M, K).T if o["B_T"] else take(b, bt, v["ldb"], K, M)
-            A16, B16 = to_f16(A * np.float32(v["a_scale"])), to_f16(B * np.float32(v["b_scale"]))
+            A16, B16 = rounded(A * np.float32(v["a_scale"])), rounded(B * np.float32(v["b_scale"]))
             for r0 in range(0, N, BM):
                 for c0 in range(0, M, BN):
                     if o["CAUSAL"] == 1 and c0 >= r0 + BM:
@@ -121,24 +130,32 @@ class _Memory(PlanningExecutor):
                     y[idx] = blk
 
 
-@pytest.mark.parametrize("B,T,C,H", [(2, 64, 64, 2), (1, 68, 48, 3), (3, 20, 32, 4)])
-def test_the_recorded_products_and_softmax_equal_the_mixed_reference(B, T, C, H):
+@pytest.mark.parametrize("products", ["coop", "f32"])
+@pytest.mark.parametrize("B,T,C,H", [(2, 64, 64, 2), (1, 68, 48, 3), (3, 20, 32, 4), (1, 132, 32, 1)])
+def test_the_recorded_products_and_softmax_equal_the_numpy_statement(B, T, C, H, products):
     ex = _Memory()
     r = np.random.default_rng(T)
     qkv = r.standard_normal((B, T, 3 * C)).astype(np.float32)
     dy = (1e-3 * r.standard_normal((B, T, C))).astype(np.float32)
-    g = 1024.0
-    att = CoopAttentionOps(ex, B, T, C, H, g)
+    g = 1024.0 if products == "coop" else 1.0
+    att = MaterializedAttentionOps(ex, B, T, C, H, g, products)
     bq, bdy = ex.alloc(qkv.nbytes), ex.alloc(dy.nbytes)
     ex.put(bq, qkv), ex.put(bdy, dy)
     y, lse, dqkv = ex.alloc(B * T * C * 4), ex.alloc(B * H * T * 4), ex.alloc(qkv.nbytes)
     att.forward(bq, y, lse)
     att.backward(bdy, bq, y, lse, dqkv)
-    assert ex.kernels == ["matmul_coop", "attention_softmax_forward", "matmul_coop"] + \
-        ["matmul_coop"] * 2 + ["attention_softmax_backward"] + ["matmul_coop"] * 3
-    ref_y, ref_lse = attention_forward_mixed(qkv, H)
-    ref_d = attention_backward_mixed(dy, qkv, ref_y, ref_lse, H, g)
-    np.testing.assert_allclose(ex.get(y, (B, T, C)), ref_y, rtol=1e-4, atol=1e-5)
+    mm = "matmul_coop" if products == "coop" else "matmul_heads"
+    assert ex.kernels == [mm, "attention_softmax_forward", mm, mm, mm, "attention_softmax_backward", mm, mm, mm]
+    if products == "coop":
+        ref_y, ref_lse = attention_forward_mixed(qkv, H)
+        ref_d = attention_backward_mixed(dy, qkv, ref_y, ref_lse, H, g)
+    else:
+        ref_y, ref_lse = ops_attention.attention_forward(qkv, H)
+        ref_d = ops_attention.attention_backward(dy, qkv, ref_y, ref_lse, H)
+    # f16(P) may round to the other neighbour where the scores' sums ran in another order (the parity
+    # case's allowance, parity_cases_coop._attention_coop); f32 products keep the f32 allowance
+    y_tol = (1e-3, 1e-3 * np.abs(ref_y).max()) if products == "coop" else (1e-4, 1e-5)
+    np.testing.assert_allclose(ex.get(y, (B, T, C)), ref_y, rtol=y_tol[0], atol=y_tol[1])
     np.testing.assert_allclose(ex.get(lse, (B, H, T)), ref_lse, rtol=1e-5, atol=1e-5)
     got = ex.get(dqkv, (B, T, 3 * C))
     np.testing.assert_allclose(got, ref_d, rtol=1e-3, atol=1e-3 * np.abs(ref_d).max())
@@ -146,35 +163,40 @@ def test_the_recorded_products_and_softmax_equal_the_mixed_reference(B, T, C, H)
 
 def test_it_stands_in_only_where_the_scores_fit_and_rows_are_whole_vec4():
     ex = _Memory()
-    assert coop_attention_ok(ex, 8, 256, 512, 8)
-    assert not coop_attention_ok(ex, 8, 254, 512, 8)  # score rows of whole vec4
-    assert not coop_attention_ok(ex, 8, 256, 24, 4)   # head width 6
+    ok = materialized_attention_ok
+    assert ok(ex, 8, 256, 512, 8) and ok(ex, 8, 256, 512, 8, "f32")
+    assert not ok(ex, 8, 254, 512, 8)  # score rows of whole vec4
+    assert not ok(ex, 8, 256, 24, 4)   # head width 6
     ex.max_binding_bytes = 8 * 8 * 256 * 256 * 4 - 4
-    assert not coop_attention_ok(ex, 8, 256, 512, 8)  # the scores past one binding
+    assert not ok(ex, 8, 256, 512, 8, "f32")  # the scores past one binding
     ex.coop_ok = False
-    assert not coop_attention_ok(ex, 1, 4, 8, 2)
+    assert not ok(ex, 1, 4, 8, 2) and ok(ex, 1, 4, 8, 2, "f32")  # f32 products need no matrix units
     with pytest.raises(ValueError, match="matrix units"):
-        CoopAttentionOps(ex, 1, 4, 8, 2, 1.0)
+        MaterializedAttentionOps(ex, 1, 4, 8, 2, 1.0)
+    with pytest.raises(ValueError, match="unknown products"):
+        MaterializedAttentionOps(ex, 1, 4, 8, 2, 1.0, "bf16")
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_mixed_step_takes_it_only_when_enabled(monkeypatch, enabled):
-    monkeypatch.setattr(coop_attention, "ENABLED", enabled)
+@pytest.mark.parametrize("coop,f32", [(True, False), (False, True), (False, False)])
+def test_each_step_takes_its_kind_only_when_enabled(monkeypatch, coop, f32):
+    monkeypatch.setattr(materialized_attention, "ENABLED", {"coop": coop, "f32": f32})
     cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=8, vocab_size=40)
     ex, layout = _Memory(), PaddedLayout(cfg)
     blocks = object()  # the caller's AttentionOps
-    ops = ModelOps(ex, layout, 2, 8, attention=blocks, precision="mixed")
-    assert ops.coop_attention is enabled and (ops.attn is blocks) is not enabled
-    if enabled:
-        assert isinstance(ops.attn, CoopAttentionOps) and ops.attn.g == ops.grad_scale
+    mixed = ModelOps(ex, layout, 2, 8, attention=blocks, precision="mixed")
+    assert mixed.coop_attention is coop and (mixed.attn is blocks) is not coop
+    if coop:
+        assert mixed.attn.products == "coop" and mixed.attn.g == mixed.grad_scale
     fp32 = ModelOps(ex, layout, 2, 8, attention=blocks)
-    assert fp32.attn is blocks and not fp32.coop_attention
+    assert (fp32.attn is blocks) is not f32 and not fp32.coop_attention
+    if f32:
+        assert fp32.attn.products == "f32" and fp32.attn.g == 1.0
 
 
-def test_its_parity_case_passes_on_the_kernels_headers():
-    """The case tabgpt bench's gate runs on a GPU (parity_cases_coop._attention_coop) is consistent: on
-    the headers' arithmetic it passes."""
-    names = [c.name for c in CASES if c.name.startswith("attention_coop")]
+def test_its_parity_cases_pass_on_the_kernels_headers():
+    """The cases tabgpt bench's gate runs on a GPU (parity_cases_coop._attention_coop, _attention_heads)
+    are consistent: on the headers' arithmetic they pass."""
+    names = [c.name for c in CASES if c.name.startswith(("attention_coop", "attention_heads"))]
     bundle = build_bundle([c for c in CASES if c.name in names], workgroup_bytes=None, coop=True)
     assert [m["name"] for m in bundle.index["cases"]] == names and names
     for meta in bundle.index["cases"]:

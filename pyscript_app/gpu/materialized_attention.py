@@ -1,10 +1,16 @@
-"""Causal attention for the mixed-precision step on the GPU's matrix units: the per-head products on
-shaders/matmul_coop.wgsl (batched over (b, h), f16 operands, f32 sums), the softmax between them on
-shaders/attention_softmax.wgsl (f32), the (T,T) scores materialised in two scratch buffers.
+"""Causal attention with the (T,T) scores materialised: the per-head products as batched products over
+(b, h) with strided operands, the softmax between them on shaders/attention_softmax.wgsl (f32), the
+scores in two scratch buffers. Two kinds of products:
+
+    "coop"  the mixed-precision step's: shaders/matmul_coop.wgsl (STRIDED), the GPU's matrix units,
+            f16 operands and f32 sums; numpy statement reference/mixed.py (attention_forward_mixed,
+            attention_backward_mixed)
+    "f32"   the fp32 step's: shaders/matmul_heads.wgsl, f32 on CUDA cores; numpy statement
+            reference/ops_attention.py (the same math up to the sums' order)
 
 Pure Python (runs natively and in Pyodide). Letters as in config.py; D = C // H, scale = 1 / sqrt(D),
-g = the backward's gradient scale (coop_rules.gradient_scale). Per (b, h), q, k, v (T,D) are head h's
-columns of qkv (B,T,3C):
+g = the backward's gradient scale (coop_rules.gradient_scale; 1 for "f32", where f16() is the identity).
+Per (b, h), q, k, v (T,D) are head h's columns of qkv (B,T,3C):
 
     forward   S = f16(q * scale) @ f16(k).T      scores      (only blocks reaching the diagonal)
               P, lse = softmax(S) (causal)        scores -> P  attention_softmax_forward
@@ -16,12 +22,11 @@ columns of qkv (B,T,3C):
               dk = f16(g * dS).T @ f16(q) * scale / g        into its k columns
               dv = f16(P).T @ f16(g * dy) / g                into its v columns
 
-The numpy statement is reference/mixed.py (attention_forward_mixed, attention_backward_mixed). The
-backward recomputes S rather than keeping each layer's P (B*H*T*T floats per layer), as the blocks
+The backward recomputes S rather than keeping each layer's P (B*H*T*T floats per layer), as the blocks
 kernels recompute theirs: one more small product per layer against L times the scratch.
 
 Same interface as AttentionOps.forward / backward (gpu/attention_ops.py), which it stands in for in
-ModelOps's mixed step when use_coop_attention (ENABLED below). Dispatches: 3 forward, 6 backward.
+ModelOps when use_materialized_attention (ENABLED below). Dispatches: 3 forward, 6 backward.
 """
 
 from __future__ import annotations
@@ -34,40 +39,48 @@ from .layout import F32
 from .registry import COOP_CAUSAL, COOP_EPILOGUES
 
 
-# Whether the mixed step uses it where it can (use_coop_attention). Off until the attention's parity
-# case (parity_cases_coop._attention_coop) and the mixed step's gate have passed on a GPU with subgroup
-# matrices, and the step has been timed against the blocks kernels (benchmarks/README.md); until then
-# the blocks kernels (AttentionOps) run the mixed step's attention. Probes set it True to time this path.
-ENABLED = False
+# Whether ModelOps uses it where it can, per kind of product (use_materialized_attention). Off until
+# its parity cases (parity_cases_coop._attention_coop for "coop", _attention_heads for "f32") and the
+# step's gate have passed on a GPU, and the step has been timed against the blocks kernels
+# (benchmarks/README.md); until then the blocks kernels (AttentionOps) run the attention. Probes set
+# an entry True to time that path.
+ENABLED = {"coop": False, "f32": False}
+PRODUCTS = tuple(ENABLED)
 
 
-def coop_attention_ok(ex: Executor, B: int, T: int, C: int, H: int) -> bool:
-    """Whether a device can run this attention: one that runs matmul_coop, score rows of whole vec4 (T a
-    multiple of 4, as are C and D) and the (B*H, T, T) scores within one binding."""
-    return (getattr(ex, "coop_ok", False) and H > 0 and C % H == 0 and (C // H) % 4 == 0 and T % 4 == 0
-            and B * H * T * T * F32 <= ex.max_binding_bytes)
+def materialized_attention_ok(ex: Executor, B: int, T: int, C: int, H: int, products: str = "coop") -> bool:
+    """Whether a device can run this attention: score rows of whole vec4 (T a multiple of 4, as are C and
+    D), the (B*H, T, T) scores within one binding, and for "coop" a device that runs matmul_coop."""
+    return ((products == "f32" or getattr(ex, "coop_ok", False)) and H > 0 and C % H == 0 and (C // H) % 4 == 0
+            and T % 4 == 0 and B * H * T * T * F32 <= ex.max_binding_bytes)
 
 
-def use_coop_attention(ex: Executor, B: int, T: int, C: int, H: int) -> bool:
-    """Whether the mixed step runs its attention here: ENABLED and coop_attention_ok."""
-    return ENABLED and coop_attention_ok(ex, B, T, C, H)
+def use_materialized_attention(ex: Executor, B: int, T: int, C: int, H: int, products: str) -> bool:
+    """Whether ModelOps runs its attention here: ENABLED[products] and materialized_attention_ok."""
+    return ENABLED[products] and materialized_attention_ok(ex, B, T, C, H, products)
 
 
-class CoopAttentionOps:
-    """Causal multi-head attention of width C with H heads on matmul_coop, for batches (B, T)."""
+class MaterializedAttentionOps:
+    """Causal multi-head attention of width C with H heads for batches (B, T), its products of kind
+    `products` ("coop" or "f32"; the module docstring)."""
 
-    def __init__(self, ex: Executor, B: int, T: int, C: int, H: int, grad_scale: float) -> None:
-        if not coop_attention_ok(ex, B, T, C, H):
-            raise ValueError(f"attention on the matrix units needs a mixed-precision device, T and the head width "
-                             f"multiples of 4 and the scores in one binding (B={B}, T={T}, C={C}, H={H})")
-        self.ex, self.B, self.T, self.C, self.H = ex, B, T, C, H
+    def __init__(self, ex: Executor, B: int, T: int, C: int, H: int, grad_scale: float = 1.0,
+                 products: str = "coop") -> None:
+        if products not in PRODUCTS:
+            raise ValueError(f"unknown products {products!r} ({', '.join(PRODUCTS)})")
+        if not materialized_attention_ok(ex, B, T, C, H, products):
+            raise ValueError(f"materialised attention needs T and the head width multiples of 4, the scores in "
+                             f"one binding and, for the matrix units, a mixed-precision device "
+                             f"(B={B}, T={T}, C={C}, H={H})")
+        self.ex, self.B, self.T, self.C, self.H, self.products = ex, B, T, C, H, products
         self.D = C // H
         self.scale = 1.0 / math.sqrt(self.D)
         self.g = grad_scale
         n = B * H * T * T
         self.scores = ex.alloc(n * F32, label="attention.scores")    # S, then P
         self.dscores = ex.alloc(n * F32, label="attention.dscores")  # dP, then dS
-        self.unused = ex.alloc(256, label="attention.unused_binding")  # matmul_coop's parts (no k-runs here)
+        # matmul_coop's parts binding (no k-runs here)
+        self.unused = ex.alloc(256, label="attention.unused_binding") if products == "coop" else None
         self.u_rows = {"rows": B * H * T, "T": T}
         # (row stride, first float, batch stride, head stride) of each operand's stored layout, in floats
         three = 3 * C
@@ -107,16 +120,19 @@ class CoopAttentionOps:
     def _product(self, a: Target, b: Target, y: Target, N: int, K: int, M: int, a_at, b_at, y_at,
                  a_t: bool = False, b_t: bool = False, a_scale: float = 1.0, b_scale: float = 1.0,
                  out_scale: float | None = None, causal: str = "none") -> None:
-        """One matmul_coop over the B*H heads: y = f16(a_scale * A) @ f16(b_scale * B) * out_scale, each
-        operand at its (row stride, first float, batch stride, head stride)."""
+        """One product over the B*H heads: y = f16(a_scale * A) @ f16(b_scale * B) * out_scale (f16() the
+        identity for "f32"), each operand at its (row stride, first float, batch stride, head stride)."""
         batches = self.B * self.H
-        block = coop_block(N, K, M, batches=batches)
-        if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
-            block = dict(COOP_SMALL)
         lay = {}
         for name, (ld, base, bs, hs) in (("a", a_at), ("b", b_at), ("y", y_at)):
             lay.update({f"ld{name}": ld, f"{name}_base": base, f"{name}_bs": bs, f"{name}_hs": hs})
         values = coop_values(N, K, M, a_t, b_t, a_scale, b_scale, out_scale, heads=self.H, batches=batches, **lay)
-        overrides = {**block, "A_T": int(a_t), "B_T": int(b_t), "EPI": COOP_EPILOGUES["store"], "KSPLIT": 1,
-                     "CAUSAL": COOP_CAUSAL[causal], "STRIDED": 1}
+        layout = {"A_T": int(a_t), "B_T": int(b_t), "CAUSAL": COOP_CAUSAL[causal]}
+        if self.products == "f32":
+            self.ex.dispatch("matmul_heads", [a, b, y], values, overrides=layout)
+            return
+        block = coop_block(N, K, M, batches=batches)
+        if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
+            block = dict(COOP_SMALL)
+        overrides = {**block, **layout, "EPI": COOP_EPILOGUES["store"], "KSPLIT": 1, "STRIDED": 1}
         self.ex.dispatch("matmul_coop", [a, b, a, y, self.unused], values, overrides=overrides)
