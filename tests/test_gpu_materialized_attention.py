@@ -191,6 +191,8 @@ def test_each_step_takes_its_kind_only_when_enabled(monkeypatch, coop, f32):
     assert (fp32.attn is blocks) is not f32 and not fp32.coop_attention
     if f32:
         assert fp32.attn.products == "f32" and fp32.attn.g == 1.0
+        ex.adapter_info = {"adapter_type": "CPU"}  # CPU adapters keep the rows kernels
+        assert ModelOps(ex, layout, 2, 8, attention=blocks).attn is blocks
 
 
 def test_its_parity_cases_pass_on_the_kernels_headers():
