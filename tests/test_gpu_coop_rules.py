@@ -34,14 +34,16 @@ def test_shapes_need_the_contiguous_dimensions_and_m_in_fours():
 def test_bigger_blocks_only_where_they_still_fill_the_gpu_or_the_inner_dimension_is_long():
     block, r = coop_rules.coop_block, coop_rules
     assert block(4096, 4096, 4096) == r.COOP_BIG        # 1024 blocks of 128 x 128
-    assert block(2048, 512, 2048) == r.COOP_SMALL       # large's fc: 256 of 128 x 128 (too few), 1024 of 64 x 64
-    assert block(2048, 2048, 512) == r.COOP_SMALL       # large's fc_proj: 256 of 64 x 64
+    assert block(2048, 512, 2048) == r.COOP_BIG         # large's fc: 256 of 128 x 128
+    assert block(2048, 2048, 512) == r.COOP_SMALL       # large's fc_proj: 64 of 128 x 128, 256 of 64 x 64
     assert block(512, 2048, 512) == r.COOP_SMALL        # large's proj dw: 64 of 64 x 64, but K = 2048
     assert block(1024, 256, 768) == r.COOP_TINY         # medium's qkv: 192 of 64 x 64, K = 256
     assert block(128 * r.COOP_BIG_WORKGROUPS, 64, 128) == r.COOP_BIG
     assert block(128 * (r.COOP_BIG_WORKGROUPS - 1), 64, 128) == r.COOP_SMALL
-    assert block(64 * (r.COOP_SMALL_WORKGROUPS - 1), r.COOP_LONG_K, 64) == r.COOP_TINY
-    assert block(64 * (r.COOP_SMALL_WORKGROUPS - 1), r.COOP_LONG_K + 4, 64) == r.COOP_SMALL
+    # 255 blocks of 64 x 64 (86 of 128 x 128): 32 x 32 unless the inner dimension is long
+    assert block(64 * 85, r.COOP_LONG_K, 192) == r.COOP_TINY
+    assert block(64 * 85, r.COOP_LONG_K + 4, 192) == r.COOP_SMALL
+    assert block(64 * 86, 64, 192) == r.COOP_SMALL  # 258 of 64 x 64
 
 
 def test_the_rules_blocks_are_ones_the_kernel_can_run():
@@ -73,15 +75,22 @@ def test_model_ops_refuses_mixed_precision_without_a_device_for_it_or_with_odd_s
 
 def test_dw_is_cut_into_k_runs_only_where_its_output_has_few_blocks_and_its_sum_is_long():
     split, r = coop_rules.coop_dw_split, coop_rules
-    assert split(2048, 512, 512) == 4      # large's proj dw: 64 blocks of 64 x 64, a sum over 2048 positions
-    assert split(2048, 512, 1536) == 2     # qkv: 192 blocks
-    assert split(2048, 512, 2048) == 1     # fc: 256 blocks already
-    assert split(2048, 2048, 512) == 1     # fc_proj: 256 blocks
+    block = coop_rules.coop_block
+    # large's dw products (x (2048,K) @ w (K,M)): the fewest runs that give 128 x 128 blocks 96 workgroups
+    assert split(2048, 512, 1536) == 2 and block(512, 2048, 1536, 2) == r.COOP_BIG  # qkv: 48 -> 96
+    assert split(2048, 512, 2048) == 2 and block(512, 2048, 2048, 2) == r.COOP_BIG  # fc: 64 -> 128
+    assert split(2048, 2048, 512) == 2 and block(2048, 2048, 512, 2) == r.COOP_BIG  # fc_proj
+    assert split(2048, 512, 1024) == 4 and block(512, 2048, 1024, 4) == r.COOP_BIG  # lm_head: 32 -> 128
+    # proj: 16 of 128 x 128 even in 4 runs, so 64 x 64 blocks, 64 of them, in 4 runs
+    assert split(2048, 512, 512) == 4 and block(512, 2048, 512, 4) == r.COOP_SMALL
     assert split(2 * r.COOP_DW_MIN_RUN - 4, 64, 64) == 1  # each run would be shorter than COOP_DW_MIN_RUN
     assert split(64 * r.COOP_DW_MIN_RUN, 64, 64) == r.COOP_DW_MAX_SPLIT
+    assert split(1024, 256, 768) == 2 and block(256, 1024, 768, 2) == r.COOP_TINY  # medium's qkv
     # a split product counts its runs' workgroups when the block is chosen
-    assert coop_rules.coop_block(512, 2048, 512, 1) == r.COOP_SMALL
-    assert coop_rules.coop_block(512, 2048, 512, 4) == r.COOP_SMALL  # 256 blocks of 64 x 64 with 4 runs
+    assert block(512, 2048, 512, 1) == r.COOP_SMALL
+    # forward and dx: 128 x 128 from 96 workgroups (large's fc, lm_head forward; fc_proj dx), else 64 x 64
+    assert block(2048, 512, 2048) == block(2048, 512, 1024) == block(2048, 512, 2048) == r.COOP_BIG
+    assert block(2048, 512, 512) == block(2048, 1536, 512) == r.COOP_SMALL
 
 
 class _Recorder(PlanningExecutor):

@@ -180,6 +180,7 @@ def test_it_stands_in_only_where_the_scores_fit_and_rows_are_whole_vec4():
 @pytest.mark.parametrize("coop,f32", [(True, False), (False, True), (False, False)])
 def test_each_step_takes_its_kind_only_when_enabled(monkeypatch, coop, f32):
     monkeypatch.setattr(materialized_attention, "ENABLED", {"coop": coop, "f32": f32})
+    monkeypatch.setattr(materialized_attention, "MIN_CONTEXT", 8)
     cfg = ModelConfig(n_layer=2, n_embd=16, n_head=2, block_size=8, vocab_size=40)
     ex, layout = _Memory(), PaddedLayout(cfg)
     blocks = object()  # the caller's AttentionOps
@@ -193,6 +194,8 @@ def test_each_step_takes_its_kind_only_when_enabled(monkeypatch, coop, f32):
         assert fp32.attn.products == "f32" and fp32.attn.g == 1.0
         ex.adapter_info = {"adapter_type": "CPU"}  # CPU adapters keep the rows kernels
         assert ModelOps(ex, layout, 2, 8, attention=blocks).attn is blocks
+    monkeypatch.setattr(materialized_attention, "MIN_CONTEXT", 12)  # shorter contexts keep the blocks kernels
+    assert ModelOps(ex, layout, 2, 8, attention=blocks, precision="mixed").attn is blocks
 
 
 def test_its_parity_cases_pass_on_the_kernels_headers():

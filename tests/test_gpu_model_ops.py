@@ -59,6 +59,7 @@ def test_forward_backward_with_materialized_attention_match_reference(gpu, monke
 
     monkeypatch.setattr(materialized_attention, "ENABLED", {"coop": False, "f32": True})
     monkeypatch.setattr(materialized_attention, "is_gpu_adapter", lambda info: True)  # lavapipe is a CPU adapter
+    monkeypatch.setattr(materialized_attention, "MIN_CONTEXT", 4)
     ops = _check_forward_backward(gpu, cfg, B, T)
     assert isinstance(ops.attn, materialized_attention.MaterializedAttentionOps) and ops.attn.products == "f32"
 

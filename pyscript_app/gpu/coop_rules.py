@@ -47,11 +47,16 @@ def coop_shape_ok(N: int, K: int, M: int, a_t: bool, b_t: bool) -> bool:
 # step timed in its process, `large` 0.4 ms behind the same blocks timed later). A product wants enough
 # workgroups for 132 multiprocessors more than big tiles, unless its inner dimension is long, where a
 # small block's low reuse costs more than idle multiprocessors. 4096^3 wants 128 x 128 (the bench's GEMM
-# table: 64.1 TFLOP/s).
+# table: 64.1 TFLOP/s). Each product of `large`'s step timed alone on 16 blocks x 1, 2, 4 k-runs in
+# interleaved rounds (probes/coop_product_probe.py, coop-product-probe-h100-dawn-2026-12-07.json) put
+# 128 x 128 first wherever it gives at least 96 workgroups, k-runs counted (fc forward 55.3 TFLOP/s
+# against 39.0 on 64 x 64, lm_head forward 50.3 against 34.6, fc and fc_proj dw in 2 runs 50.7 and 52.7),
+# and 64 x 64 below that; the step with each product on its fastest block took 9.89-10.02 ms against
+# 10.73-10.75 by the rules of the time (128 x 128 from 264 workgroups).
 COOP_BIG = {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 32}     # 128 x 128 blocks, 4 subgroups
 COOP_SMALL = {"WY": 2, "WX": 2, "RT": 2, "CT": 2, "BK": 32}   # 64 x 64
 COOP_TINY = {"WY": 2, "WX": 2, "RT": 1, "CT": 1, "BK": 64}    # 32 x 32, 64-deep slices
-COOP_BIG_WORKGROUPS = 264    # COOP_BIG when it gives at least this many workgroups (two per multiprocessor)
+COOP_BIG_WORKGROUPS = 96     # COOP_BIG when it gives at least this many workgroups
 COOP_SMALL_WORKGROUPS = 256  # else COOP_SMALL when it gives this many or K > COOP_LONG_K, else COOP_TINY
 COOP_LONG_K = 1024
 # dw = x.T @ dy sums over all B*T positions into a (K,M) output that may have few blocks (`large`'s proj:
@@ -93,12 +98,19 @@ def coop_values(N: int, K: int, M: int, a_t: bool = False, b_t: bool = False, a_
 
 def coop_dw_split(N: int, K: int, M: int) -> int:
     """How many k-runs matmul_coop cuts dw = x.T @ dy into, for a layer x (N,K) @ w (K,M): dw's output
-    (K,M) has few blocks while its inner dimension N (batch x context) is long."""
-    runs = 1
-    while runs < COOP_DW_MAX_SPLIT and N // (2 * runs) >= COOP_DW_MIN_RUN and \
-            math.ceil(K / 64) * math.ceil(M / 64) * runs < COOP_SMALL_WORKGROUPS:
-        runs *= 2
-    return runs
+    (K,M) has few blocks while its inner dimension N (batch x context) is long. The fewest runs that
+    give 128 x 128 blocks COOP_BIG_WORKGROUPS workgroups (coop_block then picks them), else as many as
+    64 x 64 blocks want for COOP_SMALL_WORKGROUPS; each run at least COOP_DW_MIN_RUN positions."""
+    def runs_for(side: int, workgroups: int) -> int:
+        runs = 1
+        while runs < COOP_DW_MAX_SPLIT and N // (2 * runs) >= COOP_DW_MIN_RUN and \
+                math.ceil(K / side) * math.ceil(M / side) * runs < workgroups:
+            runs *= 2
+        return runs
+    big = runs_for(128, COOP_BIG_WORKGROUPS)
+    if math.ceil(K / 128) * math.ceil(M / 128) * big >= COOP_BIG_WORKGROUPS:
+        return big
+    return runs_for(64, COOP_SMALL_WORKGROUPS)
 
 
 def coop_block_ok(block: Mapping[str, int]) -> bool:

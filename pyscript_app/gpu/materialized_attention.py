@@ -33,18 +33,21 @@ from __future__ import annotations
 
 import math
 
-from .coop_rules import COOP_SMALL, coop_block, coop_values, coop_workgroup_bytes
+from .coop_rules import COOP_BIG, COOP_SMALL, coop_block, coop_values, coop_workgroup_bytes
 from .executor import Executor, Target
 from .layout import F32
 from .registry import COOP_CAUSAL, COOP_EPILOGUES, is_gpu_adapter
 
 
-# Whether ModelOps uses it where it can, per kind of product (use_materialized_attention). Off until
-# its parity cases (parity_cases_coop._attention_coop for "coop", _attention_heads for "f32") and the
-# step's gate have passed on a GPU, and the step has been timed against the blocks kernels
-# (benchmarks/README.md); until then the blocks kernels (AttentionOps) run the attention. Probes set
-# an entry True to time that path.
-ENABLED = {"coop": False, "f32": False}
+# Whether ModelOps uses it where it can, per kind of product (use_materialized_attention), for contexts
+# of at least MIN_CONTEXT; elsewhere the blocks kernels (AttentionOps) run the attention. Measured
+# against them in interleaved rounds (H100, Dawn, 2026-12-07, probes/materialized_attention_probe.py,
+# materialized-attention-probe-h100-dawn-2026-12-07*.json): `large` (T = 256, D = 64) mixed 10.74-10.91
+# ms against 11.26-11.33, fp32 15.54-15.67 against 16.07-16.22; `medium` (T = 128, D = 32) mixed
+# 2.63-2.70 against 2.57-2.58, fp32 3.17-3.19 against 3.09-3.14: the seven more dispatches per layer
+# cost more than a short context's attention saves. Probes set an entry False to time the step without it.
+ENABLED = {"coop": True, "f32": True}
+MIN_CONTEXT = 256
 PRODUCTS = tuple(ENABLED)
 
 
@@ -56,10 +59,10 @@ def materialized_attention_ok(ex: Executor, B: int, T: int, C: int, H: int, prod
 
 
 def use_materialized_attention(ex: Executor, B: int, T: int, C: int, H: int, products: str) -> bool:
-    """Whether ModelOps runs its attention here: ENABLED[products], materialized_attention_ok, and for
-    "f32" a GPU adapter (on lavapipe's 2 cores `small`'s fp32 step took 610 ms with it against 560
-    without: CPU adapters keep the rows kernels)."""
-    return (ENABLED[products] and materialized_attention_ok(ex, B, T, C, H, products)
+    """Whether ModelOps runs its attention here: ENABLED[products], T >= MIN_CONTEXT,
+    materialized_attention_ok, and for "f32" a GPU adapter (on lavapipe's 2 cores `small`'s fp32 step
+    took 610 ms with it against 560 without: CPU adapters keep the rows kernels)."""
+    return (ENABLED[products] and T >= MIN_CONTEXT and materialized_attention_ok(ex, B, T, C, H, products)
             and (products == "coop" or is_gpu_adapter(ex.adapter_info)))
 
 
@@ -135,7 +138,9 @@ class MaterializedAttentionOps:
             self.ex.dispatch("matmul_heads", [a, b, y], values, overrides=layout)
             return
         block = coop_block(N, K, M, batches=batches)
-        if coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
+        # 64 x 64 at most: the per-head products are narrow (M = D) or short (K = D), and the timings
+        # above ran on 64 x 64 and 32 x 32 blocks
+        if block == COOP_BIG or coop_workgroup_bytes(block, a_t, b_t) > self.ex.max_workgroup_bytes:
             block = dict(COOP_SMALL)
         overrides = {**block, **layout, "EPI": COOP_EPILOGUES["store"], "KSPLIT": 1, "STRIDED": 1}
         self.ex.dispatch("matmul_coop", [a, b, a, y, self.unused], values, overrides=overrides)
