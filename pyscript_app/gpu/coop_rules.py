@@ -61,10 +61,10 @@ COOP_SMALL_WORKGROUPS = 256  # else COOP_SMALL when it gives this many or K > CO
 COOP_LONG_K = 1024
 # dw = x.T @ dy sums over all B*T positions into a (K,M) output that may have few blocks (`large`'s proj:
 # 64 of 64 x 64 for 132 multiprocessors). Cut into k-runs, each its own workgroups, the runs' parts
-# added by the step's one add_parts. Measured as whole mixed steps (H100, Dawn, 2026-12-07,
-# benchmarks/README.md): `large` 11.13 / 11.14 ms with these rules against 11.04 without, `medium` 2.54 /
-# 2.58 against 2.58, within the runs' spread (the bench's mixed results ran with them);
-# probes/coop_product_probe.py compares the variants in interleaved rounds.
+# added by the step's one add_parts. On 64 x 64 blocks the runs gave no measurable gain as whole steps
+# (H100, Dawn, 2026-12-07, benchmarks/README.md: `large` 10.73 / 10.75 ms with them against 10.84 / 10.73
+# without, in interleaved rounds); what they buy is 128 x 128 blocks for dw products whose output alone
+# has too few of them (the per-product timings above), so the runs are chosen for those first.
 COOP_DW_MAX_SPLIT = 4  # coop_dw_split: at most this many k-runs, each at least COOP_DW_MIN_RUN long
 COOP_DW_MIN_RUN = 512
 
