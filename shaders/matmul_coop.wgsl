@@ -85,36 +85,14 @@ override B_SIZE: u32 = B_ROWS * B_STRIDE;
 override A_LOADS: u32 = A_ROWS * A_COLS / 4u / THREADS;  // vec4 per invocation per slice (1 .. 8)
 override B_LOADS: u32 = B_ROWS * B_COLS / 4u / THREADS;
 
-struct CoopParams {
-  N: u32,
-  K: u32,
-  M: u32,
-  a_scale: f32,
-  b_scale: f32,
-  out_scale: f32,
-  part_stride: u32,  // floats between consecutive k-runs' parts (KSPLIT > 1); a multiple of 4
-  lda: u32,          // floats between rows of A's, B's, y's stored layouts
-  ldb: u32,
-  ldy: u32,
-  heads: u32,        // batch z is (z / heads, z % heads)
-  batches: u32,      // the grid's z is KSPLIT * batches
-  a_base: u32,       // A of batch (b, h) starts at float a_base + b * a_bs + h * a_hs; B and y alike
-  a_bs: u32,
-  a_hs: u32,
-  b_base: u32,
-  b_bs: u32,
-  b_hs: u32,
-  y_base: u32,
-  y_bs: u32,
-  y_hs: u32,
-};
+// #include "strided_params.wgsl"
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> e: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> parts: array<vec4<f32>>;
-@group(0) @binding(5) var<uniform> p: CoopParams;
+@group(0) @binding(5) var<uniform> p: StridedParams;
 
 var<workgroup> a_sh: array<f16, 2u * A_SIZE>;
 var<workgroup> b_sh: array<f16, 2u * B_SIZE>;

@@ -28,34 +28,12 @@ override CAUSAL: u32 = 0u;
 const BM: u32 = 64u;
 const BK: u32 = 16u;
 
-struct HeadsParams {
-  N: u32,
-  K: u32,
-  M: u32,
-  a_scale: f32,
-  b_scale: f32,
-  out_scale: f32,
-  part_stride: u32,
-  lda: u32,
-  ldb: u32,
-  ldy: u32,
-  heads: u32,
-  batches: u32,
-  a_base: u32,
-  a_bs: u32,
-  a_hs: u32,
-  b_base: u32,
-  b_bs: u32,
-  b_hs: u32,
-  y_base: u32,
-  y_bs: u32,
-  y_hs: u32,
-};
+// #include "strided_params.wgsl"
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> p: HeadsParams;
+@group(0) @binding(3) var<uniform> p: StridedParams;
 
 var<workgroup> a_sh: array<vec4<f32>, 256>;  // [k][row / 4]
 var<workgroup> b_sh: array<vec4<f32>, 256>;  // [k][column / 4]

@@ -79,7 +79,7 @@ def test_registry_matches_shader_text(name):
 def test_every_shader_file_is_registered_or_included():
     files = {p.name for p in registry.shader_dir().glob("*.wgsl")}
     included = registry.included_files()
-    assert included == {"matmul_tiles.wgsl", "matmul_stores.wgsl", "matvec_body.wgsl"}
+    assert included == {"matmul_tiles.wgsl", "matmul_stores.wgsl", "matvec_body.wgsl", "strided_params.wgsl"}
     assert files - included == {k.file for k in KERNELS.values()}
     assert not included & {k.file for k in KERNELS.values()}  # shared code registers no kernel
 
