@@ -205,7 +205,8 @@ def variants():
 
 def file_pipeline(device, a_t, b_t, shape, epi=0):
     wy, wx, rt, ct, bk = shape
-    code = open("shaders/matmul_coop.wgsl").read()
+    from pyscript_app.gpu.registry import shader_source  # its include lines expanded
+    code = shader_source("matmul_coop.wgsl")
     module = device.create_shader_module(code=code)
     constants = {"WY": wy, "WX": wx, "RT": rt, "CT": ct, "BK": bk, "A_T": int(a_t), "B_T": int(b_t), "EPI": epi}
     return device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "matmul_coop",
