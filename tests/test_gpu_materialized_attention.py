@@ -207,3 +207,14 @@ def test_its_parity_cases_pass_on_the_kernels_headers():
     for meta in bundle.index["cases"]:
         result = run_sync(parity_runner.run_case(_Memory(), meta, bundle.blobs[meta["file"]]))
         assert result.passed, result.describe()
+
+
+def test_the_mixed_gate_runs_one_step_on_the_materialised_attention_and_one_on_the_blocks_kernels():
+    from pyscript_app.gpu import mixed_check
+    ex = _Memory()
+    short, long = mixed_check.CHECK_MODEL, mixed_check.CHECK_LONG_MODEL
+    kinds = []
+    for cfg, B in ((short, mixed_check.CHECK_BATCH), (long, mixed_check.CHECK_LONG_BATCH)):
+        ops = ModelOps(ex, PaddedLayout(cfg), B, cfg.block_size, attention=object(), precision="mixed")
+        kinds.append(ops.coop_attention)
+    assert kinds == [False, True]  # under the defaults: ENABLED["coop"], MIN_CONTEXT

@@ -48,3 +48,13 @@ def test_a_misshapen_file_fails_the_build_naming_it(tmp_path):
     with pytest.raises(PluginError, match="bad.json"):
         hook.render(tmp_path)
     assert hook.render(tmp_path / "empty").startswith("No mixed-precision")
+
+
+def test_the_gate_names_its_models_contexts_and_attention_where_the_file_lists_them(tmp_path):
+    hook = load_hook("mixed_bench.py")
+    gate = {"passed": True, "mixed_err": 1e-2, "worst_ratio": 0.5, "f32_err": 3e-2,
+            "models": [{"model": {"block_size": 64}, "attention": "blocks kernels (f32)"},
+                       {"model": {"block_size": 256}, "attention": "matrix units"}]}
+    _file(tmp_path, "a.json", "2026-12-07T16:00:00+00:00", 9.0, mixed_gate=gate)
+    text = hook.render(tmp_path)
+    assert "from f32); models: context 64 (blocks kernels (f32)), context 256 (matrix units)" in text

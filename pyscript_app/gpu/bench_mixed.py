@@ -1,6 +1,6 @@
 """`tabgpt bench --backend gpu --precision mixed`: what the mixed-precision path adds to gpu/bench.py.
 
-  gate:  gpu/mixed_check.py (one mixed step of a small model against reference/mixed.py and the f32
+  gate:  gpu/mixed_check.py (one mixed step of each of two small models against reference/mixed.py and the f32
          reference); nothing is timed unless it passes.
   GEMM:  each shape of the fp32 table on shaders/matmul_coop.wgsl (f32 operands rounded to f16 in the
          kernel, f32 results), beside torch.matmul in bf16 on the same device (its AMP's products).
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from .bench import _time_torch_matmul, gemm_repeats, median_replays, random_operands, time_gpu_step, time_torch_step
 from .coop_rules import coop_block, coop_values
-from .mixed_check import check_mixed_step
+from .mixed_check import check_mixed_steps
 
 
 def mixed_gate(ex) -> dict:
-    r = check_mixed_step(ex)
-    print(f"{'PASS' if r['passed'] else 'FAIL'}  mixed-precision step  (relative L2 per tensor: at most "
+    r = check_mixed_steps(ex)
+    print(f"{'PASS' if r['passed'] else 'FAIL'}  mixed-precision steps, contexts "
+          f"{', '.join(str(m['model']['block_size']) for m in r['models'])}  (relative L2 per tensor: at most "
           f"{r['mixed_err']:.2e} from the mixed reference, {r['worst_ratio']:.2f} of the allowance from numpy's own "
           f"sensitivity; {r['f32_err']:.2e} from f32)")
     return r

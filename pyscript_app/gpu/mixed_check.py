@@ -11,7 +11,9 @@ under PyTorch's autocast is 8x coarser). So the gate measures that sensitivity f
 reference at the parameters and at two such perturbations of them) and asks the GPU to be within
 NOISE_FACTOR times it, per tensor, in L2: a wrong layout, epilogue or scale moves a tensor by O(1),
 tens of times more. The forward's logits and losses are far less sensitive (~4e-4), so this holds them
-tightly too. `tabgpt bench --precision mixed` runs it as its gate. Native only (numpy)."""
+tightly too. `tabgpt bench --precision mixed` runs it as its gate (check_mixed_steps: CHECK_MODEL, and
+CHECK_LONG_MODEL, whose context reaches materialized_attention.MIN_CONTEXT so that the step's attention
+runs on the matrix units too). Native only (numpy)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ NOISE_FLOOR = 1e-5  # ... plus this (tensors the perturbation does not move)
 PERTURBATION = 1e-7  # relative, on every parameter: about f32's last bit
 CHECK_MODEL = ModelConfig(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256)
 CHECK_BATCH = 4
+# context 256 = materialized_attention.MIN_CONTEXT (test_gpu_materialized_attention holds them equal)
+CHECK_LONG_MODEL = ModelConfig(n_layer=1, n_embd=64, n_head=2, block_size=256, vocab_size=256)
+CHECK_LONG_BATCH = 2
 
 
 def _read(ex, buf, n: int) -> np.ndarray:
@@ -80,4 +85,14 @@ def check_mixed_step(ex, cfg: ModelConfig = CHECK_MODEL, B: int = CHECK_BATCH, s
     tensors = {k: {"err": err[k], "noise": noise[k], "f32_err": f32[k]} for k in mixed}
     worst = max(err[k] / (NOISE_FACTOR * noise[k] + NOISE_FLOOR) for k in mixed)
     return {"passed": worst <= 1.0, "worst_ratio": worst, "tensors": tensors,
-            "mixed_err": max(err.values()), "f32_err": max(f32.values()), "model": cfg.to_dict(), "batch": B}
+            "mixed_err": max(err.values()), "f32_err": max(f32.values()), "model": cfg.to_dict(), "batch": B,
+            "attention": "matrix units" if ops.coop_attention else "blocks kernels (f32)"}
+
+
+def check_mixed_steps(ex) -> dict:
+    """check_mixed_step on CHECK_MODEL and on CHECK_LONG_MODEL: the same keys, each over both models
+    (passed by both, the worst ratio and errors of either), and "models": each model's own result."""
+    runs = [check_mixed_step(ex), check_mixed_step(ex, CHECK_LONG_MODEL, CHECK_LONG_BATCH)]
+    return {"passed": all(r["passed"] for r in runs), "worst_ratio": max(r["worst_ratio"] for r in runs),
+            "mixed_err": max(r["mixed_err"] for r in runs), "f32_err": max(r["f32_err"] for r in runs),
+            "attention": [r["attention"] for r in runs], "models": runs}

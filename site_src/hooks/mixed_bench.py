@@ -76,6 +76,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
         ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
+def _gate_models(gate: dict) -> str:
+    """The gate's models, where the file lists them: their contexts and where their attention ran."""
+    models = [m for m in gate.get("models") or [] if isinstance(m, dict)]
+    if not models:
+        return ""
+    said = [f"context {(m.get('model') or {}).get('block_size', DASH)} ({m.get('attention') or DASH})" for m in models]
+    return "; models: " + ", ".join(said)
+
+
 def render(results_dir: Path, root: Path | None = None) -> str:
     blocks = []
     for path, d in newest_mixed(load_mixed(results_dir)):
@@ -93,7 +102,7 @@ def render(results_dir: Path, root: Path | None = None) -> str:
                   f"- **mixed-precision gate:** {'passed' if gate.get('passed') else 'FAILED' if gate else DASH} "
                   f"(per tensor, relative L2: at most {_num(gate.get('mixed_err'), '.1e')} from numpy with the same "
                   f"f16 rounding, {_num(gate.get('worst_ratio'), '.2f')} of the allowance set by numpy's own "
-                  f"sensitivity; at most {_num(gate.get('f32_err'), '.1e')} from f32)", ""]
+                  f"sensitivity; at most {_num(gate.get('f32_err'), '.1e')} from f32){_gate_models(gate)}", ""]
         lines += ["Training step (forward + backward + clip + AdamW, batch 8, full context), ms per step:", ""]
         lines += _table(["model", "ours fp32", "ours mixed", "PyTorch fp32", "PyTorch AMP bf16",
                          "mixed ÷ AMP", "mixed ÷ PyTorch fp32", "fp32 ÷ PyTorch fp32"],
