@@ -13,6 +13,7 @@ device for mixed precision (lavapipe), fp32 only.
 """
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def main() -> int:
     except native.GpuUnavailable:  # no matrix units here (lavapipe): the fp32 steps only
         ex = native.open_device("auto")
     precisions = ("fp32", "mixed") if ex.coop_ok else ("fp32",)
-    out = {"adapter": ex.adapter_info, "command": " ".join(sys.argv), "steps": {}, "same_update": {}}
+    out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "adapter": ex.adapter_info, "command": " ".join(sys.argv), "steps": {}, "same_update": {}}
     print(ex.adapter_info.get("device"), flush=True)
     base_table = dict(ex.override_table)
     for name in models:

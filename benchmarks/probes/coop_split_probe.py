@@ -1,8 +1,8 @@
 """Question: can the matrix units compute the fp32 step's products as accurately as f32 arithmetic, and
 faster than the f32 kernels, by splitting each f32 operand into two f16 parts?
 
-x = hi + lo with hi = f16(x) and lo = f16(x - hi) holds x to about 2^-22 of itself while lo stays in
-f16's normal range; x @ w ~= hi @ whi + hi @ wlo + lo @ whi (lo @ wlo is ~2^-22 of the sum: dropped),
+x = hi + lo with hi = x rounded to f16's 11 significant bits and lo = f16(x - hi) holds x to about
+2^-22 of itself while lo stays in f16's normal range; x @ w ~= hi @ whi + hi @ wlo + lo @ whi (lo @ wlo is ~2^-22 of the sum: dropped),
 each product on the f16 subgroup matrices with f32 accumulation. That is three matrix multiplies per
 tile instead of one, on operands staged twice (hi and lo). The variant is matmul_coop.wgsl rewritten
 by split_source(): load_a/load_b keep f32, put_a/put_b store hi into a_sh/b_sh and lo into a_lo/b_lo,
@@ -24,6 +24,7 @@ import json
 import re
 import shutil
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from pyscript_app.reference.init import init_params  # noqa: E402
 # blocks (WY, WX, RT, CT, BK) whose doubled staging fits 48 KiB
 SPLIT_BLOCKS = [(2, 2, 4, 4, 16), (2, 2, 4, 2, 16), (2, 2, 2, 4, 16), (2, 2, 2, 2, 32), (2, 2, 2, 2, 16),
                 (2, 2, 1, 1, 64), (2, 2, 1, 2, 32), (4, 2, 2, 2, 16)]
+GEMM_SIDE = 4096  # the square product timed beside the model's
 SPLIT_BIG = {"WY": 2, "WX": 2, "RT": 4, "CT": 4, "BK": 16}
 
 
@@ -64,7 +66,10 @@ def split_source(src: str) -> str:
     for o in "ab":
         sub(rf"fn put_{o}\(v: u32, buf: u32, x: vec4<f16>\) \{{\n(  let i = [^\n]*\n)  {o}_sh\[i\] = x\.x; [^\n]*\n\}}",
             rf"fn put_{o}(v: u32, buf: u32, x32: vec4<f32>) {{\n\1"
-            rf"  let x = vec4<f16>(x32);\n  let xl = vec4<f16>(x32 - vec4<f32>(x));\n"
+            # hi rounded to f16's 11 significant bits by integer arithmetic on the f32 bits: written as
+            # x32 - f32(f16(x32)), the driver's compiler folded lo to zero (an H100 run, 2026-12-07)
+            rf"  let hi32 = bitcast<vec4<f32>>((bitcast<vec4<u32>>(x32) + vec4<u32>(0x1000u)) & vec4<u32>(0xffffe000u));\n"
+            rf"  let x = vec4<f16>(hi32);\n  let xl = vec4<f16>(x32 - hi32);\n"
             rf"  {o}_sh[i] = x.x; {o}_sh[i + 1u] = x.y; {o}_sh[i + 2u] = x.z; {o}_sh[i + 3u] = x.w;\n"
             rf"  {o}_lo[i] = xl.x; {o}_lo[i + 1u] = xl.y; {o}_lo[i + 2u] = xl.z; {o}_lo[i + 3u] = xl.w;\n}}", 1)
     # left_lo / right_lo: the same loads from the lo buffers
@@ -181,7 +186,8 @@ def split_rules(on: bool) -> None:
 
 
 def products_table(ex, plain_dir, split_dir, model_name) -> list:
-    table = cpp.products(model_name) + [{"name": "4096^3", "N": 4096, "K": 4096, "M": 4096, "a_t": 0, "b_t": 0,
+    n = GEMM_SIDE
+    table = cpp.products(model_name) + [{"name": f"{n}^3", "N": n, "K": n, "M": n, "a_t": 0, "b_t": 0,
                                          "epi": "store", "count": 1}]
     rng = np.random.default_rng(1)
     built = []
@@ -233,7 +239,7 @@ def main() -> int:
     model_name = sys.argv[2] if len(sys.argv) > 2 else "large"
     ex = native.open_device("dawn", mixed=True)
     plain_dir, split_dir = str(registry.shader_dir()), split_folder()
-    out = {"adapter": ex.adapter_info, "command": " ".join(sys.argv)}
+    out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "adapter": ex.adapter_info, "command": " ".join(sys.argv)}
     print(ex.adapter_info.get("device"), flush=True)
     out["accuracy"] = accuracy(ex, plain_dir, split_dir)
     json.dump(out, open(out_path, "w"), indent=1)
