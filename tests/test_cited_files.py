@@ -9,6 +9,7 @@ globs and placeholders (`*.json`, `<name>`, `NAME.json`) are skipped.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from _require import REPO_ROOT
@@ -43,6 +44,12 @@ def _names(cited: str) -> list[str]:
     return [n for part in m.group(1).split(",") for n in _names(cited[:m.start()] + part + cited[m.end():])]
 
 
+@functools.lru_cache(maxsize=1)
+def _result_names() -> frozenset[str]:
+    """The file names under benchmarks/results/ and its folders (quality/, variants/)."""
+    return frozenset(p.name for p in RESULTS.rglob("*") if p.is_file())
+
+
 def _missing(text: str) -> set[str]:
     """The cited benchmark files in `text` that the repository lacks."""
     missing = set()
@@ -50,7 +57,7 @@ def _missing(text: str) -> set[str]:
         missing.update(n for n in _names(path) if not (REPO_ROOT / n).exists())
     for name in RESULT.findall(text):
         for base in (n.split("/")[-1] for n in _names(name)):
-            if DATE.search(base) and not (RESULTS / base).exists() and not (RESULTS / "quality" / base).exists():
+            if DATE.search(base) and base not in _result_names():
                 missing.add(base)
     missing.update(n for n in PROBE.findall(text) if not (PROBES / n).exists())
     return missing
