@@ -57,4 +57,5 @@ def test_the_gate_names_its_models_contexts_and_attention_where_the_file_lists_t
                        {"model": {"block_size": 256}, "attention": "matrix units"}]}
     _file(tmp_path, "a.json", "2026-12-07T16:00:00+00:00", 9.0, mixed_gate=gate)
     text = hook.render(tmp_path)
-    assert "from f32); models: context 64 (blocks kernels (f32)), context 256 (matrix units)" in text
+    assert ("from f32); models: context 64, attention on blocks kernels (f32); context 256, attention on matrix units"
+            in text)

@@ -81,8 +81,9 @@ def _gate_models(gate: dict) -> str:
     models = [m for m in gate.get("models") or [] if isinstance(m, dict)]
     if not models:
         return ""
-    said = [f"context {(m.get('model') or {}).get('block_size', DASH)} ({m.get('attention') or DASH})" for m in models]
-    return "; models: " + ", ".join(said)
+    said = [f"context {(m.get('model') or {}).get('block_size', DASH)}, attention on {m.get('attention') or DASH}"
+            for m in models]
+    return "; models: " + "; ".join(said)
 
 
 def render(results_dir: Path, root: Path | None = None) -> str:
