@@ -35,13 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import coop_product_probe as cpp  # noqa: E402
 from pyscript_app.config import ModelConfig  # noqa: E402
 from pyscript_app.gpu import coop_rules, mixed_check, model_ops, native, registry, step_bench  # noqa: E402
-from pyscript_app.gpu.attention_ops import AttentionOps  # noqa: E402
 from pyscript_app.gpu.bench import _run_plan  # noqa: E402
 from pyscript_app.gpu.executor import run_sync  # noqa: E402
-from pyscript_app.gpu.layout import PaddedLayout  # noqa: E402
-from pyscript_app.gpu.model_ops import ModelOps  # noqa: E402
-from pyscript_app.reference import model  # noqa: E402
-from pyscript_app.reference.init import init_params  # noqa: E402
 
 # blocks (WY, WX, RT, CT, BK) whose doubled staging fits 48 KiB
 SPLIT_BLOCKS = [(2, 2, 4, 4, 16), (2, 2, 4, 2, 16), (2, 2, 2, 4, 16), (2, 2, 2, 2, 32), (2, 2, 2, 2, 16),
@@ -145,28 +140,10 @@ def accuracy(ex, plain_dir, split_dir) -> list:
 
 
 def step_distance(ex, precision: str, cfg: ModelConfig, B: int) -> dict:
-    """Relative L2 of each tensor (logits, losses, gradients) of one GPU step to the f32 reference."""
-    T = cfg.block_size
-    rng = np.random.default_rng(0)
-    flat = init_params(cfg, 1).astype(np.float32)
-    flat += (0.02 * rng.standard_normal(flat.size)).astype(np.float32)
-    idx, targets = rng.integers(0, cfg.vocab_size, size=(2, B, T))
-    lay = PaddedLayout(cfg)
-    ops = ModelOps(ex, lay, B, T, AttentionOps(ex, B, T, cfg.n_embd, cfg.n_head, cfg.block_size), precision=precision)
-    params = ex.upload(lay.to_padded(flat.tobytes()))
-    grads = ex.upload(b"\0" * lay.padded_nbytes)
-    ops.write_tokens(idx.astype(np.uint32).tobytes(), targets.astype(np.uint32).tobytes())
-    ops.forward(params)
-    ops.loss_and_dlogits()
-    ops.backward(params, grads)
-    N = B * T
-    got = {"logits": mixed_check._read(ex, ops.logits, N * cfg.vocab_size), "losses": mixed_check._read(ex, ops.losses, N)}
-    g = np.frombuffer(lay.to_flat(mixed_check._read(ex, grads, lay.padded_count).tobytes()), np.float32)
-    got.update({k: g[o:o + int(np.prod(s))] for k, (o, s) in cfg.param_offsets().items()})
-    _, cache = model.forward(cfg, flat, idx, targets)
-    rg = model.backward(cfg, flat, cache)
-    ref = {"logits": cache.logits.reshape(-1), "losses": cache.losses.reshape(-1)}
-    ref.update({k: rg[o:o + int(np.prod(s))] for k, (o, s) in cfg.param_offsets().items()})
+    """Relative L2 of each tensor (logits, losses, gradients) of one GPU step to the f32 reference
+    (the mixed gate's step and inputs: gpu/mixed_check.py)."""
+    got, flat, idx, targets, ops = mixed_check.gpu_step(ex, cfg, B, 0, precision)
+    ref = mixed_check.reference_tensors(cfg, flat, idx, targets)
     d = {k: float(np.linalg.norm(got[k] - ref[k]) / max(np.linalg.norm(ref[k]), 1e-30)) for k in ref}
     return {"max": max(d.values()), "tensors": d, "attention": "matrix units" if ops.coop_attention else "other"}
 

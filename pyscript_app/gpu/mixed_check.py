@@ -43,17 +43,17 @@ def _read(ex, buf, n: int) -> np.ndarray:
     return np.frombuffer(run_sync(ex.read(buf, n * 4)), np.float32).copy()
 
 
-def check_mixed_step(ex, cfg: ModelConfig = CHECK_MODEL, B: int = CHECK_BATCH, seed: int = 0) -> dict:
-    """{"passed", "worst_ratio", "tensors": {name: {"err", "noise", "f32_err"}}}: per tensor (logits, losses,
-    each gradient) the GPU's relative L2 distance to the mixed reference, numpy's own sensitivity (the
-    larger of two perturbed runs' distances) and the GPU's distance to the f32 reference."""
+def gpu_step(ex, cfg: ModelConfig, B: int, seed: int = 0, precision: str = "mixed", rng=None) -> tuple:
+    """One forward, loss and backward on the GPU at seeded parameters (init_params plus noise from rng,
+    default_rng(seed) unless given, so no branch starts at zero) and tokens: ({"logits", "losses", each
+    gradient: values}, flat params, idx, targets, ops)."""
     T = cfg.block_size
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     flat = init_params(cfg, seed + 1).astype(np.float32)
     flat += (0.02 * rng.standard_normal(flat.size)).astype(np.float32)  # no zero-initialised branch
     idx, targets = rng.integers(0, cfg.vocab_size, size=(2, B, T))
     lay = PaddedLayout(cfg)
-    ops = ModelOps(ex, lay, B, T, AttentionOps(ex, B, T, cfg.n_embd, cfg.n_head, cfg.block_size), precision="mixed")
+    ops = ModelOps(ex, lay, B, T, AttentionOps(ex, B, T, cfg.n_embd, cfg.n_head, cfg.block_size), precision=precision)
     params = ex.upload(lay.to_padded(flat.tobytes()))
     grads = ex.upload(b"\0" * lay.padded_nbytes)
     ops.write_tokens(idx.astype(np.uint32).tobytes(), targets.astype(np.uint32).tobytes())
@@ -64,13 +64,27 @@ def check_mixed_step(ex, cfg: ModelConfig = CHECK_MODEL, B: int = CHECK_BATCH, s
     got = {"logits": _read(ex, ops.logits, N * cfg.vocab_size), "losses": _read(ex, ops.losses, N)}
     g = np.frombuffer(lay.to_flat(_read(ex, grads, lay.padded_count).tobytes()), np.float32)
     got.update({name: g[off:off + int(np.prod(shape))] for name, (off, shape) in cfg.param_offsets().items()})
+    return got, flat, idx, targets, ops
+
+
+def reference_tensors(cfg: ModelConfig, p: np.ndarray, idx: np.ndarray, targets: np.ndarray) -> dict:
+    """gpu_step's tensors from the numpy reference model (whichever products are swapped in)."""
+    _, cache = model.forward(cfg, p, idx, targets)
+    ref_grad = model.backward(cfg, p, cache)
+    out = {"logits": cache.logits.reshape(-1), "losses": cache.losses.reshape(-1)}
+    out.update({name: ref_grad[off:off + int(np.prod(shape))] for name, (off, shape) in cfg.param_offsets().items()})
+    return out
+
+
+def check_mixed_step(ex, cfg: ModelConfig = CHECK_MODEL, B: int = CHECK_BATCH, seed: int = 0) -> dict:
+    """{"passed", "worst_ratio", "tensors": {name: {"err", "noise", "f32_err"}}}: per tensor (logits, losses,
+    each gradient) the GPU's relative L2 distance to the mixed reference, numpy's own sensitivity (the
+    larger of two perturbed runs' distances) and the GPU's distance to the f32 reference."""
+    rng = np.random.default_rng(seed)  # the inputs', then the perturbations'
+    got, flat, idx, targets, ops = gpu_step(ex, cfg, B, seed, rng=rng)
 
     def reference(p: np.ndarray) -> dict:
-        _, cache = model.forward(cfg, p, idx, targets)
-        ref_grad = model.backward(cfg, p, cache)
-        out = {"logits": cache.logits.reshape(-1), "losses": cache.losses.reshape(-1)}
-        out.update({name: ref_grad[off:off + int(np.prod(shape))] for name, (off, shape) in cfg.param_offsets().items()})
-        return out
+        return reference_tensors(cfg, p, idx, targets)
 
     def dist(a: dict, b: dict) -> dict:
         return {k: float(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(b[k]), 1e-30)) for k in b}
