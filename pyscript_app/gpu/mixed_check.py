@@ -32,7 +32,8 @@ NOISE_FLOOR = 1e-5  # ... plus this (tensors the perturbation does not move)
 PERTURBATION = 1e-7  # relative, on every parameter: about f32's last bit
 CHECK_MODEL = ModelConfig(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256)
 CHECK_BATCH = 4
-# context 256 = materialized_attention.MIN_CONTEXT (test_gpu_materialized_attention holds them equal)
+# context 256 reaches materialized_attention.MIN_CONTEXT, so its attention runs on the matrix units
+# (test_gpu_materialized_attention holds it)
 CHECK_LONG_MODEL = ModelConfig(n_layer=1, n_embd=64, n_head=2, block_size=256, vocab_size=256)
 CHECK_LONG_BATCH = 2
 
