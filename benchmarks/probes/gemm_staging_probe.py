@@ -15,6 +15,8 @@ f32 (a stand-alone GEMM of the project's design: 128 x 128 tiles, 8 x 8 outputs 
           no more staging registers than TK 8, half the barriers;
   UNROLL  the k-steps written out with constant offsets;
   PAIR    two slices per loop iteration, each on a constant buffer;
+  PAIRLOOP the same written as an inner loop of two rounds (buffer = the inner loop's counter), as the
+          project's kernels would carry it;
 and two ablations that give wrong results and only time a part: NOGLOBAL (every slice loads the first
 slice's addresses: the loads hit the caches) and NOBAR (no barrier in the loop).
 Matrix units: shaders/matmul_coop.wgsl itself on several blocks, and the ablations NOGLOBAL, NOBAR and
@@ -38,7 +40,7 @@ ROUNDS = 3
 TARGET_S = 0.05
 
 
-def fma_gemm(TK=8, SPLIT=False, UNROLL=False, PAIR=False, NOGLOBAL=False, NOBAR=False) -> str:
+def fma_gemm(TK=8, SPLIT=False, UNROLL=False, PAIR=False, PAIRLOOP=False, NOGLOBAL=False, NOBAR=False) -> str:
     """WGSL of one f32 variant: C (M,N) = A (M,K) @ B (K,N), all row-major, sizes multiples of 128 and
     TK. 256 invocations; (tx, ty) owns rows ty*4 + (0..3, 64..67), columns tx*4 + (0..3, 64..67).
     Bindings: 0 A, 1 B (vec4, read), 2 C (vec4), 3 dims (M, N, K)."""
@@ -120,7 +122,12 @@ def fma_gemm(TK=8, SPLIT=False, UNROLL=False, PAIR=False, NOGLOBAL=False, NOBAR=
     for j in range(loads):
         L += load(j, "0u") + store(j, "0u")
     L.append("  workgroupBarrier();")
-    if PAIR:  # slices t (buffer 0) and t + 1 (buffer 1); slices is even
+    if PAIRLOOP:  # PAIR as a loop of two rounds on the buffer h (constant once the compiler unrolls it)
+        L += ["  for (var t0 = 0u; t0 < slices; t0 += 2u) {", "  for (var h = 0u; h < 2u; h++) {",
+              "  let t = t0 + h;", "  if (t < slices) {"]
+        L += ["  " + s for s in slice_body("h", "(1u - h)", "t + 1u")]
+        L += ["  }", "  }"]
+    elif PAIR:  # slices t (buffer 0) and t + 1 (buffer 1); slices is even
         L.append("  for (var t = 0u; t < slices; t += 2u) {")
         L += ["  " + s for s in slice_body("0u", "1u", "t + 1u") + slice_body("1u", "0u", "t + 2u")]
     else:
@@ -138,6 +145,7 @@ def fma_gemm(TK=8, SPLIT=False, UNROLL=False, PAIR=False, NOGLOBAL=False, NOBAR=
 
 FMA_VARIANTS = {
     "f32 TK8": {}, "f32 TK8 UNROLL": {"UNROLL": True}, "f32 TK8 PAIR": {"PAIR": True},
+    "f32 TK8 PAIRLOOP": {"PAIRLOOP": True},
     "f32 TK16": {"TK": 16}, "f32 TK16 SPLIT": {"TK": 16, "SPLIT": True},
     "f32 TK16 SPLIT UNROLL": {"TK": 16, "SPLIT": True, "UNROLL": True},
     "f32 TK8 NOGLOBAL": {"NOGLOBAL": True}, "f32 TK8 NOBAR": {"NOBAR": True},
