@@ -149,11 +149,12 @@ def fma_runner(device, wgpu, code, rows, cols):
     out = device.create_buffer(size=GROUPS * threads * rows * cols * 4, usage=usage)
     dims = device.create_buffer_with_data(data=np.array([FMA_ROUNDS, 0, 0, 0], np.uint32).tobytes(),
                                           usage=wgpu.BufferUsage.UNIFORM)
-    return dispatcher(device, pipeline, (src, out, dims), out, GROUPS), 2.0 * GROUPS * threads * rows * cols * 16 * FMA_ROUNDS
+    return dispatcher(device, pipeline, (src, out, dims), out, (GROUPS, 1, 1)), 2.0 * GROUPS * threads * rows * cols * 16 * FMA_ROUNDS
 
 
-def dispatcher(device, pipeline, buffers, wait_on, groups):
-    """run(n): n dispatches of `groups` workgroups in one pass, then a read that waits for the GPU."""
+def dispatcher(device, pipeline, buffers, wait_on, grid):
+    """run(n): n dispatches of the grid (x, y, z workgroups) in one pass, then a read that waits for the
+    GPU. buffers: bound in order, from binding 0."""
     group = device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
         {"binding": i, "resource": {"buffer": b, "offset": 0, "size": b.size}} for i, b in enumerate(buffers)])
 
@@ -163,7 +164,7 @@ def dispatcher(device, pipeline, buffers, wait_on, groups):
         p.set_pipeline(pipeline)
         p.set_bind_group(0, group)
         for _ in range(n):
-            p.dispatch_workgroups(groups, 1, 1)
+            p.dispatch_workgroups(*grid)
         p.end()
         device.queue.submit([enc.finish()])
         device.queue.read_buffer(wait_on, 0, 64)
@@ -189,7 +190,7 @@ def ceiling_runner(device, wgpu, code, wy, wx, rt, ct, acc):
     out = device.create_buffer(size=GROUPS * wy * wx * rt * ct * 256 * elem, usage=usage)
     dims = device.create_buffer_with_data(data=np.array([ITERS, 0, 0, 0], np.uint32).tobytes(),
                                           usage=wgpu.BufferUsage.UNIFORM)
-    return dispatcher(device, pipeline, (src, out, dims), out, GROUPS), 2.0 * 16 ** 3 * GROUPS * wy * wx * rt * ct * ITERS
+    return dispatcher(device, pipeline, (src, out, dims), out, (GROUPS, 1, 1)), 2.0 * 16 ** 3 * GROUPS * wy * wx * rt * ct * ITERS
 
 
 def gemm_runner(device, wgpu, pipeline, dtype, n=4096):
@@ -204,20 +205,7 @@ def gemm_runner(device, wgpu, pipeline, dtype, n=4096):
     bb = device.create_buffer_with_data(data=sb.tobytes(), usage=usage)
     bc = device.create_buffer(size=4 * n * n, usage=usage)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0], np.uint32).tobytes(), usage=wgpu.BufferUsage.UNIFORM)
-    group = device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
-        {"binding": i, "resource": {"buffer": x, "offset": 0, "size": x.size}} for i, x in enumerate((ba, bb, bc, bu))])
-
-    def run(reps):
-        enc = device.create_command_encoder()
-        p = enc.begin_compute_pass()
-        p.set_pipeline(pipeline)
-        p.set_bind_group(0, group)
-        for _ in range(reps):
-            p.dispatch_workgroups(n // bn, n // bm, 1)
-        p.end()
-        device.queue.submit([enc.finish()])
-        device.queue.read_buffer(bc, 0, 64)
-
+    run = dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // bn, n // bm, 1))
     run(1)
     got = np.frombuffer(device.queue.read_buffer(bc, 0, 4 * 64 * n), np.float32).reshape(64, n)
     ref = a[:64].astype(np.float16).astype(np.float64) @ b.astype(np.float16).astype(np.float64)
@@ -274,20 +262,7 @@ def fma_gemm_runner(device, wgpu, rm, n=4096):
     bc = device.create_buffer(size=4 * n * n, usage=usage)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0, n, 1, 1, n], np.uint32).tobytes(),
                                         usage=wgpu.BufferUsage.UNIFORM)
-    group = device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
-        {"binding": i, "resource": {"buffer": x, "offset": 0, "size": x.size}} for i, x in enumerate((ba, bb, bc, bu))])
-
-    def run(reps):
-        enc = device.create_command_encoder()
-        p = enc.begin_compute_pass()
-        p.set_pipeline(pipeline)
-        p.set_bind_group(0, group)
-        for _ in range(reps):
-            p.dispatch_workgroups(n // 128, n // 128, 1)
-        p.end()
-        device.queue.submit([enc.finish()])
-        device.queue.read_buffer(bc, 0, 64)
-
+    run = dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // 128, n // 128, 1))
     run(1)
     got = np.frombuffer(device.queue.read_buffer(bc, 0, 4 * 64 * n), np.float32).reshape(64, n)
     ref = a[:64].astype(np.float64) @ b.astype(np.float64)

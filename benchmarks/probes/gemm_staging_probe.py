@@ -34,6 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from coop_staged_probe import open_dawn  # noqa: E402
+from gemm_ceiling_probe import dispatcher  # noqa: E402
 
 N = 4096
 ROUNDS = 3
@@ -191,23 +192,6 @@ def buffers(device, wgpu, a, b):
     return ba, bb, bc, usage
 
 
-def runner(device, pipeline, bufs, out, grid):
-    group = device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
-        {"binding": i, "resource": {"buffer": x, "offset": 0, "size": x.size}} for i, x in enumerate(bufs)])
-
-    def run(reps):
-        enc = device.create_command_encoder()
-        p = enc.begin_compute_pass()
-        p.set_pipeline(pipeline)
-        p.set_bind_group(0, group)
-        for _ in range(reps):
-            p.dispatch_workgroups(*grid)
-        p.end()
-        device.queue.submit([enc.finish()])
-        device.queue.read_buffer(out, 0, 64)
-    return run
-
-
 def first_rows_error(device, out, a, b, f16=False) -> float:
     n = b.shape[1]
     got = np.frombuffer(device.queue.read_buffer(out, 0, 4 * 64 * n), np.float32).reshape(64, n)
@@ -222,7 +206,7 @@ def fma_kernel(device, wgpu, knobs, a, b):
     pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
     ba, bb, bc, _ = buffers(device, wgpu, a, b)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0], np.uint32).tobytes(), usage=wgpu.BufferUsage.UNIFORM)
-    return runner(device, pipeline, (ba, bb, bc, bu), bc, (n // 128, n // 128, 1)), bc
+    return dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // 128, n // 128, 1)), bc
 
 
 def coop_kernel(device, wgpu, block, ablations, a, b):
@@ -242,7 +226,7 @@ def coop_kernel(device, wgpu, block, ablations, a, b):
                      for name, kind in COOP_UNIFORM)
     bu = device.create_buffer_with_data(data=words + bytes(-len(words) % 16), usage=wgpu.BufferUsage.UNIFORM)
     grid = (n // (wx * ct * 16), n // (wy * rt * 16), 1)
-    return runner(device, pipeline, (ba, bb, spare, bc, spare2, bu), bc, grid), bc
+    return dispatcher(device, pipeline, (ba, bb, spare, bc, spare2, bu), bc, grid), bc
 
 
 def open_native():
