@@ -162,7 +162,9 @@ class Session:
 
     def new_join_secret(self) -> str:
         """Require a join secret from now on; returns it (only its sha256 is kept)."""
-        secret = secrets.token_urlsafe(16)  # 128 bits
+        # hex: 128 bits that never start with "-" (pasted into `tabgpt join --join-secret SECRET`, where a
+        # leading "-" would read as an option)
+        secret = secrets.token_hex(16)
         self.join_hash = token_hash(secret)
         self.dirty = True
         return secret

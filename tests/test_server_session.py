@@ -300,3 +300,12 @@ def test_history_is_summarised_to_a_bounded_length_covering_every_round():
     assert sum(h.get("rounds", 1) for h in history) == 1000 and history[0]["round"] == 0
     assert sum(h["tokens"] for h in history) == sum(10 + r % 5 for r in range(1000))
     assert [h["round"] for h in history[-10:]] == list(range(990, 1000))
+
+
+def test_join_secrets_are_32_hex_digits_so_none_reads_as_a_cli_option():
+    """`tabgpt join --join-secret SECRET` takes the secret as its own argument: one starting with "-"
+    would read as an option (url-safe base64 starts with "-" once in 64)."""
+    session = make_session()
+    secrets_made = [session.new_join_secret() for _ in range(200)]
+    assert all(len(s) == 32 and set(s) <= set("0123456789abcdef") for s in secrets_made)
+    assert len(set(secrets_made)) == 200
