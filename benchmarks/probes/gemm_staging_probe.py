@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from coop_staged_probe import open_dawn  # noqa: E402
-from gemm_ceiling_probe import dispatcher  # noqa: E402
+from gemm_ceiling_probe import dispatcher, first_rows_error  # noqa: E402
 
 N = 4096
 ROUNDS = 3
@@ -190,14 +190,6 @@ def buffers(device, wgpu, a, b):
     bb = device.create_buffer_with_data(data=b.tobytes(), usage=usage)
     bc = device.create_buffer(size=4 * a.shape[0] * b.shape[1], usage=usage)
     return ba, bb, bc, usage
-
-
-def first_rows_error(device, out, a, b, f16=False) -> float:
-    n = b.shape[1]
-    got = np.frombuffer(device.queue.read_buffer(out, 0, 4 * 64 * n), np.float32).reshape(64, n)
-    cast = (lambda x: x.astype(np.float16).astype(np.float64)) if f16 else (lambda x: x.astype(np.float64))
-    ref = cast(a[:64]) @ cast(b)
-    return float(np.abs(got - ref).max() / np.abs(ref).max())
 
 
 def fma_kernel(device, wgpu, knobs, a, b):
