@@ -2,11 +2,12 @@
 benchmarks/results/*.json.
 
 A page marks where they go with `<!-- probes:gemm -->` on a line of its own. The files are those
-`benchmarks/probes/gemm_ceiling_probe.py` and `gemm_staging_probe.py` write, recognised by their
-contents: a `command` naming one of those scripts and a `kernels` object of {name: {"tflops": ...}}.
-For the NEWEST such file of each probe and device (by its recorded date-time, ties broken by name):
-the device, driver, date, command and file, then every kernel's rate, and PyTorch's in the same run
-where the file has it. A file naming a probe whose `kernels` is not an object of objects fails the
+`benchmarks/probes/gemm_ceiling_probe.py`, `gemm_staging_probe.py` and `direct_gemm_probe.py` write,
+recognised by their contents: a `command` naming one of those scripts and a `kernels` object of
+{name: {"tflops": ...}}. For the NEWEST such file of each probe and device (by its recorded date-time,
+ties broken by name), in that order of probes: the device, driver, date, command and file, then every
+kernel's rate (its time, for a row with a time and no rate: a pass that does no multiplies), and
+PyTorch's in the same run where the file has it. A file naming a probe whose `kernels` is not an object of objects fails the
 build naming it; a kernel that failed shows its error's first line.
 """
 
@@ -20,7 +21,7 @@ from mkdocs.exceptions import PluginError
 
 RESULTS_DIR = "benchmarks/results"
 MARKER = re.compile(r"^[ \t]*<!--\s*probes:gemm\s*-->[ \t]*$", re.MULTILINE)
-PROBES = ("gemm_ceiling_probe.py", "gemm_staging_probe.py")
+PROBES = ("gemm_ceiling_probe.py", "gemm_staging_probe.py", "direct_gemm_probe.py")
 DASH = "—"
 TORCH_PEERS = (("tflops_4096_float32", "fp32 (TF32 off)"), ("tflops_4096_float16", "f16"),
                ("tflops_4096_bfloat16", "bf16"))
@@ -52,7 +53,7 @@ def load_probes(results_dir: Path) -> list[tuple[Path, dict, str]]:
 
 
 def newest(runs: list[tuple[Path, dict, str]]) -> list[tuple[Path, dict, str]]:
-    """The newest file of each (probe, device), ordered by probe then device."""
+    """The newest file of each (probe, device), ordered by probe (as PROBES lists them) then device."""
     best: dict[tuple[str, str], tuple[Path, dict, str]] = {}
     for path, d, probe in runs:
         adapter = d.get("adapter") if isinstance(d.get("adapter"), dict) else {}
@@ -60,7 +61,7 @@ def newest(runs: list[tuple[Path, dict, str]]) -> list[tuple[Path, dict, str]]:
         when = (str(d.get("date") or ""), path.name)
         if key not in best or when > (str(best[key][1].get("date") or ""), best[key][0].name):
             best[key] = (path, d, probe)
-    return [best[k] for k in sorted(best)]
+    return [best[k] for k in sorted(best, key=lambda k: (PROBES.index(k[0]), k[1]))]
 
 
 def _rate(v: object) -> str:
@@ -87,7 +88,12 @@ def render(results_dir: Path, root: Path | None = None) -> str:
         lines += ["", "| kernel | TFLOP/s |", "|---|---|"]
         for kernel, row in d["kernels"].items():
             error = row.get("error")
-            value = f"failed: {str(error).splitlines()[0]}" if error and "tflops" not in row else _rate(row.get("tflops"))
+            if error and "tflops" not in row:
+                value = f"failed: {str(error).splitlines()[0]}"
+            elif "tflops" not in row and isinstance(row.get("ms"), (int, float)):
+                value = f"{row['ms']:.3f} ms"
+            else:
+                value = _rate(row.get("tflops"))
             lines.append(f"| {_cell(str(kernel))} | {_cell(value)} |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No GEMM probe result files yet."
