@@ -23,9 +23,9 @@ kernels that produce them: the probe times that pass (f32 -> f16 of both 4096^2 
 fastest plain direct kernel with it.
 f32 (`fma_direct_shader`): the project's tile (128 x 128, 256 invocations, each 8 x 8 outputs in two 4 x 4
 quads per dimension, half a tile apart), every invocation loading its 8 rows of A as vec4 along k and
-its two column quads of B for each k straight from global memory, 4 k-steps per load round. DEPTH 1: the
-next round's operands loaded before this round's FMAs (a second set of named registers). Beside them
-gemm_staging_probe's staged GEMM of the same tile (`f32 staged TK8`).
+its two column quads of B for each k straight from global memory, 4 or 8 k-steps per load round. DEPTH
+1: the next round's operands loaded before this round's FMAs (a second set of named registers). Beside
+them gemm_staging_probe's staged GEMM of the same tile (`f32 staged TK8`).
 Every kernel at 4096^3 (N, K, M multiples of the block and of 32), its first 64 rows checked against
 numpy (float64; over the f16-rounded operands on the matrix units), then timed in interleaved rounds
 after a warm-up, beside shaders/matmul_coop.wgsl on its 128 x 128 block (f32 operands: the committed
@@ -121,15 +121,19 @@ def direct_shader(wy: int, wx: int, rt: int, ct: int, depth: int, a_t: bool, b_t
     return "\n".join(L)
 
 
-# (DEPTH,) of the f32 direct kernels
-FMA_DEPTHS = (0, 1)
+# (k-steps per load round, DEPTH) of the f32 direct kernels
+FMA_VARIANTS = ((4, 0), (4, 1), (8, 0), (8, 1))
 
 
-def fma_direct_shader(depth: int) -> str:
+def fma_direct_shader(kr: int, depth: int) -> str:
     """WGSL of an f32 direct kernel: C (N,M) = A (N,K) @ B (K,M), all row-major, N and M multiples of 128,
-    K of 8. 256 invocations; (tx, ty) = (lid % 16, lid / 16) owns rows ty*4 + i and 64 + ty*4 + i, columns
-    tx*4 .. +3 (suffix a) and 64 + tx*4 .. +3 (suffix b). Bindings: 0 A, 1 B (vec4, read), 2 C (vec4),
-    3 dims (N, M, K). Grid (M / 128, N / 128, 1)."""
+    K of 2 * kr. 256 invocations; (tx, ty) = (lid % 16, lid / 16) owns rows ty*4 + i and 64 + ty*4 + i,
+    columns tx*4 .. +3 (suffix a) and 64 + tx*4 .. +3 (suffix b). Each load round covers kr k-steps: kr / 4
+    vec4 of each of its 8 rows of A, and its two quads of B for each of the kr k. DEPTH 0: a round's loads,
+    then its FMAs; DEPTH 1: round t + 1's loads before round t's FMAs (two sets of named registers, two
+    rounds per loop iteration). Bindings: 0 A, 1 B (vec4, read), 2 C (vec4), 3 dims (N, M, K). Grid
+    (M / 128, N / 128, 1)."""
+    v4 = kr // 4
     L = ["@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;",
          "@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;",
          "@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;",
@@ -137,34 +141,33 @@ def fma_direct_shader(depth: int) -> str:
          "@compute @workgroup_size(256)",
          "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {",
          "  let tx = tid % 16u; let ty = tid / 16u;",
-         "  let K4 = dims.z / 4u; let M4 = dims.y / 4u;",
+         f"  let K4 = dims.z / 4u; let M4 = dims.y / 4u; let rounds = dims.z / {kr}u;",
          "  let bcol = wg.x * 32u + tx;  // B's and C's vec4 column of quad a; quad b is 16 further",
-         # row r's vec4 at k4 is A[arow{r} + k4]
+         # row r's vec4 at k = 4 q is A[arow{r} + q]
          *[f"  let arow{q * 4 + i} = (wg.y * 128u + {q * 64 + i}u + ty * 4u) * K4;" for q in range(2) for i in range(4)]]
-    accs = [f"c{r}{h}" for r in range(8) for h in "ab"]
-    L += [f"  var {c} = vec4<f32>(0.0);" for c in accs]
+    L += [f"  var c{r}{h} = vec4<f32>(0.0);" for r in range(8) for h in "ab"]
     sets = ("0", "1") if depth else ("0",)
-    L += [f"  var x{r}_{s}: vec4<f32>;" for s in sets for r in range(8)]
-    L += [f"  var y{kk}{h}_{s}: vec4<f32>;" for s in sets for kk in range(4) for h in "ab"]
+    L += [f"  var x{r}_{v}_{s}: vec4<f32>;" for s in sets for r in range(8) for v in range(v4)]
+    L += [f"  var y{kk}{h}_{s}: vec4<f32>;" for s in sets for kk in range(kr) for h in "ab"]
 
-    def loads(k4: str, s: str) -> list:  # the round at vec4 column k4 (k = 4 k4 .. 4 k4 + 3) into set s
-        out = [f"x{r}_{s} = A[arow{r} + {k4}];" for r in range(8)]
-        out += [f"y{kk}{h}_{s} = B[(({k4}) * 4u + {kk}u) * M4 + bcol{' + 16u' if h == 'b' else ''}];"
-                for kk in range(4) for h in "ab"]
+    def loads(t: str, s: str) -> list:  # round t (k = kr t .. kr t + kr - 1) into set s
+        out = [f"x{r}_{v}_{s} = A[arow{r} + ({t}) * {v4}u + {v}u];" for r in range(8) for v in range(v4)]
+        out += [f"y{kk}{h}_{s} = B[(({t}) * {kr}u + {kk}u) * M4 + bcol{' + 16u' if h == 'b' else ''}];"
+                for kk in range(kr) for h in "ab"]
         return out
 
     def fmas(s: str) -> list:
-        return [f"c{r}{h} = fma(vec4<f32>(x{r}_{s}.{'xyzw'[kk]}), y{kk}{h}_{s}, c{r}{h});"
-                for kk in range(4) for r in range(8) for h in "ab"]
+        return [f"c{r}{h} = fma(vec4<f32>(x{r}_{kk // 4}_{s}.{'xyzw'[kk % 4]}), y{kk}{h}_{s}, c{r}{h});"
+                for kk in range(kr) for r in range(8) for h in "ab"]
     if depth == 0:
-        L.append("  for (var k4 = 0u; k4 < K4; k4++) {")
-        L += ["    " + x for x in loads("k4", "0") + fmas("0")]
-    else:  # set 0 holds round k4, set 1 round k4 + 1; the last iteration reloads its own round (clamped)
+        L.append("  for (var t = 0u; t < rounds; t++) {")
+        L += ["    " + x for x in loads("t", "0") + fmas("0")]
+    else:  # set 0 holds round t, set 1 round t + 1; the last iteration reloads its own round (clamped)
         L += ["  " + x for x in loads("0u", "0")]
-        L.append("  for (var k4 = 0u; k4 < K4; k4 += 2u) {")
-        L += ["    " + x for x in loads("k4 + 1u", "1") + fmas("0")]
-        L.append("    let k2 = min(k4 + 2u, K4 - 1u);")
-        L += ["    " + x for x in loads("k2", "0") + fmas("1")]
+        L.append("  for (var t = 0u; t < rounds; t += 2u) {")
+        L += ["    " + x for x in loads("t + 1u", "1") + fmas("0")]
+        L.append("    let t2 = min(t + 2u, rounds - 1u);")
+        L += ["    " + x for x in loads("t2", "0") + fmas("1")]
     L.append("  }")
     for r in range(8):
         row = f"(wg.y * 128u + {(r // 4) * 64 + r % 4}u + ty * 4u)"
@@ -174,10 +177,10 @@ def fma_direct_shader(depth: int) -> str:
     return "\n".join(L)
 
 
-def fma_direct_kernel(device, wgpu, depth, a, b):
+def fma_direct_kernel(device, wgpu, kr, depth, a, b):
     """(run, output buffer) of one f32 direct kernel on A = a, B = b (square, row-major)."""
     n = a.shape[0]
-    module = device.create_shader_module(code=fma_direct_shader(depth))
+    module = device.create_shader_module(code=fma_direct_shader(kr, depth))
     pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
     usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
     ba = device.create_buffer_with_data(data=a.tobytes(), usage=usage)
@@ -276,8 +279,8 @@ def main() -> int:
     a, b, _, _ = operands(rng, n, n, n, False, False, np.float32)
     kernels: dict = {}
     rows = result["kernels"] = {}
-    todo = [(f"f32 direct 8x8 per invocation depth {d}", lambda d=d: fma_direct_kernel(device, wgpu, d, a, b), False)
-            for d in FMA_DEPTHS]
+    todo = [(f"f32 direct 8x8 per invocation {kr} k per round depth {d}",
+             lambda kr=kr, d=d: fma_direct_kernel(device, wgpu, kr, d, a, b), False) for kr, d in FMA_VARIANTS]
     todo.append(("f32 staged TK8", lambda: fma_kernel(device, wgpu, {}, a, b), False))
     if not check:
         todo += [(variant_name(*v), lambda v=v: direct_kernel(device, wgpu, v, a, b), True) for v in VARIANTS]
