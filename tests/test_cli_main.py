@@ -120,6 +120,8 @@ def test_train_reshapes_a_preset_and_sample_reads_the_shape_back(tmp_path, corpu
       "--steps", "1"], "mixed precision runs on Dawn only"),
     (["bench", "--precision", "mixed"], "--precision mixed times the training step on the GPU"),
     (["data", "--dataset", "no-such-dataset"], "no-such-dataset"),
+    (["relay", "--port", "65536"], "port number from 1 to 65535"),
+    (["relay", "--redis", "notaurl"], "bad Redis URL 'notaurl'"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from types import ModuleType, SimpleNamespace
 
@@ -65,3 +68,19 @@ def test_serve_starts_a_relay_on_the_port_and_stops_it(hook, tmp_path):
     finally:
         hook.on_shutdown()
     assert process.poll() is not None and hook._state["process"] is None
+
+
+
+def test_a_relay_that_cannot_start_says_why_in_one_line(hook, tmp_path):
+    (tmp_path / "file").write_text("x")
+    state_dir = tmp_path / "file" / "state"  # under a file: no folder can be made there
+    process = subprocess.Popen([sys.executable, "-c", hook.RELAY_CHILD, str(free_port()), str(state_dir)],
+                               cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.wait(60) == 1
+        assert process.stderr.read().strip() == (
+            f"tabgpt: the federated page's relay did not start: cannot keep checkpoints in {state_dir}: Not a directory")
+    finally:
+        process.stdin.close()
+        process.stderr.close()

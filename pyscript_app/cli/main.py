@@ -31,6 +31,16 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _port(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {s!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {s!r}")
+    return v
+
+
 def _nonneg_int(s: str) -> int:
     try:
         v = int(s)
@@ -177,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("relay", help="run the federated relay (Starlette + uvicorn)")
     r.add_argument("--host", default="127.0.0.1")
-    r.add_argument("--port", type=_positive_int, default=8000)
+    r.add_argument("--port", type=_port, default=8000)
     r.add_argument("--state-dir", default=None, help="where sessions are checkpointed")
     r.add_argument("--redis", default=None, metavar="redis://HOST:PORT/DB",
                    help="share sessions with the other relay processes on this Redis (then --state-dir is not used)")

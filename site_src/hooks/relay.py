@@ -36,14 +36,19 @@ FRONT_MATTER_KEY = "relay_client"
 _state: dict = {"url": None, "process": None}
 # The relay, which also stops (SIGTERM to itself: a final checkpoint) when its stdin closes, i.e.
 # when `mkdocs serve` exits however it exits (Ctrl-C, SIGTERM, a crash): no orphaned relay.
+# A relay that cannot start (its port taken meanwhile, its state folder not writable) says why in one line.
 RELAY_CHILD = """
 import os, signal, sys, threading
+from pyscript_app.errors import UserError
 from server import run
 def _watch_parent():
     sys.stdin.read()
     os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=_watch_parent, daemon=True).start()
-run("127.0.0.1", int(sys.argv[1]), sys.argv[2])
+try:
+    run("127.0.0.1", int(sys.argv[1]), sys.argv[2])
+except UserError as e:
+    sys.exit(f"tabgpt: the federated page's relay did not start: {e}")
 """
 
 
