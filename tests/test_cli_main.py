@@ -115,6 +115,8 @@ def test_train_reshapes_a_preset_and_sample_reads_the_shape_back(tmp_path, corpu
     (["sample", "--checkpoint", "/nonexistent-run"], "no checkpoint"),
     (["sample", "--checkpoint", "."], "no checkpoint"),
     (["bench", "--models", "nano,huge"], "unknown preset"),
+    (["bench", "--models", "nano", "--json", "no-such-folder/x.json"], "--json no-such-folder/x.json: no folder no-such-folder"),
+    (["bench", "--models", "nano", "--json", "."], "--json . is a folder"),
     (["train", "--dataset", "names", "--model", "nano", "--precision", "mixed"], "precision mixed needs --backend gpu"),
     (["train", "--dataset", "names", "--model", "nano", "--precision", "mixed", "--backend", "gpu", "--gpu", "wgpu-native",
       "--steps", "1"], "mixed precision runs on Dawn only"),

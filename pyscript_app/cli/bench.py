@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 from ..config import PRESETS
 from ..errors import UserError
@@ -104,8 +106,23 @@ def _check_inference(args) -> None:
         raise UserError(f"{args.prompt_tokens} prompt + {args.new_tokens} new tokens exceed the context ({context})")
 
 
+def _check_json_path(path: str) -> None:
+    """The --json file can be written once the bench ends (its folder exists and is writable, and it is
+    not a folder itself): checked before any work, so that a typo does not cost a whole run."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise UserError(f"--json {path} is a folder, not a file")
+    if not folder.is_dir():
+        raise UserError(f"--json {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UserError(f"--json {path}: not writable")
+
+
 def cmd_bench(args) -> int:
     _models(args.models)  # validate before any work
+    if args.json:
+        _check_json_path(args.json)
     if args.precision == "mixed" and (args.backend != "gpu" or args.inference):
         raise UserError("--precision mixed times the training step on the GPU: use --backend gpu without --inference")
     if args.inference:
