@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from coop_staged_probe import open_dawn, operands  # noqa: E402
 from gemm_ceiling_probe import dispatcher, first_rows_error, torch_peers  # noqa: E402
-from gemm_staging_probe import coop_kernel, fma_kernel, open_native  # noqa: E402
+from gemm_staging_probe import buffers, coop_kernel, fma_kernel, open_native  # noqa: E402
 
 N = 4096
 ROUNDS = 3
@@ -182,10 +182,7 @@ def fma_direct_kernel(device, wgpu, kr, depth, a, b):
     n = a.shape[0]
     module = device.create_shader_module(code=fma_direct_shader(kr, depth))
     pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
-    usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
-    ba = device.create_buffer_with_data(data=a.tobytes(), usage=usage)
-    bb = device.create_buffer_with_data(data=b.tobytes(), usage=usage)
-    bc = device.create_buffer(size=4 * n * n, usage=usage)
+    ba, bb, bc, _ = buffers(device, wgpu, a, b)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0], np.uint32).tobytes(), usage=wgpu.BufferUsage.UNIFORM)
     return dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // 128, n // 128, 1)), bc
 
@@ -209,12 +206,9 @@ def direct_kernel(device, wgpu, variant, a, b):
     n = a.shape[0]
     module = device.create_shader_module(code=direct_shader(*variant))
     pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
-    usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
     sa = np.ascontiguousarray(a.T if a_t else a).astype(np.float16)
     sb = np.ascontiguousarray(b.T if b_t else b).astype(np.float16)
-    ba = device.create_buffer_with_data(data=sa.tobytes(), usage=usage)
-    bb = device.create_buffer_with_data(data=sb.tobytes(), usage=usage)
-    bc = device.create_buffer(size=4 * n * n, usage=usage)
+    ba, bb, bc, _ = buffers(device, wgpu, sa, sb)  # (square: c is n x n whatever the layouts)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0], np.uint32).tobytes(), usage=wgpu.BufferUsage.UNIFORM)
     return dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // (wx * ct * 16), n // (wy * rt * 16), 1)), bc
 

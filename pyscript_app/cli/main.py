@@ -21,71 +21,33 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
-    return v
+def _bounded(convert, ok, wanted: str):
+    """An argparse type: the text converted by `convert`, then held to ok(value); either failure is the
+    one line "expected {wanted}, got 'TEXT'"."""
+    def parse(s: str):
+        try:
+            v = convert(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {s!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {s!r}")
+        return v
+    return parse
 
 
-def _port(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {s!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {s!r}")
-    return v
-
-
-def _nonneg_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
-    return v
-
-
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
-    return v
-
-
-def _nonneg_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
-    return v
+_INF = float("inf")  # (NaN fails every comparison below, so no type takes it)
+_positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
+_nonneg_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
+_port = _bounded(int, lambda v: 1 <= v <= 65535, "a port number from 1 to 65535")
+_positive_float = _bounded(float, lambda v: 0 < v < _INF, "a positive number")
+_nonneg_float = _bounded(float, lambda v: 0 <= v < _INF, "a number >= 0")
+_unit_fraction = _bounded(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")  # dropout, β₂, the decay's start
 
 
 def _top_p(s: str) -> float:
     v = _positive_float(s)
     if v > 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {s!r}")
-    return v
-
-
-def _unit_fraction(s: str) -> float:
-    """A number in [0, 1): dropout rates, β₂, the decay's start."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}")
     return v
 
 
