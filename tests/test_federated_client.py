@@ -255,3 +255,14 @@ def test_loss_pings_stay_at_one_a_second_however_fast_rounds_close():
     client = FederatedClient(connect, "s", "n", make, rounds=50, clock=lambda: 0.0)
     assert asyncio.run(asyncio.wait_for(client.run(), 10)) == "rounds"
     assert (link.round, link.pings) == (50, 1)
+
+
+def test_a_relay_never_reached_is_reported_as_not_connected_then_unreachable():
+    async def refuse():
+        raise ConnectionRefusedError("refused")
+
+    rec = Recorder()
+    client = FederatedClient(refuse, "s" * 32, "tab", None, rec, reconnect_tries=2, backoff_s=0.001)
+    with pytest.raises(FederatedError, match=r"cannot reach the relay \(refused\)"):
+        asyncio.run(client.run())
+    assert [d["reached"] for d in rec.of("disconnected")] == [False, False]

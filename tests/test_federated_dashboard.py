@@ -51,15 +51,18 @@ def test_rejects_errors_disconnects_and_the_sessions_end_become_readable_message
     d.on_event("message", {"type": "submit_reject", "reason": "stale_round", "message": "round 3 is not open",
                            "round": 4})
     d.on_event("message", {"type": "submit_reject", "reason": "duplicate", "message": "", "round": 4})
-    d.on_event("disconnected", {"reason": "connection closed (1012)", "retry_in_s": 0.5, "attempt": 1})
+    d.on_event("disconnected", {"reason": "connection closed (1012)", "retry_in_s": 0.5, "attempt": 1,
+                                "reached": True})
+    d.on_event("disconnected", {"reason": "refused", "retry_in_s": 1.0, "attempt": 2, "reached": False})
     d.on_event("joined", {"client_id": "me", "round": 4, "config": CONFIG, "resumed": True})
     d.on_event("message", {"type": "error", "reason": "rate_limited", "message": "slow down"})
     d.on_event("message", {"type": "session_closed", "reason": "deleted"})
     levels = [m.level for m in d.messages]
     texts = [m.text for m in d.messages]
-    assert levels == ["warning", "info", "warning", "info", "error", "error"]
+    assert levels == ["warning", "info", "warning", "warning", "info", "error", "error"]
     assert "arrived after its round had closed" in texts[0] and "retrying in 0.5 s" in texts[2]
-    assert texts[3].startswith("Reconnected") and "too many messages" in texts[4] and "has ended" in texts[5]
+    assert texts[2].startswith("Lost the connection") and texts[3].startswith("Cannot connect to the relay (refused)")
+    assert texts[4].startswith("Reconnected") and "too many messages" in texts[5] and "has ended" in texts[6]
     assert d.mine == "left"
 
 

@@ -114,11 +114,13 @@ class FederatedClient:
         failures = 0
         while True:
             self.notify("connecting", {"attempt": failures + 1})
+            reached = False  # whether this attempt got a connection at all (else: "cannot connect")
             try:
                 link = await self.connect()
             except (OSError, ConnectionError) as e:
                 reason = str(e) or type(e).__name__
             else:
+                reached = True
                 try:
                     if await self._serve(link):
                         return self.end_reason
@@ -132,7 +134,8 @@ class FederatedClient:
             if failures > self.reconnect_tries:
                 raise FederatedError("unreachable", f"cannot reach the relay ({reason})")
             delay = self.backoff_s * 2 ** (failures - 1)
-            self.notify("disconnected", {"reason": reason, "retry_in_s": delay, "attempt": failures})
+            self.notify("disconnected", {"reason": reason, "retry_in_s": delay, "attempt": failures,
+                                         "reached": reached})
             await asyncio.sleep(delay)
 
     def stop(self) -> None:

@@ -104,8 +104,9 @@ class Dashboard:
             self.mine, self.step = "waiting", 0
         elif kind == "disconnected":
             self.mine = "connecting"
-            self.note("warning", f"Lost the connection to the relay ({info['reason']}); retrying in "
-                                 f"{info['retry_in_s']:g} s (attempt {info['attempt']}).")
+            what = "Lost the connection to the relay" if info.get("reached", True) else "Cannot connect to the relay"
+            self.note("warning", f"{what} ({info['reason']}); retrying in {info['retry_in_s']:g} s "
+                                 f"(attempt {info['attempt']}).")
         elif kind == "message":
             self._on_message(info)
 

@@ -154,8 +154,8 @@ class Worker:
         elif kind == "joined" and info["resumed"]:
             print(f"resumed as client {info['client_id'][:8]} at round {info['round']}", file=sys.stderr, flush=True)
         elif kind == "disconnected":
-            print(f"relay connection lost ({info['reason']}); retrying in {info['retry_in_s']:.1f} s",
-                  file=sys.stderr, flush=True)
+            what = "relay connection lost" if info.get("reached", True) else "cannot connect to the relay"
+            print(f"{what} ({info['reason']}); retrying in {info['retry_in_s']:.1f} s", file=sys.stderr, flush=True)
         elif kind == "message" and info.get("type") == "submit_reject":
             print(f"delta for round {self.fc.client.submitted_round} rejected: {info['reason']} "
                   f"({info.get('message', '')})", file=sys.stderr, flush=True)
