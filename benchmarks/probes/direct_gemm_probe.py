@@ -22,10 +22,11 @@ mixed step's products would take f16 copies of their operands, written by a roun
 kernels that produce them: the probe times that pass (f32 -> f16 of both 4096^2 operands) too, and the
 fastest plain direct kernel with it.
 f32 (`fma_direct_shader`): the project's tile (128 x 128, 256 invocations, each 8 x 8 outputs in two 4 x 4
-quads per dimension, half a tile apart), every invocation loading its 8 rows of A as vec4 along k and
-its two column quads of B for each k straight from global memory, 4 or 8 k-steps per load round. DEPTH
-1: the next round's operands loaded before this round's FMAs (a second set of named registers). Beside
-them gemm_staging_probe's staged GEMM of the same tile (`f32 staged TK8`).
+quads per dimension, half a tile apart), every invocation loading its operands straight from global
+memory as vec4 along their stored rows, 4 or 8 k-steps per load round: the forward's layout (A's rows
+along k, B's column quads), dx's (B stored transposed: B_T) and dw's (A stored transposed: A_T). DEPTH 1:
+the next round's operands loaded before this round's FMAs (a second set of named registers). Beside them
+gemm_staging_probe's staged GEMM of the same tile (`f32 staged TK8`).
 Every kernel at 4096^3 (N, K, M multiples of the block and of 32), its first 64 rows checked against
 numpy (float64; over the f16-rounded operands on the matrix units), then timed in interleaved rounds
 after a warm-up, beside shaders/matmul_coop.wgsl on its 128 x 128 block (f32 operands: the committed
@@ -121,18 +122,27 @@ def direct_shader(wy: int, wx: int, rt: int, ct: int, depth: int, a_t: bool, b_t
     return "\n".join(L)
 
 
-# (k-steps per load round, DEPTH) of the f32 direct kernels
-FMA_VARIANTS = ((4, 0), (4, 1), (8, 0), (8, 1))
+# (k-steps per load round, DEPTH, A_T, B_T) of the f32 direct kernels: the forward's layout (x @ w) four
+# ways, then dx's (dy @ w^T: B_T) and dw's (x^T @ dy: A_T)
+FMA_VARIANTS = ((4, 0, False, False), (4, 1, False, False), (8, 0, False, False), (8, 1, False, False),
+                (4, 1, False, True), (8, 1, False, True), (4, 1, True, False), (8, 1, True, False))
 
 
-def fma_direct_shader(kr: int, depth: int) -> str:
-    """WGSL of an f32 direct kernel: C (N,M) = A (N,K) @ B (K,M), all row-major, N and M multiples of 128,
-    K of 2 * kr. 256 invocations; (tx, ty) = (lid % 16, lid / 16) owns rows ty*4 + i and 64 + ty*4 + i,
-    columns tx*4 .. +3 (suffix a) and 64 + tx*4 .. +3 (suffix b). Each load round covers kr k-steps: kr / 4
-    vec4 of each of its 8 rows of A, and its two quads of B for each of the kr k. DEPTH 0: a round's loads,
-    then its FMAs; DEPTH 1: round t + 1's loads before round t's FMAs (two sets of named registers, two
-    rounds per loop iteration). Bindings: 0 A, 1 B (vec4, read), 2 C (vec4), 3 dims (N, M, K). Grid
-    (M / 128, N / 128, 1)."""
+def fma_variant_name(kr, depth, a_t, b_t) -> str:
+    layout = "A_T" if a_t else "B_T" if b_t else "plain"
+    return f"f32 direct 8x8 per invocation {kr} k per round depth {depth} {layout}"
+
+
+def fma_direct_shader(kr: int, depth: int, a_t: bool = False, b_t: bool = False) -> str:
+    """WGSL of an f32 direct kernel: C (N,M) = A (N,K) @ B (K,M); A stored (N,K), or (K,N) (A_T); B stored
+    (K,M), or (M,K) (B_T); N and M multiples of 128, K of 2 * kr. 256 invocations; (tx, ty) = (lid % 16,
+    lid / 16) owns rows ty*4 + i and 64 + ty*4 + i (i < 4), columns tx*4 .. +3 (quad a) and 64 + tx*4 .. +3
+    (quad b). A load round covers kr k-steps, every load a vec4 along the operand's stored rows:
+      A: kr / 4 vec4 (along k) of each of the 8 rows; A_T: for each k, the 2 row quads (along rows);
+      B: for each k, the 2 column quads (along columns); B_T: kr / 4 vec4 (along k) of each of the 8 columns.
+    DEPTH 0: a round's loads, then its FMAs; DEPTH 1: round t + 1's loads before round t's FMAs (two sets of
+    named registers, two rounds per loop iteration). Bindings: 0 A, 1 B (vec4, read), 2 C (vec4), 3 dims
+    (N, M, K). Grid (M / 128, N / 128, 1)."""
     v4 = kr // 4
     L = ["@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;",
          "@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;",
@@ -141,33 +151,58 @@ def fma_direct_shader(kr: int, depth: int) -> str:
          "@compute @workgroup_size(256)",
          "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {",
          "  let tx = tid % 16u; let ty = tid / 16u;",
-         f"  let K4 = dims.z / 4u; let M4 = dims.y / 4u; let rounds = dims.z / {kr}u;",
-         "  let bcol = wg.x * 32u + tx;  // B's and C's vec4 column of quad a; quad b is 16 further",
-         # row r's vec4 at k = 4 q is A[arow{r} + q]
-         *[f"  let arow{q * 4 + i} = (wg.y * 128u + {q * 64 + i}u + ty * 4u) * K4;" for q in range(2) for i in range(4)]]
+         f"  let N4 = dims.x / 4u; let K4 = dims.z / 4u; let M4 = dims.y / 4u; let rounds = dims.z / {kr}u;",
+         "  let bcol = wg.x * 32u + tx;  // C's (and B's) vec4 column of quad a; quad b is 16 further",
+         "  let arow = wg.y * 32u + ty;  // A_T's vec4 row of quad 0; quad 1 is 16 further"]
+    # the 8 rows of A (or 8 columns of B_T): the first float of each, in vec4 units of its stored rows
+    if not a_t:
+        L += [f"  let arow{r} = (wg.y * 128u + {(r // 4) * 64 + r % 4}u + ty * 4u) * K4;" for r in range(8)]
+    if b_t:
+        L += [f"  let bcol{c} = (wg.x * 128u + {(c // 4) * 64 + c % 4}u + tx * 4u) * K4;" for c in range(8)]
     L += [f"  var c{r}{h} = vec4<f32>(0.0);" for r in range(8) for h in "ab"]
     sets = ("0", "1") if depth else ("0",)
-    L += [f"  var x{r}_{v}_{s}: vec4<f32>;" for s in sets for r in range(8) for v in range(v4)]
-    L += [f"  var y{kk}{h}_{s}: vec4<f32>;" for s in sets for kk in range(kr) for h in "ab"]
+    a_regs = [f"x{kk}{q}" for kk in range(kr) for q in range(2)] if a_t else [f"x{r}_{v}" for r in range(8) for v in range(v4)]
+    b_regs = [f"y{c}_{v}" for c in range(8) for v in range(v4)] if b_t else [f"y{kk}{h}" for kk in range(kr) for h in "ab"]
+    L += [f"  var {x}_{s}: vec4<f32>;" for s in sets for x in a_regs + b_regs]
 
     def loads(t: str, s: str) -> list:  # round t (k = kr t .. kr t + kr - 1) into set s
-        out = [f"x{r}_{v}_{s} = A[arow{r} + ({t}) * {v4}u + {v}u];" for r in range(8) for v in range(v4)]
-        out += [f"y{kk}{h}_{s} = B[(({t}) * {kr}u + {kk}u) * M4 + bcol{' + 16u' if h == 'b' else ''}];"
-                for kk in range(kr) for h in "ab"]
+        if a_t:
+            out = [f"x{kk}{q}_{s} = A[(({t}) * {kr}u + {kk}u) * N4 + arow{' + 16u' if q else ''}];"
+                   for kk in range(kr) for q in range(2)]
+        else:
+            out = [f"x{r}_{v}_{s} = A[arow{r} + ({t}) * {v4}u + {v}u];" for r in range(8) for v in range(v4)]
+        if b_t:
+            out += [f"y{c}_{v}_{s} = B[bcol{c} + ({t}) * {v4}u + {v}u];" for c in range(8) for v in range(v4)]
+        else:
+            out += [f"y{kk}{h}_{s} = B[(({t}) * {kr}u + {kk}u) * M4 + bcol{' + 16u' if h == 'b' else ''}];"
+                    for kk in range(kr) for h in "ab"]
         return out
 
+    def a_value(r: int, kk: int, s: str) -> str:  # A (row r of the 8, k-step kk of the round)
+        return f"x{kk}{r // 4}_{s}.{'xyzw'[r % 4]}" if a_t else f"x{r}_{kk // 4}_{s}.{'xyzw'[kk % 4]}"
+
+    def b_quad(h: str, kk: int, s: str) -> str:  # B (k-step kk, the 4 columns of quad h)
+        if not b_t:
+            return f"y{kk}{h}_{s}"
+        q = 0 if h == "a" else 4
+        return "vec4<f32>(" + ", ".join(f"y{q + j}_{kk // 4}_{s}.{'xyzw'[kk % 4]}" for j in range(4)) + ")"
+
     def fmas(s: str) -> list:
-        return [f"c{r}{h} = fma(vec4<f32>(x{r}_{kk // 4}_{s}.{'xyzw'[kk % 4]}), y{kk}{h}_{s}, c{r}{h});"
-                for kk in range(kr) for r in range(8) for h in "ab"]
+        out = []
+        for kk in range(kr):
+            out += [f"let b{kk}{h}_{s} = {b_quad(h, kk, s)};" for h in "ab"] if b_t else []
+            out += [f"c{r}{h} = fma(vec4<f32>({a_value(r, kk, s)}), {f'b{kk}{h}_{s}' if b_t else b_quad(h, kk, s)}, c{r}{h});"
+                    for r in range(8) for h in "ab"]
+        return out
     if depth == 0:
         L.append("  for (var t = 0u; t < rounds; t++) {")
         L += ["    " + x for x in loads("t", "0") + fmas("0")]
     else:  # set 0 holds round t, set 1 round t + 1; the last iteration reloads its own round (clamped)
         L += ["  " + x for x in loads("0u", "0")]
         L.append("  for (var t = 0u; t < rounds; t += 2u) {")
-        L += ["    " + x for x in loads("t + 1u", "1") + fmas("0")]
+        L += ["    " + x for x in loads("t + 1u", "1") + ["{"] + fmas("0") + ["}"]]
         L.append("    let t2 = min(t + 2u, rounds - 1u);")
-        L += ["    " + x for x in loads("t2", "0") + fmas("1")]
+        L += ["    " + x for x in loads("t2", "0") + ["{"] + fmas("1") + ["}"]]
     L.append("  }")
     for r in range(8):
         row = f"(wg.y * 128u + {(r // 4) * 64 + r % 4}u + ty * 4u)"
@@ -177,12 +212,15 @@ def fma_direct_shader(kr: int, depth: int) -> str:
     return "\n".join(L)
 
 
-def fma_direct_kernel(device, wgpu, kr, depth, a, b):
-    """(run, output buffer) of one f32 direct kernel on A = a, B = b (square, row-major)."""
+def fma_direct_kernel(device, wgpu, variant, a, b):
+    """(run, output buffer) of one f32 direct kernel on A = a, B = b (square; stored as the variant reads them)."""
+    kr, depth, a_t, b_t = variant
     n = a.shape[0]
-    module = device.create_shader_module(code=fma_direct_shader(kr, depth))
+    module = device.create_shader_module(code=fma_direct_shader(kr, depth, a_t, b_t))
     pipeline = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
-    ba, bb, bc, _ = buffers(device, wgpu, a, b)
+    sa = np.ascontiguousarray(a.T if a_t else a)
+    sb = np.ascontiguousarray(b.T if b_t else b)
+    ba, bb, bc, _ = buffers(device, wgpu, sa, sb)
     bu = device.create_buffer_with_data(data=np.array([n, n, n, 0], np.uint32).tobytes(), usage=wgpu.BufferUsage.UNIFORM)
     return dispatcher(device, pipeline, (ba, bb, bc, bu), bc, (n // 128, n // 128, 1)), bc
 
@@ -273,8 +311,7 @@ def main() -> int:
     a, b, _, _ = operands(rng, n, n, n, False, False, np.float32)
     kernels: dict = {}
     rows = result["kernels"] = {}
-    todo = [(f"f32 direct 8x8 per invocation {kr} k per round depth {d}",
-             lambda kr=kr, d=d: fma_direct_kernel(device, wgpu, kr, d, a, b), False) for kr, d in FMA_VARIANTS]
+    todo = [(fma_variant_name(*v), lambda v=v: fma_direct_kernel(device, wgpu, v, a, b), False) for v in FMA_VARIANTS]
     todo.append(("f32 staged TK8", lambda: fma_kernel(device, wgpu, {}, a, b), False))
     if not check:
         todo += [(variant_name(*v), lambda v=v: direct_kernel(device, wgpu, v, a, b), True) for v in VARIANTS]
