@@ -186,7 +186,8 @@ def open_dawn():
     feats = [f for f in ("chromium-experimental-subgroup-matrix", "shader-f16", "subgroups") if f in adapter.features]
     device = adapter.request_device_sync(required_features=feats, required_limits={
         "max-compute-workgroup-storage-size": adapter.limits["max-compute-workgroup-storage-size"],
-        "max-compute-invocations-per-workgroup": adapter.limits["max-compute-invocations-per-workgroup"]})
+        "max-compute-invocations-per-workgroup": adapter.limits["max-compute-invocations-per-workgroup"],
+        "max-compute-workgroup-size-x": adapter.limits["max-compute-workgroup-size-x"]})
     return wgpudawn, adapter, device
 
 
