@@ -135,6 +135,16 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_text_too_short_for_the_context_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "tiny.txt").write_text("ab\ncd\n")
+    code, out, err = run_cli("train", "--dataset", "tiny.txt", "--model", "nano", "--steps", "2", "--data-dir", "data",
+                             "--out", "run", cwd=tmp_path)
+    assert code == 2, (out, err)
+    assert err.strip().startswith("tabgpt: error: tiny.txt is too short for a context of 16: its train split has ")
+    assert err.strip().endswith("each needs at least 17 (use a longer text or a smaller --context)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_sample_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     bogus = tmp_path / "x.tgpt"
     bogus.write_bytes(b"not a checkpoint at all")

@@ -51,6 +51,11 @@ async def _train(args) -> int:
     tok, train_tokens, val_tokens = load_prepared(args.dataset, args.data_dir, cfg.vocab_size)
     if tok.vocab_size != cfg.vocab_size:
         raise UserError(f"tokenizer vocab {tok.vocab_size} differs from the model's {cfg.vocab_size}")
+    T = cfg.seq_len
+    if len(train_tokens) < T + 1 or len(val_tokens) < T + 1:  # a window is T inputs plus the next token
+        raise UserError(f"{args.dataset} is too short for a context of {T}: its train split has {len(train_tokens)} "
+                        f"tokens and its val split {len(val_tokens)}, each needs at least {T + 1} "
+                        f"(use a longer text or a smaller --context)")
     mc = cfg.model_cfg()
     resume_from = None
     if args.resume:
