@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from coop_staged_probe import open_dawn, operands  # noqa: E402
 from gemm_ceiling_probe import dispatcher, first_rows_error, torch_peers  # noqa: E402
-from gemm_staging_probe import buffers, coop_kernel, fma_kernel, open_native  # noqa: E402
+from gemm_staging_probe import buffers, coop_kernel, fma_kernel, open_native, tile_stores  # noqa: E402
 
 N = 4096
 ROUNDS = 3
@@ -152,8 +152,9 @@ def fma_direct_shader(kr: int, depth: int, a_t: bool = False, b_t: bool = False)
          "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {",
          "  let tx = tid % 16u; let ty = tid / 16u;",
          f"  let N4 = dims.x / 4u; let K4 = dims.z / 4u; let M4 = dims.y / 4u; let rounds = dims.z / {kr}u;",
-         "  let bcol = wg.x * 32u + tx;  // C's (and B's) vec4 column of quad a; quad b is 16 further",
-         "  let arow = wg.y * 32u + ty;  // A_T's vec4 row of quad 0; quad 1 is 16 further"]
+         "  let bcol = wg.x * 32u + tx;  // B's vec4 column of quad a; quad b is 16 further"]
+    if a_t:
+        L.append("  let arow = wg.y * 32u + ty;  // A_T's vec4 row of quad 0; quad 1 is 16 further")
     # the 8 rows of A (or 8 columns of B_T): the first float of each, in vec4 units of its stored rows
     if not a_t:
         L += [f"  let arow{r} = (wg.y * 128u + {(r // 4) * 64 + r % 4}u + ty * 4u) * K4;" for r in range(8)]
@@ -204,10 +205,7 @@ def fma_direct_shader(kr: int, depth: int, a_t: bool = False, b_t: bool = False)
         L.append("    let t2 = min(t + 2u, rounds - 1u);")
         L += ["    " + x for x in loads("t2", "0") + ["{"] + fmas("1") + ["}"]]
     L.append("  }")
-    for r in range(8):
-        row = f"(wg.y * 128u + {(r // 4) * 64 + r % 4}u + ty * 4u)"
-        L.append(f"  C[{row} * M4 + bcol] = c{r}a;")
-        L.append(f"  C[{row} * M4 + bcol + 16u] = c{r}b;")
+    L += ["  let row0 = wg.y * 128u; let col0 = wg.x * 128u;"] + tile_stores("M4")
     L.append("}")
     return "\n".join(L)
 

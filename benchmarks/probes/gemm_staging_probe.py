@@ -135,13 +135,22 @@ def fma_gemm(TK=8, SPLIT=False, UNROLL=False, PAIR=False, PAIRLOOP=False, NOGLOB
         L.append("  for (var t = 0u; t < slices; t++) {")
         L += ["  " + s for s in slice_body("(t & 1u)", "((t + 1u) & 1u)", "t + 1u")]
     L.append("  }")
+    L += tile_stores("N4")
+    L.append("}")
+    return "\n".join(L)
+
+
+def tile_stores(width4: str) -> list:
+    """WGSL lines storing an invocation's 8 x 8 outputs of the 128 x 128 tile at (row0, col0) into C (vec4,
+    rows of `width4` vec4): c{q*4+i}a / c{q*4+i}b are row row0 + q*64 + ty*4 + i, columns col0 + tx*4 and
+    col0 + 64 + tx*4 (4 each)."""
+    L = []
     for q in range(2):
         for i in range(4):
             row = f"row0 + {q * 64 + i}u + ty * 4u"
-            L.append(f"  C[({row}) * N4 + col0 / 4u + tx] = c{q * 4 + i}a;")
-            L.append(f"  C[({row}) * N4 + col0 / 4u + 16u + tx] = c{q * 4 + i}b;")
-    L.append("}")
-    return "\n".join(L)
+            L.append(f"  C[({row}) * {width4} + col0 / 4u + tx] = c{q * 4 + i}a;")
+            L.append(f"  C[({row}) * {width4} + col0 / 4u + 16u + tx] = c{q * 4 + i}b;")
+    return L
 
 
 FMA_VARIANTS = {
