@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from coop_staged_probe import open_dawn, operands  # noqa: E402
-from gemm_ceiling_probe import dispatcher, first_rows_error, torch_peers  # noqa: E402
+from gemm_ceiling_probe import dispatcher, first_rows_error, timed, torch_peers  # noqa: E402
 from gemm_staging_probe import buffers, coop_kernel, fma_kernel, open_native, tile_stores  # noqa: E402
 
 N = 4096
@@ -267,12 +267,6 @@ def rounding_kernel(device, wgpu, a, b):
     runs[0][0](1)
     got = np.frombuffer(device.queue.read_buffer(runs[0][2], 0, 2 * a.size), np.float16).reshape(a.shape)
     return run, bool(np.array_equal(got, a.astype(np.float16)))
-
-
-def timed(run, reps) -> float:
-    t0 = time.perf_counter()
-    run(reps)
-    return (time.perf_counter() - t0) / reps
 
 
 def validate() -> int:
